@@ -1,0 +1,274 @@
+"""The ``xai-harness`` command line: ``list``, ``validate``, ``run`` and ``show``.
+
+User mistakes (a bad suite, an unknown name, a missing store) print one ``error:`` line
+per problem on stderr and exit with code 2; ``run`` exits 1 when any cell failed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.datasets import dataset_registry
+from harness.errors import HarnessError
+from harness.explainers import explainer_registry
+from harness.metrics import metric_registry
+from harness.models import model_registry
+from harness.report.leaderboard import (
+    LeaderboardTable,
+    leaderboard_tables,
+    render_csv,
+    render_markdown,
+    summarise,
+)
+from harness.runner.execute import RunSummary, run_suite
+from harness.runner.plan import plan
+from harness.runner.progress import RichProgress
+from harness.store import ResultsStore
+from harness.suite import DEFAULT_SUITE, bundled_suites, load_suite
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Benchmark explainability methods: run suites, read leaderboards.",
+)
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OutOption = Annotated[Path, typer.Option("--out", help="results folder holding harness.sqlite")]
+
+
+def user_errors(command: F) -> F:
+    """Turn :class:`HarnessError` into ``error:`` lines on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except HarnessError as exc:
+            for line in str(exc).splitlines():
+                err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class Listable(StrEnum):
+    explainers = "explainers"
+    datasets = "datasets"
+    metrics = "metrics"
+    models = "models"
+    suites = "suites"
+
+
+def _listing(columns: list[str], rows: list[list[str]]) -> Table:
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _explainer_rows() -> list[list[str]]:
+    rows = []
+    for name in explainer_registry.names():
+        cls = explainer_registry.get(name)
+        rows.append([name, "/".join(sorted(cls.modalities)), cls.scope, cls.summary()])
+    return rows
+
+
+def _dataset_rows() -> list[list[str]]:
+    rows = []
+    for name in dataset_registry.names():
+        cls = dataset_registry.get(name)
+        try:
+            truth = ", ".join(sorted(cls().ground_truth_kinds())) or "none"
+        except ValueError:  # required parameters: it depends on the suite
+            truth = "depends on params"
+        rows.append([name, cls.modality, truth, cls.summary()])
+    return rows
+
+
+def _metric_rows() -> list[list[str]]:
+    rows = []
+    for name in metric_registry.names():
+        cls = metric_registry.get(name)
+        direction = "higher is better" if cls.higher_is_better else "lower is better"
+        rows.append([name, direction, ", ".join(sorted(cls.needs)), cls.summary()])
+    return rows
+
+
+def _model_rows() -> list[list[str]]:
+    rows = []
+    for name in model_registry.names():
+        cls = model_registry.get(name)
+        rows.append([name, "/".join(sorted(cls.modalities)), cls.summary()])
+    return rows
+
+
+def _suite_rows() -> list[list[str]]:
+    return [
+        [name, load_suite(path).spec.description.strip().splitlines()[0]]
+        for name, path in bundled_suites().items()
+    ]
+
+
+_LISTINGS: dict[Listable, tuple[list[str], Callable[[], list[list[str]]]]] = {
+    Listable.explainers: (["explainer", "modality", "scope", "description"], _explainer_rows),
+    Listable.datasets: (["dataset", "modality", "ground truth", "description"], _dataset_rows),
+    Listable.metrics: (["metric", "direction", "needs", "description"], _metric_rows),
+    Listable.models: (["model recipe", "modality", "description"], _model_rows),
+    Listable.suites: (["suite", "description"], _suite_rows),
+}
+
+
+@app.command("list")
+@user_errors
+def list_(what: Annotated[Listable, typer.Argument(help="what to list")]) -> None:
+    """List registered explainers, datasets, metrics, model recipes or bundled suites."""
+    columns, rows = _LISTINGS[what]
+    out.print(_listing(columns, rows()))
+
+
+SuiteArgument = Annotated[
+    str, typer.Argument(help="suite file, or the name of a bundled suite (see `list suites`)")
+]
+
+
+@app.command()
+@user_errors
+def validate(suite: SuiteArgument) -> None:
+    """Validate a suite and print its plan (cells to run, cells skipped and why); runs nothing."""
+    loaded = load_suite(suite)
+    cells = plan(loaded)
+    skipped = [c for c in cells if c.skip_reason]
+    out.print(
+        f"[bold]{loaded.name}[/bold]: {len(cells)} cells = {len(loaded.spec.seeds)} seeds × "
+        f"{len(loaded.datasets)} datasets × {len(loaded.models)} models × "
+        f"{len(loaded.explainers)} explainers; {len(cells) - len(skipped)} to run, "
+        f"{len(skipped)} skipped"
+    )
+    combos: dict[tuple[str, str, str], str | None] = {}
+    metric_skips: dict[tuple[str, str], dict[str, str]] = {}
+    for cell in cells:
+        combos[(cell.dataset.id, cell.model.id, cell.explainer.id)] = cell.skip_reason
+        if cell.metric_skips:
+            metric_skips[(cell.dataset.id, cell.explainer.id)] = cell.metric_skips
+    rows = [
+        [dataset, model, explainer, "skipped: " + reason if reason else "run"]
+        for (dataset, model, explainer), reason in combos.items()
+    ]
+    out.print(_listing(["dataset", "model", "explainer", "plan (every seed)"], rows))
+    for (dataset, explainer), skips in metric_skips.items():
+        for metric, reason in skips.items():
+            out.print(f"metric {metric} not computed for {dataset} × {explainer}: {reason}")
+    out.print(f"metrics: {', '.join(m.id for m in loaded.metrics)}")
+
+
+@app.command()
+@user_errors
+def run(
+    suite: Annotated[
+        str, typer.Argument(help="suite file or bundled suite name", show_default=True)
+    ] = DEFAULT_SUITE,
+    out_dir: OutOption = Path("results"),
+    seeds: Annotated[
+        int | None,
+        typer.Option("--seeds", min=1, help="run seeds 0 … N-1 instead of the suite's seeds"),
+    ] = None,
+) -> None:
+    """Run a suite, store every score and print the leaderboard."""
+    loaded = load_suite(suite, seeds=list(range(seeds)) if seeds else None)
+    summary = run_suite(loaded, out_dir, progress=RichProgress(err))
+    store = ResultsStore(out_dir, create=False)
+    try:
+        _print_tables(leaderboard_tables(summarise(store.results(summary.run_id))))
+    finally:
+        store.close()
+    _print_summary(summary)
+    if summary.any_failed:
+        raise typer.Exit(1)
+
+
+def _print_summary(summary: RunSummary) -> None:
+    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
+    out.print(f"run [bold]{summary.run_id}[/bold] stored in {summary.store_path} ({counts})")
+    stages = summary.stage_seconds
+    parts = " · ".join(
+        f"{stage} {stages[stage]:.1f} s"
+        for stage in ("data", "train", "explain", "score", "store", "overhead")
+    )
+    out.print(f"wall {stages['total']:.1f} s: {parts}")
+    for cell_id, error in summary.failures:
+        out.print(f"[red]failed[/red] {cell_id}: {error}", highlight=False)
+
+
+def _print_tables(tables: list[LeaderboardTable]) -> None:
+    for table in tables:
+        view = Table(title=table.title, title_justify="left", title_style="bold")
+        for index, column in enumerate(table.columns):
+            if index < 2:  # labels stay whole; numbers may wrap at "±"
+                width = max(len(column), *(len(row[index]) for row in table.rows))
+                view.add_column(column, no_wrap=True, min_width=width)
+            else:
+                view.add_column(column, justify="right")
+        for row in table.rows:
+            view.add_row(*row)
+        out.print(view)
+        for note in table.footnotes:
+            out.print(note, highlight=False, soft_wrap=True)
+
+
+class ShowFormat(StrEnum):
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+
+
+@app.command()
+@user_errors
+def show(
+    run_id: Annotated[
+        str | None, typer.Argument(help="run id or unique prefix (default: the latest run)")
+    ] = None,
+    out_dir: OutOption = Path("results"),
+    format: Annotated[ShowFormat, typer.Option("--format", help="output format")] = (
+        ShowFormat.table
+    ),
+) -> None:
+    """Print the leaderboard of a stored run."""
+    store = ResultsStore(out_dir, create=False)
+    try:
+        run_id = store.resolve_run_id(run_id)
+        info = store.run_info(run_id)
+        summary = summarise(store.results(run_id))
+    finally:
+        store.close()
+    if format is ShowFormat.csv:
+        typer.echo(render_csv(summary), nl=False)
+        return
+    statuses = Counter(summary["status"])
+    header = f"run {run_id} · suite {info['suite_name']} · {info['started_at']} · {info['status']}"
+    if format is ShowFormat.markdown:
+        typer.echo(f"## {header}\n\n{render_markdown(leaderboard_tables(summary))}")
+    else:
+        out.print(header, highlight=False)
+        _print_tables(leaderboard_tables(summary))
+        if statuses.get("failed") or statuses.get("skipped"):
+            out.print(f"entries: {dict(statuses)}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,43 @@
+"""The base of every plugin: a name, a description and typed, validated parameters.
+
+Each plugin class declares its parameters as a pydantic model, ``Params``, nested in the
+class. Unknown parameters are rejected (``extra="forbid"``), so a typo in a suite fails
+before anything runs; the validated parameters are stored with every result.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Params(BaseModel):
+    """Base of every plugin's parameter model: strict about unknown keys, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component:
+    """A named, documented, parameterised plugin.
+
+    The class docstring is the description (its first line is shown by
+    ``xai-harness list``). Subclasses may override ``Params``. Instances are built from
+    validated parameters.
+    """
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = Params
+
+    def __init__(self, params: BaseModel | None = None, **kwargs: Any) -> None:
+        self.params = params if params is not None else self.Params(**kwargs)
+
+    @classmethod
+    def summary(cls) -> str:
+        """First line of the class docstring, for listings."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+    def config(self) -> dict[str, Any]:
+        """The parameters as plain JSON-able data (what is stored with results)."""
+        return self.params.model_dump(mode="json")

@@ -1,0 +1,85 @@
+"""The ``Dataset`` every source produces, its ground truth and card, and the source base class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from harness.component import Component
+from harness.registry import Registry
+
+Modality = Literal["tabular", "image"]
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """What is known to matter.
+
+    ``importance``: one non-negative value per feature (tabular), 0 = irrelevant.
+    ``masks``: one boolean mask per test image, at input resolution (images).
+    """
+
+    importance: np.ndarray | None = None
+    masks: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class DatasetCard:
+    """Where a dataset comes from and how to cite it."""
+
+    source: str
+    licence: str
+    citation: str = ""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train/test arrays and what is known about them.
+
+    Tabular arrays are ``float32`` of shape (rows, features); labels are ``int64`` class
+    indices in ``0 … len(class_names) - 1``.
+    """
+
+    name: str
+    modality: Modality
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    feature_names: list[str]
+    class_names: list[str]
+    card: DatasetCard
+    ground_truth: GroundTruth = field(default_factory=GroundTruth)
+
+    @property
+    def n_features(self) -> int:
+        return int(np.prod(self.x_train.shape[1:]))
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+
+class DatasetSource(Component):
+    """A registered way to produce a :class:`Dataset` for a seed.
+
+    ``modality`` and :meth:`ground_truth_kinds` are known before loading, so the planner
+    can skip impossible cells without touching any data.
+    """
+
+    modality: ClassVar[Modality] = "tabular"
+
+    def ground_truth_kinds(self) -> frozenset[str]:
+        """Which :class:`GroundTruth` fields this source fills: ``"importance"``, ``"masks"``."""
+        return frozenset()
+
+    def load(self, seed: int) -> Dataset:
+        """Build the dataset; the seed fixes generation and the train/test split."""
+        raise NotImplementedError
+
+
+dataset_registry: Registry[type[DatasetSource]] = Registry(
+    "dataset", DatasetSource, "xai_harness.datasets"
+)

@@ -1,0 +1,88 @@
+"""What a run ran on: package versions, the project's git commit and the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: Distributions whose versions can change scores; recorded with every run.
+TRACKED_PACKAGES = (
+    "xai-harness",
+    "torch",
+    "torchvision",
+    "captum",
+    "shap",
+    "lime",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pandas",
+    "pydantic",
+)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed version of each tracked distribution (None when absent)."""
+    found: dict[str, str | None] = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def git_commit(folder: Path | None = None) -> dict[str, Any] | None:
+    """HEAD commit of the git checkout holding the harness, with a dirty flag; None if none."""
+    folder = folder or Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=folder, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else ``platform.processor()``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_fingerprint() -> dict[str, Any]:
+    """CPU model, cores, torch threads, GPU (if any), OS and Python version."""
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "hostname": platform.node(),
+    }
+
+
+def collect_environment() -> dict[str, Any]:
+    """Everything above, as stored in the ``runs`` table."""
+    return {
+        "packages": package_versions(),
+        "git": git_commit(),
+        "machine": machine_fingerprint(),
+    }

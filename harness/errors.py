@@ -1,0 +1,25 @@
+"""Errors that are the user's to fix.
+
+Every :class:`HarnessError` carries a one-line message that names the problem and the
+fix; the CLI prints it without a traceback and exits with code 2. Anything else that
+escapes is a bug in the harness (or in a plugin) and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class HarnessError(Exception):
+    """A mistake in the user's input (suite, names, paths, data), reported in one line."""
+
+
+class UnknownNameError(HarnessError, LookupError):
+    """A name that no registry, suite key or parameter list knows."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest known name, or ``""`` if none is close."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

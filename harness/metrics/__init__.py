@@ -1,0 +1,12 @@
+"""Metrics. Importing this package registers the built-ins."""
+
+from harness.metrics import agreement, cost, model  # noqa: F401  (registers)
+from harness.metrics.base import (
+    EVIDENCE_PROVIDERS,
+    Evidence,
+    Metric,
+    MetricResult,
+    metric_registry,
+)
+
+__all__ = ["EVIDENCE_PROVIDERS", "Evidence", "Metric", "MetricResult", "metric_registry"]

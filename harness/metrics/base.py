@@ -1,0 +1,87 @@
+"""The metric contract: pure functions over a cell's evidence, with declared conventions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from harness.component import Component
+from harness.registry import Registry
+
+#: The evidence fields a metric may declare in ``needs``, and what provides each.
+EVIDENCE_PROVIDERS: dict[str, str] = {
+    "predictions": "the trained model",
+    "attributions": "a local explainer",
+    "global_importance": "any explainer",
+    "importance": "a dataset with ground-truth feature importance",
+    "masks": "a dataset with ground-truth masks",
+    "explain_seconds": "the explainer timing",
+    "train_seconds": "the model timing",
+}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything a metric may read for one cell. Fields a cell cannot supply are ``None``.
+
+    ``y_true``/``y_pred``: test labels and the model's predicted classes (int).
+    ``attributions``: local attributions for the explained rows (rows × features).
+    ``global_importance``: one score per feature (mean |attribution| for local explainers).
+    ``importance``: ground-truth importance per feature (0 = irrelevant).
+    ``explain_seconds``: wall time of the explainer call (after warm-up), seconds.
+    """
+
+    y_true: np.ndarray | None = None
+    y_pred: np.ndarray | None = None
+    attributions: np.ndarray | None = None
+    global_importance: np.ndarray | None = None
+    importance: np.ndarray | None = None
+    masks: np.ndarray | None = None
+    explain_seconds: float | None = None
+    train_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """A metric's value; NaN with a ``note`` saying why when the value is undefined."""
+
+    value: float
+    note: str = ""
+
+    @classmethod
+    def undefined(cls, reason: str) -> MetricResult:
+        return cls(math.nan, reason)
+
+
+class Metric(Component):
+    """A score of one cell: direction, required evidence and conventions are declared.
+
+    ``fixed_conventions`` are the choices the implementation makes that are not
+    parameters (e.g. tie handling); they are stored with every score together with the
+    parameters, so two scores with the same name can be told apart.
+    """
+
+    higher_is_better: ClassVar[bool] = True
+    needs: ClassVar[frozenset[str]] = frozenset()
+    unit: ClassVar[str] = ""
+    fixed_conventions: ClassVar[dict[str, Any]] = {}
+
+    def conventions(self) -> dict[str, Any]:
+        """Fixed conventions and parameters together, as stored with each score."""
+        return {**self.fixed_conventions, **self.config()}
+
+    def conventions_hash(self) -> str:
+        """Short content hash of :meth:`conventions` (12 hex digits)."""
+        text = json.dumps(self.conventions(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        raise NotImplementedError
+
+
+metric_registry: Registry[type[Metric]] = Registry("metric", Metric, "xai_harness.metrics")

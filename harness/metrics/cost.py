@@ -1,0 +1,28 @@
+"""Cost metrics: how long explaining takes."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+
+
+@metric_registry.register("explain_seconds")
+class ExplainSeconds(Metric):
+    """Wall time of the explainer call on all explained rows, in seconds (lower is better).
+
+    Measured with ``time.perf_counter`` around the explainer call alone, after a warm-up
+    call on one row; the torch thread count is recorded with the cell.
+    """
+
+    higher_is_better: ClassVar[bool] = False
+    needs: ClassVar[frozenset[str]] = frozenset({"explain_seconds"})
+    unit: ClassVar[str] = "s"
+    fixed_conventions: ClassVar[dict[str, str]] = {
+        "clock": "perf_counter wall time",
+        "warmup": "one call on a single row, not timed",
+    }
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.explain_seconds is not None
+        return MetricResult(float(evidence.explain_seconds))

@@ -1,0 +1,85 @@
+"""Model recipes (how to build and train a model for a dataset) and the trained result."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from torch import nn
+
+from harness.component import Component
+from harness.datasets.base import Dataset, Modality
+from harness.models.training import TrainingParams, train_classifier
+from harness.registry import Registry
+
+
+@dataclass
+class TrainedModel:
+    """A trained classifier: ``module`` maps raw dataset inputs (float32) to class logits.
+
+    Any preprocessing the recipe needs (e.g. standardisation) is a layer inside
+    ``module``, so explainers attribute to the dataset's own features.
+    """
+
+    module: nn.Module
+    device: torch.device
+    train_seconds: float
+    epochs_trained: int
+    differentiable: bool = True
+
+    def logits(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        """Class logits for ``x`` (rows × features), computed in batches without gradients."""
+        outputs = []
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                batch = torch.as_tensor(x[start : start + batch_size], device=self.device)
+                outputs.append(self.module(batch).float().cpu().numpy())
+        return np.concatenate(outputs) if outputs else np.empty((0, 0), dtype=np.float32)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Softmax class probabilities, rows × classes."""
+        logits = self.logits(x)
+        return np.asarray(torch.softmax(torch.from_numpy(logits), dim=1).numpy())
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted class index per row (int64)."""
+        return self.logits(x).argmax(axis=1).astype(np.int64)
+
+
+class ModelRecipe(Component):
+    """How to build and train a model for a dataset; the seed fixes init and batch order."""
+
+    modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
+    differentiable: ClassVar[bool] = True
+    Params: ClassVar[type[BaseModel]] = TrainingParams
+    params: TrainingParams
+
+    def build(self, dataset: Dataset) -> nn.Module:
+        """The untrained network for ``dataset`` (raw inputs in, logits out)."""
+        raise NotImplementedError
+
+    def fit(self, dataset: Dataset, seed: int, device: torch.device) -> TrainedModel:
+        """Build with ``seed`` and train on the training split; ``train_seconds`` is wall time."""
+        torch.manual_seed(seed)
+        started = time.perf_counter()
+        module = self.build(dataset).to(device)
+        epochs = train_classifier(
+            module, dataset.x_train, dataset.y_train, self.params, seed=seed, device=device
+        )
+        module.eval()
+        return TrainedModel(
+            module=module,
+            device=device,
+            train_seconds=time.perf_counter() - started,
+            epochs_trained=epochs,
+            differentiable=self.differentiable,
+        )
+
+
+model_registry: Registry[type[ModelRecipe]] = Registry(
+    "model recipe", ModelRecipe, "xai_harness.models"
+)

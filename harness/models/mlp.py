@@ -1,0 +1,57 @@
+"""``mlp``: a fully connected network on standardised tabular inputs."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from harness.datasets.base import Dataset, Modality
+from harness.models.base import ModelRecipe, model_registry
+from harness.models.training import TrainingParams
+
+
+class Standardize(nn.Module):
+    """``(x - mean) / std`` with statistics fixed from the training split (std 0 → 1)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        super().__init__()
+        std = np.where(std > 0, std, 1.0)
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class MLPParams(TrainingParams):
+    hidden: list[int] = Field([64, 64], description="width of each hidden layer")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout after each hidden layer")
+
+
+@model_registry.register("mlp")
+class MLP(ModelRecipe):
+    """Multi-layer perceptron (ReLU) on standardised inputs, trained with Adam."""
+
+    modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
+    Params = MLPParams
+    params: MLPParams
+
+    def build(self, dataset: Dataset) -> nn.Module:
+        layers: list[nn.Module] = [
+            Standardize(dataset.x_train.mean(axis=0), dataset.x_train.std(axis=0))
+        ]
+        width = dataset.n_features
+        for hidden in self.params.hidden:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            if self.params.dropout:
+                layers.append(nn.Dropout(self.params.dropout))
+            width = hidden
+        layers.append(nn.Linear(width, dataset.n_classes))
+        return nn.Sequential(*layers)

@@ -1,0 +1,83 @@
+"""The training loop shared by every recipe: mini-batch Adam with optional early stopping."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from pydantic import Field
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from harness.component import Params
+
+
+class TrainingParams(Params):
+    """Training options every recipe accepts."""
+
+    epochs: int = Field(30, ge=1, description="maximum number of passes over the training set")
+    batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(1e-3, gt=0, description="Adam step size")
+    weight_decay: float = Field(0.0, ge=0, description="Adam (L2) weight decay")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="stop after this many epochs without a lower validation loss"
+    )
+    validation_fraction: float = Field(
+        0.1, gt=0, lt=1, description="training share held out for early stopping"
+    )
+
+
+def train_classifier(
+    module: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    params: TrainingParams,
+    *,
+    seed: int,
+    device: torch.device,
+) -> int:
+    """Train ``module`` in place with cross-entropy; return the number of epochs run.
+
+    The batch order comes from a generator seeded with ``seed``. With early stopping, a
+    stratified ``validation_fraction`` of the rows is held out and the weights of the
+    epoch with the lowest validation loss are restored.
+    """
+    x_val = y_val = None
+    if params.early_stopping_patience is not None:
+        x, x_val, y, y_val = train_test_split(
+            x, y, test_size=params.validation_fraction, stratify=y, random_state=seed
+        )
+    inputs = torch.as_tensor(x, device=device)
+    labels = torch.as_tensor(y, device=device)
+    optimiser = torch.optim.Adam(
+        module.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(seed)
+    best_loss, best_state, stale = float("inf"), None, 0
+    epoch = 0
+    for epoch in range(1, params.epochs + 1):  # noqa: B007  (epoch is returned)
+        module.train()
+        order = torch.randperm(len(inputs), generator=generator).to(device)
+        for start in range(0, len(order), params.batch_size):
+            batch = order[start : start + params.batch_size]
+            optimiser.zero_grad()
+            loss_fn(module(inputs[batch]), labels[batch]).backward()
+            optimiser.step()
+        if x_val is not None and params.early_stopping_patience is not None:
+            module.eval()
+            with torch.no_grad():
+                val_loss = loss_fn(
+                    module(torch.as_tensor(x_val, device=device)),
+                    torch.as_tensor(y_val, device=device),
+                ).item()
+            if val_loss < best_loss:
+                best_loss, best_state, stale = val_loss, copy.deepcopy(module.state_dict()), 0
+            else:
+                stale += 1
+                if stale >= params.early_stopping_patience:
+                    break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    return epoch

@@ -1,0 +1,316 @@
+"""Serial execution of a plan: load → train (once per model key) → explain → score → store."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from harness.datasets.base import Dataset
+from harness.environment import collect_environment
+from harness.errors import HarnessError
+from harness.explainers.base import ExplainContext, Explanation
+from harness.metrics.base import Evidence, Metric
+from harness.models.base import TrainedModel
+from harness.runner.plan import Cell, plan
+from harness.runner.progress import ProgressReporter, SilentProgress
+from harness.store import CellRecord, CellStatus, ResultsStore, ScoreRecord
+from harness.suite import ExecutionOptions, Resolved, Suite, load_suite
+
+T = TypeVar("T")
+
+#: Stages whose wall time is accounted for separately; the rest of a run is "overhead".
+STAGES = ("data", "train", "explain", "score", "store")
+
+
+@dataclass
+class RunSummary:
+    """What a finished run reports: its id, cell counts and wall seconds per stage."""
+
+    run_id: str
+    store_path: Path
+    counts: dict[str, int]
+    stage_seconds: dict[str, float]
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def any_failed(self) -> bool:
+        return self.counts.get("failed", 0) > 0
+
+
+class CellFailure(Exception):
+    """A cell could not complete; the message says which stage and why."""
+
+
+@dataclass
+class _StageClock:
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    @contextmanager
+    def time(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - started
+
+
+@dataclass
+class _Trained:
+    model: TrainedModel
+    test_predictions: np.ndarray
+
+
+class _Memo:
+    """Remembers the latest result (or exception) per key; cells are ordered by key."""
+
+    def __init__(self) -> None:
+        self._key: object = None
+        self._value: object = None
+
+    def get(self, key: object, compute: Callable[[], T]) -> T:
+        if key != self._key:
+            self._key = key
+            try:
+                self._value = compute()
+            except Exception as exc:  # remembered, so each cell of the group fails the same way
+                self._value = exc
+        if isinstance(self._value, Exception):
+            raise self._value
+        return self._value  # type: ignore[return-value]
+
+
+def resolve_device(option: str) -> torch.device:
+    """``cpu``, ``cuda`` (must be available) or ``auto`` (CUDA when available)."""
+    if option == "cuda" and not torch.cuda.is_available():
+        raise HarnessError(
+            "execution.device = 'cuda' but torch sees no CUDA device; use 'cpu' or 'auto'"
+        )
+    if option == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(option)
+
+
+def run_suite(
+    suite: Suite | str | Path,
+    out_dir: str | Path = "results",
+    *,
+    progress: ProgressReporter | None = None,
+) -> RunSummary:
+    """Run every cell of ``suite`` (a :class:`Suite`, a path or a bundled name) serially.
+
+    Appends one run to ``<out_dir>/harness.sqlite``; each cell is stored as it finishes.
+    An exception or non-finite output in one cell marks that cell ``failed`` and the run
+    goes on.
+    """
+    suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    progress = progress or SilentProgress()
+    options = suite.spec.execution
+    device = resolve_device(options.device)
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
+    cells = plan(suite)
+    clock = _StageClock()
+    run_started = time.perf_counter()
+
+    store = ResultsStore(out_dir)
+    try:
+        run_id = store.begin_run(
+            suite_name=suite.name,
+            suite_path=str(suite.path) if suite.path else None,
+            suite_text=suite.text,
+            config=suite.resolved_config(),
+            environment=collect_environment(),
+        )
+        counts = {"ok": 0, "failed": 0, "skipped": 0}
+        failures: list[tuple[str, str]] = []
+        datasets, models = _Memo(), _Memo()
+        progress.start(f"{suite.name} ({run_id})", len(cells))
+        for cell in cells:
+            record, scores = _run_cell(
+                cell, suite, options, device, datasets, models, clock, progress
+            )
+            with clock.time("store"):
+                store.record_cell(run_id, record, scores)
+            counts[record.status] += 1
+            if record.status == "failed":
+                failures.append((record.cell_id, record.error or ""))
+            progress.cell_done(record.cell_id, record.status)
+        progress.finish()
+        total = time.perf_counter() - run_started
+        stage_seconds = {**clock.seconds, "total": total}
+        stage_seconds["overhead"] = total - sum(clock.seconds.values())
+        store.finish_run(
+            run_id, status="failed" if counts["failed"] else "ok", stage_seconds=stage_seconds
+        )
+    finally:
+        store.close()
+    return RunSummary(run_id, store.path, counts, stage_seconds, failures)
+
+
+def _run_cell(
+    cell: Cell,
+    suite: Suite,
+    options: ExecutionOptions,
+    device: torch.device,
+    datasets: _Memo,
+    models: _Memo,
+    clock: _StageClock,
+    progress: ProgressReporter,
+) -> tuple[CellRecord, list[ScoreRecord]]:
+    if cell.skip_reason:
+        return (
+            _cell_record(cell, "skipped", error=cell.skip_reason),
+            _unscored(suite, f"cell skipped: {cell.skip_reason}"),
+        )
+    try:
+        progress.stage(cell.cell_id, "loading")
+        with clock.time("data"):
+            dataset = datasets.get(
+                (cell.dataset.id, cell.seed),
+                lambda: _stage("loading the dataset", cell.dataset.component.load, cell.seed),
+            )
+        progress.stage(cell.cell_id, "training")
+        with clock.time("train"):
+            trained = models.get(cell.model_key, lambda: _train(cell, dataset, device))
+        progress.stage(cell.cell_id, "explaining")
+        with clock.time("explain"):
+            rows = dataset.x_test[: options.explain_rows]
+            targets = (
+                trained.test_predictions[: len(rows)]
+                if options.target == "prediction"
+                else dataset.y_test[: len(rows)]
+            )
+            explanation, explain_seconds = _stage(
+                "explaining", _explain, cell, trained.model, dataset, rows, targets
+            )
+        progress.stage(cell.cell_id, "scoring")
+        with clock.time("score"):
+            started = time.perf_counter()
+            evidence = Evidence(
+                y_true=dataset.y_test,
+                y_pred=trained.test_predictions,
+                attributions=explanation.local,
+                global_importance=explanation.global_importance,
+                importance=dataset.ground_truth.importance,
+                masks=dataset.ground_truth.masks,
+                explain_seconds=explain_seconds,
+                train_seconds=trained.model.train_seconds,
+            )
+            scores = _stage("scoring", _score, cell, suite, evidence)
+            score_seconds = time.perf_counter() - started
+    except CellFailure as failure:
+        return (
+            _cell_record(cell, "failed", error=str(failure)),
+            _unscored(suite, f"cell failed: {failure}"),
+        )
+    return (
+        _cell_record(
+            cell,
+            "ok",
+            train_seconds=trained.model.train_seconds,
+            explain_seconds=explain_seconds,
+            score_seconds=score_seconds,
+            n_explained=len(rows),
+            torch_threads=torch.get_num_threads(),
+        ),
+        scores,
+    )
+
+
+def _cell_record(cell: Cell, status: CellStatus, **measured: Any) -> CellRecord:
+    return CellRecord(
+        cell_id=cell.cell_id,
+        dataset=cell.dataset.id,
+        model=cell.model.id,
+        explainer=cell.explainer.id,
+        seed=cell.seed,
+        dataset_name=cell.dataset.name,
+        model_name=cell.model.name,
+        explainer_name=cell.explainer.name,
+        status=status,
+        **measured,
+    )
+
+
+def _stage(what: str, function: Callable[..., T], *args: object) -> T:
+    """Call ``function``; any exception becomes a :class:`CellFailure` naming the stage."""
+    try:
+        return function(*args)
+    except CellFailure:
+        raise
+    except Exception as exc:
+        origin = traceback.extract_tb(exc.__traceback__)[-1]
+        raise CellFailure(
+            f"{what} failed: {type(exc).__name__}: {exc} "
+            f"({Path(origin.filename).name}:{origin.lineno})"
+        ) from exc
+
+
+def _train(cell: Cell, dataset: Dataset, device: torch.device) -> _Trained:
+    model = _stage("training", cell.model.component.fit, dataset, cell.seed, device)
+    return _Trained(model, _stage("predicting", model.predict, dataset.x_test))
+
+
+def _explain(
+    cell: Cell, model: TrainedModel, dataset: Dataset, rows: np.ndarray, targets: np.ndarray
+) -> tuple[Explanation, float]:
+    """Warm up on one row, then time the explainer call on all rows (wall seconds)."""
+    explainer = cell.explainer.component
+    context = ExplainContext(dataset=dataset, seed=cell.seed)
+    explainer.explain(model, rows[:1], targets[:1], context)
+    started = time.perf_counter()
+    explanation = explainer.explain(model, rows, targets, context)
+    seconds = time.perf_counter() - started
+    if explanation.local is not None and explanation.local.shape[0] != len(rows):
+        raise CellFailure(
+            f"explainer '{cell.explainer.id}' returned {explanation.local.shape[0]} rows of "
+            f"attributions for {len(rows)} inputs"
+        )
+    if explanation.global_importance.size != dataset.n_features:
+        raise CellFailure(
+            f"explainer '{cell.explainer.id}' returned {explanation.global_importance.size} "
+            f"global scores for {dataset.n_features} features"
+        )
+    if not explanation.is_finite():
+        raise CellFailure(f"explainer '{cell.explainer.id}' returned NaN or infinite values")
+    return explanation, seconds
+
+
+def _score(cell: Cell, suite: Suite, evidence: Evidence) -> list[ScoreRecord]:
+    records = []
+    for metric in suite.metrics:
+        reason = cell.metric_skips.get(metric.id)
+        if reason is None:
+            result = metric.component.compute(evidence)
+            value, note = result.value, result.note
+        else:
+            value, note = float("nan"), f"skipped: {reason}"
+        records.append(_score_record(metric, None if np.isnan(value) else value, note))
+    return records
+
+
+def _unscored(suite: Suite, note: str) -> list[ScoreRecord]:
+    """Placeholder rows, so a skipped or failed cell shows in every metric's column."""
+    return [_score_record(metric, None, note) for metric in suite.metrics]
+
+
+def _score_record(metric: Resolved[Metric], value: float | None, note: str) -> ScoreRecord:
+    component = metric.component
+    return ScoreRecord(
+        metric=metric.id,
+        metric_name=component.name,
+        value=value,
+        higher_is_better=component.higher_is_better,
+        unit=component.unit,
+        conventions=component.conventions(),
+        conventions_hash=component.conventions_hash(),
+        note=note,
+    )

@@ -1,0 +1,98 @@
+"""Planning: expand a suite into cells and decide, before running, what is impossible."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.datasets.base import DatasetSource
+from harness.explainers.base import Explainer
+from harness.metrics.base import Metric
+from harness.models.base import ModelRecipe
+from harness.suite import Resolved, Suite
+
+#: Ground-truth evidence names and what a dataset must provide for them.
+_GROUND_TRUTH_NEEDS = {
+    "importance": "ground-truth feature importance",
+    "masks": "ground-truth masks",
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (dataset, model recipe, explainer, seed).
+
+    ``skip_reason`` is set when the cell cannot run at all; ``metric_skips`` maps the id
+    of each metric that cannot be computed for this cell to the reason.
+    """
+
+    dataset: Resolved[DatasetSource]
+    model: Resolved[ModelRecipe]
+    explainer: Resolved[Explainer]
+    seed: int
+    skip_reason: str | None = None
+    metric_skips: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.dataset.id}/{self.model.id}/{self.explainer.id}/seed={self.seed}"
+
+    @property
+    def model_key(self) -> tuple[str, str, int]:
+        """Cells with the same key share one trained model."""
+        return (self.dataset.id, self.model.id, self.seed)
+
+
+def cell_skip_reason(
+    dataset: Resolved[DatasetSource], model: Resolved[ModelRecipe], explainer: Resolved[Explainer]
+) -> str | None:
+    """Why this combination cannot run, or None if it can."""
+    source, recipe, method = dataset.component, model.component, explainer.component
+    modality = source.modality
+    if modality not in recipe.modalities:
+        return (
+            f"model '{model.id}' takes {'/'.join(sorted(recipe.modalities))} data; "
+            f"dataset '{dataset.id}' is {modality}"
+        )
+    if modality not in method.modalities:
+        return (
+            f"explainer '{explainer.id}' handles {'/'.join(sorted(method.modalities))} data; "
+            f"dataset '{dataset.id}' is {modality}"
+        )
+    if method.needs_gradients and not recipe.differentiable:
+        return f"explainer '{explainer.id}' needs gradients; model '{model.id}' has none"
+    missing = sorted(method.needs_ground_truth - source.ground_truth_kinds())
+    if missing:
+        what = " and ".join(_GROUND_TRUTH_NEEDS.get(m, m) for m in missing)
+        return f"explainer '{explainer.id}' needs {what}; dataset '{dataset.id}' has none"
+    return None
+
+
+def metric_skip_reason(
+    metric: Resolved[Metric], dataset: Resolved[DatasetSource], explainer: Resolved[Explainer]
+) -> str | None:
+    """Why ``metric`` cannot be computed for this dataset and explainer, or None."""
+    needs = metric.component.needs
+    missing = sorted((needs & _GROUND_TRUTH_NEEDS.keys()) - dataset.component.ground_truth_kinds())
+    if missing:
+        what = " and ".join(_GROUND_TRUTH_NEEDS[m] for m in missing)
+        return f"metric '{metric.id}' needs {what}; dataset '{dataset.id}' has none"
+    if "attributions" in needs and explainer.component.scope != "local":
+        return f"metric '{metric.id}' needs local attributions; '{explainer.id}' is global only"
+    return None
+
+
+def plan(suite: Suite) -> list[Cell]:
+    """All cells, ordered so each (dataset, seed) loads once and each model trains once."""
+    cells = []
+    for seed in suite.spec.seeds:
+        for dataset in suite.datasets:
+            for model in suite.models:
+                for explainer in suite.explainers:
+                    reason = cell_skip_reason(dataset, model, explainer)
+                    metric_skips = {
+                        metric.id: why
+                        for metric in suite.metrics
+                        if (why := metric_skip_reason(metric, dataset, explainer)) is not None
+                    }
+                    cells.append(Cell(dataset, model, explainer, seed, reason, metric_skips))
+    return cells

@@ -1,0 +1,313 @@
+"""Suite files: TOML, validated before anything runs.
+
+A suite names datasets × models × explainers × metrics × seeds and execution options.
+Validation is two-step: the file's shape (pydantic, unknown keys rejected), then every
+component name (registries) and its ``params`` (the component's own ``Params`` model).
+All problems are collected and reported together, one line each, as
+``FILE: key.path: problem; did you mean …``.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from harness.component import Component
+from harness.datasets import DatasetSource, dataset_registry
+from harness.errors import HarnessError, did_you_mean
+from harness.explainers import Explainer, explainer_registry
+from harness.metrics import Metric, metric_registry
+from harness.models import ModelRecipe, model_registry
+from harness.registry import Registry
+
+BUNDLED_SUITES = Path(__file__).parent / "suites"
+DEFAULT_SUITE = "quick"
+
+
+class SuiteError(HarnessError):
+    """A suite file that cannot be read or validated; one line per problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ComponentSpec(_Strict):
+    """One ``[[datasets]]``, ``[[models]]``, ``[[explainers]]`` or ``metrics`` entry."""
+
+    name: str = Field(description="registered name, or 'package.module:Class'")
+    id: str | None = Field(None, description="label in reports (default: the name)")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.id or self.name
+
+
+class ExecutionOptions(_Strict):
+    """How cells are executed."""
+
+    explain_rows: int = Field(200, ge=1, description="test rows explained per cell (the first N)")
+    target: Literal["prediction", "label"] = Field(
+        "prediction", description="explained class: the model's prediction or the true label"
+    )
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        "cpu", description="torch device; 'auto' takes CUDA when available"
+    )
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch default)")
+
+
+class SuiteSpec(_Strict):
+    """The suite file's schema."""
+
+    name: str
+    description: str = ""
+    version: int = Field(1, ge=1, description="bump when the suite's meaning changes")
+    seeds: list[int] = Field(min_length=1)
+    metrics: list[ComponentSpec] = Field(min_length=1)
+    datasets: list[ComponentSpec] = Field(min_length=1)
+    models: list[ComponentSpec] = Field(min_length=1)
+    explainers: list[ComponentSpec] = Field(min_length=1)
+    execution: ExecutionOptions = ExecutionOptions()
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metric_names_as_tables(cls, value: Any) -> Any:
+        """``metrics = ["accuracy", {name = "spearman_gt", params = {…}}]``: both forms."""
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds repeat: {seeds}; list each seed once")
+        return seeds
+
+
+C = TypeVar("C", bound=Component)
+
+
+@dataclass(frozen=True)
+class Resolved(Generic[C]):
+    """A suite entry bound to its component instance (validated parameters)."""
+
+    id: str
+    component: C
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite: its spec, source text and resolved components."""
+
+    spec: SuiteSpec
+    path: Path | None
+    text: str
+    datasets: list[Resolved[DatasetSource]]
+    models: list[Resolved[ModelRecipe]]
+    explainers: list[Resolved[Explainer]]
+    metrics: list[Resolved[Metric]]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The suite with every parameter default filled in (stored with each run)."""
+
+        def entries(items: list[Resolved[Any]]) -> list[dict[str, Any]]:
+            return [{"id": r.id, "name": r.name, "params": r.component.config()} for r in items]
+
+        return {
+            "name": self.spec.name,
+            "description": self.spec.description,
+            "version": self.spec.version,
+            "seeds": self.spec.seeds,
+            "execution": self.spec.execution.model_dump(mode="json"),
+            "datasets": entries(self.datasets),
+            "models": entries(self.models),
+            "explainers": entries(self.explainers),
+            "metrics": entries(self.metrics),
+        }
+
+
+def bundled_suites() -> dict[str, Path]:
+    """Suites shipped with the package, by name (file stem)."""
+    return {path.stem: path for path in sorted(BUNDLED_SUITES.glob("*.toml"))}
+
+
+def find_suite(reference: str | Path) -> Path:
+    """A suite path as given, or the bundled suite of that name (``quick``)."""
+    path = Path(reference)
+    if path.is_file():
+        return path
+    bundled = bundled_suites()
+    if str(reference) in bundled:
+        return bundled[str(reference)]
+    if path.suffix == ".toml" or path.parent != Path("."):
+        raise SuiteError(f"suite file '{path}' not found; check the path")
+    raise SuiteError(
+        f"no suite file or bundled suite named '{reference}'"
+        f"{did_you_mean(str(reference), bundled)} Bundled suites: {', '.join(bundled)}"
+    )
+
+
+def load_suite(reference: str | Path, *, seeds: list[int] | None = None) -> Suite:
+    """Read, validate and resolve a suite given by path or bundled name.
+
+    ``seeds`` replaces the suite's seeds. The suite's folder is put on ``sys.path`` so
+    ``"module:Class"`` names can refer to plugins next to the suite file.
+    """
+    path = find_suite(reference)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: cannot read suite file: {exc}") from exc
+    return parse_suite(text, path=path, seeds=seeds)
+
+
+def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None = None) -> Suite:
+    """Validate suite TOML ``text``; ``path`` is used in messages and for local plugins."""
+    where = str(path) if path else "<suite>"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{where}: TOML syntax error: {exc}") from exc
+    if seeds is not None:
+        data["seeds"] = seeds
+    try:
+        spec = SuiteSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SuiteError(
+            "\n".join(f"{where}: {line}" for line in _describe(exc, SuiteSpec))
+        ) from None
+    if path is not None and str(path.parent.resolve()) not in sys.path:
+        sys.path.insert(0, str(path.parent.resolve()))
+
+    problems: list[str] = []
+    sections: dict[str, list[Resolved[Any]]] = {}
+    registries: dict[str, Registry[Any]] = {
+        "datasets": dataset_registry,
+        "models": model_registry,
+        "explainers": explainer_registry,
+        "metrics": metric_registry,
+    }
+    for section, registry in registries.items():
+        sections[section] = []
+        seen: set[str] = set()
+        for index, entry in enumerate(getattr(spec, section)):
+            key = f"{section}[{index}]"
+            if entry.label in seen:
+                problems.append(
+                    f"{key}: id '{entry.label}' is used twice in [{section}]; "
+                    "give each entry a distinct `id`"
+                )
+            seen.add(entry.label)
+            resolved = _resolve(entry, registry, key, problems)
+            if resolved is not None:
+                sections[section].append(resolved)
+    if problems:
+        raise SuiteError("\n".join(f"{where}: {line}" for line in problems))
+    return Suite(
+        spec=spec,
+        path=path,
+        text=text,
+        datasets=sections["datasets"],
+        models=sections["models"],
+        explainers=sections["explainers"],
+        metrics=sections["metrics"],
+    )
+
+
+def _resolve(
+    entry: ComponentSpec, registry: Registry[Any], key: str, problems: list[str]
+) -> Resolved[Any] | None:
+    try:
+        cls = registry.get(entry.name)
+    except HarnessError as exc:
+        problems.append(f"{key}.name: {exc}")
+        return None
+    try:
+        params = cls.Params.model_validate(entry.params)
+    except ValidationError as exc:
+        for line in _describe(exc, cls.Params, prefix=f"{key}.params", owner=(registry, cls)):
+            problems.append(line)
+        return None
+    return Resolved(id=entry.label, component=cls(params))
+
+
+def _describe(
+    error: ValidationError,
+    root: type[BaseModel],
+    *,
+    prefix: str = "",
+    owner: tuple[Registry[Any], type[Component]] | None = None,
+) -> list[str]:
+    """One line per pydantic error: key path, problem, and a suggestion for unknown keys."""
+    lines = []
+    for item in error.errors():
+        loc = item["loc"]
+        path = _key_path(prefix, loc)
+        if item["type"] == "extra_forbidden":
+            allowed = _allowed_keys(root, loc[:-1])
+            what = (
+                f"unknown parameter '{loc[-1]}' of {owner[0].kind} '{owner[1].name}'"
+                if owner and len(loc) == 1
+                else f"unknown key '{loc[-1]}'"
+            )
+            known = f" Allowed: {', '.join(allowed)}" if allowed else " It takes no parameters."
+            lines.append(f"{path}: {what}{did_you_mean(str(loc[-1]), allowed)}{known}")
+        elif item["type"] == "missing":
+            lines.append(f"{path}: required key is missing")
+        else:
+            shown = item.get("input")
+            got = f" (got {shown!r})" if not isinstance(shown, dict | list) else ""
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}: {message}{got}")
+    return lines
+
+
+def _key_path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    path = prefix
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(top level)"
+
+
+def _allowed_keys(root: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """Field names of the model found by following ``loc`` from ``root`` (empty if none)."""
+    annotation: Any = root
+    for part in loc:
+        annotation = _model_or_container(annotation)
+        if isinstance(part, int):
+            args = typing.get_args(annotation)
+            annotation = args[0] if args else None
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+            annotation = field.annotation if field else None
+        else:
+            return []
+    annotation = _model_or_container(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _model_or_container(annotation: Any) -> Any:
+    """Unwrap ``X | None`` to ``X``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return members[0] if len(members) == 1 else annotation
+    return annotation
