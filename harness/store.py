@@ -252,7 +252,7 @@ class ResultsStore:
 
     def run_ids(self) -> list[str]:
         """All run ids, oldest first."""
-        rows = self._db.execute("SELECT run_id FROM runs ORDER BY started_at, run_id")
+        rows = self._db.execute("SELECT run_id FROM runs ORDER BY rowid")
         return [row[0] for row in rows]
 
     def resolve_run_id(self, run_id: str | None) -> str:
@@ -298,7 +298,7 @@ class ResultsStore:
         if run_id is not None:
             query += " WHERE c.run_id = ?"
             params = (run_id,)
-        query += " ORDER BY r.started_at, c.run_id, c.rowid, s.rowid"
+        query += " ORDER BY r.rowid, c.rowid, s.rowid"
         frame = pd.read_sql_query(query, self._db, params=params)
         frame["higher_is_better"] = frame["higher_is_better"].astype(bool)
         frame["value"] = frame["value"].astype(float)

@@ -9,6 +9,7 @@ All problems are collected and reported together, one line each, as
 
 from __future__ import annotations
 
+import difflib
 import sys
 import tomllib
 import types
@@ -255,9 +256,20 @@ def _describe(
     prefix: str = "",
     owner: tuple[Registry[Any], type[Component]] | None = None,
 ) -> list[str]:
-    """One line per pydantic error: key path, problem, and a suggestion for unknown keys."""
+    """One line per pydantic error: key path, problem, and a suggestion for unknown keys.
+
+    A misspelt required key is one mistake, not two: the "missing" error for a key that
+    an unknown sibling key is suggested to be is folded into the suggestion.
+    """
     lines = []
-    for item in error.errors():
+    items = error.errors()
+    suggested: set[tuple[int | str, ...]] = set()
+    for item in items:
+        if item["type"] == "extra_forbidden":
+            loc = item["loc"]
+            close = difflib.get_close_matches(str(loc[-1]), _allowed_keys(root, loc[:-1]), n=1)
+            suggested.update((*loc[:-1], c) for c in close)
+    for item in items:
         loc = item["loc"]
         path = _key_path(prefix, loc)
         if item["type"] == "extra_forbidden":
@@ -269,6 +281,8 @@ def _describe(
             )
             known = f" Allowed: {', '.join(allowed)}" if allowed else " It takes no parameters."
             lines.append(f"{path}: {what}{did_you_mean(str(loc[-1]), allowed)}{known}")
+        elif item["type"] == "missing" and tuple(loc) in suggested:
+            continue
         elif item["type"] == "missing":
             lines.append(f"{path}: required key is missing")
         else:

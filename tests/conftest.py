@@ -1,0 +1,71 @@
+"""Shared fixtures: a tiny suite (seconds to run) and one stored run of it per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+TINY_SUITE = """
+name = "tiny"
+description = "A few seconds: 2 seeds, one small synthetic dataset, a small MLP."
+seeds = [0, 1]
+metrics = ["accuracy", "spearman_gt", "kendall_gt", "topk_precision_gt", "explain_seconds"]
+
+[execution]
+explain_rows = 50
+
+[[datasets]]
+id = "syn"
+name = "synthetic_tabular"
+params = { n_samples = 600, n_features = 8, n_informative = 3, class_sep = 2.0 }
+
+[[models]]
+name = "mlp"
+params = { hidden = [32], epochs = 15 }
+
+[[explainers]]
+name = "integrated_gradients"
+params = { n_steps = 16 }
+
+[[explainers]]
+name = "oracle"
+
+[[explainers]]
+name = "random"
+"""
+
+
+@pytest.fixture
+def write_suite(tmp_path: Path) -> Callable[..., Path]:
+    """Write suite text to ``tmp_path/<name>.toml`` and return the path."""
+
+    def write(text: str = TINY_SUITE, name: str = "suite") -> Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def plugins_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``tests/plugins`` importable, for suites naming ``sample_plugins:Class``."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory):
+    """One run of the tiny suite, stored in a session-wide results folder."""
+    from harness import run_suite
+    from harness.suite import parse_suite
+
+    out = tmp_path_factory.mktemp("results")
+    summary = run_suite(parse_suite(TINY_SUITE), out)
+    return out, summary
