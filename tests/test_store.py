@@ -65,7 +65,7 @@ def test_a_cell_write_is_all_or_nothing(tmp_path: Path) -> None:
 
 
 def test_reading_a_folder_without_a_store_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(HarnessError, match="no results store at .*run `xai-harness run` first"):
+    with pytest.raises(HarnessError, match=r"no results store at .*run `xai-harness run` first"):
         load_results(tmp_path / "nothing")
     assert not (tmp_path / "nothing").exists()
 

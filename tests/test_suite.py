@@ -128,7 +128,7 @@ def test_every_problem_is_reported_at_once(write_suite: Callable[..., Path]) -> 
 
 
 def test_missing_suite_file_and_unknown_bundled_name() -> None:
-    with pytest.raises(SuiteError, match="suite file 'nowhere/x.toml' not found"):
+    with pytest.raises(SuiteError, match=r"suite file 'nowhere/x\.toml' not found"):
         load_suite("nowhere/x.toml")
     with pytest.raises(SuiteError, match="did you mean 'quick'"):
         load_suite("quik")
