@@ -222,7 +222,7 @@ def _print_tables(tables: list[LeaderboardTable]) -> None:
                 width = max(len(column), *(len(row[index]) for row in table.rows))
                 view.add_column(column, no_wrap=True, min_width=width)
             else:
-                view.add_column(column, justify="right")
+                view.add_column(column, justify="right", overflow="fold")
         for row in table.rows:
             view.add_row(*row)
         out.print(view)
