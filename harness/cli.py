@@ -190,7 +190,14 @@ def run(
 ) -> None:
     """Run a suite, store every score and print the leaderboard."""
     loaded = load_suite(suite, seeds=list(range(seeds)) if seeds else None)
-    summary = run_suite(loaded, out_dir, progress=RichProgress(err))
+    try:
+        summary = run_suite(loaded, out_dir, progress=RichProgress(err))
+    except KeyboardInterrupt:
+        err.print(
+            f"interrupted: the cells finished so far are stored in {out_dir}; "
+            "the run is marked 'interrupted'"
+        )
+        raise typer.Exit(130) from None
     store = ResultsStore(out_dir, create=False)
     try:
         _print_tables(leaderboard_tables(summarise(store.results(summary.run_id))))

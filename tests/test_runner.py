@@ -172,3 +172,36 @@ def test_cuda_requested_without_a_gpu_is_a_clear_error(
     with pytest.raises(HarnessError, match="torch sees no CUDA device"):
         run_suite(load_suite(write_suite(text)), tmp_path)
     assert not (tmp_path / "harness.sqlite").exists()
+
+
+class _InterruptAfterCells:
+    """A progress reporter that simulates Ctrl-C after a number of finished cells."""
+
+    def __init__(self, cells: int) -> None:
+        self.left = cells
+
+    def start(self, title: str, total_cells: int) -> None:
+        pass
+
+    def stage(self, cell_id: str, stage: str) -> None:
+        pass
+
+    def cell_done(self, cell_id: str, status: str) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+    def finish(self) -> None:
+        pass
+
+
+def test_an_interrupted_run_keeps_its_cells_and_says_so(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(parse_suite(TINY_SUITE), tmp_path, progress=_InterruptAfterCells(2))
+    store = ResultsStore(tmp_path, create=False)
+    run_id = store.resolve_run_id(None)
+    info = store.run_info(run_id)
+    cells = store.results(run_id)["cell_id"].nunique()
+    store.close()
+    assert info["status"] == "interrupted" and info["finished_at"]
+    assert cells == 2

@@ -133,23 +133,25 @@ def run_suite(
         failures: list[tuple[str, str]] = []
         datasets, models = _Memo(), _Memo()
         progress.start(f"{suite.name} ({run_id})", len(cells))
-        for cell in cells:
-            record, scores = _run_cell(
-                cell, suite, options, device, datasets, models, clock, progress
-            )
-            with clock.time("store"):
-                store.record_cell(run_id, record, scores)
-            counts[record.status] += 1
-            if record.status == "failed":
-                failures.append((record.cell_id, record.error or ""))
-            progress.cell_done(record.cell_id, record.status)
-        progress.finish()
-        total = time.perf_counter() - run_started
-        stage_seconds = {**clock.seconds, "total": total}
-        stage_seconds["overhead"] = total - sum(clock.seconds.values())
-        store.finish_run(
-            run_id, status="failed" if counts["failed"] else "ok", stage_seconds=stage_seconds
-        )
+        status = "interrupted"  # unless the loop completes: Ctrl-C, or a store failure
+        try:
+            for cell in cells:
+                record, scores = _run_cell(
+                    cell, suite, options, device, datasets, models, clock, progress
+                )
+                with clock.time("store"):
+                    store.record_cell(run_id, record, scores)
+                counts[record.status] += 1
+                if record.status == "failed":
+                    failures.append((record.cell_id, record.error or ""))
+                progress.cell_done(record.cell_id, record.status)
+            status = "failed" if counts["failed"] else "ok"
+        finally:
+            progress.finish()
+            total = time.perf_counter() - run_started
+            stage_seconds = {**clock.seconds, "total": total}
+            stage_seconds["overhead"] = total - sum(clock.seconds.values())
+            store.finish_run(run_id, status=status, stage_seconds=stage_seconds)
     finally:
         store.close()
     return RunSummary(run_id, store.path, counts, stage_seconds, failures)
