@@ -41,6 +41,9 @@ name = "oracle"
 name = "random"
 """
 
+#: The tiny suite with a single seed (0), for tests that only need one of each cell.
+ONE_SEED_SUITE = TINY_SUITE.replace("seeds = [0, 1]", "seeds = [0]")
+
 
 @pytest.fixture
 def write_suite(tmp_path: Path) -> Callable[..., Path]:

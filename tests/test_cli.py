@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from tests.conftest import TINY_SUITE
+from tests.conftest import ONE_SEED_SUITE, TINY_SUITE
 
 runner = CliRunner()
 
@@ -80,7 +80,7 @@ def test_toml_syntax_error_exits_2_naming_the_line(write_suite: Callable[..., Pa
 
 def test_run_prints_the_leaderboard_and_show_reads_it_back(tmp_path: Path) -> None:
     suite = tmp_path / "one_seed.toml"
-    suite.write_text(TINY_SUITE.replace("seeds = [0, 1]", "seeds = [0]"))
+    suite.write_text(ONE_SEED_SUITE)
     out = tmp_path / "results"
     result = invoke("run", str(suite), "--out", str(out))
     assert result.exit_code == 0, result.output
@@ -112,7 +112,7 @@ def test_run_with_seeds_option(tmp_path: Path, write_suite: Callable[..., Path])
 def test_failed_cells_give_exit_code_1_and_are_listed(
     plugins_on_path: None, write_suite: Callable[..., Path], tmp_path: Path
 ) -> None:
-    text = TINY_SUITE.replace("seeds = [0, 1]", "seeds = [0]") + (
+    text = ONE_SEED_SUITE + (
         '\n[[explainers]]\nname = "sample_plugins:FailingExplainer"\nid = "failing"\n'
     )
     out = tmp_path / "results"

@@ -13,7 +13,7 @@ from harness import load_results, run_suite
 from harness.runner import plan
 from harness.store import RESULT_COLUMNS, ResultsStore
 from harness.suite import load_suite, parse_suite
-from tests.conftest import TINY_SUITE
+from tests.conftest import ONE_SEED_SUITE, TINY_SUITE
 
 
 def test_tiny_run_stores_every_cell_and_metric(tiny_run) -> None:
@@ -82,7 +82,7 @@ def test_same_suite_and_seed_give_the_same_scores(tiny_run, tmp_path: Path) -> N
 
 
 def test_runs_are_appended(tmp_path: Path) -> None:
-    suite = parse_suite(TINY_SUITE.replace("seeds = [0, 1]", "seeds = [0]"))
+    suite = parse_suite(ONE_SEED_SUITE)
     first = run_suite(suite, tmp_path)
     second = run_suite(suite, tmp_path)
     results = load_results(tmp_path)
@@ -91,7 +91,7 @@ def test_runs_are_appended(tmp_path: Path) -> None:
 
 
 FAILURES_SUITE = (
-    TINY_SUITE.replace("seeds = [0, 1]", "seeds = [0]")
+    ONE_SEED_SUITE
     + """
 [[explainers]]
 name = "sample_plugins:FailingExplainer"
@@ -120,7 +120,7 @@ def test_failing_cells_are_recorded_and_the_run_goes_on(
 
 
 SKIPS_SUITE = (
-    TINY_SUITE.replace("seeds = [0, 1]", "seeds = [0]")
+    ONE_SEED_SUITE
     + """
 [[datasets]]
 id = "blobs"
