@@ -10,6 +10,7 @@ import functools
 from collections import Counter
 from collections.abc import Callable
 from enum import StrEnum
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -46,6 +47,22 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 OutOption = Annotated[Path, typer.Option("--out", help="results folder holding harness.sqlite")]
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        out.print(f"xai-harness {version('xai-harness')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Benchmark explainability methods: run suites, read leaderboards."""
 
 
 def user_errors(command: F) -> F:

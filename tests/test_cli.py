@@ -151,3 +151,8 @@ def test_installed_command_runs_the_default_suite_from_any_folder(tmp_path: Path
     assert result.returncode == 0, result.stderr
     assert "synthetic_16_5" in result.stdout
     assert (tmp_path / "results" / "harness.sqlite").is_file()
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.startswith("xai-harness 0.")
