@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS cells (
     score_seconds REAL,
     n_explained INTEGER,
     torch_threads INTEGER,
+    warnings TEXT,
     finished_at TEXT NOT NULL,
     PRIMARY KEY (run_id, cell_id)
 );
@@ -105,12 +106,16 @@ RESULT_COLUMNS = [
     "score_seconds",
     "n_explained",
     "torch_threads",
+    "warnings",
 ]
 
 
 @dataclass(frozen=True)
 class CellRecord:
-    """One finished (or skipped, or failed) cell. Timings are wall seconds."""
+    """One finished (or skipped, or failed) cell. Timings are wall seconds.
+
+    ``warnings``: the distinct warnings libraries raised while the cell ran, one per line.
+    """
 
     cell_id: str
     dataset: str
@@ -127,6 +132,7 @@ class CellRecord:
     score_seconds: float | None = None
     n_explained: int | None = None
     torch_threads: int | None = None
+    warnings: str | None = None
 
 
 @dataclass(frozen=True)
@@ -290,7 +296,7 @@ class ResultsStore:
             "s.higher_is_better, c.status, s.note, c.error, s.unit, c.cell_id, "
             "c.dataset_name, c.model_name, c.explainer_name, s.metric_name, s.conventions, "
             "s.conventions_hash, c.train_seconds, c.explain_seconds, c.score_seconds, "
-            "c.n_explained, c.torch_threads "
+            "c.n_explained, c.torch_threads, c.warnings "
             "FROM cells c JOIN scores s ON s.run_id = c.run_id AND s.cell_id = c.cell_id "
             "JOIN runs r ON r.run_id = c.run_id"
         )

@@ -38,8 +38,10 @@ class DatasetCard:
 class Dataset:
     """Train/test arrays and what is known about them.
 
-    Tabular arrays are ``float32`` of shape (rows, features); labels are ``int64`` class
-    indices in ``0 … len(class_names) - 1``.
+    Tabular arrays are ``float32`` of shape (rows, features); image arrays ``float32`` of
+    shape (images, channels, height, width). Labels are ``int64`` class indices in
+    ``0 … len(class_names) - 1``. Ground-truth masks, when present, are boolean
+    (test images, height, width), aligned with ``x_test``.
     """
 
     name: str
@@ -60,6 +62,13 @@ class Dataset:
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def attribution_shape(self) -> tuple[int, ...]:
+        """Shape of one row's attribution: (features,) or (height, width) for images."""
+        if self.modality == "image":
+            return tuple(int(s) for s in self.x_train.shape[2:])
+        return (self.n_features,)
 
 
 class DatasetSource(Component):

@@ -1,6 +1,11 @@
 """Explainers. Importing this package registers the built-ins."""
 
-from harness.explainers import captum_methods, controls  # noqa: F401  (registers)
+from harness.explainers import (  # noqa: F401  (registers)
+    captum_methods,
+    controls,
+    lime_methods,
+    shap_methods,
+)
 from harness.explainers.base import (
     ExplainContext,
     Explainer,

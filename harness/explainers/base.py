@@ -20,7 +20,10 @@ Granularity = Literal["feature", "pixel", "patch"]
 class Explanation:
     """What an explainer returns.
 
-    ``local``: attributions, explained rows × features (signed when ``signed``).
+    ``local``: attributions, one per explained row, shaped like the row without the
+    channel axis — (rows, features) or (rows, height, width); signed when ``signed``.
+    Pixel attributions computed per channel are pooled by ``channel_pooling``
+    (``"sum_abs"``: Σ_c |a_c|; ``"sum"``: Σ_c a_c); None when there was nothing to pool.
     ``global_scores``: one score per feature. Local explainers leave it ``None``; their
     global importance is the mean |attribution| over the explained rows.
     """
@@ -28,6 +31,7 @@ class Explanation:
     local: np.ndarray | None = None
     global_scores: np.ndarray | None = None
     signed: bool = True
+    channel_pooling: str | None = None
 
     def __post_init__(self) -> None:
         if self.local is None and self.global_scores is None:
@@ -35,11 +39,11 @@ class Explanation:
 
     @property
     def global_importance(self) -> np.ndarray:
-        """Global scores if given, else mean |local attribution| per feature."""
+        """Global scores if given, else mean |local attribution| per feature (or pixel)."""
         if self.global_scores is not None:
             return self.global_scores
         assert self.local is not None
-        return np.abs(self.local.reshape(len(self.local), -1)).mean(axis=0)
+        return np.abs(self.local).mean(axis=0)
 
     def is_finite(self) -> bool:
         """True when no attribution or score is NaN or infinite."""
@@ -52,28 +56,33 @@ class Explanation:
 
 @dataclass(frozen=True)
 class ExplainContext:
-    """What an explainer may read besides the model and the rows: the dataset and the seed.
+    """What an explainer may read besides the model and the rows.
 
-    ``seed`` is the cell's seed; every stochastic explainer must derive its randomness
-    from it.
+    ``rows``: indices of the explained inputs in ``dataset.x_test`` (controls read the
+    ground truth of exactly these rows). ``seed`` is the cell's seed; every stochastic
+    explainer must derive its randomness from it.
     """
 
     dataset: Dataset
     seed: int
+    rows: np.ndarray
 
 
 class Explainer(Component):
     """Explains a trained model's predictions for given rows and target classes.
 
     Declares the modalities it handles, its scope, its output granularity, whether it
-    needs gradients through the model, and which ground truth it reads (controls only).
+    needs gradients through the model, which ground truth it reads per modality
+    (controls only), which model traits it needs and which it cannot handle (with why).
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular", "image"})
     scope: ClassVar[Scope] = "local"
     granularity: ClassVar[Granularity] = "feature"
     needs_gradients: ClassVar[bool] = False
-    needs_ground_truth: ClassVar[frozenset[str]] = frozenset()
+    needs_ground_truth: ClassVar[dict[Modality, str]] = {}
+    requires_traits: ClassVar[frozenset[str]] = frozenset()
+    incompatible_traits: ClassVar[dict[str, str]] = {}
 
     def explain(
         self,
@@ -84,6 +93,16 @@ class Explainer(Component):
     ) -> Explanation:
         """Attributions for ``inputs`` (rows × features) towards class indices ``targets``."""
         raise NotImplementedError
+
+
+ChannelPooling = Literal["sum_abs", "sum"]
+
+
+def pool_channels(attributions: np.ndarray, how: ChannelPooling) -> np.ndarray:
+    """(rows, channels, height, width) → (rows, height, width) by Σ|a| or Σa over channels."""
+    if how == "sum_abs":
+        return np.abs(attributions).sum(axis=1)
+    return attributions.sum(axis=1)
 
 
 explainer_registry: Registry[type[Explainer]] = Registry(

@@ -1,68 +1,296 @@
-"""Gradient attribution methods from captum."""
+"""Gradient and perturbation attribution methods from captum, on the model's class logits.
+
+Each wrapper calls one captum ``attribute`` for all rows at once (captum batches
+internally where it can) and, for images, pools the per-channel attributions into one
+map per image with the declared ``channel_pooling``.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from captum.attr import IntegratedGradients as CaptumIntegratedGradients
+from captum.attr import (
+    Attribution,
+    DeepLift,
+    FeatureAblation,
+    GuidedBackprop,
+    InputXGradient,
+    IntegratedGradients,
+    LayerAttribution,
+    LayerGradCam,
+    Saliency,
+)
 from pydantic import Field
+from torch import nn
+from torchvision.transforms.functional import gaussian_blur
 
 from harness.component import Params
+from harness.datasets.base import Modality
 from harness.explainers.base import (
+    ChannelPooling,
     ExplainContext,
     Explainer,
     Explanation,
     explainer_registry,
+    pool_channels,
 )
 from harness.models.base import TrainedModel
 
 
-class IntegratedGradientsParams(Params):
+class CaptumParams(Params):
+    channel_pooling: ChannelPooling = Field(
+        "sum_abs", description="images: pool channels by Σ|a| (default) or Σa"
+    )
+
+
+class _CaptumExplainer(Explainer):
+    """Shared call: ``method(module).attribute(x, target=…, **attribute_kwargs)``."""
+
+    needs_gradients: ClassVar[bool] = True
+    signed: ClassVar[bool] = True
+    Params = CaptumParams
+    params: CaptumParams
+
+    def method(self, model: TrainedModel) -> Attribution:
+        raise NotImplementedError
+
+    def attribute_kwargs(
+        self, model: TrainedModel, inputs: torch.Tensor, context: ExplainContext
+    ) -> dict[str, Any]:
+        return {}
+
+    def explain(
+        self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
+    ) -> Explanation:
+        x = torch.as_tensor(inputs, device=model.device)
+        attributions = self.method(model).attribute(
+            x,
+            target=torch.as_tensor(targets, device=model.device),
+            **self.attribute_kwargs(model, x, context),
+        )
+        local = attributions.detach().cpu().numpy()
+        if context.dataset.modality == "image":
+            pooling = self.params.channel_pooling
+            local = pool_channels(local, pooling)
+            return Explanation(local=local, signed=self.signed, channel_pooling=pooling)
+        return Explanation(local=local, signed=self.signed)
+
+
+Baseline = Literal["zero", "train_mean", "blur"]
+
+
+def make_baseline(
+    kind: Baseline, inputs: torch.Tensor, context: ExplainContext, blur_sigma: float
+) -> torch.Tensor | float:
+    """Reference input: zeros, the training-split mean, or (images) a Gaussian-blurred copy."""
+    if kind == "zero":
+        return 0.0
+    if kind == "train_mean":
+        mean = context.dataset.x_train.mean(axis=0, keepdims=True)
+        return torch.as_tensor(mean, device=inputs.device)
+    if context.dataset.modality != "image":
+        raise ValueError("baseline 'blur' needs images; use 'zero' or 'train_mean'")
+    size = 2 * int(np.ceil(3 * blur_sigma)) + 1
+    return gaussian_blur(inputs, kernel_size=[size, size], sigma=[blur_sigma, blur_sigma])
+
+
+class IntegratedGradientsParams(CaptumParams):
     n_steps: int = Field(50, ge=1, description="points on the straight-line path")
     method: Literal["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right"] = (
         "gausslegendre"
     )
-    baseline: Literal["zero", "train_mean"] = Field(
-        "zero", description="reference input: all zeros, or the training-split mean row"
+    baseline: Baseline = Field(
+        "zero", description="zeros (raw input units), the training-split mean row, or blur"
     )
+    blur_sigma: float = Field(5.0, gt=0, description="baseline 'blur': Gaussian σ in pixels")
     internal_batch_size: int | None = Field(
         None, ge=1, description="path points evaluated per forward pass (None: all at once)"
     )
 
 
 @explainer_registry.register("integrated_gradients")
-class IntegratedGradients(Explainer):
+class IntegratedGradientsExplainer(_CaptumExplainer):
     """Integrated Gradients (Sundararajan et al. 2017) via captum, on the class logit.
 
-    Signed local attributions in input units; attributions sum to
-    logit(x) − logit(baseline) up to the integration error.
+    Signed attributions in input units; they sum to logit(x) − logit(baseline) up to the
+    integration error.
     """
 
-    needs_gradients: ClassVar[bool] = True
     Params = IntegratedGradientsParams
     params: IntegratedGradientsParams
 
+    def method(self, model: TrainedModel) -> Attribution:
+        return IntegratedGradients(model.module)
+
+    def attribute_kwargs(
+        self, model: TrainedModel, inputs: torch.Tensor, context: ExplainContext
+    ) -> dict[str, Any]:
+        p = self.params
+        return {
+            "baselines": make_baseline(p.baseline, inputs, context, p.blur_sigma),
+            "n_steps": p.n_steps,
+            "method": p.method,
+            "internal_batch_size": p.internal_batch_size,
+        }
+
+
+class SaliencyParams(CaptumParams):
+    abs: bool = Field(True, description="absolute gradient (captum's default) or signed")
+
+
+@explainer_registry.register("saliency")
+class SaliencyExplainer(_CaptumExplainer):
+    """Gradient of the class logit with respect to the input (Simonyan et al. 2014), captum."""
+
+    Params = SaliencyParams
+    params: SaliencyParams
+
+    def method(self, model: TrainedModel) -> Attribution:
+        return Saliency(model.module)
+
+    def attribute_kwargs(
+        self, model: TrainedModel, inputs: torch.Tensor, context: ExplainContext
+    ) -> dict[str, Any]:
+        return {"abs": self.params.abs}
+
+
+@explainer_registry.register("input_x_gradient")
+class InputXGradientExplainer(_CaptumExplainer):
+    """Input × gradient of the class logit (Shrikumar et al. 2016), captum; signed."""
+
+    def method(self, model: TrainedModel) -> Attribution:
+        return InputXGradient(model.module)
+
+
+class DeepLiftParams(CaptumParams):
+    baseline: Literal["zero", "train_mean"] = "zero"
+
+
+@explainer_registry.register("deeplift")
+class DeepLiftExplainer(_CaptumExplainer):
+    """DeepLIFT, Rescale rule (Shrikumar et al. 2017), captum; signed, on the class logit."""
+
+    incompatible_traits: ClassVar[dict[str, str]] = {
+        "reused_activations": "captum's DeepLift needs one activation module per use, "
+        "and this architecture reuses its ReLU modules"
+    }
+    Params = DeepLiftParams
+    params: DeepLiftParams
+
+    def method(self, model: TrainedModel) -> Attribution:
+        return DeepLift(model.module)
+
+    def attribute_kwargs(
+        self, model: TrainedModel, inputs: torch.Tensor, context: ExplainContext
+    ) -> dict[str, Any]:
+        return {"baselines": make_baseline(self.params.baseline, inputs, context, 1.0)}
+
+
+@explainer_registry.register("guided_backprop")
+class GuidedBackpropExplainer(_CaptumExplainer):
+    """Guided backpropagation (Springenberg et al. 2015), captum: ReLU-gated gradients."""
+
+    def method(self, model: TrainedModel) -> Attribution:
+        return GuidedBackprop(model.module)
+
+
+class FeatureAblationParams(CaptumParams):
+    baseline: Literal["zero", "train_mean"] = Field(
+        "zero", description="value an ablated feature is replaced with"
+    )
+    patch_size: int = Field(
+        4, ge=1, description="images: ablate square patches of this many pixels per side"
+    )
+    perturbations_per_eval: int = Field(
+        16, ge=1, description="ablations evaluated per forward pass (captum's batching)"
+    )
+
+
+@explainer_registry.register("feature_ablation")
+class FeatureAblationExplainer(_CaptumExplainer):
+    """Occlusion of one feature (tabular) or one square patch (images) at a time, captum.
+
+    Attribution = logit(x) − logit(x with the feature or patch set to the baseline).
+    """
+
+    needs_gradients: ClassVar[bool] = False
+    Params = FeatureAblationParams
+    params: FeatureAblationParams
+
+    def method(self, model: TrainedModel) -> Attribution:
+        return FeatureAblation(model.module)
+
+    def attribute_kwargs(
+        self, model: TrainedModel, inputs: torch.Tensor, context: ExplainContext
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "baselines": make_baseline(self.params.baseline, inputs, context, 1.0),
+            "perturbations_per_eval": self.params.perturbations_per_eval,
+        }
+        if context.dataset.modality == "image":
+            kwargs["feature_mask"] = patch_mask(inputs.shape[2:], self.params.patch_size).to(
+                inputs.device
+            )
+        return kwargs
+
+
+def patch_mask(size: torch.Size | tuple[int, ...], patch: int) -> torch.Tensor:
+    """Integer map (1, 1, H, W) numbering square patches row by row (shared by all channels)."""
+    height, width = int(size[0]), int(size[1])
+    rows = torch.arange(height) // patch
+    cols = torch.arange(width) // patch
+    per_row = (width + patch - 1) // patch
+    return (rows[:, None] * per_row + cols[None, :])[None, None]
+
+
+class GradCamParams(Params):
+    layer: str | None = Field(
+        None, description="dotted module name of the feature map (default: the recipe's)"
+    )
+    relu: bool = Field(True, description="keep only positive evidence (Grad-CAM's ReLU)")
+    interpolation: Literal["bilinear", "nearest", "bicubic"] = Field(
+        "bilinear", description="upsampling of the map to the input size"
+    )
+
+
+@explainer_registry.register("grad_cam")
+class GradCamExplainer(Explainer):
+    """Grad-CAM (Selvaraju et al. 2017): captum ``LayerGradCam`` on the last feature map.
+
+    The map (native at feature-map resolution) is upsampled to the input size; the
+    layer is the recipe's declared feature map, or the last ``Conv2d`` of a plugin model.
+    """
+
+    modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
+    granularity: ClassVar[Literal["feature", "pixel", "patch"]] = "patch"
+    needs_gradients: ClassVar[bool] = True
+    requires_traits: ClassVar[frozenset[str]] = frozenset({"convolutional"})
+    Params = GradCamParams
+    params: GradCamParams
+
+    def layer(self, model: TrainedModel) -> nn.Module:
+        name = self.params.layer or model.cam_layer
+        if name is not None:
+            return model.module.get_submodule(name)
+        convolutions = [m for m in model.module.modules() if isinstance(m, nn.Conv2d)]
+        if not convolutions:
+            raise ValueError("grad_cam found no Conv2d layer; name one with params.layer")
+        return convolutions[-1]
+
     def explain(
-        self,
-        model: TrainedModel,
-        inputs: np.ndarray,
-        targets: np.ndarray,
-        context: ExplainContext,
+        self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
     ) -> Explanation:
         x = torch.as_tensor(inputs, device=model.device)
-        if self.params.baseline == "zero":
-            baseline: torch.Tensor | float = 0.0
-        else:
-            mean = context.dataset.x_train.mean(axis=0, keepdims=True)
-            baseline = torch.as_tensor(mean, device=model.device)
-        attributions = CaptumIntegratedGradients(model.module).attribute(
+        maps = LayerGradCam(model.module, self.layer(model)).attribute(
             x,
-            baselines=baseline,
             target=torch.as_tensor(targets, device=model.device),
-            n_steps=self.params.n_steps,
-            method=self.params.method,
-            internal_batch_size=self.params.internal_batch_size,
+            relu_attributions=self.params.relu,
         )
-        return Explanation(local=attributions.detach().cpu().numpy(), signed=True)
+        upsampled = LayerAttribution.interpolate(
+            maps, tuple(x.shape[2:]), interpolate_mode=self.params.interpolation
+        )
+        return Explanation(
+            local=upsampled[:, 0].detach().cpu().numpy(), signed=not self.params.relu
+        )

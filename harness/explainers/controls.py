@@ -1,11 +1,19 @@
-"""Control explainers that calibrate metrics: ``oracle`` (the ground truth) and ``random``."""
+"""Control explainers that calibrate metrics.
+
+``oracle`` (the ground truth), ``inverted`` (the ground truth reversed), ``random``,
+``constant`` and ``centre`` (images). Every metric that uses ground truth must order
+oracle ≥ random ≥ inverted and must not give ``constant`` a perfect score.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 import numpy as np
+from pydantic import Field
 
+from harness.component import Params
+from harness.datasets.base import Modality
 from harness.explainers.base import (
     ExplainContext,
     Explainer,
@@ -15,30 +23,52 @@ from harness.explainers.base import (
 from harness.models.base import TrainedModel
 
 
-@explainer_registry.register("oracle")
-class Oracle(Explainer):
-    """The dataset's ground-truth importance as the explanation (best possible score).
+def ground_truth_maps(context: ExplainContext) -> np.ndarray:
+    """The ground truth of the explained rows as float attributions.
 
-    Every row gets the same attribution: the ground-truth importance vector.
+    Tabular: the importance vector repeated per row. Images: each row's mask (1 inside).
+    """
+    dataset, truth = context.dataset, context.dataset.ground_truth
+    if dataset.modality == "image":
+        if truth.masks is None:
+            raise ValueError(f"dataset '{dataset.name}' has no ground-truth masks")
+        return truth.masks[context.rows].astype(float)
+    if truth.importance is None:
+        raise ValueError(f"dataset '{dataset.name}' has no ground-truth importance")
+    return np.tile(np.asarray(truth.importance, dtype=float), (len(context.rows), 1))
+
+
+class _GroundTruthControl(Explainer):
+    needs_ground_truth: ClassVar[dict[Modality, str]] = {"tabular": "importance", "image": "masks"}
+
+
+@explainer_registry.register("oracle")
+class Oracle(_GroundTruthControl):
+    """The ground truth as the explanation: importance (tabular) or the mask (images).
+
+    The best any explainer can do against the ground truth.
     """
 
-    needs_ground_truth: ClassVar[frozenset[str]] = frozenset({"importance"})
+    def explain(
+        self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
+    ) -> Explanation:
+        return Explanation(local=ground_truth_maps(context), signed=False)
+
+
+@explainer_registry.register("inverted")
+class Inverted(_GroundTruthControl):
+    """The ground truth reversed: max(truth) − truth, so irrelevant features/pixels rank first.
+
+    Non-negative, so metrics that take |attribution| still see the reversed ranking
+    (a plain negation would rank exactly like the oracle under |·|).
+    """
 
     def explain(
-        self,
-        model: TrainedModel,
-        inputs: np.ndarray,
-        targets: np.ndarray,
-        context: ExplainContext,
+        self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
     ) -> Explanation:
-        importance = context.dataset.ground_truth.importance
-        if importance is None:
-            raise ValueError(f"dataset '{context.dataset.name}' has no ground-truth importance")
-        return Explanation(
-            local=np.tile(importance, (len(inputs), 1)),
-            global_scores=np.asarray(importance, dtype=float),
-            signed=False,
-        )
+        truth = ground_truth_maps(context)
+        peak = truth.reshape(len(truth), -1).max(axis=1)
+        return Explanation(local=peak.reshape(-1, *[1] * (truth.ndim - 1)) - truth, signed=False)
 
 
 @explainer_registry.register("random")
@@ -46,11 +76,45 @@ class Random(Explainer):
     """Uniform random attributions in [0, 1), drawn from the cell seed (chance level)."""
 
     def explain(
-        self,
-        model: TrainedModel,
-        inputs: np.ndarray,
-        targets: np.ndarray,
-        context: ExplainContext,
+        self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
     ) -> Explanation:
         rng = np.random.default_rng(context.seed)
-        return Explanation(local=rng.random(inputs.shape), signed=False)
+        shape = (len(inputs), *context.dataset.attribution_shape)
+        return Explanation(local=rng.random(shape), signed=False)
+
+
+@explainer_registry.register("constant")
+class Constant(Explainer):
+    """The same attribution (1) for every feature or pixel: carries no information."""
+
+    def explain(
+        self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
+    ) -> Explanation:
+        shape = (len(inputs), *context.dataset.attribution_shape)
+        return Explanation(local=np.ones(shape), signed=False)
+
+
+class CentreParams(Params):
+    sigma: float = Field(
+        0.25, gt=0, description="standard deviation as a fraction of the shorter image side"
+    )
+
+
+@explainer_registry.register("centre")
+class Centre(Explainer):
+    """A Gaussian centred on the image (centre bias): exp(−d² / 2σ²), peak 1 at the centre."""
+
+    modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
+    Params = CentreParams
+    params: CentreParams
+
+    def explain(
+        self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
+    ) -> Explanation:
+        height, width = context.dataset.attribution_shape
+        sigma = self.params.sigma * min(height, width)
+        ys, xs = np.mgrid[0:height, 0:width]
+        squared = (ys - (height - 1) / 2) ** 2 + (xs - (width - 1) / 2) ** 2
+        gaussian = np.exp(-squared / (2 * sigma**2))
+        local = np.broadcast_to(gaussian, (len(inputs), height, width)).copy()
+        return Explanation(local=local, signed=False)

@@ -26,9 +26,11 @@ class AgreementParams(Params):
 
 
 class _GroundTruthAgreement(Metric):
-    """Shared checks: same length, neither side constant (the statistic is undefined)."""
+    """Shared checks: same length, non-constant ground truth, and (for rank correlations,
+    which are undefined then) a non-constant explanation."""
 
     needs: ClassVar[frozenset[str]] = frozenset({"global_importance", "importance"})
+    undefined_for_constant_scores: ClassVar[bool] = True
     Params = AgreementParams
     params: AgreementParams
 
@@ -42,7 +44,7 @@ class _GroundTruthAgreement(Metric):
             return MetricResult.undefined(
                 f"explanation has {scores.size} scores but ground truth {truth.size} features"
             )
-        if np.ptp(scores) == 0:
+        if self.undefined_for_constant_scores and np.ptp(scores) == 0:
             return MetricResult.undefined(f"explanation scores are constant: {self.name} undefined")
         if np.ptp(truth) == 0:
             return MetricResult.undefined("ground-truth importance is constant")
@@ -83,17 +85,23 @@ class KendallGroundTruth(_GroundTruthAgreement):
 class TopKPrecisionGroundTruth(_GroundTruthAgreement):
     """Share of the k highest-scored features that are relevant, k = number relevant; [0, 1].
 
-    Relevant = ground-truth importance > 0. Ties at the k-th score are broken by the
-    lower feature index (stable sort), which is recorded as the tie convention.
+    Relevant = ground-truth importance > 0. Features tied at the k-th highest score share
+    the remaining slots: the value is the expectation over a uniformly random order within
+    the tie group, so a constant explanation scores chance (k / features), never 1, and no
+    feature order is favoured.
     """
 
+    undefined_for_constant_scores: ClassVar[bool] = False
     fixed_conventions: ClassVar[dict[str, str]] = {
         "k": "number of relevant features",
-        "ties": "lower feature index first",
+        "ties": "expected value over random order within the tie group at the k-th score",
     }
 
     def statistic(self, scores: np.ndarray, truth: np.ndarray) -> float:
         relevant = truth > 0
         k = int(relevant.sum())
-        top = np.argsort(-scores, kind="stable")[:k]
-        return float(relevant[top].mean())
+        kth = np.sort(scores)[::-1][k - 1]
+        above, tied = scores > kth, scores == kth
+        slots = k - int(above.sum())
+        hits = relevant[above].sum() + slots * relevant[tied].mean()
+        return float(hits / k)

@@ -21,6 +21,7 @@ EVIDENCE_PROVIDERS: dict[str, str] = {
     "importance": "a dataset with ground-truth feature importance",
     "masks": "a dataset with ground-truth masks",
     "explain_seconds": "the explainer timing",
+    "n_explained": "the explainer timing",
     "train_seconds": "the model timing",
 }
 
@@ -33,7 +34,8 @@ class Evidence:
     ``attributions``: local attributions for the explained rows (rows × features).
     ``global_importance``: one score per feature (mean |attribution| for local explainers).
     ``importance``: ground-truth importance per feature (0 = irrelevant).
-    ``explain_seconds``: wall time of the explainer call (after warm-up), seconds.
+    ``explain_seconds``: wall time of the explainer call (after warm-up), seconds, for
+    ``n_explained`` rows.
     """
 
     y_true: np.ndarray | None = None
@@ -43,6 +45,7 @@ class Evidence:
     importance: np.ndarray | None = None
     masks: np.ndarray | None = None
     explain_seconds: float | None = None
+    n_explained: int | None = None
     train_seconds: float | None = None
 
 

@@ -26,3 +26,17 @@ class ExplainSeconds(Metric):
     def compute(self, evidence: Evidence) -> MetricResult:
         assert evidence.explain_seconds is not None
         return MetricResult(float(evidence.explain_seconds))
+
+
+@metric_registry.register("explain_seconds_per_row")
+class ExplainSecondsPerRow(Metric):
+    """``explain_seconds`` divided by the number of explained rows, in seconds per row."""
+
+    higher_is_better: ClassVar[bool] = False
+    needs: ClassVar[frozenset[str]] = frozenset({"explain_seconds", "n_explained"})
+    unit: ClassVar[str] = "s"
+    fixed_conventions: ClassVar[dict[str, str]] = ExplainSeconds.fixed_conventions
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.explain_seconds is not None and evidence.n_explained is not None
+        return MetricResult(evidence.explain_seconds / evidence.n_explained)

@@ -22,7 +22,8 @@ class TrainedModel:
     """A trained classifier: ``module`` maps raw dataset inputs (float32) to class logits.
 
     Any preprocessing the recipe needs (e.g. standardisation) is a layer inside
-    ``module``, so explainers attribute to the dataset's own features.
+    ``module``, so explainers attribute to the dataset's own features. ``cam_layer`` is
+    the dotted name of the feature map that class-activation methods use (None: not a CNN).
     """
 
     module: nn.Module
@@ -30,13 +31,19 @@ class TrainedModel:
     train_seconds: float
     epochs_trained: int
     differentiable: bool = True
+    cam_layer: str | None = None
 
     def logits(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
-        """Class logits for ``x`` (rows × features), computed in batches without gradients."""
+        """Class logits for ``x`` (rows like the dataset's), in batches, without gradients.
+
+        Any float dtype is accepted (explainers such as lime and shap pass float64).
+        """
         outputs = []
         with torch.no_grad():
             for start in range(0, len(x), batch_size):
-                batch = torch.as_tensor(x[start : start + batch_size], device=self.device)
+                batch = torch.as_tensor(
+                    x[start : start + batch_size], dtype=torch.float32, device=self.device
+                )
                 outputs.append(self.module(batch).float().cpu().numpy())
         return np.concatenate(outputs) if outputs else np.empty((0, 0), dtype=np.float32)
 
@@ -50,11 +57,25 @@ class TrainedModel:
         return self.logits(x).argmax(axis=1).astype(np.int64)
 
 
+#: Architecture traits a recipe may declare; explainers name the ones they cannot handle.
+TRAITS = {
+    "convolutional": "has convolutional feature maps (class-activation maps possible)",
+    "inplace_residual": "adds residuals in place (torchvision ResNet blocks: out += identity)",
+    "reused_activations": "calls one activation module several times (torchvision ResNet)",
+}
+
+
 class ModelRecipe(Component):
-    """How to build and train a model for a dataset; the seed fixes init and batch order."""
+    """How to build and train a model for a dataset; the seed fixes init and batch order.
+
+    ``traits`` (keys of :data:`TRAITS`) let the planner skip explainers that cannot
+    handle the architecture; ``cam_layer`` names the feature map for class-activation maps.
+    """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
     differentiable: ClassVar[bool] = True
+    traits: ClassVar[frozenset[str]] = frozenset()
+    cam_layer: ClassVar[str | None] = None
     Params: ClassVar[type[BaseModel]] = TrainingParams
     params: TrainingParams
 
@@ -77,6 +98,7 @@ class ModelRecipe(Component):
             train_seconds=time.perf_counter() - started,
             epochs_trained=epochs,
             differentiable=self.differentiable,
+            cam_layer=self.cam_layer,
         )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -136,9 +137,12 @@ def run_suite(
         status = "interrupted"  # unless the loop completes: Ctrl-C, or a store failure
         try:
             for cell in cells:
-                record, scores = _run_cell(
-                    cell, suite, options, device, datasets, models, clock, progress
-                )
+                with warnings.catch_warnings(record=True) as caught:
+                    record, scores = _run_cell(
+                        cell, suite, options, device, datasets, models, clock, progress
+                    )
+                if caught:
+                    record = replace(record, warnings=_distinct_warnings(caught))
                 with clock.time("store"):
                     store.record_cell(run_id, record, scores)
                 counts[record.status] += 1
@@ -184,11 +188,11 @@ def _run_cell(
             trained = models.get(cell.model_key, lambda: _train(cell, dataset, device))
         progress.stage(cell.cell_id, "explaining")
         with clock.time("explain"):
-            rows = dataset.x_test[: options.explain_rows]
+            rows = np.arange(min(options.explain_rows, len(dataset.x_test)))
             targets = (
-                trained.test_predictions[: len(rows)]
+                trained.test_predictions[rows]
                 if options.target == "prediction"
-                else dataset.y_test[: len(rows)]
+                else dataset.y_test[rows]
             )
             explanation, explain_seconds = _stage(
                 "explaining", _explain, cell, trained.model, dataset, rows, targets
@@ -204,6 +208,7 @@ def _run_cell(
                 importance=dataset.ground_truth.importance,
                 masks=dataset.ground_truth.masks,
                 explain_seconds=explain_seconds,
+                n_explained=len(rows),
                 train_seconds=trained.model.train_seconds,
             )
             scores = _stage("scoring", _score, cell, suite, evidence)
@@ -225,6 +230,16 @@ def _run_cell(
         ),
         scores,
     )
+
+
+def _distinct_warnings(caught: list[warnings.WarningMessage]) -> str:
+    """One line per distinct warning: ``Category: first line of the message``."""
+    lines = {
+        f"{w.category.__name__}: {str(w.message).strip().splitlines()[0][:300]}"
+        for w in caught
+        if str(w.message).strip()
+    }
+    return "\n".join(sorted(lines))
 
 
 def _cell_record(cell: Cell, status: CellStatus, **measured: Any) -> CellRecord:
@@ -264,22 +279,28 @@ def _train(cell: Cell, dataset: Dataset, device: torch.device) -> _Trained:
 def _explain(
     cell: Cell, model: TrainedModel, dataset: Dataset, rows: np.ndarray, targets: np.ndarray
 ) -> tuple[Explanation, float]:
-    """Warm up on one row, then time the explainer call on all rows (wall seconds)."""
+    """Warm up on one row, then time the explainer call on all rows (wall seconds).
+
+    ``rows`` are indices into the test split.
+    """
     explainer = cell.explainer.component
-    context = ExplainContext(dataset=dataset, seed=cell.seed)
-    explainer.explain(model, rows[:1], targets[:1], context)
+    inputs = dataset.x_test[rows]
+    warm_up = ExplainContext(dataset=dataset, seed=cell.seed, rows=rows[:1])
+    explainer.explain(model, inputs[:1], targets[:1], warm_up)
+    context = ExplainContext(dataset=dataset, seed=cell.seed, rows=rows)
     started = time.perf_counter()
-    explanation = explainer.explain(model, rows, targets, context)
+    explanation = explainer.explain(model, inputs, targets, context)
     seconds = time.perf_counter() - started
-    if explanation.local is not None and explanation.local.shape[0] != len(rows):
+    expected = (len(rows), *dataset.attribution_shape)
+    if explanation.local is not None and explanation.local.shape != expected:
         raise CellFailure(
-            f"explainer '{cell.explainer.id}' returned {explanation.local.shape[0]} rows of "
-            f"attributions for {len(rows)} inputs"
+            f"explainer '{cell.explainer.id}' returned attributions of shape "
+            f"{explanation.local.shape}; expected {expected}"
         )
-    if explanation.global_importance.size != dataset.n_features:
+    if explanation.global_importance.shape != dataset.attribution_shape:
         raise CellFailure(
-            f"explainer '{cell.explainer.id}' returned {explanation.global_importance.size} "
-            f"global scores for {dataset.n_features} features"
+            f"explainer '{cell.explainer.id}' returned global scores of shape "
+            f"{explanation.global_importance.shape}; expected {dataset.attribution_shape}"
         )
     if not explanation.is_finite():
         raise CellFailure(f"explainer '{cell.explainer.id}' returned NaN or infinite values")

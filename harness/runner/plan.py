@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from harness.datasets.base import DatasetSource
 from harness.explainers.base import Explainer
 from harness.metrics.base import Metric
-from harness.models.base import ModelRecipe
+from harness.models.base import TRAITS, ModelRecipe
 from harness.suite import Resolved, Suite
 
 #: Ground-truth evidence names and what a dataset must provide for them.
@@ -60,10 +60,19 @@ def cell_skip_reason(
         )
     if method.needs_gradients and not recipe.differentiable:
         return f"explainer '{explainer.id}' needs gradients; model '{model.id}' has none"
-    missing = sorted(method.needs_ground_truth - source.ground_truth_kinds())
-    if missing:
-        what = " and ".join(_GROUND_TRUTH_NEEDS.get(m, m) for m in missing)
-        return f"explainer '{explainer.id}' needs {what}; dataset '{dataset.id}' has none"
+    for trait in sorted(method.requires_traits - recipe.traits):
+        return f"explainer '{explainer.id}' needs a model that {TRAITS.get(trait, trait)}"
+    for trait in sorted(recipe.traits & method.incompatible_traits.keys()):
+        return (
+            f"explainer '{explainer.id}' cannot explain model '{model.id}': "
+            f"{method.incompatible_traits[trait]}"
+        )
+    truth = method.needs_ground_truth.get(modality)
+    if truth is not None and truth not in source.ground_truth_kinds():
+        return (
+            f"explainer '{explainer.id}' needs {_GROUND_TRUTH_NEEDS.get(truth, truth)}; "
+            f"dataset '{dataset.id}' has none"
+        )
     return None
 
 

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.datasets import Dataset, DatasetCard, DatasetSource
+from harness.datasets import Dataset, DatasetCard, DatasetSource, GroundTruth
 from harness.explainers import ExplainContext, Explainer, Explanation
 from harness.models import TrainedModel
 
@@ -58,3 +58,48 @@ class BlobsWithoutTruth(DatasetSource):
             class_names=["a", "b"],
             card=DatasetCard(source="generated in the tests", licence="none"),
         )
+
+
+class SquaresWithMasks(DatasetSource):
+    """12×12 images, class 1 has a bright 3×3 square whose exact mask is the ground truth."""
+
+    modality: ClassVar = "image"
+
+    def ground_truth_kinds(self) -> frozenset[str]:
+        return frozenset({"masks"})
+
+    def load(self, seed: int) -> Dataset:
+        rng = np.random.default_rng(seed)
+        n = 80
+        x = rng.normal(0, 0.1, size=(n, 1, 12, 12)).astype(np.float32)
+        y = np.arange(n) % 2
+        masks = np.zeros((n, 12, 12), dtype=bool)
+        for i in np.flatnonzero(y):
+            r, c = rng.integers(0, 9, size=2)
+            masks[i, r : r + 3, c : c + 3] = True
+            x[i, 0, r : r + 3, c : c + 3] += 1.0
+        return Dataset(
+            name=self.name,
+            modality="image",
+            x_train=x[:60],
+            y_train=y[:60],
+            x_test=x[60:],
+            y_test=y[60:],
+            feature_names=[f"p{i}" for i in range(144)],
+            class_names=["empty", "square"],
+            card=DatasetCard(source="generated in the tests", licence="none"),
+            ground_truth=GroundTruth(masks=masks[60:]),
+        )
+
+
+class WarningExplainer(Explainer):
+    """Raises a library-style warning twice, then explains like ``constant``."""
+
+    def explain(
+        self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
+    ) -> Explanation:
+        import warnings
+
+        warnings.warn("heads up from a library", UserWarning, stacklevel=1)
+        warnings.warn("heads up from a library", UserWarning, stacklevel=1)
+        return Explanation(local=np.ones((len(inputs), *context.dataset.attribution_shape)))

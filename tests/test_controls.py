@@ -1,0 +1,103 @@
+"""The control explainers calibrate the metrics: oracle ≥ random ≥ inverted, constant ≠ perfect."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness import load_results, run_suite
+from harness.explainers import ExplainContext, explainer_registry
+from harness.metrics import metric_registry
+from harness.suite import parse_suite
+
+#: Every registered metric that reads ground-truth importance (new ones join automatically).
+IMPORTANCE_METRICS = sorted(
+    name for name in metric_registry.names() if "importance" in metric_registry.get(name).needs
+)
+
+CONTROLS_SUITE = f"""
+name = "controls"
+seeds = [0, 1, 2]
+metrics = {IMPORTANCE_METRICS!r}
+
+[[datasets]]
+name = "synthetic_tabular"
+params = {{ n_samples = 400, n_features = 16, n_informative = 5 }}
+
+[[models]]
+name = "mlp"
+params = {{ hidden = [8], epochs = 2 }}
+
+[[explainers]]
+name = "oracle"
+[[explainers]]
+name = "random"
+[[explainers]]
+name = "inverted"
+[[explainers]]
+name = "constant"
+"""
+
+
+@pytest.fixture(scope="module")
+def control_scores(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("controls")
+    summary = run_suite(parse_suite(CONTROLS_SUITE), out)
+    assert summary.counts == {"ok": 12, "failed": 0, "skipped": 0}
+    return load_results(out).pivot_table(
+        index=["metric", "seed"], columns="explainer", values="value", dropna=False
+    )
+
+
+def test_there_are_importance_metrics_to_check() -> None:
+    assert {"spearman_gt", "kendall_gt", "topk_precision_gt"} <= set(IMPORTANCE_METRICS)
+
+
+@pytest.mark.parametrize("metric", IMPORTANCE_METRICS)
+def test_oracle_beats_random_beats_inverted_on_every_seed(control_scores, metric: str) -> None:
+    scores = control_scores.loc[metric]
+    assert (scores["oracle"] >= scores["random"]).all(), scores
+    assert (scores["random"] >= scores["inverted"]).all(), scores
+    assert (scores["oracle"] > scores["inverted"]).all(), scores
+
+
+@pytest.mark.parametrize("metric", IMPORTANCE_METRICS)
+def test_constant_never_gets_a_perfect_score(control_scores, metric: str) -> None:
+    for value in control_scores.loc[metric]["constant"]:
+        assert math.isnan(value) or value < 1.0
+
+
+def test_exact_control_values_on_16_features_5_relevant(control_scores) -> None:
+    # oracle: perfect; inverted: the exact reverse; constant: ρ, τ undefined, top-k = 5/16
+    assert (control_scores.loc["spearman_gt"]["oracle"] == 1).all()
+    assert (control_scores.loc["spearman_gt"]["inverted"] == -1).all()
+    np.testing.assert_allclose(control_scores.loc["kendall_gt"]["inverted"], -1, atol=1e-12)
+    assert (control_scores.loc["topk_precision_gt"]["inverted"] == 0).all()
+    assert control_scores.loc["spearman_gt"]["constant"].isna().all()
+    np.testing.assert_allclose(control_scores.loc["topk_precision_gt"]["constant"], 5 / 16)
+
+
+def test_image_controls_use_each_images_mask(plugins_on_path: None) -> None:
+    from sample_plugins import SquaresWithMasks
+
+    dataset = SquaresWithMasks().load(0)
+    rows = np.array([1, 3, 4])
+    context = ExplainContext(dataset, 0, rows)
+    inputs, targets = dataset.x_test[rows], np.zeros(3, dtype=np.int64)
+    model = None  # controls never touch the model
+
+    def explain(name: str) -> np.ndarray:
+        return explainer_registry.get(name)().explain(model, inputs, targets, context).local
+
+    masks = dataset.ground_truth.masks[rows]
+    np.testing.assert_array_equal(explain("oracle"), masks.astype(float))
+    np.testing.assert_array_equal(explain("inverted")[0], 1.0 - masks[0])  # row 1 has a square
+    np.testing.assert_array_equal(explain("inverted")[2], 0.0 * masks[2])  # row 4: empty mask
+    assert explain("constant").shape == (3, 12, 12) and np.ptp(explain("constant")) == 0
+    centre = explain("centre")[0]
+    assert centre.shape == (12, 12) and centre[5:7, 5:7].min() == centre.max()
+    assert centre[0, 0] < 0.1 * centre.max()
+    random = explain("random")
+    assert random.shape == (3, 12, 12) and random.min() >= 0 and random.max() < 1
