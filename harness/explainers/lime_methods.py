@@ -122,9 +122,10 @@ class LimeImage(Explainer):
         )
 
         def classify(images: np.ndarray) -> np.ndarray:
-            # lime hands over (batch, H, W, 3); the model takes (batch, C, H, W) float32
-            batch = np.transpose(images, (0, 3, 1, 2))[:, :channels]
-            return model.predict_proba(np.ascontiguousarray(batch, dtype=np.float32))
+            # lime hands over (batch, H, W, 3); the model takes (batch, C, H, W). The
+            # transposed view is passed as is: torch keeps its channels-last strides, which
+            # run small CNNs about twice as fast on a CPU as a contiguous NCHW copy
+            return model.predict_proba(np.transpose(images, (0, 3, 1, 2))[:, :channels])
 
         local = np.zeros((len(inputs), *inputs.shape[2:]))
         for i, (image, target) in enumerate(zip(inputs, targets, strict=True)):

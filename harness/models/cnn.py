@@ -30,7 +30,7 @@ def channel_standardize(x_train: np.ndarray) -> Standardize:
 
 class SmallCNNParams(TrainingParams):
     channels: list[int] = Field(
-        [16, 32, 32], min_length=1, description="filters of each 3×3 conv block"
+        [16, 32, 64, 64], min_length=1, description="filters of each 3×3 conv block"
     )
 
 
