@@ -24,6 +24,12 @@ class SyntheticTabularParams(Params):
     n_samples: int = Field(5000, ge=20, description="rows before the train/test split")
     n_features: int = Field(16, ge=1, description="total columns")
     n_informative: int = Field(5, ge=1, description="relevant columns: the first n_informative")
+    n_redundant: int = Field(
+        0, ge=0, description="random linear combinations of the informative columns, next"
+    )
+    redundant_importance: float = Field(
+        0.5, ge=0, le=1, description="ground-truth importance given to redundant columns"
+    )
     n_classes: int = Field(2, ge=2)
     class_sep: float = Field(1.0, gt=0, description="separation of the class clusters")
     flip_y: float = Field(0.01, ge=0, le=1, description="fraction of labels flipped at random")
@@ -31,9 +37,10 @@ class SyntheticTabularParams(Params):
 
     @model_validator(mode="after")
     def _informative_fit(self) -> SyntheticTabularParams:
-        if self.n_informative > self.n_features:
+        if self.n_informative + self.n_redundant > self.n_features:
             raise ValueError(
-                f"n_informative ({self.n_informative}) exceeds n_features ({self.n_features})"
+                f"n_informative + n_redundant ({self.n_informative + self.n_redundant}) "
+                f"exceeds n_features ({self.n_features})"
             )
         if self.n_classes * 2 > 2**self.n_informative:
             raise ValueError(
@@ -47,9 +54,11 @@ class SyntheticTabularParams(Params):
 class SyntheticTabular(DatasetSource):
     """Gaussian clusters (make_classification); columns 0…k-1 relevant, the rest pure noise.
 
-    Ground-truth importance is 1 for the ``n_informative`` relevant columns and 0 for the
-    irrelevant ones (no redundant or repeated columns). The seed fixes both generation and
-    the stratified train/test split.
+    Columns in order: ``n_informative`` informative (importance 1), ``n_redundant``
+    redundant — linear combinations of the informative ones, which carry their signal but
+    which a model need not use (importance ``redundant_importance``, 0.5 by default) — and
+    the remaining irrelevant noise columns (importance 0); names say which is which. The
+    seed fixes both generation and the stratified train/test split.
     """
 
     modality: ClassVar[Modality] = "tabular"
@@ -65,7 +74,7 @@ class SyntheticTabular(DatasetSource):
             n_samples=p.n_samples,
             n_features=p.n_features,
             n_informative=p.n_informative,
-            n_redundant=0,
+            n_redundant=p.n_redundant,
             n_repeated=0,
             n_classes=p.n_classes,
             class_sep=p.class_sep,
@@ -76,8 +85,12 @@ class SyntheticTabular(DatasetSource):
         x_train, x_test, y_train, y_test = train_test_split(
             x, y, test_size=p.test_fraction, stratify=y, random_state=seed
         )
+        redundant_end = p.n_informative + p.n_redundant
         importance = np.zeros(p.n_features)
         importance[: p.n_informative] = 1.0
+        importance[p.n_informative : redundant_end] = p.redundant_importance
+        roles = ["relevant"] * p.n_informative + ["redundant"] * p.n_redundant
+        roles += ["noise"] * (p.n_features - redundant_end)
         return Dataset(
             name=self.name,
             modality="tabular",
@@ -85,9 +98,7 @@ class SyntheticTabular(DatasetSource):
             y_train=y_train.astype(np.int64),
             x_test=x_test.astype(np.float32),
             y_test=y_test.astype(np.int64),
-            feature_names=[
-                f"{'relevant' if i < p.n_informative else 'noise'}_{i}" for i in range(p.n_features)
-            ],
+            feature_names=[f"{role}_{i}" for i, role in enumerate(roles)],
             class_names=[f"class_{c}" for c in range(p.n_classes)],
             card=DatasetCard(
                 source="sklearn.datasets.make_classification (generated)",
@@ -97,3 +108,33 @@ class SyntheticTabular(DatasetSource):
             ),
             ground_truth=GroundTruth(importance=importance),
         )
+
+
+class Paper10Params(SyntheticTabularParams):
+    n_features: int = Field(10, ge=1, description="total columns")
+
+
+class Paper16Params(SyntheticTabularParams):
+    n_features: int = Field(16, ge=1, description="total columns")
+
+
+@dataset_registry.register("paper_10_5")
+class Paper10(SyntheticTabular):
+    """arXiv 2511.13809's first setting: 10 features, 5 relevant, 5 irrelevant, 5,000 rows.
+
+    ``synthetic_tabular`` with these defaults (any parameter can still be changed).
+    """
+
+    Params = Paper10Params
+    params: Paper10Params
+
+
+@dataset_registry.register("paper_16_5")
+class Paper16(SyntheticTabular):
+    """arXiv 2511.13809's second setting: 16 features, 5 relevant, 11 irrelevant, 5,000 rows.
+
+    ``synthetic_tabular`` with these defaults (any parameter can still be changed).
+    """
+
+    Params = Paper16Params
+    params: Paper16Params

@@ -4,6 +4,7 @@ from harness.explainers import (  # noqa: F401  (registers)
     captum_methods,
     controls,
     lime_methods,
+    scores_activation,
     shap_methods,
 )
 from harness.explainers.base import (

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
+import torch
 
 from harness.component import Component
 from harness.datasets.base import Dataset, Modality
-from harness.models.base import TrainedModel
+from harness.models.base import ModelRecipe, TrainedModel
 from harness.registry import Registry
 
 Scope = Literal["local", "global"]
@@ -74,6 +75,9 @@ class Explainer(Component):
     Declares the modalities it handles, its scope, its output granularity, whether it
     needs gradients through the model, which ground truth it reads per modality
     (controls only), which model traits it needs and which it cannot handle (with why).
+    *By-design* explainers (``by_design``) change the model: the runner calls
+    :meth:`fit_model` instead of training the recipe, and also trains the recipe's plain
+    black-box twin (same seed) so accuracy and training time can be compared.
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular", "image"})
@@ -83,6 +87,18 @@ class Explainer(Component):
     needs_ground_truth: ClassVar[dict[Modality, str]] = {}
     requires_traits: ClassVar[frozenset[str]] = frozenset()
     incompatible_traits: ClassVar[dict[str, str]] = {}
+    by_design: ClassVar[bool] = False
+
+    @classmethod
+    def recipe_skip_reason(cls, recipe: type[ModelRecipe]) -> str | None:
+        """Why this explainer cannot work with ``recipe`` (beyond traits), or None."""
+        return None
+
+    def fit_model(
+        self, recipe: ModelRecipe, dataset: Dataset, seed: int, device: torch.device
+    ) -> TrainedModel:
+        """By-design explainers: build and train their own model from the host ``recipe``."""
+        raise NotImplementedError(f"explainer '{self.name}' is post-hoc; it trains no model")
 
     def explain(
         self,

@@ -23,6 +23,7 @@ EVIDENCE_PROVIDERS: dict[str, str] = {
     "explain_seconds": "the explainer timing",
     "n_explained": "the explainer timing",
     "train_seconds": "the model timing",
+    "twin": "a by-design explainer (its model's black-box twin)",
 }
 
 
@@ -35,7 +36,8 @@ class Evidence:
     ``global_importance``: one score per feature (mean |attribution| for local explainers).
     ``importance``: ground-truth importance per feature (0 = irrelevant).
     ``explain_seconds``: wall time of the explainer call (after warm-up), seconds, for
-    ``n_explained`` rows.
+    ``n_explained`` rows. ``train_seconds``: wall time of training the explained model.
+    ``twin_*``: for by-design explainers, the same of the recipe's black-box twin.
     """
 
     y_true: np.ndarray | None = None
@@ -47,6 +49,8 @@ class Evidence:
     explain_seconds: float | None = None
     n_explained: int | None = None
     train_seconds: float | None = None
+    twin_y_pred: np.ndarray | None = None
+    twin_train_seconds: float | None = None
 
 
 @dataclass(frozen=True)

@@ -40,3 +40,37 @@ class ExplainSecondsPerRow(Metric):
     def compute(self, evidence: Evidence) -> MetricResult:
         assert evidence.explain_seconds is not None and evidence.n_explained is not None
         return MetricResult(evidence.explain_seconds / evidence.n_explained)
+
+
+@metric_registry.register("train_seconds")
+class TrainSeconds(Metric):
+    """Wall time of training the explained model, in seconds (by-design: the wrapped model)."""
+
+    higher_is_better: ClassVar[bool] = False
+    needs: ClassVar[frozenset[str]] = frozenset({"train_seconds"})
+    unit: ClassVar[str] = "s"
+    fixed_conventions: ClassVar[dict[str, str]] = {
+        "clock": "perf_counter wall time",
+        "covers": "model construction and every training epoch",
+    }
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.train_seconds is not None
+        return MetricResult(float(evidence.train_seconds))
+
+
+@metric_registry.register("train_overhead_seconds")
+class TrainOverheadSeconds(Metric):
+    """Training time of the by-design model minus its black-box twin's, in seconds.
+
+    Both are trained in the same process, one after the other, on the same data and seed.
+    """
+
+    higher_is_better: ClassVar[bool] = False
+    needs: ClassVar[frozenset[str]] = frozenset({"train_seconds", "twin"})
+    unit: ClassVar[str] = "s"
+    fixed_conventions: ClassVar[dict[str, str]] = TrainSeconds.fixed_conventions
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.train_seconds is not None and evidence.twin_train_seconds is not None
+        return MetricResult(float(evidence.train_seconds - evidence.twin_train_seconds))

@@ -21,3 +21,43 @@ class Accuracy(Metric):
         if len(evidence.y_true) == 0:
             return MetricResult.undefined("empty test split")
         return MetricResult(float(np.mean(evidence.y_true == evidence.y_pred)))
+
+
+@metric_registry.register("accuracy_gain_pp")
+class AccuracyGainPoints(Metric):
+    """Accuracy of the by-design model minus its black-box twin's, in percentage points.
+
+    Twin: the same recipe and seed without the by-design change.
+    """
+
+    needs: ClassVar[frozenset[str]] = frozenset({"predictions", "twin"})
+    unit: ClassVar[str] = "pp"
+    fixed_conventions: ClassVar[dict[str, str]] = {"split": "test", "unit": "percentage points"}
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.y_true is not None and evidence.y_pred is not None
+        assert evidence.twin_y_pred is not None
+        design = np.mean(evidence.y_true == evidence.y_pred)
+        twin = np.mean(evidence.y_true == evidence.twin_y_pred)
+        return MetricResult(float(100 * (design - twin)))
+
+
+@metric_registry.register("accuracy_gain_rel")
+class AccuracyGainRelative(Metric):
+    """Relative accuracy gain over the black-box twin, in % of the twin's accuracy.
+
+    100 · (acc_design − acc_twin) / acc_twin; undefined when the twin's accuracy is 0.
+    """
+
+    needs: ClassVar[frozenset[str]] = frozenset({"predictions", "twin"})
+    unit: ClassVar[str] = "%"
+    fixed_conventions: ClassVar[dict[str, str]] = {"split": "test", "unit": "% of twin accuracy"}
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.y_true is not None and evidence.y_pred is not None
+        assert evidence.twin_y_pred is not None
+        design = np.mean(evidence.y_true == evidence.y_pred)
+        twin = np.mean(evidence.y_true == evidence.twin_y_pred)
+        if twin == 0:
+            return MetricResult.undefined("the twin's accuracy is 0")
+        return MetricResult(float(100 * (design - twin) / twin))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -13,7 +13,7 @@ from torch import nn
 
 from harness.component import Component
 from harness.datasets.base import Dataset, Modality
-from harness.models.training import TrainingParams, train_classifier
+from harness.models.training import EpochObserver, TrainingParams, train_classifier
 from harness.registry import Registry
 
 
@@ -24,6 +24,7 @@ class TrainedModel:
     Any preprocessing the recipe needs (e.g. standardisation) is a layer inside
     ``module``, so explainers attribute to the dataset's own features. ``cam_layer`` is
     the dotted name of the feature map that class-activation methods use (None: not a CNN).
+    ``history`` holds what was recorded during training (e.g. a score trajectory).
     """
 
     module: nn.Module
@@ -32,6 +33,7 @@ class TrainedModel:
     epochs_trained: int
     differentiable: bool = True
     cam_layer: str | None = None
+    history: dict[str, np.ndarray] = field(default_factory=dict)
 
     def logits(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """Class logits for ``x`` (rows like the dataset's), in batches, without gradients.
@@ -70,26 +72,53 @@ class ModelRecipe(Component):
 
     ``traits`` (keys of :data:`TRAITS`) let the planner skip explainers that cannot
     handle the architecture; ``cam_layer`` names the feature map for class-activation maps.
+    Recipes with ``accepts_gate`` take an input *gate* module, placed right after input
+    standardisation, before the first linear or embedding layer (by-design methods such as
+    ScoresActivation insert themselves there).
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
     differentiable: ClassVar[bool] = True
     traits: ClassVar[frozenset[str]] = frozenset()
     cam_layer: ClassVar[str | None] = None
+    accepts_gate: ClassVar[bool] = False
     Params: ClassVar[type[BaseModel]] = TrainingParams
     params: TrainingParams
 
-    def build(self, dataset: Dataset) -> nn.Module:
-        """The untrained network for ``dataset`` (raw inputs in, logits out)."""
+    def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
+        """The untrained network for ``dataset`` (raw inputs in, logits out).
+
+        ``gate`` (only when ``accepts_gate``) goes between standardisation and the first layer.
+        """
         raise NotImplementedError
 
-    def fit(self, dataset: Dataset, seed: int, device: torch.device) -> TrainedModel:
-        """Build with ``seed`` and train on the training split; ``train_seconds`` is wall time."""
+    def fit(
+        self,
+        dataset: Dataset,
+        seed: int,
+        device: torch.device,
+        *,
+        gate: nn.Module | None = None,
+        observer: EpochObserver | None = None,
+    ) -> TrainedModel:
+        """Build with ``seed`` and train on the training split; ``train_seconds`` is wall time.
+
+        The seed is set before the host's layers are created, so a model with a gate and
+        its twin without one start from the same host weights.
+        """
+        if gate is not None and not self.accepts_gate:
+            raise ValueError(f"model recipe '{self.name}' does not take an input gate")
         torch.manual_seed(seed)
         started = time.perf_counter()
-        module = self.build(dataset).to(device)
+        module = self.build(dataset, gate).to(device)
         epochs = train_classifier(
-            module, dataset.x_train, dataset.y_train, self.params, seed=seed, device=device
+            module,
+            dataset.x_train,
+            dataset.y_train,
+            self.params,
+            seed=seed,
+            device=device,
+            observer=observer,
         )
         module.eval()
         return TrainedModel(

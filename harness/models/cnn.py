@@ -48,7 +48,7 @@ class SmallCNN(ModelRecipe):
     Params = SmallCNNParams
     params: SmallCNNParams
 
-    def build(self, dataset: Dataset) -> nn.Module:
+    def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
         blocks: list[nn.Module] = []
         width = dataset.x_train.shape[1]
         for index, channels in enumerate(self.params.channels):
@@ -81,7 +81,7 @@ class ResNet18(ModelRecipe):
     )
     cam_layer: ClassVar[str | None] = "network.layer4"
 
-    def build(self, dataset: Dataset) -> nn.Module:
+    def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
         network = resnet18(weights=None, num_classes=dataset.n_classes)
         channels = dataset.x_train.shape[1]
         if channels != 3:

@@ -40,13 +40,16 @@ class MLP(ModelRecipe):
     """Multi-layer perceptron (ReLU) on standardised inputs, trained with Adam."""
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
+    accepts_gate: ClassVar[bool] = True
     Params = MLPParams
     params: MLPParams
 
-    def build(self, dataset: Dataset) -> nn.Module:
+    def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
         layers: list[nn.Module] = [
             Standardize(dataset.x_train.mean(axis=0), dataset.x_train.std(axis=0))
         ]
+        if gate is not None:
+            layers.append(gate)
         width = dataset.n_features
         for hidden in self.params.hidden:
             layers += [nn.Linear(width, hidden), nn.ReLU()]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +30,27 @@ class TrainingParams(Params):
     )
 
 
+#: Called with the module and the epoch number: 0 before training, then after each epoch.
+EpochObserver = Callable[[nn.Module, int], None]
+
+
+def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Adam parameter groups: weight decay everywhere except in submodules that set
+    ``exempt_from_weight_decay = True`` (e.g. a score layer that decay would pull to uniform)."""
+    exempt = {
+        id(p)
+        for m in module.modules()
+        if getattr(m, "exempt_from_weight_decay", False)
+        for p in m.parameters()
+    }
+    decayed = [p for p in module.parameters() if id(p) not in exempt]
+    free = [p for p in module.parameters() if id(p) in exempt]
+    groups = [{"params": decayed, "weight_decay": weight_decay}]
+    if free:
+        groups.append({"params": free, "weight_decay": 0.0})
+    return groups
+
+
 def train_classifier(
     module: nn.Module,
     x: np.ndarray,
@@ -36,12 +59,14 @@ def train_classifier(
     *,
     seed: int,
     device: torch.device,
+    observer: EpochObserver | None = None,
 ) -> int:
     """Train ``module`` in place with cross-entropy; return the number of epochs run.
 
     The batch order comes from a generator seeded with ``seed``. With early stopping, a
     stratified ``validation_fraction`` of the rows is held out and the weights of the
-    epoch with the lowest validation loss are restored.
+    epoch with the lowest validation loss are restored. ``observer`` sees the module
+    before training (epoch 0) and after every epoch.
     """
     x_val = y_val = None
     if params.early_stopping_patience is not None:
@@ -51,13 +76,15 @@ def train_classifier(
     inputs = torch.as_tensor(x, device=device)
     labels = torch.as_tensor(y, device=device)
     optimiser = torch.optim.Adam(
-        module.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay
+        parameter_groups(module, params.weight_decay), lr=params.learning_rate
     )
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
     best_loss, best_state, stale = float("inf"), None, 0
     epoch = 0
-    for epoch in range(1, params.epochs + 1):  # noqa: B007  (epoch is returned)
+    if observer is not None:
+        observer(module, 0)
+    for epoch in range(1, params.epochs + 1):
         module.train()
         order = torch.randperm(len(inputs), generator=generator).to(device)
         for start in range(0, len(order), params.batch_size):
@@ -65,6 +92,8 @@ def train_classifier(
             optimiser.zero_grad()
             loss_fn(module(inputs[batch]), labels[batch]).backward()
             optimiser.step()
+        if observer is not None:
+            observer(module, epoch)
         if x_val is not None and params.early_stopping_patience is not None:
             module.eval()
             with torch.no_grad():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 import warnings
@@ -70,22 +71,28 @@ class _Trained:
 
 
 class _Memo:
-    """Remembers the latest result (or exception) per key; cells are ordered by key."""
+    """Remembers results (or exceptions) of the current group only, per variant.
+
+    Cells are ordered by group (a dataset and seed, or a model key), so a group's
+    results are dropped as soon as the next group starts: at most one group is in memory.
+    """
 
     def __init__(self) -> None:
-        self._key: object = None
-        self._value: object = None
+        self._group: object = None
+        self._values: dict[object, object] = {}
 
-    def get(self, key: object, compute: Callable[[], T]) -> T:
-        if key != self._key:
-            self._key = key
+    def get(self, group: object, compute: Callable[[], T], variant: object = None) -> T:
+        if group != self._group:
+            self._group, self._values = group, {}
+        if variant not in self._values:
             try:
-                self._value = compute()
-            except Exception as exc:  # remembered, so each cell of the group fails the same way
-                self._value = exc
-        if isinstance(self._value, Exception):
-            raise self._value
-        return self._value  # type: ignore[return-value]
+                self._values[variant] = compute()
+            except Exception as exc:  # remembered, so every cell of the group fails alike
+                self._values[variant] = exc
+        value = self._values[variant]
+        if isinstance(value, Exception):
+            raise value
+        return value  # type: ignore[return-value]
 
 
 def resolve_device(option: str) -> torch.device:
@@ -185,7 +192,14 @@ def _run_cell(
             )
         progress.stage(cell.cell_id, "training")
         with clock.time("train"):
-            trained = models.get(cell.model_key, lambda: _train(cell, dataset, device))
+            twin = models.get(cell.model_key, lambda: _train(cell, dataset, device))
+            trained = twin
+            if cell.explainer.component.by_design:
+                trained = models.get(
+                    cell.model_key,
+                    lambda: _train(cell, dataset, device, by_design=True),
+                    variant=cell.explainer.id,
+                )
         progress.stage(cell.cell_id, "explaining")
         with clock.time("explain"):
             rows = np.arange(min(options.explain_rows, len(dataset.x_test)))
@@ -210,6 +224,8 @@ def _run_cell(
                 explain_seconds=explain_seconds,
                 n_explained=len(rows),
                 train_seconds=trained.model.train_seconds,
+                twin_y_pred=twin.test_predictions if trained is not twin else None,
+                twin_train_seconds=twin.model.train_seconds if trained is not twin else None,
             )
             scores = _stage("scoring", _score, cell, suite, evidence)
             score_seconds = time.perf_counter() - started
@@ -271,8 +287,16 @@ def _stage(what: str, function: Callable[..., T], *args: object) -> T:
         ) from exc
 
 
-def _train(cell: Cell, dataset: Dataset, device: torch.device) -> _Trained:
-    model = _stage("training", cell.model.component.fit, dataset, cell.seed, device)
+def _train(
+    cell: Cell, dataset: Dataset, device: torch.device, *, by_design: bool = False
+) -> _Trained:
+    """Train the cell's recipe, or (``by_design``) let the cell's explainer build its model."""
+    recipe = cell.model.component
+    if by_design:
+        fit = functools.partial(cell.explainer.component.fit_model, recipe)
+        model = _stage(f"training the {cell.explainer.id} model", fit, dataset, cell.seed, device)
+    else:
+        model = _stage("training", recipe.fit, dataset, cell.seed, device)
     return _Trained(model, _stage("predicting", model.predict, dataset.x_test))
 
 

@@ -60,6 +60,9 @@ def cell_skip_reason(
         )
     if method.needs_gradients and not recipe.differentiable:
         return f"explainer '{explainer.id}' needs gradients; model '{model.id}' has none"
+    reason = method.recipe_skip_reason(type(recipe))
+    if reason is not None:
+        return f"explainer '{explainer.id}' cannot use model '{model.id}': {reason}"
     for trait in sorted(method.requires_traits - recipe.traits):
         return f"explainer '{explainer.id}' needs a model that {TRAITS.get(trait, trait)}"
     for trait in sorted(recipe.traits & method.incompatible_traits.keys()):
@@ -87,6 +90,11 @@ def metric_skip_reason(
         return f"metric '{metric.id}' needs {what}; dataset '{dataset.id}' has none"
     if "attributions" in needs and explainer.component.scope != "local":
         return f"metric '{metric.id}' needs local attributions; '{explainer.id}' is global only"
+    if "twin" in needs and not explainer.component.by_design:
+        return (
+            f"metric '{metric.id}' compares a by-design model with its black-box twin; "
+            f"'{explainer.id}' is post-hoc (it explains the twin itself)"
+        )
     return None
 
 
