@@ -91,7 +91,7 @@ def test_metric_tables_with_id_and_params() -> None:
         (
             "n_informative = 3",
             "n_informative = 30",
-            r"datasets\[0\]\.params: n_informative \(30\) exceeds n_features \(8\)",
+            r"datasets\[0\]\.params: n_informative \+ n_redundant \(30\) exceeds n_features \(8\)",
         ),
         ("epochs = 15", 'epochs = "many"', r"models\[0\]\.params\.epochs: .*valid integer"),
         ('[[explainers]]\nname = "random"', '[[explainers]]\nname = "oracle"', r"used twice"),
