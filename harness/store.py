@@ -2,7 +2,9 @@
 
 Long format: ``runs`` (suite text, resolved config, environment, stage timings),
 ``cells`` (one row per dataset × model × explainer × seed, with status and timings) and
-``scores`` (one row per cell and metric: value, direction, conventions and their hash).
+``scores`` (one row per cell and metric: value, direction, conventions and their hash)
+and ``arrays`` (per cell: its global importance and what was recorded while training,
+as ``.npy`` bytes read back with ``allow_pickle=False``).
 A score that could not be computed is stored with value NULL and a ``note`` saying why,
 so reports show missing entries instead of hiding them. Each cell is written in its own
 transaction, so a killed run loses at most the cell in flight.
@@ -10,6 +12,7 @@ transaction, so a killed run loses at most the cell in flight.
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
 import sqlite3
@@ -20,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from harness.errors import HarnessError
@@ -76,6 +80,14 @@ CREATE TABLE IF NOT EXISTS scores (
     conventions_hash TEXT NOT NULL,
     note TEXT,
     PRIMARY KEY (run_id, cell_id, metric),
+    FOREIGN KEY (run_id, cell_id) REFERENCES cells(run_id, cell_id)
+);
+CREATE TABLE IF NOT EXISTS arrays (
+    run_id TEXT NOT NULL,
+    cell_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, cell_id, name),
     FOREIGN KEY (run_id, cell_id) REFERENCES cells(run_id, cell_id)
 );
 """
@@ -149,6 +161,12 @@ class ScoreRecord:
     note: str = ""
 
 
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -218,8 +236,14 @@ class ResultsStore:
             )
         return run_id
 
-    def record_cell(self, run_id: str, cell: CellRecord, scores: list[ScoreRecord]) -> None:
-        """Write a cell and its scores atomically."""
+    def record_cell(
+        self,
+        run_id: str,
+        cell: CellRecord,
+        scores: list[ScoreRecord],
+        arrays: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Write a cell, its scores and its arrays atomically."""
         with self._transaction() as db:
             row = asdict(cell)
             columns = [*row, "run_id", "finished_at"]
@@ -248,6 +272,28 @@ class ResultsStore:
                     for s in scores
                 ],
             )
+            db.executemany(
+                "INSERT INTO arrays (run_id, cell_id, name, data) VALUES (?, ?, ?, ?)",
+                [(run_id, cell.cell_id, name, _npy(a)) for name, a in (arrays or {}).items()],
+            )
+
+    def update_score(
+        self, run_id: str, cell_id: str, metric: str, value: float | None, note: str
+    ) -> None:
+        """Set a score computed after its cell (e.g. an across-seeds statistic)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE scores SET value = ?, note = ? "
+                "WHERE run_id = ? AND cell_id = ? AND metric = ?",
+                (value, note or None, run_id, cell_id, metric),
+            )
+
+    def arrays(self, run_id: str, name: str) -> dict[str, np.ndarray]:
+        """The array ``name`` of every cell of a run that stored one, by cell id."""
+        rows = self._db.execute(
+            "SELECT cell_id, data FROM arrays WHERE run_id = ? AND name = ?", (run_id, name)
+        )
+        return {cell_id: np.load(io.BytesIO(data), allow_pickle=False) for cell_id, data in rows}
 
     def finish_run(self, run_id: str, *, status: str, stage_seconds: dict[str, float]) -> None:
         with self._transaction() as db:
@@ -323,5 +369,20 @@ def load_results(out_dir: str | Path = "results", run_id: str | None = None) -> 
     store = ResultsStore(out_dir, create=False)
     try:
         return store.results(None if run_id is None else store.resolve_run_id(run_id))
+    finally:
+        store.close()
+
+
+def load_arrays(
+    out_dir: str | Path = "results", name: str = "global_importance", run_id: str | None = None
+) -> dict[str, np.ndarray]:
+    """Arrays stored with the cells of a run (latest by default), by cell id.
+
+    Names: ``global_importance`` (every completed cell), ``score_trajectory`` (by-design
+    ScoresActivation cells: epochs + 1 × features, row 0 = initial weights).
+    """
+    store = ResultsStore(out_dir, create=False)
+    try:
+        return store.arrays(store.resolve_run_id(run_id), name)
     finally:
         store.close()

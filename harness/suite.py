@@ -219,6 +219,15 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
             resolved = _resolve(entry, registry, key, problems)
             if resolved is not None:
                 sections[section].append(resolved)
+    explainer_ids = [e.id for e in sections["explainers"]]
+    for index, metric in enumerate(sections["metrics"]):
+        for reference in metric.component.references():
+            if reference not in explainer_ids:
+                problems.append(
+                    f"metrics[{index}].params.reference: '{reference}' is not an explainer id "
+                    f"of this suite{did_you_mean(reference, explainer_ids)} "
+                    f"Explainer ids: {', '.join(explainer_ids)}"
+                )
     if problems:
         raise SuiteError("\n".join(f"{where}: {line}" for line in problems))
     return Suite(

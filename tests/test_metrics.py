@@ -160,3 +160,26 @@ def test_explain_seconds_passes_the_measured_time_through() -> None:
     assert metric.higher_is_better is False and metric.unit == "s"
     per_row = metric_registry.get("explain_seconds_per_row")()
     assert per_row.compute(Evidence(explain_seconds=0.25, n_explained=50)).value == 0.005
+
+
+def test_spearman_ref_by_hand_and_missing_reference() -> None:
+    metric = metric_registry.get("spearman_ref")(reference="shap")
+    evidence = Evidence(
+        global_importance=np.array([3.0, 1.0, 2.0]),
+        reference_importance={"shap": np.array([-1.0, 0.0, 0.0])},  # |·| → [1, 0, 0]
+    )
+    assert metric.compute(evidence).value == pytest.approx(math.sqrt(3) / 2, abs=1e-12)
+    missing = metric.compute(Evidence(global_importance=np.ones(3), reference_importance={}))
+    assert math.isnan(missing.value) and "'shap' has no result" in missing.note
+    assert metric.references() == ["shap"]
+
+
+def test_stability_is_the_mean_pairwise_spearman_over_seeds() -> None:
+    seeds = [np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0]), np.array([3.0, 2.0, 1.0])]
+    # pairs: ρ(a,b) = 0.5, ρ(a,c) = −1, ρ(b,c) = −0.5 → mean −1/3
+    value = metric_registry.get("stability")().compute_across_seeds(seeds).value
+    assert value == pytest.approx(-1 / 3, abs=1e-12)
+    one = metric_registry.get("stability")().compute_across_seeds(seeds[:1])
+    assert math.isnan(one.value) and "at least 2 seeds" in one.note
+    constant = metric_registry.get("stability")().compute_across_seeds([np.ones(3)] * 3)
+    assert math.isnan(constant.value) and "constant" in constant.note

@@ -158,3 +158,55 @@ def test_by_design_cells_are_compared_with_their_twin(tmp_path: Path) -> None:
         "twin; 'integrated_gradients' is post-hoc (it explains the twin itself)"
     )
     assert table.loc[(0, "scores_activation"), "topk_precision_gt"] >= 0.8
+
+
+REFERENCE_SUITE = SUITE.replace(
+    '"spearman_gt", "topk_precision_gt"]',
+    '"spearman_gt", "topk_precision_gt", "stability",\n'
+    '           { name = "spearman_ref", params = { reference = "integrated_gradients" } }]',
+)
+
+
+def test_reference_agreement_and_stability_match_the_stored_importances(tmp_path: Path) -> None:
+    from scipy.stats import spearmanr
+
+    from harness.runner import plan
+    from harness.store import load_arrays
+
+    suite = parse_suite(REFERENCE_SUITE)
+    order = [c.explainer.id for c in plan(suite)][:2]
+    assert order == ["integrated_gradients", "scores_activation"]  # the reference runs first
+    summary = run_suite(suite, tmp_path)
+    assert summary.counts["ok"] == 4
+    results = load_results(tmp_path).set_index(["seed", "explainer", "metric"])
+    importance = load_arrays(tmp_path, "global_importance")
+    cell = "paper_16_5/mlp/{}/seed={}"
+    for seed in (0, 1):
+        sa = importance[cell.format("scores_activation", seed)]
+        ig = importance[cell.format("integrated_gradients", seed)]
+        expected = spearmanr(sa, ig).statistic
+        assert results.loc[(seed, "scores_activation", "spearman_ref"), "value"] == (
+            pytest.approx(expected, abs=1e-12)
+        )
+    assert results.loc[(0, "integrated_gradients", "spearman_ref"), "note"] == (
+        "skipped: metric 'spearman_ref' compares with 'integrated_gradients'; "
+        "this is that explainer"
+    )
+    for explainer in ("scores_activation", "integrated_gradients"):
+        a, b = (importance[cell.format(explainer, s)] for s in (0, 1))
+        stored = results.loc[[(0, explainer, "stability"), (1, explainer, "stability")], "value"]
+        np.testing.assert_allclose(stored.to_numpy(), spearmanr(a, b).statistic, atol=1e-12)
+    trajectories = load_arrays(tmp_path, "score_trajectory")
+    assert set(trajectories) == {cell.format("scores_activation", s) for s in (0, 1)}
+    assert trajectories[cell.format("scores_activation", 0)].shape == (16, 16)  # 15 epochs + 1
+
+
+def test_an_unknown_reference_fails_validation_with_a_suggestion() -> None:
+    from harness.suite import SuiteError
+
+    text = REFERENCE_SUITE.replace(
+        'reference = "integrated_gradients"', 'reference = "integrated_gradient"'
+    )
+    with pytest.raises(SuiteError, match=r"'integrated_gradient' is not an explainer id of this "
+                       r"suite; did you mean 'integrated_gradients'\?"):  # fmt: skip
+        parse_suite(text)

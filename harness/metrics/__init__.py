@@ -1,6 +1,6 @@
 """Metrics. Importing this package registers the built-ins."""
 
-from harness.metrics import agreement, cost, model  # noqa: F401  (registers)
+from harness.metrics import agreement, cost, model, stability  # noqa: F401  (registers)
 from harness.metrics.base import (
     EVIDENCE_PROVIDERS,
     Evidence,

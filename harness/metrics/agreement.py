@@ -9,6 +9,7 @@ beside it for that reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -25,9 +26,45 @@ class AgreementParams(Params):
     )
 
 
+Statistic = Callable[[np.ndarray, np.ndarray], float]
+
+
+def compare_importances(
+    scores: np.ndarray,
+    other: np.ndarray,
+    statistic: Statistic,
+    *,
+    sign: str,
+    other_name: str,
+    undefined_for_constant_scores: bool = True,
+) -> MetricResult:
+    """``statistic(scores, other)`` after the sign convention, or missing with the reason.
+
+    Missing when the lengths differ, when ``other`` is constant, or (rank correlations)
+    when ``scores`` is constant: the statistic is undefined then.
+    """
+    scores = np.asarray(scores, dtype=float).ravel()
+    other = np.asarray(other, dtype=float).ravel()
+    if sign == "abs":
+        scores, other = np.abs(scores), np.abs(other)
+    if scores.shape != other.shape:
+        return MetricResult.undefined(
+            f"explanation has {scores.size} scores but {other_name} {other.size}"
+        )
+    if undefined_for_constant_scores and np.ptp(scores) == 0:
+        return MetricResult.undefined("explanation scores are constant: the statistic is undefined")
+    if np.ptp(other) == 0:
+        return MetricResult.undefined(f"{other_name} is constant")
+    return MetricResult(statistic(scores, other))
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman ρ with average ranks for ties (scipy)."""
+    return float(spearmanr(a, b).statistic)
+
+
 class _GroundTruthAgreement(Metric):
-    """Shared checks: same length, non-constant ground truth, and (for rank correlations,
-    which are undefined then) a non-constant explanation."""
+    """Compares global importance with the ground-truth importance vector."""
 
     needs: ClassVar[frozenset[str]] = frozenset({"global_importance", "importance"})
     undefined_for_constant_scores: ClassVar[bool] = True
@@ -36,19 +73,14 @@ class _GroundTruthAgreement(Metric):
 
     def compute(self, evidence: Evidence) -> MetricResult:
         assert evidence.global_importance is not None and evidence.importance is not None
-        scores = np.asarray(evidence.global_importance, dtype=float).ravel()
-        if self.params.sign == "abs":
-            scores = np.abs(scores)
-        truth = np.asarray(evidence.importance, dtype=float).ravel()
-        if scores.shape != truth.shape:
-            return MetricResult.undefined(
-                f"explanation has {scores.size} scores but ground truth {truth.size} features"
-            )
-        if self.undefined_for_constant_scores and np.ptp(scores) == 0:
-            return MetricResult.undefined(f"explanation scores are constant: {self.name} undefined")
-        if np.ptp(truth) == 0:
-            return MetricResult.undefined("ground-truth importance is constant")
-        return MetricResult(self.statistic(scores, truth))
+        return compare_importances(
+            evidence.global_importance,
+            evidence.importance,
+            self.statistic,
+            sign=self.params.sign,
+            other_name="ground-truth importance",
+            undefined_for_constant_scores=self.undefined_for_constant_scores,
+        )
 
     def statistic(self, scores: np.ndarray, truth: np.ndarray) -> float:
         raise NotImplementedError
@@ -65,7 +97,7 @@ class SpearmanGroundTruth(_GroundTruthAgreement):
     fixed_conventions: ClassVar[dict[str, str]] = {"ties": "average ranks"}
 
     def statistic(self, scores: np.ndarray, truth: np.ndarray) -> float:
-        return float(spearmanr(scores, truth).statistic)
+        return spearman(scores, truth)
 
 
 @metric_registry.register("kendall_gt")
@@ -105,3 +137,43 @@ class TopKPrecisionGroundTruth(_GroundTruthAgreement):
         slots = k - int(above.sum())
         hits = relevant[above].sum() + slots * relevant[tied].mean()
         return float(hits / k)
+
+
+class ReferenceParams(AgreementParams):
+    reference: str = Field(
+        description="id of the reference explainer in the suite, e.g. 'shap_kernel'"
+    )
+
+
+@metric_registry.register("spearman_ref")
+class SpearmanReference(Metric):
+    """Spearman ρ between global importance and a reference explainer's, in [-1, 1].
+
+    The reference is another explainer of the same suite (by id), on the same dataset,
+    model recipe and seed — for a by-design explainer, the reference explains its
+    black-box twin. Ties get average ranks; ``sign = "abs"`` compares |scores|.
+    """
+
+    needs: ClassVar[frozenset[str]] = frozenset({"global_importance", "reference"})
+    fixed_conventions: ClassVar[dict[str, str]] = {"ties": "average ranks"}
+    Params = ReferenceParams
+    params: ReferenceParams
+
+    def references(self) -> list[str]:
+        return [self.params.reference]
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.global_importance is not None
+        reference = (evidence.reference_importance or {}).get(self.params.reference)
+        if reference is None:
+            return MetricResult.undefined(
+                f"reference explainer '{self.params.reference}' has no result for this "
+                "dataset, model and seed (failed or skipped)"
+            )
+        return compare_importances(
+            evidence.global_importance,
+            reference,
+            spearman,
+            sign=self.params.sign,
+            other_name=f"reference '{self.params.reference}'",
+        )

@@ -24,6 +24,7 @@ EVIDENCE_PROVIDERS: dict[str, str] = {
     "n_explained": "the explainer timing",
     "train_seconds": "the model timing",
     "twin": "a by-design explainer (its model's black-box twin)",
+    "reference": "the reference explainer's cell (same dataset, model, seed)",
 }
 
 
@@ -38,6 +39,8 @@ class Evidence:
     ``explain_seconds``: wall time of the explainer call (after warm-up), seconds, for
     ``n_explained`` rows. ``train_seconds``: wall time of training the explained model.
     ``twin_*``: for by-design explainers, the same of the recipe's black-box twin.
+    ``reference_importance``: global importance of the explainers already run on the same
+    dataset, model recipe and seed, by explainer id.
     """
 
     y_true: np.ndarray | None = None
@@ -51,6 +54,7 @@ class Evidence:
     train_seconds: float | None = None
     twin_y_pred: np.ndarray | None = None
     twin_train_seconds: float | None = None
+    reference_importance: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,18 @@ class Metric(Component):
     needs: ClassVar[frozenset[str]] = frozenset()
     unit: ClassVar[str] = ""
     fixed_conventions: ClassVar[dict[str, Any]] = {}
+
+    #: True for statistics over an explainer's seeds (one value per dataset × model ×
+    #: explainer), computed after all cells by :meth:`compute_across_seeds`.
+    across_seeds: ClassVar[bool] = False
+
+    def references(self) -> list[str]:
+        """Ids of other explainers of the suite whose results this metric reads."""
+        return []
+
+    def compute_across_seeds(self, importances: list[np.ndarray]) -> MetricResult:
+        """Across-seeds metrics: the value from each seed's global importance."""
+        raise NotImplementedError
 
     def conventions(self) -> dict[str, Any]:
         """Fixed conventions and parameters together, as stored with each score."""

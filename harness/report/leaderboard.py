@@ -36,11 +36,13 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
         else:
             status = "failed" if "failed" in statuses else "skipped"
         notes = sorted({n for n in group.loc[group["value"].isna(), "note"].dropna()})
+        # an across-seeds statistic is one value repeated on each seed's row: no spread
+        across_seeds = '"aggregate": "across seeds' in str(group["conventions"].iloc[0])
         rows.append(
             {
                 **dict(zip(_KEYS, key, strict=True)),
                 "mean": values.mean() if len(values) else math.nan,
-                "sd": values.std(ddof=1) if len(values) > 1 else math.nan,
+                "sd": values.std(ddof=1) if len(values) > 1 and not across_seeds else math.nan,
                 "n": len(values),
                 "n_cells": len(group),
                 "higher_is_better": bool(group["higher_is_better"].iloc[0]),

@@ -6,6 +6,7 @@ import functools
 import time
 import traceback
 import warnings
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -140,22 +141,34 @@ def run_suite(
         counts = {"ok": 0, "failed": 0, "skipped": 0}
         failures: list[tuple[str, str]] = []
         datasets, models = _Memo(), _Memo()
+        references: dict[str, np.ndarray] = {}  # global importance by explainer, this group
+        group: tuple[str, str, int] | None = None
+        importances: dict[tuple[str, str, str], dict[str, np.ndarray]] = defaultdict(dict)
         progress.start(f"{suite.name} ({run_id})", len(cells))
         status = "interrupted"  # unless the loop completes: Ctrl-C, or a store failure
         try:
             for cell in cells:
+                if cell.model_key != group:
+                    group, references = cell.model_key, {}
                 with warnings.catch_warnings(record=True) as caught:
-                    record, scores = _run_cell(
-                        cell, suite, options, device, datasets, models, clock, progress
-                    )
+                    record, scores, arrays = _run_cell(
+                        cell, suite, options, device, datasets, models, clock, progress,
+                        references,
+                    )  # fmt: skip
                 if caught:
                     record = replace(record, warnings=_distinct_warnings(caught))
+                if "global_importance" in arrays:
+                    references[cell.explainer.id] = arrays["global_importance"]
+                    identity = (cell.dataset.id, cell.model.id, cell.explainer.id)
+                    importances[identity][record.cell_id] = arrays["global_importance"]
                 with clock.time("store"):
-                    store.record_cell(run_id, record, scores)
+                    store.record_cell(run_id, record, scores, arrays)
                 counts[record.status] += 1
                 if record.status == "failed":
                     failures.append((record.cell_id, record.error or ""))
                 progress.cell_done(record.cell_id, record.status)
+            with clock.time("score"):
+                _score_across_seeds(suite, importances, store, run_id)
             status = "failed" if counts["failed"] else "ok"
         finally:
             progress.finish()
@@ -177,11 +190,14 @@ def _run_cell(
     models: _Memo,
     clock: _StageClock,
     progress: ProgressReporter,
-) -> tuple[CellRecord, list[ScoreRecord]]:
+    references: dict[str, np.ndarray],
+) -> tuple[CellRecord, list[ScoreRecord], dict[str, np.ndarray]]:
+    """Run one cell: its record, its scores, and its arrays (global importance, history)."""
     if cell.skip_reason:
         return (
             _cell_record(cell, "skipped", error=cell.skip_reason),
             _unscored(suite, f"cell skipped: {cell.skip_reason}"),
+            {},
         )
     try:
         progress.stage(cell.cell_id, "loading")
@@ -226,6 +242,7 @@ def _run_cell(
                 train_seconds=trained.model.train_seconds,
                 twin_y_pred=twin.test_predictions if trained is not twin else None,
                 twin_train_seconds=twin.model.train_seconds if trained is not twin else None,
+                reference_importance=references,
             )
             scores = _stage("scoring", _score, cell, suite, evidence)
             score_seconds = time.perf_counter() - started
@@ -233,6 +250,7 @@ def _run_cell(
         return (
             _cell_record(cell, "failed", error=str(failure)),
             _unscored(suite, f"cell failed: {failure}"),
+            {},
         )
     return (
         _cell_record(
@@ -245,6 +263,7 @@ def _run_cell(
             torch_threads=torch.get_num_threads(),
         ),
         scores,
+        {"global_importance": explanation.global_importance, **trained.model.history},
     )
 
 
@@ -335,13 +354,31 @@ def _score(cell: Cell, suite: Suite, evidence: Evidence) -> list[ScoreRecord]:
     records = []
     for metric in suite.metrics:
         reason = cell.metric_skips.get(metric.id)
-        if reason is None:
+        if reason is not None:
+            value, note = float("nan"), f"skipped: {reason}"
+        elif metric.component.across_seeds:
+            value, note = float("nan"), "pending: computed across seeds after all cells"
+        else:
             result = metric.component.compute(evidence)
             value, note = result.value, result.note
-        else:
-            value, note = float("nan"), f"skipped: {reason}"
         records.append(_score_record(metric, None if np.isnan(value) else value, note))
     return records
+
+
+def _score_across_seeds(
+    suite: Suite,
+    importances: dict[tuple[str, str, str], dict[str, np.ndarray]],
+    store: ResultsStore,
+    run_id: str,
+) -> None:
+    """Compute across-seeds metrics per dataset × model × explainer; write every seed's row."""
+    for metric in (m for m in suite.metrics if m.component.across_seeds):
+        for by_cell in importances.values():
+            result = metric.component.compute_across_seeds(list(by_cell.values()))
+            value = None if np.isnan(result.value) else result.value
+            note = result.note or f"across {len(by_cell)} seeds: one value for all of them"
+            for cell_id in by_cell:
+                store.update_score(run_id, cell_id, metric.id, value, note)
 
 
 def _unscored(suite: Suite, note: str) -> list[ScoreRecord]:

@@ -90,6 +90,8 @@ def metric_skip_reason(
         return f"metric '{metric.id}' needs {what}; dataset '{dataset.id}' has none"
     if "attributions" in needs and explainer.component.scope != "local":
         return f"metric '{metric.id}' needs local attributions; '{explainer.id}' is global only"
+    if explainer.id in metric.component.references():
+        return f"metric '{metric.id}' compares with '{explainer.id}'; this is that explainer"
     if "twin" in needs and not explainer.component.by_design:
         return (
             f"metric '{metric.id}' compares a by-design model with its black-box twin; "
@@ -99,12 +101,18 @@ def metric_skip_reason(
 
 
 def plan(suite: Suite) -> list[Cell]:
-    """All cells, ordered so each (dataset, seed) loads once and each model trains once."""
+    """All cells, ordered so each (dataset, seed) loads once and each model trains once.
+
+    Within a (dataset, model, seed) group, explainers that a metric uses as its reference
+    run first, so their results are there when the others are scored.
+    """
+    referenced = {ref for metric in suite.metrics for ref in metric.component.references()}
+    explainers = sorted(suite.explainers, key=lambda e: e.id not in referenced)
     cells = []
     for seed in suite.spec.seeds:
         for dataset in suite.datasets:
             for model in suite.models:
-                for explainer in suite.explainers:
+                for explainer in explainers:
                     reason = cell_skip_reason(dataset, model, explainer)
                     metric_skips = {
                         metric.id: why
