@@ -23,6 +23,7 @@ from harness.errors import HarnessError
 from harness.explainers import explainer_registry
 from harness.metrics import metric_registry
 from harness.models import model_registry
+from harness.report.figures import render_figures
 from harness.report.leaderboard import (
     LeaderboardTable,
     leaderboard_tables,
@@ -291,6 +292,26 @@ def show(
         _print_tables(leaderboard_tables(summary))
         if statuses.get("failed") or statuses.get("skipped"):
             out.print(f"entries: {dict(statuses)}")
+
+
+@app.command()
+@user_errors
+def figures(
+    run_id: Annotated[
+        str | None, typer.Argument(help="run id or unique prefix (default: the latest run)")
+    ] = None,
+    out_dir: OutOption = Path("results"),
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="folder for the figures (default: <out>/figures/<run>)"),
+    ] = None,
+) -> None:
+    """Render the figures that apply to a stored run (PNG and PDF), from the store only."""
+    written = render_figures(out_dir, run_id, to)
+    if not written:
+        out.print("no figure applies to this run (no sweep, ground truth or score trajectory)")
+    for path in written:
+        out.print(str(path), highlight=False)
 
 
 def main() -> None:

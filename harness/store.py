@@ -378,8 +378,9 @@ def load_arrays(
 ) -> dict[str, np.ndarray]:
     """Arrays stored with the cells of a run (latest by default), by cell id.
 
-    Names: ``global_importance`` (every completed cell), ``score_trajectory`` (by-design
-    ScoresActivation cells: epochs + 1 × features, row 0 = initial weights).
+    Names: ``global_importance`` (every completed cell), ``ground_truth_importance``
+    (cells whose dataset has one), ``score_trajectory`` (ScoresActivation cells:
+    epochs + 1 × features, row 0 = initial weights).
     """
     store = ResultsStore(out_dir, create=False)
     try:

@@ -32,6 +32,8 @@ name = "mlp"
 name = "small_cnn"
 [[models]]
 name = "resnet18"
+[[models]]
+name = "ft_transformer"
 
 [[explainers]]
 name = "grad_cam"
@@ -85,6 +87,15 @@ def test_explainers_that_cannot_handle_a_resnet_are_skipped() -> None:
     for explainer in ("grad_cam", "saliency", "lime_image"):
         assert found[("digits", "resnet18", explainer)] is None
     assert found[("digits", "small_cnn", "shap_deep")] is None
+
+
+def test_deeplift_style_explainers_refuse_attention() -> None:
+    found = reasons()
+    assert found[("table", "ft_transformer", "shap_deep")].endswith(
+        "DeepLIFT (shap's DeepExplainer) has no rule for attention"
+    )
+    assert found[("table", "ft_transformer", "saliency")] is None
+    assert found[("table", "ft_transformer", "shap_gradient")] is None
 
 
 def test_ground_truth_controls_need_the_ground_truth() -> None:

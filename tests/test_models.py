@@ -70,3 +70,28 @@ def test_standardize_uses_training_statistics_and_guards_constant_columns() -> N
     layer = Standardize(np.array([1.0, 5.0]), np.array([2.0, 0.0]))
     out = layer(torch.tensor([[3.0, 5.0]]))
     assert out.tolist() == [[1.0, 0.0]]
+
+
+def test_ft_transformer_learns_and_takes_a_gate(dataset) -> None:
+    from harness.explainers.scores_activation import ScoresActivation
+
+    recipe = model_registry.get("ft_transformer")(d_token=16, n_heads=2, epochs=8)
+    model = recipe.fit(dataset, seed=0, device=CPU)
+    assert np.mean(model.predict(dataset.x_test) == dataset.y_test) > 0.8
+    gate = ScoresActivation(dataset.n_features)
+    gated = recipe.fit(dataset, seed=0, device=CPU, gate=gate)
+    assert gated.module.gate is gate
+    assert not torch.allclose(gate.scores, torch.zeros(dataset.n_features))  # it trained
+
+
+def test_gates_are_refused_by_recipes_without_one(dataset) -> None:
+    from harness.explainers.scores_activation import ScoresActivation
+
+    with pytest.raises(ValueError, match="does not take an input gate"):
+        model_registry.get("small_cnn")().fit(dataset, seed=0, device=CPU, gate=ScoresActivation(8))
+
+
+def test_ft_transformer_rejects_heads_that_do_not_divide_the_token() -> None:
+    source = dataset_registry.get("synthetic_tabular")(n_samples=100, n_features=4, n_informative=2)
+    with pytest.raises(ValueError, match=r"d_token \(10\) must be divisible by n_heads \(4\)"):
+        model_registry.get("ft_transformer")(d_token=10).build(source.load(0))

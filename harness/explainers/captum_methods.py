@@ -174,7 +174,8 @@ class DeepLiftExplainer(_CaptumExplainer):
 
     incompatible_traits: ClassVar[dict[str, str]] = {
         "reused_activations": "captum's DeepLift needs one activation module per use, "
-        "and this architecture reuses its ReLU modules"
+        "and this architecture reuses its ReLU modules",
+        "attention": "DeepLIFT has no rule for attention",
     }
     Params = DeepLiftParams
     params: DeepLiftParams

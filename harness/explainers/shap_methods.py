@@ -176,6 +176,7 @@ class ShapDeep(Explainer):
         "inplace_residual": "shap's backward hooks fail on in-place residual additions "
         "(torchvision ResNet blocks)",
         "reused_activations": "shap's DeepExplainer needs one activation module per use",
+        "attention": "DeepLIFT (shap's DeepExplainer) has no rule for attention",
     }
     Params = ShapDeepParams
     params: ShapDeepParams

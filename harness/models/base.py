@@ -64,6 +64,7 @@ TRAITS = {
     "convolutional": "has convolutional feature maps (class-activation maps possible)",
     "inplace_residual": "adds residuals in place (torchvision ResNet blocks: out += identity)",
     "reused_activations": "calls one activation module several times (torchvision ResNet)",
+    "attention": "uses attention (softmax over tokens), which has no DeepLIFT rule",
 }
 
 

@@ -263,8 +263,19 @@ def _run_cell(
             torch_threads=torch.get_num_threads(),
         ),
         scores,
-        {"global_importance": explanation.global_importance, **trained.model.history},
+        _cell_arrays(explanation, dataset, trained.model),
     )
+
+
+def _cell_arrays(
+    explanation: Explanation, dataset: Dataset, model: TrainedModel
+) -> dict[str, np.ndarray]:
+    """What a cell stores for reports: its global importance, the dataset's ground-truth
+    importance (if any) and what the model recorded while training."""
+    arrays = {"global_importance": explanation.global_importance, **model.history}
+    if dataset.ground_truth.importance is not None:
+        arrays["ground_truth_importance"] = np.asarray(dataset.ground_truth.importance)
+    return arrays
 
 
 def _distinct_warnings(caught: list[warnings.WarningMessage]) -> str:

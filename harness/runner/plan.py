@@ -90,12 +90,13 @@ def metric_skip_reason(
         return f"metric '{metric.id}' needs {what}; dataset '{dataset.id}' has none"
     if "attributions" in needs and explainer.component.scope != "local":
         return f"metric '{metric.id}' needs local attributions; '{explainer.id}' is global only"
+    # the next two reasons name no explainer, so a leaderboard shows each as one footnote
     if explainer.id in metric.component.references():
-        return f"metric '{metric.id}' compares with '{explainer.id}'; this is that explainer"
+        return f"metric '{metric.id}': this explainer is the reference"
     if "twin" in needs and not explainer.component.by_design:
         return (
             f"metric '{metric.id}' compares a by-design model with its black-box twin; "
-            f"'{explainer.id}' is post-hoc (it explains the twin itself)"
+            "post-hoc explainers explain the twin itself"
         )
     return None
 

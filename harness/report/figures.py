@@ -1,0 +1,193 @@
+"""Figures rendered from a stored run only (PNG and PDF; the run id in their metadata).
+
+- ``sweep``: accuracy gain of by-design models and Spearman with the ground truth against
+  the number of irrelevant features (synthetic datasets that differ in it);
+- ``importance``: each explainer's global importance per feature, relevant features marked;
+- ``trajectory``: ScoresActivation weights per epoch, relevant features in colour.
+
+Colours are fixed per explainer across every figure of a run.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from harness.store import ResultsStore
+
+CONTROLS = ("oracle", "inverted", "random", "constant", "centre")
+
+
+def explainer_colours(explainers: list[str]) -> dict[str, Any]:
+    """A stable colour per explainer (sorted names → tab10/tab20 colours)."""
+    palette = plt.get_cmap("tab10" if len(explainers) <= 10 else "tab20")
+    return {name: palette(i % palette.N) for i, name in enumerate(sorted(explainers))}
+
+
+def irrelevant_counts(config: dict[str, Any]) -> dict[str, int]:
+    """Number of irrelevant features per dataset id, for datasets whose params say it."""
+    counts = {}
+    for entry in config["datasets"]:
+        params = entry["params"]
+        if {"n_features", "n_informative"} <= params.keys():
+            relevant = params["n_informative"] + params.get("n_redundant", 0)
+            counts[entry["id"]] = params["n_features"] - relevant
+    return counts
+
+
+def save(figure: Figure, folder: Path, name: str, run_id: str) -> list[Path]:
+    """Write ``name``.png and ``name``.pdf with the run id in their metadata."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix, metadata in (
+        ("png", {"Title": name, "Description": f"xai-harness run {run_id}"}),
+        ("pdf", {"Title": name, "Subject": f"xai-harness run {run_id}"}),
+    ):
+        path = folder / f"{name}.{suffix}"
+        figure.savefig(path, dpi=150, bbox_inches="tight", metadata=metadata)
+        written.append(path)
+    plt.close(figure)
+    return written
+
+
+def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None:
+    """Accuracy gain (by-design) and Spearman with the ground truth vs irrelevant features.
+
+    Mean over seeds with ± 1 sd bars. None when fewer than two datasets form a sweep.
+    """
+    counts = irrelevant_counts(config)
+    data = results[results["dataset"].isin(counts) & (results["status"] == "ok")].copy()
+    if data["dataset"].nunique() < 2:
+        return None
+    data["irrelevant"] = data["dataset"].map(counts)
+    colours = explainer_colours(list(results["explainer"].unique()))
+    panels = [
+        ("accuracy_gain_pp", "accuracy gain over the twin (pp)"),
+        ("spearman_gt", "Spearman ρ with ground truth"),
+    ]
+    panels = [(m, label) for m, label in panels if m in set(data["metric"])]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for axis, (metric, label) in zip(axes[0], panels, strict=True):
+        block = data[(data["metric"] == metric) & data["value"].notna()]
+        for explainer, rows in block.groupby("explainer"):
+            stats = rows.groupby("irrelevant")["value"].agg(["mean", "std"]).sort_index()
+            axis.errorbar(
+                stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o",
+                capsize=3, label=explainer, color=colours[explainer],
+                linestyle=":" if explainer in CONTROLS else "-",
+            )  # fmt: skip
+        if metric == "accuracy_gain_pp":
+            axis.axhline(0, color="grey", linewidth=0.8)
+        axis.set_xlabel("irrelevant features (5 relevant)")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    figure.suptitle("Sweep over irrelevant features (mean ± sd over seeds)")
+    return figure
+
+
+def importance_figure(
+    results: pd.DataFrame, importance: dict[str, np.ndarray], truth: dict[str, np.ndarray],
+    dataset: str, model: str,
+) -> Figure | None:  # fmt: skip
+    """Each explainer's global importance per feature (normalised to sum 1 per seed; mean
+    ± sd over seeds); bars of relevant features are coloured, irrelevant ones grey."""
+    cells = results[
+        (results["dataset"] == dataset) & (results["model"] == model) & (results["status"] == "ok")
+    ].drop_duplicates("cell_id")
+    cells = cells[~cells["explainer"].isin(CONTROLS) & cells["cell_id"].isin(importance)]
+    truth_vector = next((truth[c] for c in cells["cell_id"] if c in truth), None)
+    if cells.empty or truth_vector is None:
+        return None
+    explainers = list(dict.fromkeys(cells["explainer"]))
+    colours = explainer_colours(list(results["explainer"].unique()))
+    figure, axes = plt.subplots(
+        len(explainers), 1, figsize=(max(6, 0.28 * len(truth_vector) + 2), 1.6 * len(explainers)),
+        sharex=True, squeeze=False,
+    )  # fmt: skip
+    features = np.arange(len(truth_vector))
+    relevant = truth_vector > 0
+    for axis, explainer in zip(axes[:, 0], explainers, strict=True):
+        ids = cells.loc[cells["explainer"] == explainer, "cell_id"]
+        stacked = np.stack([np.abs(importance[c]) / np.abs(importance[c]).sum() for c in ids])
+        bar_colours = [colours[explainer] if r else "lightgrey" for r in relevant]
+        axis.bar(features, stacked.mean(axis=0), yerr=stacked.std(axis=0), color=bar_colours,
+                 capsize=2, error_kw={"linewidth": 0.8})  # fmt: skip
+        axis.set_ylabel(explainer, rotation=0, ha="right", va="center", fontsize=9)
+        axis.tick_params(axis="y", labelsize=7)
+    axes[-1, 0].set_xticks(features)
+    axes[-1, 0].set_xlabel("feature (coloured: relevant, grey: irrelevant)")
+    figure.suptitle(f"Global importance on {dataset} ({model}; mean ± sd over seeds)")
+    return figure
+
+
+def trajectory_figure(
+    trajectories: dict[str, np.ndarray], truth: dict[str, np.ndarray], dataset: str, model: str
+) -> Figure | None:
+    """ScoresActivation's softmax weights per epoch for the lowest seed of a dataset/model."""
+    prefix = f"{dataset}/{model}/"
+    cells = sorted(
+        (c for c in trajectories if c.startswith(prefix)),
+        key=lambda c: int(re.sub(r".*seed=", "", c)),
+    )
+    if not cells:
+        return None
+    trajectory = trajectories[cells[0]]
+    truth_vector = truth.get(cells[0])
+    relevant = truth_vector > 0 if truth_vector is not None else np.zeros(trajectory.shape[1], bool)
+    figure, axis = plt.subplots(figsize=(6, 3.8))
+    epochs = np.arange(len(trajectory))
+    for feature in np.flatnonzero(~relevant):
+        axis.plot(epochs, trajectory[:, feature], color="lightgrey", linewidth=1)
+    palette = plt.get_cmap("tab10")
+    for rank, feature in enumerate(np.flatnonzero(relevant)):
+        axis.plot(epochs, trajectory[:, feature], color=palette(rank % 10), linewidth=1.8,
+                  label=f"feature {feature} (relevant)")  # fmt: skip
+    axis.axhline(1 / trajectory.shape[1], color="black", linestyle="--", linewidth=0.8,
+                 label="uniform 1/d")  # fmt: skip
+    axis.set_xlabel("epoch (0 = initial)")
+    axis.set_ylabel("softmax(s) weight")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    seed = cells[0].split("/")[-1]
+    axis.set_title(f"ScoresActivation weights during training: {dataset}, {seed}")
+    return figure
+
+
+def render_figures(out_dir: str | Path, run_id: str | None, to: Path | None) -> list[Path]:
+    """Every figure that applies to the run (latest by default); returns the files written.
+
+    Files go to ``to``, or ``<out_dir>/figures/<run_id>/``.
+    """
+    store = ResultsStore(out_dir, create=False)
+    try:
+        run_id = store.resolve_run_id(run_id)
+        config = store.run_info(run_id)["config"]
+        results = store.results(run_id)
+        importance = store.arrays(run_id, "global_importance")
+        truth = store.arrays(run_id, "ground_truth_importance")
+        trajectories = store.arrays(run_id, "score_trajectory")
+    finally:
+        store.close()
+    folder = to or Path(out_dir) / "figures" / run_id
+    written: list[Path] = []
+    sweep = sweep_figure(results, config)
+    if sweep is not None:
+        written += save(sweep, folder, "sweep_irrelevant_features", run_id)
+    for (dataset, model), _ in results.groupby(["dataset", "model"], sort=False):
+        bars = importance_figure(results, importance, truth, dataset, model)
+        if bars is not None:
+            written += save(bars, folder, f"importance_{dataset}_{model}", run_id)
+        trajectory = trajectory_figure(trajectories, truth, dataset, model)
+        if trajectory is not None:
+            written += save(trajectory, folder, f"trajectory_{dataset}_{model}", run_id)
+    return written

@@ -1,0 +1,108 @@
+"""Figures render from the store alone, carry the run id, and only when they apply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from harness import run_suite
+from harness.cli import app
+from harness.report.figures import irrelevant_counts, render_figures
+from harness.suite import parse_suite
+
+SWEEP = """
+name = "sweep"
+seeds = [0, 1]
+metrics = ["accuracy_gain_pp", "spearman_gt"]
+
+[[datasets]]
+id = "irrelevant_2"
+name = "synthetic_tabular"
+params = { n_samples = 300, n_features = 5, n_informative = 3 }
+
+[[datasets]]
+id = "irrelevant_6"
+name = "synthetic_tabular"
+params = { n_samples = 300, n_features = 10, n_informative = 3, n_redundant = 1 }
+
+[[models]]
+name = "mlp"
+params = { hidden = [8], epochs = 4 }
+
+[[explainers]]
+name = "scores_activation"
+[[explainers]]
+name = "saliency"
+[[explainers]]
+name = "oracle"
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("sweep")
+    summary = run_suite(parse_suite(SWEEP), out)
+    assert summary.counts["ok"] == 12
+    return out, summary.run_id
+
+
+def test_irrelevant_counts_come_from_the_resolved_config() -> None:
+    config = parse_suite(SWEEP).resolved_config()
+    assert irrelevant_counts(config) == {"irrelevant_2": 2, "irrelevant_6": 6}
+
+
+def test_every_applicable_figure_is_written_with_the_run_id(sweep_run, tmp_path: Path) -> None:
+    out, run_id = sweep_run
+    written = render_figures(out, None, tmp_path / "figs")
+    names = sorted(p.name for p in written)
+    assert names == sorted(
+        f"{stem}.{suffix}"
+        for stem in (
+            "sweep_irrelevant_features",
+            "importance_irrelevant_2_mlp",
+            "importance_irrelevant_6_mlp",
+            "trajectory_irrelevant_2_mlp",
+            "trajectory_irrelevant_6_mlp",
+        )
+        for suffix in ("png", "pdf")
+    )
+    for path in written:
+        assert path.stat().st_size > 1000
+    png = Image.open(tmp_path / "figs" / "sweep_irrelevant_features.png")
+    assert png.info["Description"] == f"xai-harness run {run_id}"
+    assert png.size[0] > 800
+
+
+def test_figures_command_defaults_to_the_results_folder(sweep_run) -> None:
+    out, run_id = sweep_run
+    result = CliRunner().invoke(app, ["figures", "--out", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert str(out / "figures" / run_id / "sweep_irrelevant_features.png") in result.stdout
+
+
+def test_only_the_figures_that_apply_are_written(tiny_run) -> None:
+    out, _ = tiny_run  # one dataset, no by-design explainer: only importance bars apply
+    written = render_figures(out, None, out / "figs")
+    assert [p.name for p in written] == ["importance_syn_mlp.png", "importance_syn_mlp.pdf"]
+
+
+def test_a_run_without_applicable_figures_says_so(plugins_on_path: None, tmp_path: Path) -> None:
+    text = """
+name = "no_truth"
+seeds = [0]
+metrics = ["accuracy"]
+[[datasets]]
+name = "sample_plugins:BlobsWithoutTruth"
+[[models]]
+name = "mlp"
+params = { epochs = 1 }
+[[explainers]]
+name = "saliency"
+"""
+    run_suite(parse_suite(text), tmp_path)
+    result = CliRunner().invoke(app, ["figures", "--out", str(tmp_path)])
+    assert result.exit_code == 0
+    assert "no figure applies to this run" in result.stdout
