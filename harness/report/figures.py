@@ -73,16 +73,22 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
     panels = [
         ("accuracy_gain_pp", "accuracy gain over the twin (pp)"),
         ("spearman_gt", "Spearman ρ with ground truth"),
+        ("spearman_ref", "Spearman ρ with the reference explainer"),
     ]
     panels = [(m, label) for m, label in panels if m in set(data["metric"])]
-    figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    figure.subplots_adjust(wspace=0.35)
+    explainers = sorted(data["explainer"].unique())
+    spread = 0.012 * (max(counts.values()) - min(counts.values()) or 1)
     for axis, (metric, label) in zip(axes[0], panels, strict=True):
         block = data[(data["metric"] == metric) & data["value"].notna()]
         for explainer, rows in block.groupby("explainer"):
             stats = rows.groupby("irrelevant")["value"].agg(["mean", "std"]).sort_index()
+            # dodge: explainers with equal values (e.g. a tie-capped ρ) stay visible
+            offset = (explainers.index(explainer) - (len(explainers) - 1) / 2) * spread
             axis.errorbar(
-                stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o",
-                capsize=3, label=explainer, color=colours[explainer],
+                stats.index + offset, stats["mean"], yerr=stats["std"].fillna(0), marker="o",
+                markersize=4, capsize=3, label=explainer, color=colours[explainer],
                 linestyle=":" if explainer in CONTROLS else "-",
             )  # fmt: skip
         if metric == "accuracy_gain_pp":
@@ -90,8 +96,14 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
         axis.set_xlabel("irrelevant features (5 relevant)")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    figure.suptitle("Sweep over irrelevant features (mean ± sd over seeds)")
+    handles: dict[str, Any] = {}  # label → artist, first panel that has it
+    for axis in axes[0]:
+        handles.update(zip(*reversed(axis.get_legend_handles_labels()), strict=True))
+    axes[0][-1].legend(
+        handles.values(), handles.keys(), fontsize=8, loc="center left",
+        bbox_to_anchor=(1.02, 0.5),
+    )  # fmt: skip
+    figure.suptitle("Sweep over irrelevant features (mean ± sd over seeds; points dodged)")
     return figure
 
 
