@@ -23,6 +23,16 @@ class Accuracy(Metric):
         return MetricResult(float(np.mean(evidence.y_true == evidence.y_pred)))
 
 
+def design_and_twin_accuracy(evidence: Evidence) -> tuple[float, float]:
+    """Test accuracy of the by-design model and of its black-box twin (fractions)."""
+    assert evidence.y_true is not None and evidence.y_pred is not None
+    assert evidence.twin_y_pred is not None
+    return (
+        float(np.mean(evidence.y_true == evidence.y_pred)),
+        float(np.mean(evidence.y_true == evidence.twin_y_pred)),
+    )
+
+
 @metric_registry.register("accuracy_gain_pp")
 class AccuracyGainPoints(Metric):
     """Accuracy of the by-design model minus its black-box twin's, in percentage points.
@@ -35,11 +45,8 @@ class AccuracyGainPoints(Metric):
     fixed_conventions: ClassVar[dict[str, str]] = {"split": "test", "unit": "percentage points"}
 
     def compute(self, evidence: Evidence) -> MetricResult:
-        assert evidence.y_true is not None and evidence.y_pred is not None
-        assert evidence.twin_y_pred is not None
-        design = np.mean(evidence.y_true == evidence.y_pred)
-        twin = np.mean(evidence.y_true == evidence.twin_y_pred)
-        return MetricResult(float(100 * (design - twin)))
+        design, twin = design_and_twin_accuracy(evidence)
+        return MetricResult(100 * (design - twin))
 
 
 @metric_registry.register("accuracy_gain_rel")
@@ -54,10 +61,7 @@ class AccuracyGainRelative(Metric):
     fixed_conventions: ClassVar[dict[str, str]] = {"split": "test", "unit": "% of twin accuracy"}
 
     def compute(self, evidence: Evidence) -> MetricResult:
-        assert evidence.y_true is not None and evidence.y_pred is not None
-        assert evidence.twin_y_pred is not None
-        design = np.mean(evidence.y_true == evidence.y_pred)
-        twin = np.mean(evidence.y_true == evidence.twin_y_pred)
+        design, twin = design_and_twin_accuracy(evidence)
         if twin == 0:
             return MetricResult.undefined("the twin's accuracy is 0")
-        return MetricResult(float(100 * (design - twin) / twin))
+        return MetricResult(100 * (design - twin) / twin)
