@@ -1,6 +1,12 @@
 """Metrics. Importing this package registers the built-ins."""
 
-from harness.metrics import agreement, cost, model, stability  # noqa: F401  (registers)
+from harness.metrics import (  # noqa: F401  (registers)
+    agreement,
+    cost,
+    localisation,
+    model,
+    stability,
+)
 from harness.metrics.base import (
     EVIDENCE_PROVIDERS,
     Evidence,

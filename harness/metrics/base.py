@@ -36,6 +36,7 @@ class Evidence:
     ``attributions``: local attributions for the explained rows (rows × features).
     ``global_importance``: one score per feature (mean |attribution| for local explainers).
     ``importance``: ground-truth importance per feature (0 = irrelevant).
+    ``masks``: ground-truth masks of the explained rows (images, height, width), boolean.
     ``explain_seconds``: wall time of the explainer call (after warm-up), seconds, for
     ``n_explained`` rows. ``train_seconds``: wall time of training the explained model.
     ``twin_*``: for by-design explainers, the same of the recipe's black-box twin.

@@ -230,13 +230,14 @@ def _run_cell(
         progress.stage(cell.cell_id, "scoring")
         with clock.time("score"):
             started = time.perf_counter()
+            masks = dataset.ground_truth.masks  # of the explained rows only, below
             evidence = Evidence(
                 y_true=dataset.y_test,
                 y_pred=trained.test_predictions,
                 attributions=explanation.local,
                 global_importance=explanation.global_importance,
                 importance=dataset.ground_truth.importance,
-                masks=dataset.ground_truth.masks,
+                masks=None if masks is None else masks[rows],
                 explain_seconds=explain_seconds,
                 n_explained=len(rows),
                 train_seconds=trained.model.train_seconds,

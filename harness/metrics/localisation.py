@@ -1,0 +1,287 @@
+"""Localisation: does an attribution map point at the ground-truth mask? (images)
+
+Every metric works on a batch at once: maps (images, H, W) at input resolution — the
+explainers upsample their native maps — and boolean masks of the same shape. Per-image
+values are averaged over the images whose mask is not empty; images with an empty mask
+are left out and counted in the note, never scored as a hit or as zero. Sign conventions
+are parameters; tie handling is fixed and recorded. See METRICS.md in the design notes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+from scipy.ndimage import distance_transform_edt
+from scipy.stats import rankdata
+
+from harness.component import Params
+from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+
+Sign = Literal["raw", "positive", "abs"]
+
+
+def apply_sign(maps: np.ndarray, sign: Sign) -> np.ndarray:
+    """``raw`` as is, ``positive`` max(a, 0), ``abs`` |a| (float64)."""
+    maps = np.asarray(maps, dtype=float)
+    if sign == "positive":
+        return np.maximum(maps, 0.0)
+    if sign == "abs":
+        return np.abs(maps)
+    return maps
+
+
+def summarise_images(per_image: np.ndarray, valid: np.ndarray, why: str) -> MetricResult:
+    """Mean over the images where the per-image value is defined; the note counts the rest."""
+    defined = valid & ~np.isnan(per_image)
+    if not defined.any():
+        return MetricResult.undefined(f"no image with a defined value ({why})")
+    value = float(per_image[defined].mean())
+    left_out = int((~defined).sum())
+    note = f"{left_out} of {len(per_image)} images left out ({why})" if left_out else ""
+    return MetricResult(value, note)
+
+
+class _Localisation(Metric):
+    """Checks shapes and masks, then ``per_image`` on flattened maps (images, pixels)."""
+
+    needs: ClassVar[frozenset[str]] = frozenset({"attributions", "masks"})
+    exclusion: ClassVar[str] = "empty mask"
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.attributions is not None and evidence.masks is not None
+        maps, masks = evidence.attributions, np.asarray(evidence.masks, dtype=bool)
+        if maps.shape != masks.shape:
+            return MetricResult.undefined(
+                f"maps of shape {maps.shape[1:]} but masks {masks.shape[1:]} (input size)"
+            )
+        valid = np.asarray(masks.reshape(len(masks), -1).any(axis=1))
+        return summarise_images(self.per_image(maps, masks), valid, self.exclusion)
+
+    def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SignParams(Params):
+    sign: Sign = Field("raw", description="raw map, positive part, or |map|")
+
+
+class PositiveParams(Params):
+    sign: Sign = Field("positive", description="positive part (default), raw or |map|")
+
+
+class PointingGameParams(SignParams):
+    tolerance: float = Field(15.0, ge=0, description="hit distance from the mask, input pixels")
+
+
+def distance_to_mask(masks: np.ndarray) -> np.ndarray:
+    """Euclidean distance (pixels) from every pixel to its own image's nearest mask pixel.
+
+    One exact distance transform over the batch; the image axis gets a sampling distance
+    larger than any image, so no image sees another's mask (an empty mask gives > any
+    tolerance; such images are left out anyway).
+    """
+    if not masks.any():
+        return np.full(masks.shape, np.inf)
+    separation = 10.0 * (masks.shape[1] + masks.shape[2])
+    return distance_transform_edt(~masks, sampling=(separation, 1.0, 1.0))
+
+
+@metric_registry.register("pointing_game")
+class PointingGame(_Localisation):
+    """Pointing game (Zhang et al. 2018): hit rate of the map's maximum, within tolerance.
+
+    A hit when every pixel tied at the maximum lies within ``tolerance`` pixels of a mask
+    pixel; a constant map is a miss. Values in [0, 1].
+    """
+
+    fixed_conventions: ClassVar[dict[str, str]] = {
+        "ties": "every pixel tied at the maximum must be within tolerance",
+        "constant map": "miss",
+        "resolution": "input pixels",
+    }
+    Params = PointingGameParams
+    params: PointingGameParams
+
+    def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        a = apply_sign(maps, self.params.sign)
+        near = distance_to_mask(masks) <= self.params.tolerance
+        peak = a.max(axis=(1, 2), keepdims=True)
+        tied = a == peak
+        constant = a.min(axis=(1, 2)) == peak[:, 0, 0]
+        return ((~tied | near).all(axis=(1, 2)) & ~constant).astype(float)
+
+
+@metric_registry.register("energy_pointing_game")
+class EnergyPointingGame(_Localisation):
+    """Energy-based pointing game (Wang et al. 2020): Σ_mask a⁺ / Σ a⁺, in [0, 1].
+
+    Left out: images whose map has no positive part. Compare with
+    ``energy_pointing_game_baseline``, the score of a uniform map (mask area / image area).
+    """
+
+    fixed_conventions: ClassVar[dict[str, str]] = {"sign": "positive part"}
+
+    def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return _mass_ratio(np.maximum(maps, 0.0), masks)
+
+
+@metric_registry.register("energy_pointing_game_baseline")
+class EnergyPointingGameBaseline(_Localisation):
+    """The energy pointing game of a uniform map: mask area / image area (K / N)."""
+
+    def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return masks.reshape(len(masks), -1).mean(axis=1)
+
+
+@metric_registry.register("relevance_mass_accuracy")
+class RelevanceMassAccuracy(_Localisation):
+    """Relevance mass accuracy (Arras et al. 2022): Σ_mask a / Σ a, positive part by default.
+
+    With the positive part it equals the energy pointing game. Left out: images whose
+    (signed) total is zero.
+    """
+
+    Params = PositiveParams
+    params: PositiveParams
+
+    def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return _mass_ratio(apply_sign(maps, self.params.sign), masks)
+
+
+def _mass_ratio(a: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    total = a.sum(axis=(1, 2))
+    inside = (a * masks).sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total != 0, inside / total, np.nan)
+
+
+def expected_hits_in_top(a: np.ndarray, masks: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Expected mask pixels among each image's ``k`` highest values, ties sharing slots.
+
+    ``a`` and ``masks`` are flattened (images, pixels); ``k`` per image (≥ 1). Pixels tied
+    at the k-th value share the remaining slots, i.e. the expectation over a random order
+    within the tie group, so no pixel order is favoured and a constant map scores chance.
+    """
+    ordered = -np.sort(-a, axis=1)
+    kth = ordered[np.arange(len(a)), k - 1][:, None]
+    above, tied = a > kth, a == kth
+    slots = k - above.sum(axis=1)
+    return (above & masks).sum(axis=1) + slots * (tied & masks).sum(axis=1) / tied.sum(axis=1)
+
+
+@metric_registry.register("relevance_rank_accuracy")
+class RelevanceRankAccuracy(_Localisation):
+    """Relevance rank accuracy (Arras et al. 2022): |top-K(a) ∩ mask| / K, K = mask size.
+
+    In [0, 1]; ties at the K-th value share the remaining slots (a constant map scores
+    K / N, chance).
+    """
+
+    fixed_conventions: ClassVar[dict[str, str]] = {
+        "ties": "expected value over random order within the tie group at the K-th value"
+    }
+    Params = SignParams
+    params: SignParams
+
+    def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        a = apply_sign(maps, self.params.sign).reshape(len(maps), -1)
+        m = masks.reshape(len(masks), -1)
+        size = m.sum(axis=1)
+        k = np.maximum(size, 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(size > 0, expected_hits_in_top(a, m, k) / k, np.nan)
+
+
+class TopKIoUParams(SignParams):
+    k: int | None = Field(None, ge=1, description="pixels kept (None: the mask's size K)")
+
+
+@metric_registry.register("topk_iou")
+class TopKIoU(_Localisation):
+    """IoU of the k highest-valued pixels with the mask, k = K by default; in [0, 1].
+
+    Uses the expected intersection under random tie order: IoU = E∩ / (k + K − E∩); with
+    k = K this is RRA / (2 − RRA).
+    """
+
+    fixed_conventions: ClassVar[dict[str, str]] = RelevanceRankAccuracy.fixed_conventions
+    Params = TopKIoUParams
+    params: TopKIoUParams
+
+    def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        a = apply_sign(maps, self.params.sign).reshape(len(maps), -1)
+        m = masks.reshape(len(masks), -1)
+        size = m.sum(axis=1)
+        k = np.full(len(a), self.params.k) if self.params.k else np.maximum(size, 1)
+        k = np.minimum(k, a.shape[1])
+        hits = expected_hits_in_top(a, m, k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(size > 0, hits / (k + size - hits), np.nan)
+
+
+@metric_registry.register("mask_roc_auc")
+class MaskROCAUC(_Localisation):
+    """ROC-AUC of the map as a per-pixel score for the mask, per image; in [0, 1].
+
+    Mann–Whitney form with average ranks, so tied pixels count one half (a constant map
+    scores 0.5). Left out: empty masks and masks that cover the whole image.
+    """
+
+    fixed_conventions: ClassVar[dict[str, str]] = {"ties": "average ranks (count 1/2)"}
+    exclusion: ClassVar[str] = "empty or full mask"
+    Params = SignParams
+    params: SignParams
+
+    def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        a = apply_sign(maps, self.params.sign).reshape(len(maps), -1)
+        m = masks.reshape(len(masks), -1)
+        ranks = rankdata(a, axis=1)
+        positives = m.sum(axis=1)
+        negatives = m.shape[1] - positives
+        rank_sum = (ranks * m).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            auc = (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+        return np.where((positives > 0) & (negatives > 0), auc, np.nan)
+
+
+def _scaled_positive(maps: np.ndarray) -> np.ndarray:
+    """S = min–max scaled positive part per image; NaN rows where a⁺ is constant."""
+    positive = np.maximum(np.asarray(maps, dtype=float), 0.0)
+    low = positive.min(axis=(1, 2), keepdims=True)
+    span = positive.max(axis=(1, 2), keepdims=True) - low
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(span > 0, (positive - low) / span, np.nan)
+
+
+@metric_registry.register("activation_precision")
+class ActivationPrecision(_Localisation):
+    """SoftCAM's activation precision: Σ S·M / Σ S with S = min–max(a⁺) per image; [0, 1].
+
+    Left out: images whose positive part is constant (S undefined) and empty masks.
+    """
+
+    fixed_conventions: ClassVar[dict[str, str]] = {
+        "scaling": "min-max of the positive part, per image",
+        "constant map": "left out (S undefined)",
+    }
+    exclusion: ClassVar[str] = "empty mask or constant map"
+
+    def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        s = _scaled_positive(maps)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (s * masks).sum(axis=(1, 2)) / s.sum(axis=(1, 2))
+
+
+@metric_registry.register("activation_sensitivity")
+class ActivationSensitivity(_Localisation):
+    """SoftCAM's activation sensitivity: Σ S·M / Σ M with S = min–max(a⁺) per image; [0, 1]."""
+
+    fixed_conventions: ClassVar[dict[str, str]] = ActivationPrecision.fixed_conventions
+    exclusion: ClassVar[str] = "empty mask or constant map"
+
+    def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        s = _scaled_positive(maps)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (s * masks).sum(axis=(1, 2)) / masks.sum(axis=(1, 2))
