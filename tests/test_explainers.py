@@ -296,7 +296,10 @@ def _cases():
 
 def _by_design(name: str, s: Setting) -> Setting:
     """The setting with the model trained by the by-design explainer itself."""
-    recipe = model_registry.get("mlp")(hidden=[16, 16], epochs=2)
+    if s.dataset.modality == "image":
+        recipe = model_registry.get("small_cnn")(channels=[8, 16], epochs=1)
+    else:
+        recipe = model_registry.get("mlp")(hidden=[16, 16], epochs=2)
     model = explainer_registry.get(name)().fit_model(recipe, s.dataset, SEED, CPU)
     return s._replace(model=model)
 

@@ -6,6 +6,7 @@ from harness.explainers import (  # noqa: F401  (registers)
     lime_methods,
     scores_activation,
     shap_methods,
+    softcam,
 )
 from harness.explainers.base import (
     ExplainContext,

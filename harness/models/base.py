@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -13,7 +14,7 @@ from torch import nn
 
 from harness.component import Component
 from harness.datasets.base import Dataset, Modality
-from harness.models.training import EpochObserver, TrainingParams, train_classifier
+from harness.models.training import EpochObserver, Penalty, TrainingParams, train_classifier
 from harness.registry import Registry
 
 
@@ -93,6 +94,11 @@ class ModelRecipe(Component):
         """
         raise NotImplementedError
 
+    def backbone(self, dataset: Dataset) -> tuple[nn.Module, int] | None:
+        """CNNs: the layers before global pooling (input standardisation included) and the
+        number of channels of their output feature map; None for other models."""
+        return None
+
     def fit(
         self,
         dataset: Dataset,
@@ -101,17 +107,20 @@ class ModelRecipe(Component):
         *,
         gate: nn.Module | None = None,
         observer: EpochObserver | None = None,
+        architecture: Callable[[Dataset], nn.Module] | None = None,
+        penalty: Penalty | None = None,
     ) -> TrainedModel:
         """Build with ``seed`` and train on the training split; ``train_seconds`` is wall time.
 
-        The seed is set before the host's layers are created, so a model with a gate and
-        its twin without one start from the same host weights.
+        The seed is set before any layer is created, so a by-design variant (a gate, or
+        another ``architecture`` built from this recipe's parts) and its twin start from
+        the same weights wherever they share layers. ``penalty`` is added to the loss.
         """
         if gate is not None and not self.accepts_gate:
             raise ValueError(f"model recipe '{self.name}' does not take an input gate")
         torch.manual_seed(seed)
         started = time.perf_counter()
-        module = self.build(dataset, gate).to(device)
+        module = (architecture(dataset) if architecture else self.build(dataset, gate)).to(device)
         epochs = train_classifier(
             module,
             dataset.x_train,
@@ -120,6 +129,7 @@ class ModelRecipe(Component):
             seed=seed,
             device=device,
             observer=observer,
+            penalty=penalty,
         )
         module.eval()
         return TrainedModel(

@@ -13,7 +13,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 from torch import nn
-from torchvision.models import resnet18
+from torchvision.models import ResNet, resnet18
 
 from harness.datasets.base import Dataset, Modality
 from harness.models.base import ModelRecipe, model_registry
@@ -48,7 +48,7 @@ class SmallCNN(ModelRecipe):
     Params = SmallCNNParams
     params: SmallCNNParams
 
-    def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
+    def backbone(self, dataset: Dataset) -> tuple[nn.Module, int]:
         blocks: list[nn.Module] = []
         width = dataset.x_train.shape[1]
         for index, channels in enumerate(self.params.channels):
@@ -56,10 +56,16 @@ class SmallCNN(ModelRecipe):
                 blocks.append(nn.MaxPool2d(2))
             blocks += [nn.Conv2d(width, channels, 3, padding=1), nn.ReLU()]
             width = channels
+        layers = OrderedDict(
+            standardize=channel_standardize(dataset.x_train), features=nn.Sequential(*blocks)
+        )
+        return nn.Sequential(layers), width
+
+    def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
+        backbone, width = self.backbone(dataset)
         return nn.Sequential(
             OrderedDict(
-                standardize=channel_standardize(dataset.x_train),
-                features=nn.Sequential(*blocks),
+                **dict(backbone.named_children()),
                 pool=nn.AdaptiveAvgPool2d(1),
                 flatten=nn.Flatten(),
                 head=nn.Linear(width, dataset.n_classes),
@@ -89,3 +95,14 @@ class ResNet18(ModelRecipe):
         return nn.Sequential(
             OrderedDict(standardize=channel_standardize(dataset.x_train), network=network)
         )
+
+    def backbone(self, dataset: Dataset) -> tuple[nn.Module, int]:
+        """Everything before ``avgpool`` (same construction order as :meth:`build`)."""
+        twin = self.build(dataset)
+        network = twin.get_submodule("network")
+        assert isinstance(network, ResNet)
+        layers = [twin.get_submodule("standardize")] + [
+            getattr(network, name)
+            for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+        ]
+        return nn.Sequential(*layers), network.fc.in_features

@@ -33,6 +33,10 @@ class TrainingParams(Params):
 #: Called with the module and the epoch number: 0 before training, then after each epoch.
 EpochObserver = Callable[[nn.Module, int], None]
 
+#: Extra loss term added to the cross-entropy of every batch, from the module's state
+#: after its forward pass (e.g. a penalty on class-evidence maps).
+Penalty = Callable[[nn.Module], torch.Tensor]
+
 
 def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Adam parameter groups: weight decay everywhere except in submodules that set
@@ -60,13 +64,15 @@ def train_classifier(
     seed: int,
     device: torch.device,
     observer: EpochObserver | None = None,
+    penalty: Penalty | None = None,
 ) -> int:
     """Train ``module`` in place with cross-entropy; return the number of epochs run.
 
     The batch order comes from a generator seeded with ``seed``. With early stopping, a
     stratified ``validation_fraction`` of the rows is held out and the weights of the
     epoch with the lowest validation loss are restored. ``observer`` sees the module
-    before training (epoch 0) and after every epoch.
+    before training (epoch 0) and after every epoch; ``penalty(module)`` is added to the
+    loss of every batch.
     """
     x_val = y_val = None
     if params.early_stopping_patience is not None:
@@ -90,7 +96,10 @@ def train_classifier(
         for start in range(0, len(order), params.batch_size):
             batch = order[start : start + params.batch_size]
             optimiser.zero_grad()
-            loss_fn(module(inputs[batch]), labels[batch]).backward()
+            loss = loss_fn(module(inputs[batch]), labels[batch])
+            if penalty is not None:
+                loss = loss + penalty(module)
+            loss.backward()
             optimiser.step()
         if observer is not None:
             observer(module, epoch)
