@@ -3,6 +3,7 @@
 from harness.metrics import (  # noqa: F401  (registers)
     agreement,
     cost,
+    faithfulness,
     localisation,
     model,
     stability,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from harness.registry import Registry
 #: The evidence fields a metric may declare in ``needs``, and what provides each.
 EVIDENCE_PROVIDERS: dict[str, str] = {
     "predictions": "the trained model",
+    "model": "the trained model, as a batched probability function",
     "attributions": "a local explainer",
     "global_importance": "any explainer",
     "importance": "a dataset with ground-truth feature importance",
@@ -42,6 +44,9 @@ class Evidence:
     ``twin_*``: for by-design explainers, the same of the recipe's black-box twin.
     ``reference_importance``: global importance of the explainers already run on the same
     dataset, model recipe and seed, by explainer id.
+    ``inputs``/``targets``: the explained rows and their explained classes;
+    ``predict_proba``: the explained model as a function (rows → class probabilities);
+    ``train_mean``: the mean training row (a perturbation baseline).
     """
 
     y_true: np.ndarray | None = None
@@ -56,6 +61,10 @@ class Evidence:
     twin_y_pred: np.ndarray | None = None
     twin_train_seconds: float | None = None
     reference_importance: dict[str, np.ndarray] | None = None
+    inputs: np.ndarray | None = None
+    targets: np.ndarray | None = None
+    predict_proba: Callable[[np.ndarray], np.ndarray] | None = None
+    train_mean: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

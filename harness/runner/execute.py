@@ -244,6 +244,10 @@ def _run_cell(
                 twin_y_pred=twin.test_predictions if trained is not twin else None,
                 twin_train_seconds=twin.model.train_seconds if trained is not twin else None,
                 reference_importance=references,
+                inputs=dataset.x_test[rows],
+                targets=targets,
+                predict_proba=trained.model.predict_proba,
+                train_mean=dataset.x_train.mean(axis=0),
             )
             scores = _stage("scoring", _score, cell, suite, evidence)
             score_seconds = time.perf_counter() - started

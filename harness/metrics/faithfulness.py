@@ -1,0 +1,153 @@
+"""Faithfulness: does removing (inserting) what the map ranks highest change the prediction?
+
+Deletion and insertion curves (Petsiuk et al. 2018). Features — or pixels, all channels
+together — are ordered by attribution, highest first; in ``steps`` equal fractions of them
+are replaced by the baseline (deletion) or restored from it (insertion). The curve is the
+model's probability of the explained class at each fraction, *including the unperturbed
+point* (fraction 0); the score is its area by the trapezoid rule over the fraction on
+[0, 1]. Deletion: lower is better; insertion: higher. Ties in the attribution are broken
+by a fixed random permutation (seed 0), so no feature order is favoured. The ``*_random``
+variants order features randomly (seeded): the reference a map must beat.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+from scipy.integrate import trapezoid
+from scipy.ndimage import gaussian_filter
+
+from harness.component import Params
+from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+
+
+class FaithfulnessParams(Params):
+    baseline: Literal["zero", "mean", "blur"] = Field(
+        "zero", description="replacement value: zeros, the training mean, or a blurred copy"
+    )
+    blur_sigma: float = Field(5.0, gt=0, description="baseline 'blur': Gaussian σ, in pixels")
+    steps: int = Field(20, ge=1, description="curve points after the unperturbed one")
+
+
+def ranking(attributions: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Per row, feature indices from highest to lowest attribution; ties in a fixed random
+    order (a permutation drawn from ``seed``, the same for every row)."""
+    flat = attributions.reshape(len(attributions), -1)
+    tie_breaker = np.random.default_rng(seed).permutation(flat.shape[1])
+    return np.lexsort((np.broadcast_to(tie_breaker, flat.shape), -flat), axis=1)
+
+
+def baseline_inputs(inputs: np.ndarray, kind: str, train_mean: np.ndarray | None, sigma: float):
+    """The reference input per row: zeros, the training mean, or (images) a blurred copy."""
+    if kind == "zero":
+        return np.zeros_like(inputs)
+    if kind == "mean":
+        assert train_mean is not None
+        return np.broadcast_to(train_mean, inputs.shape).copy()
+    if inputs.ndim != 4:
+        raise ValueError("baseline 'blur' needs images; use 'zero' or 'mean'")
+    return gaussian_filter(inputs, sigma=(0, 0, sigma, sigma))
+
+
+#: Perturbed inputs built and evaluated at once (rows are chunked to stay below it).
+MAX_BATCH = 4096
+
+
+def probability_curves(
+    evidence: Evidence, order: np.ndarray, params: FaithfulnessParams, *, insert: bool
+) -> np.ndarray:
+    """Probability of the explained class at fractions 0, 1/steps, …, 1: (rows, steps + 1)."""
+    assert evidence.inputs is not None and evidence.targets is not None
+    x = np.asarray(evidence.inputs, dtype=np.float32)
+    reference = baseline_inputs(x, params.baseline, evidence.train_mean, params.blur_sigma)
+    chunk = max(1, MAX_BATCH // (params.steps + 1))
+    return np.concatenate(
+        [
+            _curves(x[i : i + chunk], reference[i : i + chunk], order[i : i + chunk],
+                    evidence.targets[i : i + chunk], evidence, params, insert)
+            for i in range(0, len(x), chunk)
+        ]
+    )  # fmt: skip
+
+
+def _curves(
+    x: np.ndarray,
+    reference: np.ndarray,
+    order: np.ndarray,
+    targets: np.ndarray,
+    evidence: Evidence,
+    params: FaithfulnessParams,
+    insert: bool,
+) -> np.ndarray:
+    assert evidence.predict_proba is not None
+    rows, n = len(x), order.shape[1]
+    image = x.ndim == 4
+    start, end = (reference, x) if insert else (x, reference)
+    counts = np.round(np.linspace(0, 1, params.steps + 1) * n).astype(int)
+    # rank[i, f] = position of feature f in row i's order; a feature is switched at step
+    # j when rank < counts[j]: one boolean tensor (steps + 1, rows, features) for all steps
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(n)[None].repeat(rows, 0), axis=1)
+    switched = rank[None] < counts[:, None, None]
+    if image:  # pixels: all channels together
+        switched = switched.reshape(len(counts), rows, 1, *x.shape[2:])
+    else:
+        switched = switched.reshape(len(counts), rows, *x.shape[1:])
+    batch = np.where(switched, end[None], start[None]).reshape(-1, *x.shape[1:])
+    probabilities = evidence.predict_proba(batch).reshape(len(counts), rows, -1)
+    return probabilities[:, np.arange(rows), targets].T
+
+
+class _Curve(Metric):
+    needs: ClassVar[frozenset[str]] = frozenset({"attributions", "model"})
+    insert: ClassVar[bool] = False
+    random_order: ClassVar[bool] = False
+    fixed_conventions: ClassVar[dict[str, str]] = {
+        "x axis": "fraction of features (pixels, all channels) on [0, 1]",
+        "area": "trapezoid rule, the unperturbed point included",
+        "curve": "probability of the explained class",
+        "ties": "fixed random permutation (seed 0)",
+    }
+    Params = FaithfulnessParams
+    params: FaithfulnessParams
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.attributions is not None
+        maps = np.asarray(evidence.attributions, dtype=float)
+        if self.random_order:
+            maps = np.random.default_rng(1).random(maps.shape)
+        curves = probability_curves(evidence, ranking(maps), self.params, insert=self.insert)
+        fractions = np.linspace(0, 1, self.params.steps + 1)
+        return MetricResult(float(trapezoid(curves, fractions, axis=1).mean()))
+
+
+@metric_registry.register("deletion_auc")
+class DeletionAUC(_Curve):
+    """Area under the deletion curve: remove the top-ranked features first; lower is better."""
+
+    higher_is_better: ClassVar[bool] = False
+
+
+@metric_registry.register("deletion_auc_random")
+class DeletionAUCRandom(_Curve):
+    """Deletion area with a random feature order (seeded): the reference to beat."""
+
+    higher_is_better: ClassVar[bool] = False
+    random_order: ClassVar[bool] = True
+
+
+@metric_registry.register("insertion_auc")
+class InsertionAUC(_Curve):
+    """Area under the insertion curve: restore the top-ranked features first; higher is better."""
+
+    insert: ClassVar[bool] = True
+
+
+@metric_registry.register("insertion_auc_random")
+class InsertionAUCRandom(_Curve):
+    """Insertion area with a random feature order (seeded): the reference to beat."""
+
+    insert: ClassVar[bool] = True
+    random_order: ClassVar[bool] = True
