@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -106,3 +107,39 @@ name = "saliency"
     result = CliRunner().invoke(app, ["figures", "--out", str(tmp_path)])
     assert result.exit_code == 0
     assert "no figure applies to this run" in result.stdout
+
+
+GALLERY = """
+name = "gallery"
+seeds = [0]
+metrics = ["accuracy"]
+[execution]
+explain_rows = 12
+[[datasets]]
+name = "synthetic_lesions"
+params = { n_images = 80, size = 32, radius = [1.5, 3.0] }
+[[models]]
+name = "small_cnn"
+params = { channels = [4, 8], epochs = 1 }
+[[explainers]]
+name = "grad_cam"
+[[explainers]]
+name = "oracle"
+"""
+
+
+def test_image_runs_store_a_few_maps_and_draw_a_gallery(tmp_path: Path) -> None:
+    from harness.store import load_arrays
+
+    run_suite(parse_suite(GALLERY), tmp_path)
+    maps = load_arrays(tmp_path, "gallery_maps")
+    masks = load_arrays(tmp_path, "gallery_masks")
+    oracle = "synthetic_lesions/small_cnn/oracle/seed=0"
+    assert maps[oracle].shape == (8, 32, 32) and maps[oracle].dtype == np.float32
+    np.testing.assert_array_equal(maps[oracle], masks[oracle].astype(np.float32))
+    assert load_arrays(tmp_path, "gallery_images")[oracle].shape == (8, 1, 32, 32)
+    written = {p.name for p in render_figures(tmp_path, None, tmp_path / "figs")}
+    assert {
+        "gallery_synthetic_lesions_small_cnn.png",
+        "gallery_synthetic_lesions_small_cnn.pdf",
+    } <= (written)

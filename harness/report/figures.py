@@ -3,7 +3,8 @@
 - ``sweep``: accuracy gain of by-design models and Spearman with the ground truth against
   the number of irrelevant features (synthetic datasets that differ in it);
 - ``importance``: each explainer's global importance per feature, relevant features marked;
-- ``trajectory``: ScoresActivation weights per epoch, relevant features in colour.
+- ``trajectory``: ScoresActivation weights per epoch, relevant features in colour;
+- ``gallery``: images × explainers, each map with the ground-truth mask's contour.
 
 Colours are fixed per explainer across every figure of a run.
 """
@@ -175,6 +176,55 @@ def trajectory_figure(
     return figure
 
 
+def gallery_figure(
+    results: pd.DataFrame, arrays: dict[str, dict[str, np.ndarray]], dataset: str, model: str
+) -> Figure | None:
+    """Rows = images, columns = the input and each explainer's map (lowest seed); the
+    ground-truth mask's contour is drawn on every panel. Maps are scaled per panel to their
+    own range (diverging colours when signed), so shapes, not magnitudes, are compared."""
+    cells = results[
+        (results["dataset"] == dataset) & (results["model"] == model) & (results["status"] == "ok")
+    ].drop_duplicates("cell_id")
+    cells = cells[cells["cell_id"].isin(arrays["gallery_maps"])]
+    if cells.empty:
+        return None
+    seed = cells["seed"].min()
+    cells = cells[cells["seed"] == seed]
+    first = cells["cell_id"].iloc[0]
+    images = arrays["gallery_images"][first]
+    masks = arrays.get("gallery_masks", {}).get(first)
+    rows = len(images)
+    columns = ["input", *cells["explainer"]]
+    figure, axes = plt.subplots(
+        rows, len(columns), figsize=(1.35 * len(columns), 1.4 * rows + 0.6), squeeze=False
+    )
+    for r in range(rows):
+        for c, title in enumerate(columns):
+            axis = axes[r, c]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if c == 0:
+                picture = images[r].transpose(1, 2, 0) if images.shape[1] == 3 else images[r, 0]
+                axis.imshow(picture, cmap="gray")
+            else:
+                cell = cells["cell_id"].iloc[c - 1]
+                heat = arrays["gallery_maps"][cell][r]
+                if heat.min() < 0 < heat.max():
+                    bound = float(np.abs(heat).max())
+                    axis.imshow(heat, cmap="RdBu_r", vmin=-bound, vmax=bound)
+                else:
+                    axis.imshow(heat, cmap="viridis")
+            if masks is not None and masks[r].any():
+                axis.contour(masks[r], levels=[0.5], colors="red", linewidths=0.8)
+            if r == 0:
+                axis.set_title(title, fontsize=7, rotation=30, ha="left", va="bottom")
+    figure.suptitle(
+        f"{dataset} / {model}, seed {seed}: maps scaled per panel; red = ground-truth mask",
+        fontsize=9,
+    )
+    return figure
+
+
 def render_figures(out_dir: str | Path, run_id: str | None, to: Path | None) -> list[Path]:
     """Every figure that applies to the run (latest by default); returns the files written.
 
@@ -188,6 +238,10 @@ def render_figures(out_dir: str | Path, run_id: str | None, to: Path | None) -> 
         importance = store.arrays(run_id, "global_importance")
         truth = store.arrays(run_id, "ground_truth_importance")
         trajectories = store.arrays(run_id, "score_trajectory")
+        gallery = {
+            name: store.arrays(run_id, name)
+            for name in ("gallery_maps", "gallery_images", "gallery_masks")
+        }
     finally:
         store.close()
     folder = to or Path(out_dir) / "figures" / run_id
@@ -202,4 +256,7 @@ def render_figures(out_dir: str | Path, run_id: str | None, to: Path | None) -> 
         trajectory = trajectory_figure(trajectories, truth, dataset, model)
         if trajectory is not None:
             written += save(trajectory, folder, f"trajectory_{dataset}_{model}", run_id)
+        panels = gallery_figure(results, gallery, dataset, model)
+        if panels is not None:
+            written += save(panels, folder, f"gallery_{dataset}_{model}", run_id)
     return written

@@ -268,18 +268,29 @@ def _run_cell(
             torch_threads=torch.get_num_threads(),
         ),
         scores,
-        _cell_arrays(explanation, dataset, trained.model),
+        _cell_arrays(explanation, dataset, trained.model, rows),
     )
 
 
+#: Image cells keep the maps of this many explained images (float32), for galleries.
+GALLERY_IMAGES = 8
+
+
 def _cell_arrays(
-    explanation: Explanation, dataset: Dataset, model: TrainedModel
+    explanation: Explanation, dataset: Dataset, model: TrainedModel, rows: np.ndarray
 ) -> dict[str, np.ndarray]:
     """What a cell stores for reports: its global importance, the dataset's ground-truth
-    importance (if any) and what the model recorded while training."""
+    importance (if any), what the model recorded while training, and for images the
+    first explained images with their maps and masks (``gallery_*``)."""
     arrays = {"global_importance": explanation.global_importance, **model.history}
     if dataset.ground_truth.importance is not None:
         arrays["ground_truth_importance"] = np.asarray(dataset.ground_truth.importance)
+    if dataset.modality == "image" and explanation.local is not None:
+        shown = rows[:GALLERY_IMAGES]
+        arrays["gallery_maps"] = explanation.local[:GALLERY_IMAGES].astype(np.float32)
+        arrays["gallery_images"] = dataset.x_test[shown].astype(np.float32)
+        if dataset.ground_truth.masks is not None:
+            arrays["gallery_masks"] = dataset.ground_truth.masks[shown]
     return arrays
 
 
