@@ -17,7 +17,11 @@ from harness.metrics import Evidence, metric_registry
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    quantus = pytest.importorskip("quantus", reason="quantus is in the [test] extra")
+    quantus = pytest.importorskip(
+        "quantus",
+        reason="quantus (the [test] extra) cannot be imported; its opencv needs libGL.so.1",
+        exc_type=ImportError,
+    )
 
 
 @pytest.fixture(scope="module")
