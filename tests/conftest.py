@@ -45,6 +45,32 @@ name = "random"
 ONE_SEED_SUITE = TINY_SUITE.replace("seeds = [0, 1]", "seeds = [0]")
 
 
+#: The ground-truth controls as suite entries (append ``centre`` for images).
+CONTROL_EXPLAINERS = """
+[[explainers]]
+name = "oracle"
+[[explainers]]
+name = "random"
+[[explainers]]
+name = "inverted"
+[[explainers]]
+name = "constant"
+"""
+
+
+def control_scores_table(suite_text: str, out: Path, cells: int):
+    """Run a controls suite (all cells must succeed) and return its scores as a table:
+    index (metric, seed), one column per explainer."""
+    from harness import load_results, run_suite
+    from harness.suite import parse_suite
+
+    summary = run_suite(parse_suite(suite_text), out)
+    assert summary.counts == {"ok": cells, "failed": 0, "skipped": 0}, summary.failures
+    return load_results(out).pivot_table(
+        index=["metric", "seed"], columns="explainer", values="value", dropna=False
+    )
+
+
 @pytest.fixture
 def write_suite(tmp_path: Path) -> Callable[..., Path]:
     """Write suite text to ``tmp_path/<name>.toml`` and return the path."""

@@ -7,17 +7,17 @@ import math
 import numpy as np
 import pytest
 
-from harness import load_results, run_suite
 from harness.explainers import ExplainContext, explainer_registry
 from harness.metrics import metric_registry
-from harness.suite import parse_suite
+from tests.conftest import CONTROL_EXPLAINERS, control_scores_table
 
 #: Every registered metric that reads ground-truth importance (new ones join automatically).
 IMPORTANCE_METRICS = sorted(
     name for name in metric_registry.names() if "importance" in metric_registry.get(name).needs
 )
 
-CONTROLS_SUITE = f"""
+CONTROLS_SUITE = (
+    f"""
 name = "controls"
 seeds = [0, 1, 2]
 metrics = {IMPORTANCE_METRICS!r}
@@ -30,25 +30,14 @@ params = {{ n_samples = 400, n_features = 16, n_informative = 5 }}
 name = "mlp"
 params = {{ hidden = [8], epochs = 2 }}
 
-[[explainers]]
-name = "oracle"
-[[explainers]]
-name = "random"
-[[explainers]]
-name = "inverted"
-[[explainers]]
-name = "constant"
 """
+    + CONTROL_EXPLAINERS
+)
 
 
 @pytest.fixture(scope="module")
 def control_scores(tmp_path_factory: pytest.TempPathFactory):
-    out = tmp_path_factory.mktemp("controls")
-    summary = run_suite(parse_suite(CONTROLS_SUITE), out)
-    assert summary.counts == {"ok": 12, "failed": 0, "skipped": 0}
-    return load_results(out).pivot_table(
-        index=["metric", "seed"], columns="explainer", values="value", dropna=False
-    )
+    return control_scores_table(CONTROLS_SUITE, tmp_path_factory.mktemp("controls"), cells=12)
 
 
 def test_there_are_importance_metrics_to_check() -> None:

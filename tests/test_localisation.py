@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.metrics import roc_auc_score
 
-from harness import load_results, run_suite
 from harness.metrics import Evidence, metric_registry
-from harness.suite import parse_suite
+from tests.conftest import CONTROL_EXPLAINERS, control_scores_table
 
 LOCALISATION = sorted(
     name for name in metric_registry.names() if "masks" in metric_registry.get(name).needs
@@ -190,7 +189,8 @@ def test_the_mask_itself_is_a_perfect_map(masks: np.ndarray) -> None:
         assert score(name, masks.astype(float), masks, **params)[0] == pytest.approx(1.0), name
 
 
-CONTROLS = f"""
+CONTROLS = (
+    f"""
 name = "lesion_controls"
 seeds = [0, 1]
 metrics = {LOCALISATION!r}
@@ -206,26 +206,18 @@ params = {{ n_images = 160, size = 32, radius = [1.5, 3.0], distractors = [0, 1]
 name = "small_cnn"
 params = {{ channels = [4], epochs = 1 }}
 
-[[explainers]]
-name = "oracle"
-[[explainers]]
-name = "random"
-[[explainers]]
-name = "inverted"
-[[explainers]]
-name = "constant"
+"""
+    + CONTROL_EXPLAINERS
+    + """
 [[explainers]]
 name = "centre"
 """
+)
 
 
 @pytest.fixture(scope="module")
 def control_scores(tmp_path_factory: pytest.TempPathFactory):
-    out = tmp_path_factory.mktemp("lesion_controls")
-    assert run_suite(parse_suite(CONTROLS), out).counts["ok"] == 10
-    return load_results(out).pivot_table(
-        index=["metric", "seed"], columns="explainer", values="value", dropna=False
-    )
+    return control_scores_table(CONTROLS, tmp_path_factory.mktemp("lesion_controls"), cells=10)
 
 
 @pytest.mark.parametrize("metric", LOCALISATION)
