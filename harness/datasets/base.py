@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -62,6 +63,11 @@ class Dataset:
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @cached_property
+    def train_mean(self) -> np.ndarray:
+        """The mean training row (float32, shaped like one input), computed once."""
+        return self.x_train.mean(axis=0)
 
     @property
     def attribution_shape(self) -> tuple[int, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -38,7 +39,7 @@ class Explanation:
         if self.local is None and self.global_scores is None:
             raise ValueError("an Explanation needs local attributions or global scores")
 
-    @property
+    @cached_property
     def global_importance(self) -> np.ndarray:
         """Global scores if given, else mean |local attribution| per feature (or pixel)."""
         if self.global_scores is not None:

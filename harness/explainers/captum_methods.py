@@ -88,8 +88,7 @@ def make_baseline(
     if kind == "zero":
         return 0.0
     if kind == "train_mean":
-        mean = context.dataset.x_train.mean(axis=0, keepdims=True)
-        return torch.as_tensor(mean, device=inputs.device)
+        return torch.as_tensor(context.dataset.train_mean[None], device=inputs.device)
     if context.dataset.modality != "image":
         raise ValueError("baseline 'blur' needs images; use 'zero' or 'train_mean'")
     size = 2 * int(np.ceil(3 * blur_sigma)) + 1

@@ -14,9 +14,9 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import torch
+from captum.attr import LayerAttribution
 from pydantic import Field
 from torch import nn
-from torch.nn import functional
 
 from harness.component import Params
 from harness.datasets.base import Dataset, Modality
@@ -128,8 +128,7 @@ class SoftCAM(Explainer):
         with torch.no_grad():
             maps = network.evidence_maps(x)
             chosen = maps[torch.arange(len(x)), torch.as_tensor(targets, device=model.device)]
-            upsampled = functional.interpolate(
-                chosen[:, None], size=tuple(x.shape[2:]), mode=self.params.interpolation,
-                **({"align_corners": False} if self.params.interpolation != "nearest" else {}),
-            )  # fmt: skip
+            upsampled = LayerAttribution.interpolate(
+                chosen[:, None], tuple(x.shape[2:]), interpolate_mode=self.params.interpolation
+            )
         return Explanation(local=upsampled[:, 0].cpu().numpy(), signed=True)

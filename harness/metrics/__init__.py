@@ -9,11 +9,10 @@ from harness.metrics import (  # noqa: F401  (registers)
     stability,
 )
 from harness.metrics.base import (
-    EVIDENCE_PROVIDERS,
     Evidence,
     Metric,
     MetricResult,
     metric_registry,
 )
 
-__all__ = ["EVIDENCE_PROVIDERS", "Evidence", "Metric", "MetricResult", "metric_registry"]
+__all__ = ["Evidence", "Metric", "MetricResult", "metric_registry"]

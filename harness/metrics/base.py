@@ -14,21 +14,6 @@ import numpy as np
 from harness.component import Component
 from harness.registry import Registry
 
-#: The evidence fields a metric may declare in ``needs``, and what provides each.
-EVIDENCE_PROVIDERS: dict[str, str] = {
-    "predictions": "the trained model",
-    "model": "the trained model, as a batched probability function",
-    "attributions": "a local explainer",
-    "global_importance": "any explainer",
-    "importance": "a dataset with ground-truth feature importance",
-    "masks": "a dataset with ground-truth masks",
-    "explain_seconds": "the explainer timing",
-    "n_explained": "the explainer timing",
-    "train_seconds": "the model timing",
-    "twin": "a by-design explainer (its model's black-box twin)",
-    "reference": "the reference explainer's cell (same dataset, model, seed)",
-}
-
 
 @dataclass(frozen=True)
 class Evidence:

@@ -8,6 +8,7 @@ undefined) through numbered footnotes, so nothing is silently missing.
 from __future__ import annotations
 
 import io
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -37,7 +38,8 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
             status = "failed" if "failed" in statuses else "skipped"
         notes = sorted({n for n in group.loc[group["value"].isna(), "note"].dropna()})
         # an across-seeds statistic is one value repeated on each seed's row: no spread
-        across_seeds = '"aggregate": "across seeds' in str(group["conventions"].iloc[0])
+        conventions = json.loads(group["conventions"].iloc[0] or "{}")
+        across_seeds = str(conventions.get("aggregate", "")).startswith("across seeds")
         rows.append(
             {
                 **dict(zip(_KEYS, key, strict=True)),

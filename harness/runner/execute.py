@@ -247,7 +247,7 @@ def _run_cell(
                 inputs=dataset.x_test[rows],
                 targets=targets,
                 predict_proba=trained.model.predict_proba,
-                train_mean=dataset.x_train.mean(axis=0),
+                train_mean=dataset.train_mean,
             )
             scores = _stage("scoring", _score, cell, suite, evidence)
             score_seconds = time.perf_counter() - started
