@@ -7,9 +7,25 @@ before anything runs; the validated parameters are stored with every result.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, FilePath, ValidationInfo
+
+#: Validation-context key: the folder of the suite file whose parameters are validated.
+SUITE_FOLDER = "suite_folder"
+
+
+def _beside_the_suite(value: Any, info: ValidationInfo) -> Any:
+    """A relative path in a suite file is relative to that file's folder."""
+    folder = (info.context or {}).get(SUITE_FOLDER)
+    if folder is not None and isinstance(value, str | Path) and not Path(value).is_absolute():
+        return Path(folder) / value
+    return value
+
+
+#: An existing file; in a suite, relative to the suite file's folder.
+SuiteFile = Annotated[FilePath, BeforeValidator(_beside_the_suite)]
 
 
 class Params(BaseModel):

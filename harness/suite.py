@@ -20,7 +20,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from harness.component import Component
+from harness.component import SUITE_FOLDER, Component
 from harness.datasets import DatasetSource, dataset_registry
 from harness.errors import HarnessError, did_you_mean
 from harness.explainers import Explainer, explainer_registry
@@ -197,6 +197,7 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
     if path is not None and str(path.parent.resolve()) not in sys.path:
         sys.path.insert(0, str(path.parent.resolve()))
 
+    folder = path.parent.resolve() if path is not None else None
     problems: list[str] = []
     sections: dict[str, list[Resolved[Any]]] = {}
     registries: dict[str, Registry[Any]] = {
@@ -216,7 +217,7 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
                     "give each entry a distinct `id`"
                 )
             seen.add(entry.label)
-            resolved = _resolve(entry, registry, key, problems)
+            resolved = _resolve(entry, registry, key, problems, folder)
             if resolved is not None:
                 sections[section].append(resolved)
     explainer_ids = [e.id for e in sections["explainers"]]
@@ -242,7 +243,11 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
 
 
 def _resolve(
-    entry: ComponentSpec, registry: Registry[Any], key: str, problems: list[str]
+    entry: ComponentSpec,
+    registry: Registry[Any],
+    key: str,
+    problems: list[str],
+    folder: Path | None,
 ) -> Resolved[Any] | None:
     try:
         cls = registry.get(entry.name)
@@ -250,7 +255,7 @@ def _resolve(
         problems.append(f"{key}.name: {exc}")
         return None
     try:
-        params = cls.Params.model_validate(entry.params)
+        params = cls.Params.model_validate(entry.params, context={SUITE_FOLDER: folder})
     except ValidationError as exc:
         for line in _describe(exc, cls.Params, prefix=f"{key}.params", owner=(registry, cls)):
             problems.append(line)

@@ -38,20 +38,31 @@ def test_logits_are_the_spatial_means_of_the_evidence_maps(lesions) -> None:
         torch.testing.assert_close(network(x), maps.mean(dim=(2, 3)))
 
 
-def test_with_no_penalty_a_resnet_softcam_is_its_gap_fc_twin(lesions) -> None:
-    recipe = model_registry.get("resnet18")()
+@pytest.mark.parametrize("recipe_name", ["resnet18", "resnet50", "vgg16"])
+def test_with_no_penalty_softcam_is_its_gap_fc_twin(lesions, recipe_name: str) -> None:
+    recipe = model_registry.get(recipe_name)()
     torch.manual_seed(0)
     twin = recipe.build(lesions).eval()
     torch.manual_seed(0)  # same seed, same construction order: the same backbone weights
     backbone, channels = recipe.backbone(lesions)
     softcam = SoftCAMNetwork(backbone, channels, lesions.n_classes).eval()
-    fc = twin.network.fc
+    fc = [m for m in twin.modules() if isinstance(m, torch.nn.Linear)][-1]
     with torch.no_grad():
         softcam.evidence.weight.copy_(fc.weight[:, :, None, None])
         softcam.evidence.bias.copy_(fc.bias)
         x = torch.as_tensor(lesions.x_test[:6])
         # mean(W·z + b) over positions = W·mean(z) + b: the same function, maps exposed
         torch.testing.assert_close(softcam(x), twin(x), rtol=1e-4, atol=1e-5)
+
+
+def test_vgg_softcam_has_the_two_pointwise_layers_before_the_evidence_layer(lesions) -> None:
+    backbone, channels = model_registry.get("vgg16")().backbone(lesions)
+    convs = [m for m in backbone.get_submodule("pointwise") if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (512, 4096, (1, 1)),
+        (4096, 4096, (1, 1)),
+    ]
+    assert channels == 4096
 
 
 def test_elastic_net_penalty_by_hand() -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import numpy as np
+import torch
 from pydantic import Field
-from scipy.ndimage import distance_transform_edt
-from scipy.stats import rankdata
+from scipy.spatial import cKDTree
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
@@ -75,17 +75,27 @@ class PointingGameParams(SignParams):
     tolerance: float = Field(15.0, ge=0, description="hit distance from the mask, input pixels")
 
 
-def distance_to_mask(masks: np.ndarray) -> np.ndarray:
-    """Euclidean distance (pixels) from every pixel to its own image's nearest mask pixel.
+def all_within(points: np.ndarray, masks: np.ndarray, tolerance: float) -> np.ndarray:
+    """Per image: is every listed pixel within ``tolerance`` pixels (Euclidean) of its mask?
 
-    One exact distance transform over the batch; the image axis gets a sampling distance
-    larger than any image, so no image sees another's mask (an empty mask gives > any
-    tolerance; such images are left out anyway).
+    ``points`` are (image, row, column) index triples, e.g. from ``np.nonzero``. One k-d
+    tree holds every mask pixel of the batch, with images spaced further apart than any
+    tolerance, so each query finds its own image's nearest mask pixel (distances are
+    exact; an empty mask is never within tolerance). Images with no listed pixel: True.
     """
+    images, rows, cols = masks.shape
+    spacing = 2.0 * (tolerance + rows + cols)
+    scale = np.array([spacing, 1.0, 1.0])
+    far = np.zeros(images, dtype=bool)
+    if len(points) == 0:
+        return ~far
     if not masks.any():
-        return np.full(masks.shape, np.inf)
-    separation = 10.0 * (masks.shape[1] + masks.shape[2])
-    return distance_transform_edt(~masks, sampling=(separation, 1.0, 1.0))
+        far[points[:, 0]] = True
+        return ~far
+    tree = cKDTree(np.argwhere(masks) * scale)
+    distance, _ = tree.query(points * scale, distance_upper_bound=tolerance + 1e-6)
+    far[points[distance > tolerance, 0]] = True
+    return ~far
 
 
 @metric_registry.register("pointing_game")
@@ -106,11 +116,10 @@ class PointingGame(_Localisation):
 
     def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
         a = apply_sign(maps, self.params.sign)
-        near = distance_to_mask(masks) <= self.params.tolerance
         peak = a.max(axis=(1, 2), keepdims=True)
-        tied = a == peak
+        tied = np.argwhere(a == peak)
         constant = a.min(axis=(1, 2)) == peak[:, 0, 0]
-        return ((~tied | near).all(axis=(1, 2)) & ~constant).astype(float)
+        return (all_within(tied, masks, self.params.tolerance) & ~constant).astype(float)
 
 
 @metric_registry.register("energy_pointing_game")
@@ -237,13 +246,34 @@ class MaskROCAUC(_Localisation):
     def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
         a = apply_sign(maps, self.params.sign).reshape(len(maps), -1)
         m = masks.reshape(len(masks), -1)
-        ranks = rankdata(a, axis=1)
         positives = m.sum(axis=1)
         negatives = m.shape[1] - positives
-        rank_sum = (ranks * m).sum(axis=1)
+        rank_sum = positive_rank_sums(a, m)
         with np.errstate(invalid="ignore", divide="ignore"):
             auc = (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
         return np.where((positives > 0) & (negatives > 0), auc, np.nan)
+
+
+def positive_rank_sums(a: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Per row of ``a`` (images, pixels): the sum of the average ranks (1-based, ties get
+    their mean rank) of the pixels where ``m`` is True — scipy's ``rankdata`` summed over
+    the mask, without ranking every pixel.
+
+    Rows are sorted once; the masked values, packed into a padded (images, max mask size)
+    array, are located by a batched binary search: the average rank of v is
+    (#{< v} + #{≤ v} + 1) / 2.
+    """
+    ordered = torch.from_numpy(np.sort(a, axis=1))
+    rows, cols = np.nonzero(m)
+    sizes = m.sum(axis=1)
+    slot = np.arange(len(rows)) - (np.cumsum(sizes) - sizes)[rows]
+    queries = np.zeros((len(a), max(int(sizes.max(initial=0)), 1)))
+    queries[rows, slot] = a[rows, cols]
+    used = np.arange(queries.shape[1]) < sizes[:, None]
+    values = torch.from_numpy(queries)
+    below = torch.searchsorted(ordered, values, side="left").numpy()
+    at_most = torch.searchsorted(ordered, values, side="right").numpy()
+    return ((below + at_most + 1) * used).sum(axis=1) / 2
 
 
 def _scaled_positive(maps: np.ndarray) -> np.ndarray:

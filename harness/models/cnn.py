@@ -1,6 +1,6 @@
-"""Image classifiers: ``small_cnn`` (fast on a CPU) and torchvision's ``resnet18``.
+"""``small_cnn``: a few conv blocks, fast on a CPU (torchvision's networks: ``torchvision_cnns``).
 
-Both are black-box models: convolutional features → global average pooling → linear
+A black-box model: convolutional features → global average pooling → linear
 head. Inputs are standardised per channel with training-split statistics by a layer
 inside the model.
 """
@@ -13,7 +13,6 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 from torch import nn
-from torchvision.models import ResNet, resnet18
 
 from harness.datasets.base import Dataset, Modality
 from harness.models.base import ModelRecipe, model_registry
@@ -48,7 +47,7 @@ class SmallCNN(ModelRecipe):
     Params = SmallCNNParams
     params: SmallCNNParams
 
-    def backbone(self, dataset: Dataset) -> tuple[nn.Module, int]:
+    def backbone(self, dataset: Dataset) -> tuple[nn.Sequential, int]:
         blocks: list[nn.Module] = []
         width = dataset.x_train.shape[1]
         for index, channels in enumerate(self.params.channels):
@@ -62,47 +61,17 @@ class SmallCNN(ModelRecipe):
         return nn.Sequential(layers), width
 
     def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
-        backbone, width = self.backbone(dataset)
-        return nn.Sequential(
-            OrderedDict(
-                **dict(backbone.named_children()),
-                pool=nn.AdaptiveAvgPool2d(1),
-                flatten=nn.Flatten(),
-                head=nn.Linear(width, dataset.n_classes),
-            )
+        return gap_linear_classifier(*self.backbone(dataset), dataset.n_classes)
+
+
+def gap_linear_classifier(backbone: nn.Sequential, width: int, n_classes: int) -> nn.Sequential:
+    """The black box on a CNN backbone: its layers, then global average pooling (``pool``),
+    ``flatten`` and a linear ``head`` from ``width`` channels to the class logits."""
+    return nn.Sequential(
+        OrderedDict(
+            **dict(backbone.named_children()),
+            pool=nn.AdaptiveAvgPool2d(1),
+            flatten=nn.Flatten(),
+            head=nn.Linear(width, n_classes),
         )
-
-
-@model_registry.register("resnet18")
-class ResNet18(ModelRecipe):
-    """torchvision ResNet-18 (random init), first conv adapted to the channel count.
-
-    Grad-CAM layer: ``network.layer4``. Its blocks add residuals in place and reuse their
-    ReLU modules, which some explainers cannot handle (the planner skips them, saying why).
-    """
-
-    modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
-    traits: ClassVar[frozenset[str]] = frozenset(
-        {"convolutional", "inplace_residual", "reused_activations"}
     )
-    cam_layer: ClassVar[str | None] = "network.layer4"
-
-    def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
-        network = resnet18(weights=None, num_classes=dataset.n_classes)
-        channels = dataset.x_train.shape[1]
-        if channels != 3:
-            network.conv1 = nn.Conv2d(channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        return nn.Sequential(
-            OrderedDict(standardize=channel_standardize(dataset.x_train), network=network)
-        )
-
-    def backbone(self, dataset: Dataset) -> tuple[nn.Module, int]:
-        """Everything before ``avgpool`` (same construction order as :meth:`build`)."""
-        twin = self.build(dataset)
-        network = twin.get_submodule("network")
-        assert isinstance(network, ResNet)
-        layers = [twin.get_submodule("standardize")] + [
-            getattr(network, name)
-            for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
-        ]
-        return nn.Sequential(*layers), network.fc.in_features
