@@ -288,6 +288,13 @@ class ResultsStore:
                 (value, note or None, run_id, cell_id, metric),
             )
 
+    def array_names(self, run_id: str) -> list[str]:
+        """The names of the arrays stored by the cells of a run, sorted."""
+        rows = self._db.execute(
+            "SELECT DISTINCT name FROM arrays WHERE run_id = ? ORDER BY name", (run_id,)
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def arrays(self, run_id: str, name: str) -> dict[str, np.ndarray]:
         """The array ``name`` of every cell of a run that stored one, by cell id."""
         rows = self._db.execute(

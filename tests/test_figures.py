@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from harness import run_suite
+from harness import load_results, run_suite
 from harness.cli import app
 from harness.report.figures import irrelevant_counts, render_figures
 from harness.suite import parse_suite
@@ -112,7 +112,7 @@ name = "saliency"
 GALLERY = """
 name = "gallery"
 seeds = [0]
-metrics = ["accuracy"]
+metrics = ["accuracy", "pointing_game", "deletion_auc", "deletion_auc_random", "insertion_auc"]
 [execution]
 explain_rows = 12
 [[datasets]]
@@ -142,4 +142,29 @@ def test_image_runs_store_a_few_maps_and_draw_a_gallery(tmp_path: Path) -> None:
     assert {
         "gallery_synthetic_lesions_small_cnn.png",
         "gallery_synthetic_lesions_small_cnn.pdf",
+        "faithfulness_synthetic_lesions_small_cnn.png",
+        "accuracy_localisation_synthetic_lesions.png",
     } <= (written)
+
+
+def test_faithfulness_curves_are_stored_and_their_area_is_the_score(tmp_path: Path) -> None:
+    from scipy.integrate import trapezoid
+
+    from harness.store import load_arrays
+
+    run_suite(parse_suite(GALLERY), tmp_path)
+    results = load_results(tmp_path).set_index(["cell_id", "metric"])["value"]
+    for metric in ("deletion_auc", "deletion_auc_random", "insertion_auc"):
+        curves = load_arrays(tmp_path, f"{metric}.curve")
+        fractions = load_arrays(tmp_path, f"{metric}.fractions")
+        assert set(curves) == {
+            f"synthetic_lesions/small_cnn/{e}/seed=0" for e in ("grad_cam", "oracle")
+        }
+        for cell, curve in curves.items():
+            assert curve.shape == (21,) and fractions[cell][0] == 0 and fractions[cell][-1] == 1
+            # the stored curve is the mean over images; the area is linear in the curve
+            assert trapezoid(curve, fractions[cell]) == pytest.approx(results[(cell, metric)])
+    deletion = load_arrays(tmp_path, "deletion_auc.curve")
+    insertion = load_arrays(tmp_path, "insertion_auc.curve")
+    for cell in deletion:  # both start from / end at the unperturbed image's probability
+        assert deletion[cell][0] == pytest.approx(insertion[cell][-1])

@@ -190,3 +190,9 @@ def test_arbitrary_text_parses_or_fails_cleanly(text: str) -> None:
         parse_suite(text)
     except SuiteError as exc:
         assert str(exc).startswith("<suite>: ")
+
+
+@pytest.mark.parametrize("name", sorted(bundled_suites()))
+def test_every_bundled_suite_validates(name: str) -> None:
+    suite = load_suite(name)
+    assert suite.spec.name == name and suite.explainers and suite.metrics

@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -54,10 +54,15 @@ class Evidence:
 
 @dataclass(frozen=True)
 class MetricResult:
-    """A metric's value; NaN with a ``note`` saying why when the value is undefined."""
+    """A metric's value; NaN with a ``note`` saying why when the value is undefined.
+
+    ``arrays`` are stored with the cell as ``<metric id>.<key>`` (e.g. a mean curve, for
+    figures).
+    """
 
     value: float
     note: str = ""
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def undefined(cls, reason: str) -> MetricResult:

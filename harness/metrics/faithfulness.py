@@ -7,7 +7,8 @@ model's probability of the explained class at each fraction, *including the unpe
 point* (fraction 0); the score is its area by the trapezoid rule over the fraction on
 [0, 1]. Deletion: lower is better; insertion: higher. Ties in the attribution are broken
 by a fixed random permutation (seed 0), so no feature order is favoured. The ``*_random``
-variants order features randomly (seeded): the reference a map must beat.
+variants order features randomly (seeded): the reference a map must beat. Each score
+stores its mean curve over the explained rows (``<metric id>.curve``, ``.fractions``).
 """
 
 from __future__ import annotations
@@ -120,7 +121,10 @@ class _Curve(Metric):
             maps = np.random.default_rng(1).random(maps.shape)
         curves = probability_curves(evidence, ranking(maps), self.params, insert=self.insert)
         fractions = np.linspace(0, 1, self.params.steps + 1)
-        return MetricResult(float(trapezoid(curves, fractions, axis=1).mean()))
+        return MetricResult(
+            float(trapezoid(curves, fractions, axis=1).mean()),
+            arrays={"curve": curves.mean(axis=0), "fractions": fractions},
+        )
 
 
 @metric_registry.register("deletion_auc")

@@ -115,6 +115,8 @@ class ModelRecipe(Component):
         The seed is set before any layer is created, so a by-design variant (a gate, or
         another ``architecture`` built from this recipe's parts) and its twin start from
         the same weights wherever they share layers. ``penalty`` is added to the loss.
+        Trained convolutional models are kept in channels-last memory format (any input
+        layout works; inference is faster on CPUs).
         """
         if gate is not None and not self.accepts_gate:
             raise ValueError(f"model recipe '{self.name}' does not take an input gate")
@@ -132,6 +134,8 @@ class ModelRecipe(Component):
             penalty=penalty,
         )
         module.eval()
+        if "convolutional" in self.traits:  # faster CPU inference (1.3–1.5× measured)
+            module = module.to(memory_format=torch.channels_last)
         return TrainedModel(
             module=module,
             device=device,

@@ -4,7 +4,11 @@
   the number of irrelevant features (synthetic datasets that differ in it);
 - ``importance``: each explainer's global importance per feature, relevant features marked;
 - ``trajectory``: ScoresActivation weights per epoch, relevant features in colour;
-- ``gallery``: images × explainers, each map with the ground-truth mask's contour.
+- ``gallery``: images × explainers, each map with the ground-truth mask's contour;
+- ``accuracy_localisation``: each localisation metric against the accuracy of the model
+  the explainer ran on (by-design methods change the model), ± sd over seeds both ways;
+- ``faithfulness_curves``: mean deletion and insertion curves per explainer, with the
+  random-order reference.
 
 Colours are fixed per explainer across every figure of a run.
 """
@@ -23,6 +27,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from harness.errors import HarnessError
+from harness.explainers import explainer_registry
 from harness.store import ResultsStore
 
 CONTROLS = ("oracle", "inverted", "random", "constant", "centre")
@@ -225,6 +231,132 @@ def gallery_figure(
     return figure
 
 
+#: Localisation metrics drawn against accuracy, in this order, when the run has them.
+LOCALISATION_PANELS = (
+    ("pointing_game", "pointing game"),
+    ("energy_pointing_game", "energy pointing game"),
+    ("activation_precision", "activation precision"),
+    ("activation_sensitivity", "activation sensitivity"),
+    ("relevance_rank_accuracy", "relevance rank accuracy"),
+    ("mask_roc_auc", "mask ROC-AUC"),
+)
+
+
+def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure | None:
+    """Localisation against model accuracy: one point per model × explainer (mean ± sd over
+    seeds on both axes); colour = explainer, marker = model. None without both metrics."""
+    data = results[(results["dataset"] == dataset) & results["value"].notna()]
+    by_name = data.drop_duplicates("metric").set_index("metric_name")["metric"]
+    panels = [(by_name[m], label) for m, label in LOCALISATION_PANELS if m in by_name]
+    if "accuracy" not in by_name or not panels:
+        return None
+    colours = explainer_colours(list(results["explainer"].unique()))
+    markers = dict(zip(data["model"].unique(), "osD^vP*X", strict=False))
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.6 * rows), squeeze=False)
+    accuracy = data[data["metric"] == by_name["accuracy"]].set_index("cell_id")["value"]
+    for axis, (metric, label) in zip(axes.flat, panels, strict=False):
+        block = data[data["metric"] == metric].copy()
+        block["accuracy"] = block["cell_id"].map(accuracy)
+        stats = block.groupby(["model", "explainer"], sort=False)[["accuracy", "value"]]
+        means, spreads = stats.mean(), stats.std().fillna(0)
+        for (model, explainer), point in means.iterrows():
+            spread = spreads.loc[(model, explainer)]
+            axis.errorbar(
+                point["accuracy"], point["value"], xerr=spread["accuracy"],
+                yerr=spread["value"], marker=markers[model], color=colours[explainer],
+                markersize=6, capsize=2, linewidth=0.8, linestyle="none",
+                mfc="none" if explainer in CONTROLS else colours[explainer],
+            )  # fmt: skip
+        axis.set_xlabel("accuracy of the explained model")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    for axis in axes.flat[len(panels) :]:
+        axis.set_visible(False)
+    handles = [
+        plt.Line2D([], [], color=colours[e], marker="o", linestyle="none", label=e,
+                   mfc="none" if e in CONTROLS else colours[e])
+        for e in dict.fromkeys(data["explainer"])
+    ] + [
+        plt.Line2D([], [], color="black", marker=m, linestyle="none", mfc="none", label=model)
+        for model, m in markers.items()
+    ]  # fmt: skip
+    figure.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.suptitle(
+        f"{dataset}: localisation against accuracy (mean ± sd over seeds; hollow = control)"
+    )
+    figure.tight_layout()
+    return figure
+
+
+def faithfulness_figure(
+    results: pd.DataFrame, curves: dict[str, dict[str, np.ndarray]], dataset: str, model: str
+) -> Figure | None:
+    """Mean deletion and insertion curves (over explained rows, then seeds) per explainer;
+    the random-order curve of the black box dashed. Legend: the mean area."""
+    cells = results[
+        (results["dataset"] == dataset) & (results["model"] == model) & (results["status"] == "ok")
+    ]
+    kinds = [
+        (kind, cells.loc[cells["metric_name"] == kind, "metric"].iloc[0])
+        for kind in ("deletion_auc", "insertion_auc")
+        if (cells["metric_name"] == kind).any()
+    ]
+    if not kinds:
+        return None
+    colours = explainer_colours(list(results["explainer"].unique()))
+    figure, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4), squeeze=False)
+    for axis, (kind, metric) in zip(axes[0], kinds, strict=True):
+        scored = cells[(cells["metric"] == metric) & cells["value"].notna()]
+        for explainer, rows in scored.groupby("explainer", sort=False):
+            stacked = [curves[f"{metric}.curve"][c] for c in rows["cell_id"]
+                       if c in curves.get(f"{metric}.curve", {})]  # fmt: skip
+            if not stacked:
+                continue
+            curve = np.mean(stacked, axis=0)
+            fractions = np.linspace(0, 1, len(curve))
+            axis.plot(fractions, curve, color=colours[explainer],
+                      linestyle=":" if explainer in CONTROLS else "-",
+                      label=f"{explainer} ({rows['value'].mean():.3f})")  # fmt: skip
+        reference = _random_order_curve(cells, curves, f"{kind}_random")
+        if reference is not None:
+            axis.plot(np.linspace(0, 1, len(reference)), reference, color="black",
+                      linestyle="--", linewidth=1.2, label="random order (black box)")  # fmt: skip
+        action = "removed" if kind == "deletion_auc" else "restored"
+        axis.set_xlabel(f"fraction of features {action}, highest attribution first")
+        axis.set_ylabel("probability of the explained class")
+        axis.set_title(("deletion (lower area is better)" if kind == "deletion_auc"
+                        else "insertion (higher area is better)"), fontsize=10)  # fmt: skip
+        axis.set_ylim(-0.02, 1.02)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    figure.suptitle(f"{dataset} / {model}: faithfulness curves (mean over images and seeds)")
+    figure.tight_layout()
+    return figure
+
+
+def _random_order_curve(
+    cells: pd.DataFrame, curves: dict[str, dict[str, np.ndarray]], metric_name: str
+) -> np.ndarray | None:
+    """The random-order curve on the black box: mean over the seeds of one post-hoc cell."""
+    rows = cells[(cells["metric_name"] == metric_name) & cells["value"].notna()]
+    rows = rows[~rows["explainer_name"].map(_by_design)]
+    if rows.empty:
+        return None
+    stored = curves.get(f"{rows['metric'].iloc[0]}.curve", {})
+    first = rows[rows["explainer"] == rows["explainer"].iloc[0]]
+    stacked = [stored[c] for c in first["cell_id"] if c in stored]
+    return np.mean(stacked, axis=0) if stacked else None
+
+
+def _by_design(explainer_name: str) -> bool:
+    try:
+        return bool(explainer_registry.get(explainer_name).by_design)
+    except HarnessError:  # a plugin that is not importable now
+        return False
+
+
 def render_figures(out_dir: str | Path, run_id: str | None, to: Path | None) -> list[Path]:
     """Every figure that applies to the run (latest by default); returns the files written.
 
@@ -242,6 +374,8 @@ def render_figures(out_dir: str | Path, run_id: str | None, to: Path | None) -> 
             name: store.arrays(run_id, name)
             for name in ("gallery_maps", "gallery_images", "gallery_masks")
         }
+        curve_names = [n for n in store.array_names(run_id) if n.endswith(".curve")]
+        curves = {name: store.arrays(run_id, name) for name in curve_names}
     finally:
         store.close()
     folder = to or Path(out_dir) / "figures" / run_id
@@ -259,4 +393,11 @@ def render_figures(out_dir: str | Path, run_id: str | None, to: Path | None) -> 
         panels = gallery_figure(results, gallery, dataset, model)
         if panels is not None:
             written += save(panels, folder, f"gallery_{dataset}_{model}", run_id)
+        faithfulness = faithfulness_figure(results, curves, dataset, model)
+        if faithfulness is not None:
+            written += save(faithfulness, folder, f"faithfulness_{dataset}_{model}", run_id)
+    for dataset in results["dataset"].unique():
+        scatter = accuracy_localisation_figure(results, dataset)
+        if scatter is not None:
+            written += save(scatter, folder, f"accuracy_localisation_{dataset}", run_id)
     return written

@@ -249,7 +249,7 @@ def _run_cell(
                 predict_proba=trained.model.predict_proba,
                 train_mean=dataset.train_mean,
             )
-            scores = _stage("scoring", _score, cell, suite, evidence)
+            scores, metric_arrays = _stage("scoring", _score, cell, suite, evidence)
             score_seconds = time.perf_counter() - started
     except CellFailure as failure:
         return (
@@ -268,7 +268,7 @@ def _run_cell(
             torch_threads=torch.get_num_threads(),
         ),
         scores,
-        _cell_arrays(explanation, dataset, trained.model, rows),
+        _cell_arrays(explanation, dataset, trained.model, rows) | metric_arrays,
     )
 
 
@@ -377,8 +377,12 @@ def _explain(
     return explanation, seconds
 
 
-def _score(cell: Cell, suite: Suite, evidence: Evidence) -> list[ScoreRecord]:
-    records = []
+def _score(
+    cell: Cell, suite: Suite, evidence: Evidence
+) -> tuple[list[ScoreRecord], dict[str, np.ndarray]]:
+    """Every metric's score record, and the arrays metrics return (``<metric id>.<key>``)."""
+    records: list[ScoreRecord] = []
+    arrays: dict[str, np.ndarray] = {}
     for metric in suite.metrics:
         reason = cell.metric_skips.get(metric.id)
         if reason is not None:
@@ -388,8 +392,9 @@ def _score(cell: Cell, suite: Suite, evidence: Evidence) -> list[ScoreRecord]:
         else:
             result = metric.component.compute(evidence)
             value, note = result.value, result.note
+            arrays |= {f"{metric.id}.{key}": a for key, a in result.arrays.items()}
         records.append(_score_record(metric, None if np.isnan(value) else value, note))
-    return records
+    return records, arrays
 
 
 def _score_across_seeds(
