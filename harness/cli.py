@@ -7,6 +7,7 @@ per problem on stderr and exit with code 2; ``run`` exits 1 when any cell failed
 from __future__ import annotations
 
 import functools
+import os
 from collections import Counter
 from collections.abc import Callable
 from enum import StrEnum
@@ -24,6 +25,7 @@ from harness.explainers import explainer_registry
 from harness.metrics import metric_registry
 from harness.models import model_registry
 from harness.report.figures import render_figures
+from harness.report.importance import importance_markdown, importance_tables
 from harness.report.leaderboard import (
     LeaderboardTable,
     leaderboard_tables,
@@ -106,16 +108,21 @@ def _explainer_rows() -> list[list[str]]:
     return rows
 
 
-def _dataset_rows() -> list[list[str]]:
-    rows = []
+def _dataset_cards() -> list[str]:
+    """One block per dataset source: its card (size, ground truth, source, licence, citation)."""
+    blocks = []
     for name in dataset_registry.names():
         cls = dataset_registry.get(name)
-        try:
-            truth = ", ".join(sorted(cls().ground_truth_kinds())) or "none"
-        except ValueError:  # required parameters: it depends on the suite
-            truth = "depends on params"
-        rows.append([name, cls.modality, truth, cls.summary()])
-    return rows
+        card = cls.card
+        lines = [
+            f"[bold]{name}[/bold] ({cls.modality}) — {cls.summary()}",
+            f"  size: {cls.size or 'depends on its parameters'} · ground truth: {cls.ground_truth}",
+            f"  source: {card.source or 'not stated'} · licence: {card.licence or 'not stated'}",
+        ]
+        if card.citation:
+            lines.append(f"  cite: {card.citation}")
+        blocks.append("\n".join(lines))
+    return blocks
 
 
 def _metric_rows() -> list[list[str]]:
@@ -144,7 +151,6 @@ def _suite_rows() -> list[list[str]]:
 
 _LISTINGS: dict[Listable, tuple[list[str], Callable[[], list[list[str]]]]] = {
     Listable.explainers: (["explainer", "modality", "scope", "description"], _explainer_rows),
-    Listable.datasets: (["dataset", "modality", "ground truth", "description"], _dataset_rows),
     Listable.metrics: (["metric", "direction", "needs", "description"], _metric_rows),
     Listable.models: (["model recipe", "modality", "description"], _model_rows),
     Listable.suites: (["suite", "description"], _suite_rows),
@@ -155,6 +161,9 @@ _LISTINGS: dict[Listable, tuple[list[str], Callable[[], list[list[str]]]]] = {
 @user_errors
 def list_(what: Annotated[Listable, typer.Argument(help="what to list")]) -> None:
     """List registered explainers, datasets, metrics, model recipes or bundled suites."""
+    if what is Listable.datasets:
+        out.print("\n\n".join(_dataset_cards()), highlight=False)
+        return
     columns, rows = _LISTINGS[what]
     out.print(_listing(columns, rows()))
 
@@ -205,8 +214,18 @@ def run(
         int | None,
         typer.Option("--seeds", min=1, help="run seeds 0 … N-1 instead of the suite's seeds"),
     ] = None,
+    openml_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--openml-cache",
+            help="root of the OpenML cache for datasets without their own `cache_dir` "
+            "(sets OPENML_CACHE_DIR for this run)",
+        ),
+    ] = None,
 ) -> None:
     """Run a suite, store every score and print the leaderboard."""
+    if openml_cache is not None:
+        os.environ["OPENML_CACHE_DIR"] = str(openml_cache.expanduser().resolve())
     loaded = load_suite(suite, seeds=list(range(seeds)) if seeds else None)
     try:
         summary = run_suite(loaded, out_dir, progress=RichProgress(err))
@@ -235,8 +254,12 @@ def _print_summary(summary: RunSummary) -> None:
         for stage in ("data", "train", "explain", "score", "store", "overhead")
     )
     out.print(f"wall {stages['total']:.1f} s: {parts}")
+    by_error: dict[str, list[str]] = {}
     for cell_id, error in summary.failures:
-        out.print(f"[red]failed[/red] {cell_id}: {error}", highlight=False)
+        by_error.setdefault(error, []).append(cell_id)
+    for error, cells in by_error.items():  # one line per distinct failure
+        where = cells[0] if len(cells) == 1 else f"{len(cells)} cells ({cells[0]}, …)"
+        out.print(f"[red]failed[/red] {where}: {error}", highlight=False)
 
 
 def _print_tables(tables: list[LeaderboardTable]) -> None:
@@ -271,6 +294,14 @@ def show(
     format: Annotated[ShowFormat, typer.Option("--format", help="output format")] = (
         ShowFormat.table
     ),
+    importance: Annotated[
+        bool,
+        typer.Option(
+            "--importance",
+            help="also print each explainer's global importance per original column "
+            "(tables; share of the total, mean over seeds, top 15)",
+        ),
+    ] = False,
 ) -> None:
     """Print the leaderboard of a stored run."""
     store = ResultsStore(out_dir, create=False)
@@ -278,6 +309,7 @@ def show(
         run_id = store.resolve_run_id(run_id)
         info = store.run_info(run_id)
         summary = summarise(store.results(run_id))
+        shares = importance_tables(store, run_id) if importance else {}
     finally:
         store.close()
     if format is ShowFormat.csv:
@@ -287,11 +319,16 @@ def show(
     header = f"run {run_id} · suite {info['suite_name']} · {info['started_at']} · {info['status']}"
     if format is ShowFormat.markdown:
         typer.echo(f"## {header}\n\n{render_markdown(leaderboard_tables(summary))}")
+        for title, table in shares.items():
+            typer.echo("\n" + importance_markdown(title, table))
     else:
         out.print(header, highlight=False)
         _print_tables(leaderboard_tables(summary))
         if statuses.get("failed") or statuses.get("skipped"):
             out.print(f"entries: {dict(statuses)}")
+        for title, table in shares.items():
+            out.print(f"\n[bold]importance per column (share of total): {title}[/bold]")
+            out.print(table.round(3).to_string(), highlight=False)
 
 
 @app.command()

@@ -10,7 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, FilePath, ValidationInfo
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    DirectoryPath,
+    FilePath,
+    ValidationInfo,
+)
 
 #: Validation-context key: the folder of the suite file whose parameters are validated.
 SUITE_FOLDER = "suite_folder"
@@ -26,6 +33,10 @@ def _beside_the_suite(value: Any, info: ValidationInfo) -> Any:
 
 #: An existing file; in a suite, relative to the suite file's folder.
 SuiteFile = Annotated[FilePath, BeforeValidator(_beside_the_suite)]
+#: An existing folder; in a suite, relative to the suite file's folder.
+SuiteFolder = Annotated[DirectoryPath, BeforeValidator(_beside_the_suite)]
+#: A path that need not exist yet; in a suite, relative to the suite file's folder.
+SuitePath = Annotated[Path, BeforeValidator(_beside_the_suite)]
 
 
 class Params(BaseModel):

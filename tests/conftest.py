@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,3 +99,18 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("results")
     summary = run_suite(parse_suite(TINY_SUITE), out)
     return out, summary
+
+
+#: The shared offline data beside the project (CI has it; a user's clone may not).
+SHARED_OPENML_CACHE = Path(__file__).resolve().parents[1].parent / "shared/data/openml-cache"
+
+
+@pytest.fixture
+def openml_cache(tmp_path: Path) -> Path:
+    """A private copy of the shared OpenML cache (openml may write into it, or delete a
+    dataset's folder after a failed download); skips when ../shared is absent."""
+    if not SHARED_OPENML_CACHE.is_dir():
+        pytest.skip(f"needs the shared OpenML cache at {SHARED_OPENML_CACHE} (present in CI)")
+    copy = tmp_path / "openml-cache"
+    shutil.copytree(SHARED_OPENML_CACHE, copy)
+    return copy

@@ -1,6 +1,10 @@
 """Dataset sources. Importing this package registers the built-ins."""
 
 from harness.datasets import (  # noqa: F401  (registers)
+    image_folder,
+    medmnist_source,
+    openml_source,
+    planted,
     sklearn_bundled,
     synthetic_lesions,
     synthetic_tabular,

@@ -28,11 +28,13 @@ class GroundTruth:
 
 @dataclass(frozen=True)
 class DatasetCard:
-    """Where a dataset comes from and how to cite it."""
+    """Where a dataset comes from and how to cite it; ``notes``: what loading did to it
+    (e.g. rows or columns dropped)."""
 
     source: str
     licence: str
     citation: str = ""
+    notes: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class Dataset:
     shape (images, channels, height, width). Labels are ``int64`` class indices in
     ``0 … len(class_names) - 1``. Ground-truth masks, when present, are boolean
     (test images, height, width), aligned with ``x_test``.
+
+    Tables whose features encode original columns (one-hot categories) name those
+    ``columns`` and give each feature's column index in ``column_of_feature``; importance
+    is then reported per original column (:meth:`per_column`).
     """
 
     name: str
@@ -55,6 +61,8 @@ class Dataset:
     class_names: list[str]
     card: DatasetCard
     ground_truth: GroundTruth = field(default_factory=GroundTruth)
+    columns: list[str] | None = None
+    column_of_feature: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -68,6 +76,21 @@ class Dataset:
     def train_mean(self) -> np.ndarray:
         """The mean training row (float32, shaped like one input), computed once."""
         return self.x_train.mean(axis=0)
+
+    def per_column(self, values: np.ndarray) -> np.ndarray:
+        """Per-feature values summed over each original column's features (identity when
+        the features are the columns). Importance and ground truth are reported this way."""
+        if self.column_of_feature is None or self.columns is None:
+            return values
+        return np.bincount(
+            self.column_of_feature, weights=np.asarray(values, dtype=float),
+            minlength=len(self.columns),
+        )  # fmt: skip
+
+    @property
+    def column_names(self) -> list[str]:
+        """Names of the reported importance entries: original columns, else features."""
+        return self.columns if self.columns is not None else self.feature_names
 
     @property
     def attribution_shape(self) -> tuple[int, ...]:
@@ -85,6 +108,12 @@ class DatasetSource(Component):
     """
 
     modality: ClassVar[Modality] = "tabular"
+    #: Where the data comes from, its licence and citation (``xai-harness list datasets``).
+    card: ClassVar[DatasetCard] = DatasetCard(source="", licence="")
+    #: Size with the default parameters, in words (e.g. "800 images 64×64, 2 classes").
+    size: ClassVar[str] = ""
+    #: Which ground truth the source provides, in words ("none" when it has none).
+    ground_truth: ClassVar[str] = "none"
 
     def ground_truth_kinds(self) -> frozenset[str]:
         """Which :class:`GroundTruth` fields this source fills: ``"importance"``, ``"masks"``."""

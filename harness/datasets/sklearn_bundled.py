@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 from pydantic import Field
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 from sklearn.model_selection import train_test_split
 
 from harness.component import Params
 from harness.datasets.base import Dataset, DatasetCard, DatasetSource, Modality, dataset_registry
+from harness.datasets.tables import TableParams, table_dataset
 
 
 class DigitsParams(Params):
@@ -28,6 +31,14 @@ class Digits(DatasetSource):
     """
 
     modality: ClassVar[Modality] = "image"
+    card = DatasetCard(
+        source="sklearn.datasets.load_digits (UCI Optical Recognition of Handwritten "
+        "Digits, test part)",
+        licence="CC BY 4.0 (UCI Machine Learning Repository)",
+        citation="Alpaydin & Kaynak, 'Optical Recognition of Handwritten Digits', "
+        "UCI Machine Learning Repository, 1998",
+    )
+    size = "1,797 images 8×8 upsampled to 32×32, 10 classes"
     Params = DigitsParams
     params: DigitsParams
 
@@ -53,11 +64,61 @@ class Digits(DatasetSource):
             y_test=y_test.astype(np.int64),
             feature_names=[f"pixel_{r}_{c}" for r in range(side) for c in range(side)],
             class_names=[str(d) for d in range(10)],
-            card=DatasetCard(
-                source="sklearn.datasets.load_digits (UCI Optical Recognition of Handwritten "
-                "Digits, test part)",
-                licence="CC BY 4.0 (UCI Machine Learning Repository)",
-                citation="Alpaydin & Kaynak, 'Optical Recognition of Handwritten Digits', "
-                "UCI Machine Learning Repository, 1998",
-            ),
+            card=self.card,
         )
+
+
+class SklearnTableSource(DatasetSource):
+    """A classification table bundled with scikit-learn, preprocessed like any real table
+    (stratified split by seed; see ``harness.datasets.tables``). No ground truth."""
+
+    modality: ClassVar[Modality] = "tabular"
+    loader: ClassVar[Callable[..., Any]]
+    Params = TableParams
+    params: TableParams
+
+    def load(self, seed: int) -> Dataset:
+        bunch = type(self).loader(as_frame=True)
+        labels = pd.Series(np.asarray(bunch.target_names)[bunch.target.to_numpy()])
+        return table_dataset(self.name, bunch.data, labels, self.params, seed, self.card)
+
+
+@dataset_registry.register("breast_cancer")
+class BreastCancer(SklearnTableSource):
+    """Breast cancer Wisconsin (diagnostic): 569 tumours, 30 numeric features, 2 classes."""
+
+    loader = load_breast_cancer
+    card = DatasetCard(
+        source="sklearn.datasets.load_breast_cancer (UCI Breast Cancer Wisconsin, Diagnostic)",
+        licence="CC BY 4.0 (UCI Machine Learning Repository)",
+        citation="Street, Wolberg & Mangasarian, 'Nuclear feature extraction for breast "
+        "tumor diagnosis', SPIE 1993",
+    )
+    size = "569 rows × 30 features, 2 classes"
+
+
+@dataset_registry.register("wine")
+class Wine(SklearnTableSource):
+    """Wine recognition: 178 wines, 13 chemical measurements, 3 cultivars."""
+
+    loader = load_wine
+    card = DatasetCard(
+        source="sklearn.datasets.load_wine (UCI Wine)",
+        licence="CC BY 4.0 (UCI Machine Learning Repository)",
+        citation="Aeberhard & Forina, 'Wine', UCI Machine Learning Repository, 1991",
+    )
+    size = "178 rows × 13 features, 3 classes"
+
+
+@dataset_registry.register("iris")
+class Iris(SklearnTableSource):
+    """Fisher's iris: 150 flowers, 4 measurements, 3 species."""
+
+    loader = load_iris
+    card = DatasetCard(
+        source="sklearn.datasets.load_iris (UCI Iris)",
+        licence="CC BY 4.0 (UCI Machine Learning Repository)",
+        citation="Fisher, 'The use of multiple measurements in taxonomic problems', "
+        "Annals of Eugenics, 1936",
+    )
+    size = "150 rows × 4 features, 3 classes"

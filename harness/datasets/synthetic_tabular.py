@@ -62,6 +62,14 @@ class SyntheticTabular(DatasetSource):
     """
 
     modality: ClassVar[Modality] = "tabular"
+    card = DatasetCard(
+        source="sklearn.datasets.make_classification (generated)",
+        licence="generated data, no licence restrictions",
+        citation="Guyon, 'Design of experiments for the NIPS 2003 variable selection "
+        "benchmark', 2003",
+    )
+    size = "5,000 rows × 16 features, 2 classes (default)"
+    ground_truth = "importance (planted informative and redundant features)"
     Params = SyntheticTabularParams
     params: SyntheticTabularParams
 
@@ -100,12 +108,7 @@ class SyntheticTabular(DatasetSource):
             y_test=y_test.astype(np.int64),
             feature_names=[f"{role}_{i}" for i, role in enumerate(roles)],
             class_names=[f"class_{c}" for c in range(p.n_classes)],
-            card=DatasetCard(
-                source="sklearn.datasets.make_classification (generated)",
-                licence="generated data, no licence restrictions",
-                citation="Guyon, 'Design of experiments for the NIPS 2003 variable selection "
-                "benchmark', 2003",
-            ),
+            card=self.card,
             ground_truth=GroundTruth(importance=importance),
         )
 
@@ -125,6 +128,7 @@ class Paper10(SyntheticTabular):
     ``synthetic_tabular`` with these defaults (any parameter can still be changed).
     """
 
+    size = "5,000 rows × 10 features, 2 classes"
     Params = Paper10Params
     params: Paper10Params
 
@@ -136,5 +140,6 @@ class Paper16(SyntheticTabular):
     ``synthetic_tabular`` with these defaults (any parameter can still be changed).
     """
 
+    size = "5,000 rows × 16 features, 2 classes"
     Params = Paper16Params
     params: Paper16Params

@@ -119,17 +119,23 @@ def leaderboard_tables(summary: pd.DataFrame) -> list[LeaderboardTable]:
     return tables
 
 
-def render_markdown(tables: list[LeaderboardTable]) -> str:
-    """GitHub-flavoured Markdown: a heading, a pipe table and footnotes per dataset."""
+def pipe_table(columns: list[str], rows: list[list[str]], text_columns: int = 1) -> list[str]:
+    """Lines of a GitHub-flavoured Markdown table; the first ``text_columns`` left-aligned,
+    the rest (numbers) right-aligned; ``|`` in cells escaped."""
 
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
+    rule = ["---"] * text_columns + ["---:"] * (len(columns) - text_columns)
+    return [line(columns), "|" + "|".join(rule) + "|", *(line(row) for row in rows)]
+
+
+def render_markdown(tables: list[LeaderboardTable]) -> str:
+    """GitHub-flavoured Markdown: a heading, a pipe table and footnotes per dataset."""
     parts = []
     for table in tables:
-        parts += [f"### {table.title}", "", line(table.columns)]
-        parts.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(table.columns) - 2)) + "|")
-        parts += [line(row) for row in table.rows]
+        parts += [f"### {table.title}", ""]
+        parts += pipe_table(table.columns, table.rows, text_columns=2)
         if table.footnotes:
             parts += [""] + [f"{note}  " for note in table.footnotes]
         parts.append("")

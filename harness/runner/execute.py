@@ -231,12 +231,14 @@ def _run_cell(
         with clock.time("score"):
             started = time.perf_counter()
             masks = dataset.ground_truth.masks  # of the explained rows only, below
+            truth = dataset.ground_truth.importance
+            truth = None if truth is None else dataset.per_column(truth)
             evidence = Evidence(
                 y_true=dataset.y_test,
                 y_pred=trained.test_predictions,
                 attributions=explanation.local,
-                global_importance=explanation.global_importance,
-                importance=dataset.ground_truth.importance,
+                global_importance=dataset.per_column(explanation.global_importance),
+                importance=truth,
                 masks=None if masks is None else masks[rows],
                 explain_seconds=explain_seconds,
                 n_explained=len(rows),
@@ -279,12 +281,19 @@ GALLERY_IMAGES = 8
 def _cell_arrays(
     explanation: Explanation, dataset: Dataset, model: TrainedModel, rows: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """What a cell stores for reports: its global importance, the dataset's ground-truth
-    importance (if any), what the model recorded while training, and for images the
-    first explained images with their maps and masks (``gallery_*``)."""
-    arrays = {"global_importance": explanation.global_importance, **model.history}
+    """What a cell stores for reports: its global importance and the dataset's
+    ground-truth importance (if any; for tables per original column, named in
+    ``column_names``), the dataset's card (source, licence, citation, what loading
+    dropped), what the model recorded while training, and for images the first explained
+    images with their maps and masks (``gallery_*``)."""
+    arrays = {"global_importance": dataset.per_column(explanation.global_importance)}
+    arrays |= model.history
     if dataset.ground_truth.importance is not None:
-        arrays["ground_truth_importance"] = np.asarray(dataset.ground_truth.importance)
+        arrays["ground_truth_importance"] = dataset.per_column(dataset.ground_truth.importance)
+    if dataset.modality == "tabular":
+        arrays["column_names"] = np.array(dataset.column_names)
+    card = dataset.card
+    arrays["dataset_card"] = np.array([card.source, card.licence, card.citation, card.notes])
     if dataset.modality == "image" and explanation.local is not None:
         shown = rows[:GALLERY_IMAGES]
         arrays["gallery_maps"] = explanation.local[:GALLERY_IMAGES].astype(np.float32)

@@ -1,0 +1,238 @@
+"""``image_folder``: a user's own images, ``root/<split>/<class>/*.png|jpg``, with optional
+ground truth as a parallel tree of masks or as a CSV of boxes.
+
+- Classes are the sub-folders of the training split (sorted); the test split may use a
+  subset of them. Images are read with Pillow; grayscale (modes L, LA, I, 1) gives one
+  channel unless ``channels = 3``; anything else is RGB.
+- ``size`` resizes every image to size × size (bilinear); masks follow with nearest
+  neighbour and boxes are scaled, so images and ground truth stay aligned. ``size = None``
+  keeps the files' size, which must then be the same for all.
+- ``masks = "masks"``: ``root/masks/<split>/<class>/<stem>.png`` (any non-zero pixel is
+  inside the lesion), the same size as its image; an image without a mask file has an
+  empty mask (e.g. a healthy case).
+- ``boxes = "boxes.csv"``: RSNA-style rows ``image_id, x, y, width, height`` in the
+  original image's pixels (``patientId`` is accepted for ``image_id``; several rows per
+  image allowed; rows with empty coordinates are negatives and ignored). ``image_id`` is
+  the file name without extension. Boxes are rasterised to masks after scaling.
+
+Ground truth is kept for the test split (the one that is explained).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+from pydantic import Field, model_validator
+
+from harness.component import Params, SuiteFile, SuiteFolder
+from harness.datasets.base import (
+    Dataset,
+    DatasetCard,
+    DatasetSource,
+    GroundTruth,
+    Modality,
+    dataset_registry,
+)
+from harness.datasets.tables import DatasetError
+
+SUFFIXES = {".png", ".jpg", ".jpeg"}
+GREY_MODES = {"L", "LA", "I", "I;16", "1"}
+
+
+class ImageFolderParams(Params):
+    root: SuiteFolder = Field(description="folder with <split>/<class>/ images")
+    train_split: str = Field("train", description="training sub-folder")
+    test_split: str = Field("test", description="test sub-folder")
+    size: int | None = Field(64, ge=4, description="resize to size × size (None: keep)")
+    channels: Literal[1, 3] | None = Field(None, description="None: 1 if all are grayscale")
+    masks: str | None = Field(None, description="sub-folder of root with a parallel mask tree")
+    boxes: SuiteFile | None = Field(None, description="CSV of boxes: image_id,x,y,width,height")
+
+    @model_validator(mode="after")
+    def _one_kind_of_truth(self) -> ImageFolderParams:
+        if self.masks is not None and self.boxes is not None:
+            raise ValueError("give `masks` or `boxes`, not both")
+        return self
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: Path
+    label: int
+    split: str
+    klass: str
+
+
+@dataset_registry.register("image_folder")
+class ImageFolder(DatasetSource):
+    """Your own images in root/<split>/<class>/, with optional masks or a boxes CSV."""
+
+    modality: ClassVar[Modality] = "image"
+    card = DatasetCard(source="a local image folder", licence="that of the images")
+    size = "the folder's images"
+    ground_truth = "masks, when a mask tree or a boxes CSV is given"
+    Params = ImageFolderParams
+    params: ImageFolderParams
+
+    def ground_truth_kinds(self) -> frozenset[str]:
+        p = self.params
+        return frozenset({"masks"}) if p.masks or p.boxes else frozenset()
+
+    @property
+    def label(self) -> str:
+        return f"dataset 'image_folder' ({self.params.root})"
+
+    def load(self, seed: int) -> Dataset:
+        p = self.params
+        classes = self._classes(p.train_split)
+        entries = {s: self._entries(s, classes) for s in (p.train_split, p.test_split)}
+        pictures = {s: [self._read(e.path) for e in entries[s]] for s in entries}
+        every = [picture for split in pictures.values() for picture in split]
+        channels = p.channels or (1 if all(x.mode in GREY_MODES for x in every) else 3)
+        sizes = {x.size for x in every}
+        if p.size is None and len(sizes) > 1:
+            raise DatasetError(
+                f"{self.label}: images differ in size ({len(sizes)} sizes, e.g. "
+                f"{sorted(sizes)[:2]}); set `size` to resize them"
+            )
+        x = {s: self._array(pictures[s], channels) for s in pictures}
+        y = {s: np.array([e.label for e in entries[s]], dtype=np.int64) for s in entries}
+        test = entries[p.test_split]
+        truth = GroundTruth()
+        if p.masks is not None:
+            truth = GroundTruth(masks=np.stack([self._mask_file(e, pictures[p.test_split][i])
+                                                for i, e in enumerate(test)]))  # fmt: skip
+        elif p.boxes is not None:
+            truth = GroundTruth(masks=self._box_masks(test, pictures[p.test_split], entries))
+        side_h, side_w = x[p.train_split].shape[2:]
+        return Dataset(
+            name=f"image_folder:{p.root.name}",
+            modality="image",
+            x_train=x[p.train_split],
+            y_train=y[p.train_split],
+            x_test=x[p.test_split],
+            y_test=y[p.test_split],
+            feature_names=[f"pixel_{r}_{c}" for r in range(side_h) for c in range(side_w)],
+            class_names=classes,
+            card=DatasetCard(source=f"image folder {p.root}", licence=self.card.licence),
+            ground_truth=truth,
+        )
+
+    def _classes(self, split: str) -> list[str]:
+        folder = self.params.root / split
+        if not folder.is_dir():
+            raise DatasetError(f"{self.label}: no '{split}' folder; expected root/{split}/<class>/")
+        classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+        if len(classes) < 2:
+            raise DatasetError(
+                f"{self.label}: {folder} has {len(classes)} class folder(s); a classifier "
+                "needs at least two"
+            )
+        return classes
+
+    def _entries(self, split: str, classes: list[str]) -> list[_Entry]:
+        folder = self.params.root / split
+        if not folder.is_dir():
+            raise DatasetError(f"{self.label}: no '{split}' folder; expected root/{split}/<class>/")
+        unknown = sorted(d.name for d in folder.iterdir() if d.is_dir() and d.name not in classes)
+        if unknown:
+            raise DatasetError(f"{self.label}: class '{unknown[0]}' of {split} is not in training")
+        entries = [
+            _Entry(path, label, split, klass)
+            for label, klass in enumerate(classes)
+            if (folder / klass).is_dir()
+            for path in sorted((folder / klass).iterdir())
+            if path.suffix.lower() in SUFFIXES
+        ]
+        if not entries:
+            raise DatasetError(f"{self.label}: no .png/.jpg images under {folder}")
+        return entries
+
+    def _read(self, path: Path) -> Image.Image:
+        try:
+            with Image.open(path) as picture:
+                picture.load()
+                return picture.copy()
+        except (OSError, UnidentifiedImageError) as error:
+            raise DatasetError(f"{self.label}: cannot read image {path} ({error})") from error
+
+    def _array(self, pictures: list[Image.Image], channels: int) -> np.ndarray:
+        size = self.params.size
+        rows = []
+        for picture in pictures:
+            converted = picture.convert("L" if channels == 1 else "RGB")
+            if size is not None:
+                converted = converted.resize((size, size), Image.Resampling.BILINEAR)
+            pixels = np.asarray(converted, dtype=np.float32) / 255.0
+            rows.append(pixels[None] if channels == 1 else pixels.transpose(2, 0, 1))
+        return np.ascontiguousarray(np.stack(rows))
+
+    def _mask_file(self, entry: _Entry, picture: Image.Image) -> np.ndarray:
+        p = self.params
+        assert p.masks is not None
+        folder = p.root / p.masks / entry.split / entry.klass
+        candidates = sorted(folder.glob(f"{entry.path.stem}.*")) if folder.is_dir() else []
+        if not candidates:
+            return np.zeros(self._shape(picture), dtype=bool)
+        mask = self._read(candidates[0])
+        if mask.size != picture.size:
+            raise DatasetError(
+                f"{self.label}: mask {candidates[0]} is {mask.size[0]}×{mask.size[1]} but its "
+                f"image {entry.path} is {picture.size[0]}×{picture.size[1]} (width×height); "
+                "masks must match their images"
+            )
+        grey = mask.convert("L")
+        if p.size is not None:
+            grey = grey.resize((p.size, p.size), Image.Resampling.NEAREST)
+        return np.asarray(grey) > 0
+
+    def _shape(self, picture: Image.Image) -> tuple[int, int]:
+        size = self.params.size
+        return (size, size) if size is not None else (picture.size[1], picture.size[0])
+
+    def _box_masks(
+        self, test: list[_Entry], pictures: list[Image.Image], entries: dict[str, list[_Entry]]
+    ) -> np.ndarray:
+        p = self.params
+        assert p.boxes is not None
+        try:
+            table = pd.read_csv(p.boxes)
+        except (OSError, ValueError) as error:
+            raise DatasetError(
+                f"{self.label}: cannot read boxes CSV {p.boxes} ({error})"
+            ) from error
+        table = table.rename(columns={"patientId": "image_id"})
+        needed = ["image_id", "x", "y", "width", "height"]
+        missing = [c for c in needed if c not in table.columns]
+        if missing:
+            raise DatasetError(
+                f"{self.label}: boxes CSV {p.boxes} lacks the columns {', '.join(missing)} "
+                f"(needs {', '.join(needed)})"
+            )
+        known = {e.path.stem for split in entries.values() for e in split}
+        for line, image_id in enumerate(table["image_id"].astype(str), start=2):
+            if image_id not in known:
+                raise DatasetError(
+                    f"{self.label}: boxes CSV {p.boxes} line {line} refers to image "
+                    f"'{image_id}', which is not in the folder"
+                )
+        boxes = table.dropna(subset=["x", "y", "width", "height"])
+        masks = np.zeros((len(test), *self._shape(pictures[0])), dtype=bool)
+        index = {e.path.stem: i for i, e in enumerate(test)}
+        for row in boxes.itertuples(index=False):
+            i = index.get(str(row.image_id))
+            if i is None:  # a training image's box: not needed
+                continue
+            width, height = pictures[i].size
+            out_h, out_w = masks.shape[1:]
+            sx, sy = out_w / width, out_h / height
+            x0, y0 = int(np.floor(row.x * sx)), int(np.floor(row.y * sy))
+            x1 = int(np.ceil((row.x + row.width) * sx))
+            y1 = int(np.ceil((row.y + row.height) * sy))
+            masks[i, max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
+        return masks

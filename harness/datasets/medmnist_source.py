@@ -1,0 +1,138 @@
+"""``medmnist``: the official MedMNIST v2 ``.npz`` files from a local folder.
+
+File names follow the official release: ``<flag>.npz`` for 28×28 and ``<flag>_<size>.npz``
+for 64, 128 and 224, each with the keys ``train_images``, ``train_labels``,
+``val_images``, ``val_labels``, ``test_images``, ``test_labels`` (uint8 images, N×H×W or
+N×H×W×3; integer labels N×1). The standard splits are kept: train → training, test →
+test (val is not used). When the file is missing and the ``medmnist`` package is
+installed, ``download = true`` lets it fetch the file into the folder; otherwise the
+error names the file to put there. MedMNIST has no lesion masks: localisation metrics are
+skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from harness.component import Params, SuitePath
+from harness.datasets.base import Dataset, DatasetCard, DatasetSource, Modality, dataset_registry
+from harness.datasets.tables import DatasetError
+
+KEYS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+class MedMNISTParams(Params):
+    flag: str = Field("pneumoniamnist", min_length=1, description="e.g. pneumoniamnist")
+    size: Literal[28, 64, 128, 224] = Field(28, description="image side in pixels")
+    root: SuitePath | None = Field(
+        None, description="folder with the .npz files (default: $MEDMNIST_ROOT, ~/.medmnist)"
+    )
+    max_train: int | None = Field(None, ge=2, description="first N training images only")
+    max_test: int | None = Field(None, ge=2, description="first N test images only")
+    download: bool = Field(False, description="fetch a missing file with the medmnist package")
+
+
+def medmnist_file(root: Path, flag: str, size: int) -> Path:
+    """The official file name for ``flag`` at ``size``."""
+    return root / (f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz")
+
+
+@dataset_registry.register("medmnist")
+class MedMNIST(DatasetSource):
+    """A MedMNIST v2 2-D dataset from its official .npz file (standard train/test splits)."""
+
+    modality: ClassVar[Modality] = "image"
+    card = DatasetCard(
+        source="MedMNIST v2 (medmnist.com), official .npz files",
+        licence="per dataset, CC BY 4.0 or CC BY-NC 4.0 (see medmnist.com)",
+        citation="Yang et al., 'MedMNIST v2: a large-scale lightweight benchmark for 2D and "
+        "3D biomedical image classification', Scientific Data 10, 2023",
+    )
+    size = "depends on the flag (e.g. pneumoniamnist: 4,708 + 624 images), 28–224 px"
+    Params = MedMNISTParams
+    params: MedMNISTParams
+
+    def load(self, seed: int) -> Dataset:
+        p = self.params
+        root = (p.root or Path(os.environ.get("MEDMNIST_ROOT", "~/.medmnist"))).expanduser()
+        path = medmnist_file(root, p.flag, p.size)
+        label = f"dataset 'medmnist' ({p.flag}, {p.size} px)"
+        if not path.exists() and p.download:
+            self._download(root, label)
+        if not path.exists():
+            raise DatasetError(
+                f"{label}: {path} not found; put the official file there (medmnist.com, "
+                "Zenodo record 10519652), set `root`, or set `download = true` with the "
+                "medmnist package installed and network access"
+            )
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                missing = [k for k in KEYS if k not in archive.files]
+                if missing:
+                    raise DatasetError(f"{label}: {path} lacks the keys {', '.join(missing)}")
+                arrays = {k: archive[k] for k in KEYS}
+        except (OSError, ValueError, zipfile.BadZipFile) as error:
+            raise DatasetError(f"{label}: cannot read {path} ({error})") from error
+        x_train, y_train = self._split(arrays, "train", p.max_train, label)
+        x_test, y_test = self._split(arrays, "test", p.max_test, label)
+        n_classes = int(max(y_train.max(), y_test.max())) + 1
+        if len(np.unique(y_train)) < 2:
+            raise DatasetError(f"{label}: the training split has a single class")
+        side = x_train.shape[2]
+        return Dataset(
+            name=f"medmnist:{p.flag}",
+            modality="image",
+            x_train=x_train,
+            y_train=y_train,
+            x_test=x_test,
+            y_test=y_test,
+            feature_names=[f"pixel_{r}_{c}" for r in range(side) for c in range(side)],
+            class_names=[str(c) for c in range(n_classes)],
+            card=DatasetCard(
+                source=f"MedMNIST v2 {p.flag} ({path.name})",
+                licence=self.card.licence,
+                citation=self.card.citation,
+            ),
+        )
+
+    @staticmethod
+    def _split(
+        arrays: dict[str, np.ndarray], split: str, limit: int | None, label: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if labels.ndim == 2 and labels.shape[1] > 1:
+            raise DatasetError(
+                f"{label}: multi-label targets ({labels.shape[1]} labels per image) are not "
+                "supported; choose a single-label MedMNIST dataset"
+            )
+        if images.ndim not in (3, 4) or len(images) != len(labels):
+            raise DatasetError(
+                f"{label}: {split}_images has shape {images.shape} for {len(labels)} labels"
+            )
+        images, labels = images[:limit], labels.reshape(-1)[:limit].astype(np.int64)
+        x = images[:, None] if images.ndim == 3 else np.transpose(images, (0, 3, 1, 2))
+        return np.ascontiguousarray(x, dtype=np.float32) / 255.0, labels
+
+    def _download(self, root: Path, label: str) -> None:
+        try:
+            import medmnist
+        except ImportError as error:
+            raise DatasetError(
+                f"{label}: `download = true` needs the medmnist package (pip install medmnist)"
+            ) from error
+        info = medmnist.INFO.get(self.params.flag)
+        if info is None:
+            raise DatasetError(f"{label}: medmnist has no dataset '{self.params.flag}'")
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            getattr(medmnist, info["python_class"])(
+                split="test", download=True, root=str(root), size=self.params.size
+            )
+        except Exception as error:  # network errors of several kinds
+            raise DatasetError(f"{label}: download failed ({error})") from error

@@ -1,0 +1,48 @@
+"""Global importance per original column, from the store: one table per dataset × model.
+
+Each cell's global importance is normalised to shares of its total |importance| (so
+explainers with different scales compare), averaged over seeds, and the columns are
+ordered by their mean share over the explainers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from harness.report.leaderboard import pipe_table
+from harness.store import ResultsStore
+
+
+def importance_tables(store: ResultsStore, run_id: str, top: int = 15) -> dict[str, pd.DataFrame]:
+    """``"dataset / model"`` → columns × explainers table of mean importance shares (top
+    ``top`` columns); tabular cells only (they store ``column_names``)."""
+    names = store.arrays(run_id, "column_names")
+    importance = store.arrays(run_id, "global_importance")
+    cells = store.results(run_id).drop_duplicates("cell_id").set_index("cell_id")
+    shares: dict[tuple[str, str], dict[str, list[pd.Series]]] = {}
+    for cell_id, columns in names.items():
+        if cell_id not in importance or cell_id not in cells.index:
+            continue
+        values = np.abs(np.asarray(importance[cell_id], dtype=float))
+        total = values.sum()
+        share = pd.Series(values / total if total > 0 else values, index=columns.tolist())
+        row = cells.loc[cell_id]
+        group = shares.setdefault((row["dataset"], row["model"]), {})
+        group.setdefault(row["explainer"], []).append(share)
+    tables = {}
+    for (dataset, model), by_explainer in shares.items():
+        table = pd.DataFrame(
+            {explainer: pd.concat(seeds, axis=1).mean(axis=1) for explainer, seeds in
+             by_explainer.items()}
+        )  # fmt: skip
+        order = table.mean(axis=1).sort_values(ascending=False).index
+        tables[f"{dataset} / {model}"] = table.loc[order[:top]]
+    return tables
+
+
+def importance_markdown(title: str, table: pd.DataFrame) -> str:
+    """One importance table as a Markdown section (shares with 3 decimals)."""
+    rows = [[str(column), *(f"{v:.3f}" for v in values)] for column, values in table.iterrows()]
+    lines = pipe_table(["column", *map(str, table.columns)], rows)
+    return "\n".join([f"### Importance per column (share of total): {title}", "", *lines])

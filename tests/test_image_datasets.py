@@ -1,0 +1,176 @@
+"""MedMNIST .npz files and image folders (masks tree, boxes CSV), on fixtures made here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness import load_results, run_suite
+from harness.datasets import dataset_registry
+from harness.datasets.medmnist_source import medmnist_file
+from harness.datasets.tables import DatasetError
+from harness.suite import parse_suite
+
+
+def write_medmnist(root: Path, flag: str, size: int, *, rgb: bool = False, labels: int = 1):
+    """A small file with the official keys and dtypes (uint8 images, N×1 integer labels)."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 20), ("val", 4), ("test", 10)):
+        shape = (n, size, size, 3) if rgb else (n, size, size)
+        arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(n * labels).reshape(n, labels) % 2).astype(np.uint8)
+    root.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(medmnist_file(root, flag, size), **arrays)
+    return arrays
+
+
+@pytest.mark.parametrize(("size", "rgb"), [(28, False), (64, True)])
+def test_medmnist_npz_with_the_official_keys(tmp_path: Path, size: int, rgb: bool) -> None:
+    arrays = write_medmnist(tmp_path, "pneumoniamnist", size, rgb=rgb)
+    data = dataset_registry.get("medmnist")(root=tmp_path, size=size).load(0)
+    channels = 3 if rgb else 1
+    assert data.x_train.shape == (20, channels, size, size) and data.x_train.dtype == np.float32
+    assert data.x_test.shape == (10, channels, size, size)
+    first = arrays["train_images"][0]
+    expected = first[None] if not rgb else first.transpose(2, 0, 1)
+    np.testing.assert_allclose(data.x_train[0], expected / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(data.y_test, arrays["test_labels"][:, 0])
+    assert data.ground_truth.masks is None and data.class_names == ["0", "1"]
+
+
+def test_medmnist_problems_name_the_file_and_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"breastmnist_128\.npz not found; put the official"):
+        dataset_registry.get("medmnist")(flag="breastmnist", size=128, root=tmp_path).load(0)
+    write_medmnist(tmp_path, "chestmnist", 28, labels=3)
+    with pytest.raises(DatasetError, match="multi-label targets"):
+        dataset_registry.get("medmnist")(flag="chestmnist", root=tmp_path).load(0)
+    (tmp_path / "dermamnist.npz").write_bytes(b"not a zip file")
+    with pytest.raises(DatasetError, match=r"cannot read .*dermamnist\.npz"):
+        dataset_registry.get("medmnist")(flag="dermamnist", root=tmp_path).load(0)
+
+
+MEDMNIST_SUITE = """
+name = "med"
+seeds = [0]
+metrics = ["accuracy", "pointing_game"]
+[execution]
+explain_rows = 4
+[[datasets]]
+name = "medmnist"
+params = {{ root = "{root}" }}
+[[models]]
+name = "small_cnn"
+params = {{ channels = [4], epochs = 1 }}
+[[explainers]]
+name = "grad_cam"
+"""
+
+
+def test_medmnist_runs_and_localisation_is_skipped_for_want_of_masks(tmp_path: Path) -> None:
+    write_medmnist(tmp_path / "data", "pneumoniamnist", 28)
+    run_suite(parse_suite(MEDMNIST_SUITE.format(root=tmp_path / "data")), tmp_path / "out")
+    scores = load_results(tmp_path / "out").set_index("metric")
+    assert scores.loc["accuracy", "status"] == "ok"
+    assert np.isnan(scores.loc["pointing_game", "value"])
+    assert "mask" in scores.loc["pointing_game", "note"]
+
+
+def make_folder(root: Path, *, grey: bool = True, side: int = 40) -> None:
+    """train/test × {healthy, lesion}; every test 'lesion' image has a bright square."""
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 6), ("test", 3)):
+        for klass in ("healthy", "lesion"):
+            folder = root / split / klass
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 100, (side, side), dtype=np.uint8)
+                if klass == "lesion":
+                    pixels[10:20, 20:30] = 255
+                picture = Image.fromarray(pixels, "L")
+                (picture if grey else picture.convert("RGB")).save(
+                    folder / f"{split}{klass}{i}.png"
+                )
+
+
+def test_image_folder_with_a_mask_tree_resized_in_step(tmp_path: Path) -> None:
+    make_folder(tmp_path)
+    for i in range(3):
+        mask = np.zeros((40, 40), dtype=np.uint8)
+        mask[10:20, 20:30] = 255
+        (tmp_path / "masks/test/lesion").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask).save(tmp_path / f"masks/test/lesion/testlesion{i}.png")
+    data = dataset_registry.get("image_folder")(root=tmp_path, size=20, masks="masks").load(0)
+    assert data.x_train.shape == (12, 1, 20, 20) and data.class_names == ["healthy", "lesion"]
+    masks = data.ground_truth.masks
+    assert masks.shape == (6, 20, 20)
+    assert not masks[:3].any()  # healthy test images have no mask file: empty masks
+    expected = np.zeros((20, 20), dtype=bool)
+    expected[5:10, 10:15] = True  # 40 → 20 px halves the square's coordinates
+    for i in range(3, 6):
+        np.testing.assert_array_equal(masks[i], expected)
+        # the bright square sits in its mask (antialiased edges blend with the background)
+        assert data.x_test[i, 0][6:9, 11:14].min() == pytest.approx(1.0)
+        assert data.x_test[i, 0][expected].mean() > 2 * data.x_test[i, 0][~expected].mean()
+
+
+def test_boxes_csv_with_two_boxes_on_one_image(tmp_path: Path) -> None:
+    make_folder(tmp_path, grey=False)
+    (tmp_path / "boxes.csv").write_text(
+        "patientId,x,y,width,height,Target\n"
+        "testlesion0,20,10,10,10,1\n"
+        "testlesion0,0,0,4,6,1\n"
+        "testhealthy0,,,,,0\n"
+        "trainlesion1,20,10,10,10,1\n"
+    )
+    data = dataset_registry.get("image_folder")(
+        root=tmp_path, size=40, boxes=tmp_path / "boxes.csv"
+    ).load(0)
+    assert data.x_train.shape[1] == 3  # RGB files, three channels
+    masks = data.ground_truth.masks
+    first_lesion = 3  # test images: healthy 0–2, lesion 3–5
+    expected = np.zeros((40, 40), dtype=bool)
+    expected[10:20, 20:30] = True
+    expected[0:6, 0:4] = True
+    np.testing.assert_array_equal(masks[first_lesion], expected)
+    assert masks.sum() == expected.sum()  # negatives and training boxes add nothing
+
+
+def test_image_folder_problems_are_named(tmp_path: Path) -> None:
+    make_folder(tmp_path)
+    (tmp_path / "masks/test/lesion").mkdir(parents=True)
+    Image.fromarray(np.zeros((30, 30), np.uint8)).save(
+        tmp_path / "masks/test/lesion/testlesion0.png"
+    )
+    with pytest.raises(
+        DatasetError, match=r"mask .*testlesion0\.png is 30×30 but its image .* is 40×40"
+    ):
+        dataset_registry.get("image_folder")(root=tmp_path, masks="masks").load(0)
+    (tmp_path / "boxes.csv").write_text("image_id,x,y,width,height\nnowhere,1,1,2,2\n")
+    with pytest.raises(DatasetError, match=r"boxes\.csv line 2 refers to image 'nowhere'"):
+        dataset_registry.get("image_folder")(root=tmp_path, boxes=tmp_path / "boxes.csv").load(0)
+    (tmp_path / "train/healthy/broken.png").write_bytes(b"\x89PNG but not really")
+    with pytest.raises(DatasetError, match=r"cannot read image .*broken\.png"):
+        dataset_registry.get("image_folder")(root=tmp_path).load(0)
+
+
+def test_image_folder_runs_in_a_suite_with_localisation(tmp_path: Path) -> None:
+    make_folder(tmp_path / "images")
+    (tmp_path / "boxes.csv").write_text(
+        "image_id,x,y,width,height\n" + "".join(f"testlesion{i},20,10,10,10\n" for i in range(3))
+    )
+    suite = tmp_path / "folder.toml"
+    suite.write_text(
+        'name = "folder"\nseeds = [0]\nmetrics = ["accuracy", "pointing_game"]\n'
+        '[[datasets]]\nname = "image_folder"\n'
+        'params = { root = "images", boxes = "boxes.csv", size = 32 }\n'  # beside the suite
+        '[[models]]\nname = "small_cnn"\nparams = { channels = [4], epochs = 1 }\n'
+        '[[explainers]]\nname = "oracle"\n'
+    )
+    run_suite(suite, tmp_path / "out")
+    scores = load_results(tmp_path / "out").set_index("metric")
+    assert scores.loc["pointing_game", "value"] == 1.0  # the oracle map is the box mask
+    assert "3 of 6 images left out (empty mask)" in scores.loc["pointing_game", "note"]
