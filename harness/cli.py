@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.datasets import dataset_registry
 from harness.errors import HarnessError
@@ -28,9 +29,12 @@ from harness.report.figures import render_figures
 from harness.report.importance import importance_markdown, importance_tables
 from harness.report.leaderboard import (
     LeaderboardTable,
-    leaderboard_tables,
+    all_tables,
     render_csv,
+    render_html,
+    render_latex,
     render_markdown,
+    select,
     summarise,
 )
 from harness.runner.execute import RunSummary, run_suite
@@ -237,7 +241,7 @@ def run(
         raise typer.Exit(130) from None
     store = ResultsStore(out_dir, create=False)
     try:
-        _print_tables(leaderboard_tables(summarise(store.results(summary.run_id))))
+        _print_tables(all_tables(summarise(store.results(summary.run_id))))
     finally:
         store.close()
     _print_summary(summary)
@@ -266,13 +270,19 @@ def _print_tables(tables: list[LeaderboardTable]) -> None:
     for table in tables:
         view = Table(title=table.title, title_justify="left", title_style="bold")
         for index, column in enumerate(table.columns):
-            if index < 2:  # labels stay whole; numbers may wrap at "±"
+            if index < table.text_columns:  # labels stay whole; numbers may wrap at "["
                 width = max(len(column), *(len(row[index]) for row in table.rows))
                 view.add_column(column, no_wrap=True, min_width=width)
             else:
                 view.add_column(column, justify="right", overflow="fold")
-        for row in table.rows:
-            view.add_row(*row)
+        for i, row in enumerate(table.rows):
+            marks = table.best[i] if table.best else [False] * len(row)
+            view.add_row(
+                *(
+                    Text(c, style="bold green" if mark else "")
+                    for c, mark in zip(row, marks, strict=True)
+                )
+            )
         out.print(view)
         for note in table.footnotes:
             out.print(note, highlight=False, soft_wrap=True)
@@ -282,6 +292,8 @@ class ShowFormat(StrEnum):
     table = "table"
     markdown = "markdown"
     csv = "csv"
+    latex = "latex"
+    html = "html"
 
 
 @app.command()
@@ -294,6 +306,14 @@ def show(
     format: Annotated[ShowFormat, typer.Option("--format", help="output format")] = (
         ShowFormat.table
     ),
+    metric: Annotated[
+        list[str] | None,
+        typer.Option("--metric", help="only this metric id (repeatable)"),
+    ] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", help="only this dataset id (repeatable)"),
+    ] = None,
     importance: Annotated[
         bool,
         typer.Option(
@@ -303,27 +323,33 @@ def show(
         ),
     ] = False,
 ) -> None:
-    """Print the leaderboard of a stored run."""
+    """Print the leaderboards of a stored run (mean [95% bootstrap CI], best marked, a
+    cross-dataset mean-rank summary) as a table, Markdown, CSV, LaTeX or HTML."""
     store = ResultsStore(out_dir, create=False)
     try:
         run_id = store.resolve_run_id(run_id)
         info = store.run_info(run_id)
-        summary = summarise(store.results(run_id))
+        summary = select(summarise(store.results(run_id)), metric or [], dataset or [])
         shares = importance_tables(store, run_id) if importance else {}
     finally:
         store.close()
     if format is ShowFormat.csv:
         typer.echo(render_csv(summary), nl=False)
         return
-    statuses = Counter(summary["status"])
+    tables = all_tables(summary)
     header = f"run {run_id} · suite {info['suite_name']} · {info['started_at']} · {info['status']}"
-    if format is ShowFormat.markdown:
-        typer.echo(f"## {header}\n\n{render_markdown(leaderboard_tables(summary))}")
+    if format is ShowFormat.latex:
+        typer.echo(f"% {header}\n{render_latex(tables)}")
+    elif format is ShowFormat.html:
+        typer.echo(f"<!-- {header} -->\n{render_html(tables)}")
+    elif format is ShowFormat.markdown:
+        typer.echo(f"## {header}\n\n{render_markdown(tables)}")
         for title, table in shares.items():
             typer.echo("\n" + importance_markdown(title, table))
     else:
         out.print(header, highlight=False)
-        _print_tables(leaderboard_tables(summary))
+        _print_tables(tables)
+        statuses = Counter(summary["status"])
         if statuses.get("failed") or statuses.get("skipped"):
             out.print(f"entries: {dict(statuses)}")
         for title, table in shares.items():

@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -80,6 +80,10 @@ class Metric(Component):
     higher_is_better: ClassVar[bool] = True
     needs: ClassVar[frozenset[str]] = frozenset()
     unit: ClassVar[str] = ""
+    #: ``explanation`` (quality of the explanation), ``model`` (of the explained model),
+    #: ``cost`` (time) or ``reference`` (what a trivial map scores, to compare with);
+    #: leaderboards rank explainers by their explanation metrics only.
+    kind: ClassVar[Literal["explanation", "model", "cost", "reference"]] = "explanation"
     fixed_conventions: ClassVar[dict[str, Any]] = {}
 
     #: True for statistics over an explainer's seeds (one value per dataset × model ×

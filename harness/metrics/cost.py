@@ -15,6 +15,8 @@ class ExplainSeconds(Metric):
     call on one row; the torch thread count is recorded with the cell.
     """
 
+    kind = "cost"
+
     higher_is_better: ClassVar[bool] = False
     needs: ClassVar[frozenset[str]] = frozenset({"explain_seconds"})
     unit: ClassVar[str] = "s"
@@ -32,6 +34,8 @@ class ExplainSeconds(Metric):
 class ExplainSecondsPerRow(Metric):
     """``explain_seconds`` divided by the number of explained rows, in seconds per row."""
 
+    kind = "cost"
+
     higher_is_better: ClassVar[bool] = False
     needs: ClassVar[frozenset[str]] = frozenset({"explain_seconds", "n_explained"})
     unit: ClassVar[str] = "s"
@@ -45,6 +49,8 @@ class ExplainSecondsPerRow(Metric):
 @metric_registry.register("train_seconds")
 class TrainSeconds(Metric):
     """Wall time of training the explained model, in seconds (by-design: the wrapped model)."""
+
+    kind = "cost"
 
     higher_is_better: ClassVar[bool] = False
     needs: ClassVar[frozenset[str]] = frozenset({"train_seconds"})
@@ -65,6 +71,8 @@ class TrainOverheadSeconds(Metric):
 
     Both are trained in the same process, one after the other, on the same data and seed.
     """
+
+    kind = "cost"
 
     higher_is_better: ClassVar[bool] = False
     needs: ClassVar[frozenset[str]] = frozenset({"train_seconds", "twin"})

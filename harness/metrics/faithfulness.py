@@ -139,6 +139,7 @@ class DeletionAUCRandom(_Curve):
     """Deletion area with a random feature order (seeded): the reference to beat."""
 
     higher_is_better: ClassVar[bool] = False
+    kind = "reference"
     random_order: ClassVar[bool] = True
 
 
@@ -154,4 +155,5 @@ class InsertionAUCRandom(_Curve):
     """Insertion area with a random feature order (seeded): the reference to beat."""
 
     insert: ClassVar[bool] = True
+    kind = "reference"
     random_order: ClassVar[bool] = True

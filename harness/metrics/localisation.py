@@ -140,6 +140,8 @@ class EnergyPointingGame(_Localisation):
 class EnergyPointingGameBaseline(_Localisation):
     """The energy pointing game of a uniform map: mask area / image area (K / N)."""
 
+    kind = "reference"
+
     def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
         return masks.reshape(len(masks), -1).mean(axis=1)
 

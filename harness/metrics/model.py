@@ -13,6 +13,8 @@ from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 class Accuracy(Metric):
     """Test-split accuracy of the model the explainer ran on (fraction in [0, 1])."""
 
+    kind = "model"
+
     needs: ClassVar[frozenset[str]] = frozenset({"predictions"})
     fixed_conventions: ClassVar[dict[str, str]] = {"split": "test"}
 
@@ -40,6 +42,8 @@ class AccuracyGainPoints(Metric):
     Twin: the same recipe and seed without the by-design change.
     """
 
+    kind = "model"
+
     needs: ClassVar[frozenset[str]] = frozenset({"predictions", "twin"})
     unit: ClassVar[str] = "pp"
     fixed_conventions: ClassVar[dict[str, str]] = {"split": "test", "unit": "percentage points"}
@@ -55,6 +59,8 @@ class AccuracyGainRelative(Metric):
 
     100 · (acc_design − acc_twin) / acc_twin; undefined when the twin's accuracy is 0.
     """
+
+    kind = "model"
 
     needs: ClassVar[frozenset[str]] = frozenset({"predictions", "twin"})
     unit: ClassVar[str] = "%"

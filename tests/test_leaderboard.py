@@ -1,0 +1,175 @@
+"""Leaderboards: bootstrap intervals (against scipy), ranks, best marks, the rank summary,
+and every format (table text, Markdown, CSV, LaTeX, HTML) showing failures and skips."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import bootstrap
+
+from harness.report.leaderboard import (
+    all_tables,
+    bootstrap_ci,
+    rank_summary,
+    render_csv,
+    render_html,
+    render_latex,
+    render_markdown,
+    summarise,
+)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.91, 0.93, 0.95],
+        [1.0, 2.0, 4.0, 8.0, 16.0],
+        list(np.random.default_rng(3).normal(size=12)),
+    ],
+)
+def test_bootstrap_interval_matches_scipy(values: list[float]) -> None:
+    ours = bootstrap_ci(np.array(values), resamples=200_000)
+    theirs = bootstrap(
+        (np.array(values),), np.mean, confidence_level=0.95, n_resamples=200_000,
+        method="percentile", rng=np.random.default_rng(1),
+    ).confidence_interval  # fmt: skip
+    tolerance = 0.01 * (max(values) - min(values))  # Monte Carlo error of both
+    assert ours[0] == pytest.approx(theirs.low, abs=tolerance)
+    assert ours[1] == pytest.approx(theirs.high, abs=tolerance)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=8))
+def test_bootstrap_interval_lies_within_the_data(values: list[float]) -> None:
+    low, high = bootstrap_ci(np.array(values), resamples=2000)
+    assert min(values) - 1e-9 <= low <= high <= max(values) + 1e-9
+
+
+def test_fewer_than_two_values_have_no_interval() -> None:
+    assert all(np.isnan(bootstrap_ci(np.array([0.5]))))
+
+
+def results_frame() -> pd.DataFrame:
+    """A hand-made run: two explainers and a failing one on one dataset, 3 seeds."""
+    rows = []
+
+    def add(explainer, metric, values, higher=True, kind_name=None, status="ok", note=None):
+        for seed, value in enumerate(values):
+            rows.append({
+                "dataset": "d_1", "model": "mlp", "explainer": explainer, "seed": seed,
+                "metric": metric, "metric_name": kind_name or metric, "value": value,
+                "higher_is_better": higher, "status": status, "note": note, "unit": "",
+                "conventions": json.dumps({}), "cell_id": f"{explainer}/{seed}",
+            })  # fmt: skip
+
+    add("a", "accuracy", [0.9, 0.9, 0.9])
+    add("b", "accuracy", [0.9, 0.9, 0.9])
+    add("a", "spearman_gt", [0.8, 0.9, 1.0])
+    add("b", "spearman_gt", [0.1, 0.2, 0.3])
+    add("a", "deletion_auc", [0.5, 0.5, 0.5], higher=False)
+    add("b", "deletion_auc", [0.2, 0.3, 0.4], higher=False)
+    add("a", "deletion_auc_random", [0.6] * 3, higher=False)
+    add("b", "deletion_auc_random", [0.6] * 3, higher=False)
+    failure = "cell failed: explaining failed: RuntimeError: boom_1 & co"
+    for metric in ("accuracy", "spearman_gt", "deletion_auc", "deletion_auc_random"):
+        lower = metric.startswith("deletion")
+        add("broken", metric, [None] * 3, higher=not lower, status="failed", note=failure)
+    return pd.DataFrame(rows)
+
+
+def test_ranks_follow_each_metrics_direction_and_reference_metrics_are_never_best() -> None:
+    summary = summarise(results_frame()).set_index(["explainer", "metric"])
+    assert summary.loc[("a", "spearman_gt"), "rank"] == 1
+    assert summary.loc[("b", "spearman_gt"), "rank"] == 2
+    assert summary.loc[("b", "deletion_auc"), "rank"] == 1  # lower is better
+    assert summary.loc[("a", "accuracy"), "best"] and summary.loc[("b", "accuracy"), "best"]
+    assert not summary.loc[("a", "deletion_auc_random"), "best"]  # a reference, not a race
+    assert np.isnan(summary.loc[("broken", "spearman_gt"), "rank"])
+    low, high = summary.loc[("a", "spearman_gt"), ["ci_low", "ci_high"]]
+    assert (low, high) == pytest.approx(bootstrap_ci(np.array([0.8, 0.9, 1.0])))
+
+
+def test_the_rank_summary_averages_explanation_metrics_only() -> None:
+    table = rank_summary(summarise(results_frame()))
+    assert table is not None
+    by_explainer = {row[1]: row[-1] for row in table.rows}
+    # a: spearman 1, deletion 2 → 1.5; b: 2 and 1 → 1.5; accuracy and references excluded
+    assert by_explainer == {"a": "1.50", "b": "1.50"}
+    assert "broken" not in by_explainer
+
+
+def test_accuracy_comes_first_and_failures_show_with_reasons_in_every_format() -> None:
+    summary = summarise(results_frame())
+    tables = all_tables(summary)
+    leaderboard = tables[0]
+    assert leaderboard.columns[2] == "accuracy ↑"
+    broken = next(row for row in leaderboard.rows if row[1] == "broken")
+    assert broken[2] == "failed [1]"
+    reason = "RuntimeError: boom_1 & co"
+    assert reason in leaderboard.footnotes[0]
+    assert reason in render_markdown(tables)
+    assert "boom\\_1 \\& co" in render_latex(tables)
+    assert "boom_1 &amp; co" in render_html(tables)
+    assert reason in render_csv(summary)
+
+
+def test_markdown_is_a_well_formed_pipe_table() -> None:
+    text = render_markdown(all_tables(summarise(results_frame())))
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    header = lines[0]
+    columns = header.count("|") - 1
+    assert re.fullmatch(r"\|(---\|){2}(---:\|)+", lines[1])
+    rows_of_first_table = lines[: 2 + 3]
+    assert all(line.count("|") - 1 == columns for line in rows_of_first_table)
+    assert "**0.900 [" in text  # the best entry in bold
+
+
+def test_latex_is_a_balanced_booktabs_table() -> None:
+    text = render_latex(all_tables(summarise(results_frame())))
+    unescaped = re.sub(r"\\[{}]", "", text)
+    depth = 0
+    for char in unescaped:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        assert depth >= 0
+    assert depth == 0
+    assert text.count(r"\begin{tabular}") == text.count(r"\end{tabular}") == 2
+    for marker in (r"\toprule", r"\midrule", r"\bottomrule"):
+        assert text.count(marker) == 2
+    first = text.split(r"\midrule")[1].split(r"\bottomrule")[0]
+    header = text.split(r"\toprule")[1].split(r"\midrule")[0]
+    ampersands = header.count(" & ")
+    for row in filter(None, (line.strip() for line in first.splitlines())):
+        assert row.endswith(r"\\") and row.count(" & ") == ampersands
+    assert r"\textbf{0.900 [" in text and "d\\_1" in text and r"$\uparrow$" in text
+
+
+class _Tables(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables, self.cells, self.sort_values = 0, 0, []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tables += tag == "table"
+        self.cells += tag == "td"
+        self.sort_values += [float(v) for k, v in attrs if k == "data-value" and v]
+
+
+def test_html_tables_carry_sortable_numbers() -> None:
+    parser = _Tables()
+    parser.feed(render_html(all_tables(summarise(results_frame()))))
+    assert parser.tables == 2 and parser.cells == 3 * 6 + 2 * 4
+    assert 0.9 in parser.sort_values and 1.5 in parser.sort_values
+
+
+def test_csv_round_trips_the_summary() -> None:
+    summary = summarise(results_frame())
+    again = pd.read_csv(io.StringIO(render_csv(summary)))
+    assert list(again.columns) == list(summary.columns) and len(again) == len(summary)
