@@ -1,4 +1,4 @@
-"""The ``xai-harness`` command line: ``list``, ``validate``, ``run`` and ``show``.
+"""The ``xai-harness`` command line: list, validate, run, show, figures and report.
 
 User mistakes (a bad suite, an unknown name, a missing store) print one ``error:`` line
 per problem on stderr and exit with code 2; ``run`` exits 1 when any cell failed.
@@ -18,7 +18,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from harness.datasets import dataset_registry
 from harness.errors import HarnessError
@@ -26,10 +25,12 @@ from harness.explainers import explainer_registry
 from harness.metrics import metric_registry
 from harness.models import model_registry
 from harness.report.figures import render_figures
+from harness.report.html_report import write_report
 from harness.report.importance import importance_markdown, importance_tables
 from harness.report.leaderboard import (
     LeaderboardTable,
     all_tables,
+    print_tables,
     render_csv,
     render_html,
     render_latex,
@@ -172,6 +173,9 @@ def list_(what: Annotated[Listable, typer.Argument(help="what to list")]) -> Non
     out.print(_listing(columns, rows()))
 
 
+RunIdArgument = Annotated[
+    str | None, typer.Argument(help="run id or unique prefix (default: the latest run)")
+]
 SuiteArgument = Annotated[
     str, typer.Argument(help="suite file, or the name of a bundled suite (see `list suites`)")
 ]
@@ -267,25 +271,7 @@ def _print_summary(summary: RunSummary) -> None:
 
 
 def _print_tables(tables: list[LeaderboardTable]) -> None:
-    for table in tables:
-        view = Table(title=table.title, title_justify="left", title_style="bold")
-        for index, column in enumerate(table.columns):
-            if index < table.text_columns:  # labels stay whole; numbers may wrap at "["
-                width = max(len(column), *(len(row[index]) for row in table.rows))
-                view.add_column(column, no_wrap=True, min_width=width)
-            else:
-                view.add_column(column, justify="right", overflow="fold")
-        for i, row in enumerate(table.rows):
-            marks = table.best[i] if table.best else [False] * len(row)
-            view.add_row(
-                *(
-                    Text(c, style="bold green" if mark else "")
-                    for c, mark in zip(row, marks, strict=True)
-                )
-            )
-        out.print(view)
-        for note in table.footnotes:
-            out.print(note, highlight=False, soft_wrap=True)
+    print_tables(out, tables)
 
 
 class ShowFormat(StrEnum):
@@ -299,9 +285,7 @@ class ShowFormat(StrEnum):
 @app.command()
 @user_errors
 def show(
-    run_id: Annotated[
-        str | None, typer.Argument(help="run id or unique prefix (default: the latest run)")
-    ] = None,
+    run_id: RunIdArgument = None,
     out_dir: OutOption = Path("results"),
     format: Annotated[ShowFormat, typer.Option("--format", help="output format")] = (
         ShowFormat.table
@@ -360,9 +344,7 @@ def show(
 @app.command()
 @user_errors
 def figures(
-    run_id: Annotated[
-        str | None, typer.Argument(help="run id or unique prefix (default: the latest run)")
-    ] = None,
+    run_id: RunIdArgument = None,
     out_dir: OutOption = Path("results"),
     to: Annotated[
         Path | None,
@@ -372,9 +354,25 @@ def figures(
     """Render the figures that apply to a stored run (PNG and PDF), from the store only."""
     written = render_figures(out_dir, run_id, to)
     if not written:
-        out.print("no figure applies to this run (no sweep, ground truth or score trajectory)")
+        out.print("no figure applies to this run")
     for path in written:
         out.print(str(path), highlight=False)
+
+
+@app.command()
+@user_errors
+def report(
+    run_id: RunIdArgument = None,
+    out_dir: OutOption = Path("results"),
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="folder for the report (default: <out>/reports/<run>)"),
+    ] = None,
+) -> None:
+    """Write a self-contained report.html (leaderboards, figures, conventions, failures)
+    with the figures and the tables in every format beside it, from the store only."""
+    path = write_report(out_dir, run_id, to)
+    out.print(f"report written: {path}", highlight=False)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.component import SUITE_FOLDER, Component
 from harness.datasets import DatasetSource, dataset_registry
@@ -65,6 +65,29 @@ class ExecutionOptions(_Strict):
     threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch default)")
 
 
+class FigureSpec(_Strict):
+    """One ``[[figures]]`` entry: a figure of the paper's set, drawn by ``xai-harness
+    figures`` and ``report`` in addition to the defaults."""
+
+    kind: Literal[
+        "metric", "runtime", "accuracy_localisation", "faithfulness", "gallery", "importance",
+        "trajectory", "sweep",
+    ]  # fmt: skip
+    name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+$", description="output file stem (default: the kind)"
+    )
+    metric: str | None = Field(None, description="kind 'metric': the metric id to plot")
+    datasets: list[str] = Field(default_factory=list, description="dataset ids (default all)")
+    models: list[str] = Field(default_factory=list, description="model ids (default all)")
+    explainers: list[str] = Field(default_factory=list, description="explainer ids (default all)")
+
+    @model_validator(mode="after")
+    def _metric_for_metric_plots(self) -> FigureSpec:
+        if self.kind == "metric" and self.metric is None:
+            raise ValueError("kind 'metric' needs `metric` (a metric id of this suite)")
+        return self
+
+
 class SuiteSpec(_Strict):
     """The suite file's schema."""
 
@@ -77,6 +100,7 @@ class SuiteSpec(_Strict):
     models: list[ComponentSpec] = Field(min_length=1)
     explainers: list[ComponentSpec] = Field(min_length=1)
     execution: ExecutionOptions = ExecutionOptions()
+    figures: list[FigureSpec] = Field(default_factory=list)
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -141,6 +165,7 @@ class Suite:
             "models": entries(self.models),
             "explainers": entries(self.explainers),
             "metrics": entries(self.metrics),
+            "figures": [f.model_dump(mode="json") for f in self.spec.figures],
         }
 
 
@@ -229,6 +254,21 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
                     f"of this suite{did_you_mean(reference, explainer_ids)} "
                     f"Explainer ids: {', '.join(explainer_ids)}"
                 )
+    for index, figure in enumerate(spec.figures):
+        ids = {
+            "metric": [m.id for m in sections["metrics"]],
+            "datasets": [d.id for d in sections["datasets"]],
+            "models": [m.id for m in sections["models"]],
+            "explainers": explainer_ids,
+        }
+        for key, known in ids.items():
+            wanted = getattr(figure, key)
+            for name in [wanted] if isinstance(wanted, str) else wanted or []:
+                if name not in known:
+                    problems.append(
+                        f"figures[{index}].{key}: '{name}' is not a {key.rstrip('s')} id of this "
+                        f"suite{did_you_mean(name, known)} Known: {', '.join(known)}"
+                    )
     if problems:
         raise SuiteError("\n".join(f"{where}: {line}" for line in problems))
     return Suite(

@@ -67,6 +67,7 @@ def test_every_applicable_figure_is_written_with_the_run_id(sweep_run, tmp_path:
             "importance_irrelevant_6_mlp",
             "trajectory_irrelevant_2_mlp",
             "trajectory_irrelevant_6_mlp",
+            "metric_spearman_gt",  # one point plot per explanation metric
         )
         for suffix in ("png", "pdf")
     )
@@ -85,9 +86,13 @@ def test_figures_command_defaults_to_the_results_folder(sweep_run) -> None:
 
 
 def test_only_the_figures_that_apply_are_written(tiny_run) -> None:
-    out, _ = tiny_run  # one dataset, no by-design explainer: only importance bars apply
+    out, _ = tiny_run  # one table, no by-design explainer, no images: no sweep, gallery…
     written = render_figures(out, None, out / "figs")
-    assert [p.name for p in written] == ["importance_syn_mlp.png", "importance_syn_mlp.pdf"]
+    stems = ["importance_syn_mlp", "runtime", "metric_spearman_gt", "metric_kendall_gt",
+             "metric_topk_precision_gt"]  # fmt: skip
+    assert sorted(p.name for p in written) == sorted(
+        f"{s}.{x}" for s in stems for x in ("png", "pdf")
+    )
 
 
 def test_a_run_without_applicable_figures_says_so(plugins_on_path: None, tmp_path: Path) -> None:

@@ -7,8 +7,13 @@
 - ``gallery``: images × explainers, each map with the ground-truth mask's contour;
 - ``accuracy_localisation``: each localisation metric against the accuracy of the model
   the explainer ran on (by-design methods change the model), ± sd over seeds both ways;
-- ``faithfulness_curves``: mean deletion and insertion curves per explainer, with the
-  random-order reference.
+- ``faithfulness``: mean deletion and insertion curves per explainer, with the
+  random-order reference;
+- ``metric``: one metric's mean and 95 % bootstrap CI per model × explainer, per dataset;
+- ``runtime``: explanation time per row on a log scale.
+
+By default every kind is drawn where it applies (``metric`` once per explanation metric);
+a suite's ``[[figures]]`` tables add figures with their own name and filters.
 
 Colours are fixed per explainer across every figure of a run.
 """
@@ -16,6 +21,7 @@ Colours are fixed per explainer across every figure of a run.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,7 @@ from matplotlib.figure import Figure
 
 from harness.errors import HarnessError
 from harness.explainers import explainer_registry
+from harness.report.leaderboard import bootstrap_ci, metric_kind
 from harness.store import ResultsStore
 
 CONTROLS = ("oracle", "inverted", "random", "constant", "centre")
@@ -357,47 +364,147 @@ def _by_design(explainer_name: str) -> bool:
         return False
 
 
-def render_figures(out_dir: str | Path, run_id: str | None, to: Path | None) -> list[Path]:
-    """Every figure that applies to the run (latest by default); returns the files written.
+def metric_figure(results: pd.DataFrame, metric: str) -> Figure | None:
+    """One metric per dataset panel: mean over seeds with its 95 % bootstrap CI per model ×
+    explainer (points; hollow = control), in the suite's order. None without values."""
+    data = results[(results["metric"] == metric) & results["value"].notna()]
+    if data.empty:
+        return None
+    datasets = list(dict.fromkeys(data["dataset"]))
+    colours = explainer_colours(list(results["explainer"].unique()))
+    entries = list(dict.fromkeys(zip(data["model"], data["explainer"], strict=True)))
+    figure, axes = plt.subplots(
+        1, len(datasets), figsize=(max(5.0, 0.42 * len(entries) + 2) * len(datasets), 4.2),
+        squeeze=False,
+    )  # fmt: skip
+    higher = bool(data["higher_is_better"].iloc[0])
+    for axis, dataset in zip(axes[0], datasets, strict=True):
+        block = data[data["dataset"] == dataset]
+        labels = []
+        for x, (model, explainer) in enumerate(entries):
+            values = block.loc[(block["model"] == model) & (block["explainer"] == explainer),
+                               "value"].to_numpy()  # fmt: skip
+            labels.append(f"{explainer} ({model})" if len({m for m, _ in entries}) > 1
+                          else explainer)  # fmt: skip
+            if not len(values):
+                continue
+            mean = values.mean()
+            low, high = bootstrap_ci(values)
+            error = [[mean - low], [high - mean]] if not np.isnan(low) else None
+            axis.errorbar(x, mean, yerr=error, marker="o", capsize=3, color=colours[explainer],
+                          mfc="none" if explainer in CONTROLS else colours[explainer])  # fmt: skip
+        axis.set_xticks(range(len(entries)), labels, rotation=45, ha="right", fontsize=8)
+        axis.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
+        axis.set_title(dataset, fontsize=10)
+        axis.grid(axis="y", alpha=0.3)
+    figure.suptitle(f"{metric}: mean and 95% bootstrap CI over seeds (hollow = control)")
+    figure.tight_layout()
+    return figure
 
-    Files go to ``to``, or ``<out_dir>/figures/<run_id>/``.
-    """
+
+def runtime_figure(results: pd.DataFrame) -> Figure | None:
+    """Explanation time per row (or per call) by explainer, log scale, per dataset panel."""
+    for name in ("explain_seconds_per_row", "explain_seconds"):
+        data = results[(results["metric_name"] == name) & results["value"].notna()]
+        if not data.empty:
+            break
+    else:
+        return None
+    figure = metric_figure(
+        data.assign(value=data["value"].clip(lower=1e-7)), data["metric"].iloc[0]
+    )
+    assert figure is not None
+    for axis in figure.axes:
+        axis.set_yscale("log")
+        axis.set_ylabel(f"{name} (s, log scale)")
+    figure.suptitle(f"{name}: mean and 95% bootstrap CI over seeds, log scale")
+    return figure
+
+
+#: Figure kinds a suite's ``[[figures]]`` may name (see the module docstring).
+FIGURE_KINDS = (
+    "metric", "runtime", "accuracy_localisation", "faithfulness", "gallery", "importance",
+    "trajectory", "sweep",
+)  # fmt: skip
+
+
+@dataclass
+class RunData:
+    """What the figures read from the store for one run."""
+
+    run_id: str
+    config: dict[str, Any]
+    results: pd.DataFrame
+    arrays: dict[str, dict[str, np.ndarray]]
+
+
+def load_run_data(store: ResultsStore, run_id: str) -> RunData:
+    names = ["global_importance", "ground_truth_importance", "score_trajectory",
+             "gallery_maps", "gallery_images", "gallery_masks"]  # fmt: skip
+    names += [n for n in store.array_names(run_id) if n.endswith(".curve")]
+    return RunData(
+        run_id=run_id,
+        config=store.run_info(run_id)["config"],
+        results=store.results(run_id),
+        arrays={name: store.arrays(run_id, name) for name in names},
+    )
+
+
+def default_figures(data: RunData) -> list[dict[str, Any]]:
+    """Every kind once, and a point plot per explanation metric of the run."""
+    summary = data.results.drop_duplicates("metric")
+    metrics = [m for m, name in zip(summary["metric"], summary["metric_name"], strict=True)
+               if metric_kind(name) == "explanation"]  # fmt: skip
+    kinds = [k for k in FIGURE_KINDS if k != "metric"]
+    return [{"kind": k} for k in kinds] + [{"kind": "metric", "metric": m} for m in metrics]
+
+
+def draw(spec: dict[str, Any], data: RunData) -> list[tuple[str, Figure]]:
+    """The figures of one spec (kind, optional name, metric and dataset/model/explainer
+    filters) as (file stem, figure) pairs; none when the kind does not apply."""
+    results = data.results
+    for key, column in (("datasets", "dataset"), ("models", "model"), ("explainers", "explainer")):
+        if spec.get(key):
+            results = results[results[column].isin(spec[key])]
+    kind, arrays = spec["kind"], data.arrays
+    name = spec.get("name") or (f"metric_{spec['metric']}" if kind == "metric" else kind)
+    drawn: list[tuple[str, Figure | None]] = []
+    if kind == "sweep":
+        drawn.append((spec.get("name") or "sweep_irrelevant_features",
+                      sweep_figure(results, data.config)))  # fmt: skip
+    elif kind == "metric":
+        drawn.append((name, metric_figure(results, spec["metric"])))
+    elif kind == "runtime":
+        drawn.append((name, runtime_figure(results)))
+    elif kind == "accuracy_localisation":
+        drawn += [(f"{name}_{d}", accuracy_localisation_figure(results, d))
+                  for d in results["dataset"].unique()]  # fmt: skip
+    else:
+        truth = arrays["ground_truth_importance"]
+        for (dataset, model), _ in results.groupby(["dataset", "model"], sort=False):
+            figure = {
+                "importance": lambda d, m: importance_figure(
+                    results, arrays["global_importance"], truth, d, m),
+                "trajectory": lambda d, m: trajectory_figure(
+                    arrays["score_trajectory"], truth, d, m),
+                "gallery": lambda d, m: gallery_figure(results, arrays, d, m),
+                "faithfulness": lambda d, m: faithfulness_figure(results, arrays, d, m),
+            }[kind](dataset, model)  # fmt: skip
+            drawn.append((f"{name}_{dataset}_{model}", figure))
+    return [(stem, figure) for stem, figure in drawn if figure is not None]
+
+
+def render_figures(out_dir: str | Path, run_id: str | None, to: Path | None) -> list[Path]:
+    """The default figures and the suite's declared ``[[figures]]`` of a run (latest by
+    default); returns the files written, to ``to`` or ``<out_dir>/figures/<run_id>/``."""
     store = ResultsStore(out_dir, create=False)
     try:
-        run_id = store.resolve_run_id(run_id)
-        config = store.run_info(run_id)["config"]
-        results = store.results(run_id)
-        importance = store.arrays(run_id, "global_importance")
-        truth = store.arrays(run_id, "ground_truth_importance")
-        trajectories = store.arrays(run_id, "score_trajectory")
-        gallery = {
-            name: store.arrays(run_id, name)
-            for name in ("gallery_maps", "gallery_images", "gallery_masks")
-        }
-        curve_names = [n for n in store.array_names(run_id) if n.endswith(".curve")]
-        curves = {name: store.arrays(run_id, name) for name in curve_names}
+        data = load_run_data(store, store.resolve_run_id(run_id))
     finally:
         store.close()
-    folder = to or Path(out_dir) / "figures" / run_id
+    folder = to or Path(out_dir) / "figures" / data.run_id
     written: list[Path] = []
-    sweep = sweep_figure(results, config)
-    if sweep is not None:
-        written += save(sweep, folder, "sweep_irrelevant_features", run_id)
-    for (dataset, model), _ in results.groupby(["dataset", "model"], sort=False):
-        bars = importance_figure(results, importance, truth, dataset, model)
-        if bars is not None:
-            written += save(bars, folder, f"importance_{dataset}_{model}", run_id)
-        trajectory = trajectory_figure(trajectories, truth, dataset, model)
-        if trajectory is not None:
-            written += save(trajectory, folder, f"trajectory_{dataset}_{model}", run_id)
-        panels = gallery_figure(results, gallery, dataset, model)
-        if panels is not None:
-            written += save(panels, folder, f"gallery_{dataset}_{model}", run_id)
-        faithfulness = faithfulness_figure(results, curves, dataset, model)
-        if faithfulness is not None:
-            written += save(faithfulness, folder, f"faithfulness_{dataset}_{model}", run_id)
-    for dataset in results["dataset"].unique():
-        scatter = accuracy_localisation_figure(results, dataset)
-        if scatter is not None:
-            written += save(scatter, folder, f"accuracy_localisation_{dataset}", run_id)
+    for spec in default_figures(data) + list(data.config.get("figures", [])):
+        for stem, figure in draw(spec, data):
+            written += save(figure, folder, stem, data.run_id)
     return written

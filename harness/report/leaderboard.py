@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from harness.errors import HarnessError
 
@@ -371,6 +374,33 @@ def render_html(tables: list[LeaderboardTable]) -> str:
             notes = "".join(f"<li>{escape(n)}</li>" for n in table.footnotes)
             parts.append(f'<ul class="footnotes">{notes}</ul>')
     return "\n".join(parts)
+
+
+def print_tables(console: Console, tables: list[LeaderboardTable]) -> None:
+    """Rich tables on ``console`` (the terminal format): labels never wrap, best in bold
+    green, footnotes below each table."""
+    for table in tables:
+        view = Table(title=table.title, title_justify="left", title_style="bold")
+        for index, column in enumerate(table.columns):
+            if index < table.text_columns:  # labels stay whole; numbers may wrap at "["
+                width = max(len(column), *(len(row[index]) for row in table.rows))
+                view.add_column(column, no_wrap=True, min_width=width)
+            else:
+                view.add_column(column, justify="right", overflow="fold")
+        for i, row in enumerate(table.rows):
+            marks = table.best[i] if table.best else [False] * len(row)
+            styles = ["bold green" if mark else "" for mark in marks]
+            view.add_row(*(Text(c, style=style) for c, style in zip(row, styles, strict=True)))
+        console.print(view)
+        for note in table.footnotes:
+            console.print(note, highlight=False, soft_wrap=True)
+
+
+def render_text(tables: list[LeaderboardTable], width: int = 200) -> str:
+    """The terminal format as plain text (no colours), ``width`` characters wide."""
+    console = Console(record=True, width=width, file=io.StringIO())
+    print_tables(console, tables)
+    return console.export_text()
 
 
 def render_csv(summary: pd.DataFrame) -> str:

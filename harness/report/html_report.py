@@ -1,0 +1,196 @@
+"""``xai-harness report``: one self-contained HTML file per run, from the store only.
+
+``report.html`` has no external resource: CSS and the sorting script are inline and every
+figure is an inlined PNG (base64), so it opens anywhere, offline. Sections: the run
+(suite, status, times, versions, git commit, machine), one section per dataset (its
+leaderboard with sortable columns and its figures), the cross-dataset rank summary, the
+other figures, the conventions each metric was computed with, and the failed and skipped
+cells with their reasons. Beside it: the figures as PNG and PDF (``figures/``) and the
+tables in every format (``leaderboard.{txt,md,csv,tex,html}``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.report.figures import default_figures, draw, load_run_data, save
+from harness.report.leaderboard import (
+    LeaderboardTable,
+    all_tables,
+    render_csv,
+    render_html,
+    render_latex,
+    render_markdown,
+    render_text,
+    summarise,
+)
+from harness.store import ResultsStore
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 78rem; color: #222; }
+h1 { font-size: 1.6rem; } h2 { border-bottom: 1px solid #ccc; margin-top: 2.5rem; }
+table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.85rem; }
+th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; }
+td { text-align: right; white-space: nowrap; } td:nth-child(-n+2) { text-align: left; }
+th { background: #f3f3f3; cursor: pointer; user-select: none; position: sticky; top: 0; }
+th.sorted-up::after { content: " ▲"; } th.sorted-down::after { content: " ▼"; }
+td strong { color: #0a6b2d; } .scroll { overflow-x: auto; }
+table.meta td { text-align: left; white-space: normal; }
+figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.85rem; color: #555; }
+ul.footnotes { font-size: 0.8rem; color: #555; }
+pre { background: #f7f7f7; padding: 0.5rem; font-size: 0.8rem; white-space: pre-wrap; }
+"""
+
+SORT_SCRIPT = """
+document.querySelectorAll("table.leaderboard").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (header, column) {
+    header.addEventListener("click", function () {
+      var body = table.tBodies[0];
+      var up = !header.classList.contains("sorted-up");
+      table.querySelectorAll("th").forEach(function (h) {
+        h.classList.remove("sorted-up", "sorted-down");
+      });
+      header.classList.add(up ? "sorted-up" : "sorted-down");
+      var rows = Array.from(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[column], y = b.cells[column];
+        var u = x.dataset.value, v = y.dataset.value;
+        if (u === undefined && v !== undefined) { return 1; }  // missing values last
+        if (u !== undefined && v === undefined) { return -1; }
+        var order = u !== undefined ? parseFloat(u) - parseFloat(v)
+                                    : x.textContent.localeCompare(y.textContent);
+        return up ? order : -order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+"""
+
+
+def write_report(out_dir: str | Path, run_id: str | None, to: Path | None) -> Path:
+    """Write ``report.html`` and its companions for a run (latest by default) to ``to``,
+    or ``<out_dir>/reports/<run_id>/``; returns the path of ``report.html``."""
+    store = ResultsStore(out_dir, create=False)
+    try:
+        resolved = store.resolve_run_id(run_id)
+        info = store.run_info(resolved)
+        data = load_run_data(store, resolved)
+    finally:
+        store.close()
+    folder = to or Path(out_dir) / "reports" / resolved
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = summarise(data.results)
+    tables = all_tables(summary)
+    _write_tables(folder, summary, tables)
+    figures: list[tuple[str, Path]] = []
+    for spec in default_figures(data) + list(data.config.get("figures", [])):
+        for stem, figure in draw(spec, data):
+            png = save(figure, folder / "figures", stem, resolved)[0]
+            figures.append((stem, png))
+    page = _page(info, data.results, tables, figures)
+    path = folder / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _write_tables(folder: Path, summary: pd.DataFrame, tables: list[LeaderboardTable]) -> None:
+    (folder / "leaderboard.txt").write_text(render_text(tables), encoding="utf-8")
+    (folder / "leaderboard.md").write_text(render_markdown(tables), encoding="utf-8")
+    (folder / "leaderboard.csv").write_text(render_csv(summary), encoding="utf-8")
+    (folder / "leaderboard.tex").write_text(render_latex(tables), encoding="utf-8")
+    (folder / "leaderboard.html").write_text(render_html(tables), encoding="utf-8")
+
+
+def _image(path: Path, caption: str) -> str:
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (
+        f'<figure><img alt="{escape(caption)}" src="data:image/png;base64,{encoded}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
+
+
+def _meta_table(rows: list[tuple[str, str]]) -> str:
+    cells = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    return f'<table class="meta">{cells}</table>'
+
+
+def _run_section(info: dict[str, Any]) -> str:
+    environment = info["environment"]
+    git = environment.get("git") or {}
+    machine = environment.get("machine") or {}
+    stages = info.get("stage_seconds") or {}
+    rows = [
+        ("run", info["run_id"]),
+        ("suite", f"{info['suite_name']} ({info.get('suite_path') or 'inline'})"),
+        ("status", info["status"]),
+        ("started / finished", f"{info['started_at']} / {info.get('finished_at') or '—'}"),
+        ("wall time", " · ".join(f"{k} {v:.1f} s" for k, v in stages.items())),
+        ("git commit", f"{git.get('commit', 'unknown')}{' (dirty)' if git.get('dirty') else ''}"),
+        ("machine", ", ".join(f"{k}: {v}" for k, v in machine.items())),
+        ("packages", ", ".join(f"{k} {v}" for k, v in environment.get("packages", {}).items())),
+    ]
+    return "<h2>Run</h2>" + _meta_table(rows)
+
+
+def _conventions_section(results: pd.DataFrame) -> str:
+    rows = []
+    for _, row in results.drop_duplicates("metric").iterrows():
+        conventions = json.loads(row["conventions"] or "{}")
+        text = "; ".join(f"{k}: {v}" for k, v in conventions.items()) or "—"
+        rows.append((f"{row['metric']} ({row['metric_name']}, {row['conventions_hash']})", text))
+    return "<h2>Metric conventions</h2>" + _meta_table(rows)
+
+
+def _cells_section(results: pd.DataFrame) -> str:
+    cells = results.drop_duplicates("cell_id")
+    parts = ["<h2>Failed and skipped cells</h2>"]
+    for status in ("failed", "skipped"):
+        chosen = cells[cells["status"] == status]
+        if chosen.empty:
+            parts.append(f"<p>No {status} cells.</p>")
+            continue
+        items = "".join(
+            f"<li><code>{escape(c)}</code>: {escape(str(e))}</li>"
+            for c, e in zip(chosen["cell_id"], chosen["error"], strict=True)
+        )
+        parts.append(f"<h3>{len(chosen)} {status}</h3><ul>{items}</ul>")
+    return "\n".join(parts)
+
+
+def _page(
+    info: dict[str, Any],
+    results: pd.DataFrame,
+    tables: list[LeaderboardTable],
+    figures: list[tuple[str, Path]],
+) -> str:
+    datasets = list(dict.fromkeys(results["dataset"]))
+    body = [f"<h1>xai-harness report: {escape(info['suite_name'])}</h1>", _run_section(info)]
+    placed: set[str] = set()
+    for dataset, table in zip(datasets, tables, strict=False):
+        body.append(f"<h2>Dataset {escape(str(dataset))}</h2>")
+        body.append(f'<div class="scroll">{render_html([table])}</div>')
+        for stem, png in figures:
+            if stem.endswith(f"_{dataset}") or f"_{dataset}_" in stem:
+                body.append(_image(png, stem))
+                placed.add(stem)
+    if len(tables) > len(datasets):
+        body.append("<h2>Summary across datasets</h2>")
+        body.append(f'<div class="scroll">{render_html(tables[len(datasets) :])}</div>')
+    others = [(stem, png) for stem, png in figures if stem not in placed]
+    if others:
+        body.append("<h2>Figures</h2>")
+        body += [_image(png, stem) for stem, png in others]
+    body += [_conventions_section(results), _cells_section(results)]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>xai-harness {escape(info['run_id'])}</title><style>{STYLE}</style></head>"
+        f"<body>{''.join(body)}<script>{SORT_SCRIPT}</script></body></html>\n"
+    )
