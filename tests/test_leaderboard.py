@@ -173,3 +173,22 @@ def test_csv_round_trips_the_summary() -> None:
     summary = summarise(results_frame())
     again = pd.read_csv(io.StringIO(render_csv(summary)))
     assert list(again.columns) == list(summary.columns) and len(again) == len(summary)
+
+
+def test_a_table_wider_than_the_terminal_is_split_with_the_labels_repeated() -> None:
+    from harness.report.leaderboard import _fitting_parts, render_text
+
+    frame = results_frame()
+    wide = pd.concat(
+        [frame.assign(metric=frame["metric"] + f"_{i}") for i in range(6)], ignore_index=True
+    )
+    table = all_tables(summarise(wide))[0]
+    parts = _fitting_parts(table, 80)
+    assert len(parts) > 1 and _fitting_parts(table, 1000) == [table]
+    assert all(p.columns[:2] == ["model", "explainer"] for p in parts)
+    assert [c for p in parts for c in p.columns[2:]] == table.columns[2:]  # each once, in order
+    for part in parts:  # rows and best marks follow their columns
+        assert all(len(row) == len(part.columns) for row in part.rows + part.best)
+    narrow = render_text([table], width=80)
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert f"part {len(parts)} of {len(parts)}" in narrow.replace("\n", " ")

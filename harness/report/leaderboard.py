@@ -378,22 +378,65 @@ def render_html(tables: list[LeaderboardTable]) -> str:
 
 def print_tables(console: Console, tables: list[LeaderboardTable]) -> None:
     """Rich tables on ``console`` (the terminal format): labels never wrap, best in bold
-    green, footnotes below each table."""
+    green, footnotes below each table. A table wider than the console is split into
+    several, each repeating the label columns, so no column is squeezed to nothing."""
     for table in tables:
-        view = Table(title=table.title, title_justify="left", title_style="bold")
-        for index, column in enumerate(table.columns):
-            if index < table.text_columns:  # labels stay whole; numbers may wrap at "["
-                width = max(len(column), *(len(row[index]) for row in table.rows))
-                view.add_column(column, no_wrap=True, min_width=width)
-            else:
-                view.add_column(column, justify="right", overflow="fold")
-        for i, row in enumerate(table.rows):
-            marks = table.best[i] if table.best else [False] * len(row)
-            styles = ["bold green" if mark else "" for mark in marks]
-            view.add_row(*(Text(c, style=style) for c, style in zip(row, styles, strict=True)))
-        console.print(view)
+        for part in _fitting_parts(table, console.width):
+            view = Table(title=part.title, title_justify="left", title_style="bold")
+            for index, column in enumerate(part.columns):
+                if index < part.text_columns:  # labels stay whole
+                    width = max(len(column), *(len(row[index]) for row in part.rows))
+                    view.add_column(column, no_wrap=True, min_width=width)
+                else:
+                    view.add_column(column, justify="right", overflow="fold")
+            for i, row in enumerate(part.rows):
+                marks = part.best[i] if part.best else [False] * len(row)
+                styles = ["bold green" if mark else "" for mark in marks]
+                view.add_row(*(Text(c, style=s) for c, s in zip(row, styles, strict=True)))
+            console.print(view)
         for note in table.footnotes:
             console.print(note, highlight=False, soft_wrap=True)
+
+
+def _fitting_parts(table: LeaderboardTable, width: int) -> list[LeaderboardTable]:
+    """``table`` split by metric columns into parts no wider than ``width`` characters.
+
+    Label columns keep their full width; a value column may wrap at spaces (mean, then
+    the interval bounds on their own lines), so it needs its longest word, at least 8
+    characters, plus borders."""
+    labels = list(range(table.text_columns))
+
+    def needed(j: int) -> int:
+        cells = [table.columns[j], *(row[j] for row in table.rows)]
+        if j in labels:
+            return max(map(len, cells)) + 3
+        words = [len(w) for c in cells[1:] for w in c.split()]
+        return max([8, *words]) + 3
+
+    groups: list[list[int]] = [[]]
+    used = sum(needed(j) for j in labels) + 1
+    for j in range(table.text_columns, len(table.columns)):
+        if groups[-1] and used + needed(j) > width:
+            groups.append([])
+            used = sum(needed(j) for j in labels) + 1
+        groups[-1].append(j)
+        used += needed(j)
+    if len(groups) == 1:
+        return [table]
+    parts = []
+    for number, group in enumerate(groups, start=1):
+        keep = labels + group
+        parts.append(
+            LeaderboardTable(
+                title=f"{table.title} — part {number} of {len(groups)}",
+                columns=[table.columns[j] for j in keep],
+                rows=[[row[j] for j in keep] for row in table.rows],
+                best=[[marks[j] for j in keep] for marks in table.best] if table.best else [],
+                sort_values=[],
+                text_columns=table.text_columns,
+            )
+        )
+    return parts
 
 
 def render_text(tables: list[LeaderboardTable], width: int = 200) -> str:
