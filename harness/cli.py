@@ -19,11 +19,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from harness.claims import evaluate
 from harness.datasets import dataset_registry
 from harness.errors import HarnessError
 from harness.explainers import explainer_registry
 from harness.metrics import metric_registry
 from harness.models import model_registry
+from harness.regression import compare_runs
+from harness.report.claims import describe_outcome, write_junit
 from harness.report.figures import render_figures
 from harness.report.html_report import write_report
 from harness.report.importance import importance_markdown, importance_tables
@@ -41,7 +44,7 @@ from harness.report.leaderboard import (
 from harness.runner.execute import RunSummary, run_suite
 from harness.runner.plan import plan
 from harness.runner.progress import RichProgress
-from harness.store import ResultsStore
+from harness.store import STORE_FILENAME, ResultsStore
 from harness.suite import DEFAULT_SUITE, bundled_suites, load_suite
 
 app = typer.Typer(
@@ -373,6 +376,102 @@ def report(
     with the figures and the tables in every format beside it, from the store only."""
     path = write_report(out_dir, run_id, to)
     out.print(f"report written: {path}", highlight=False)
+
+
+@app.command()
+@user_errors
+def check(
+    suite: SuiteArgument,
+    run: Annotated[
+        str | None,
+        typer.Option("--run", help="the run to check (default: the suite's latest stored run)"),
+    ] = None,
+    out_dir: OutOption = Path("results"),
+    run_missing: Annotated[
+        bool, typer.Option("--run-missing", help="run the suite first when no run is stored")
+    ] = False,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="also write the verdicts as JUnit XML")
+    ] = None,
+    against: Annotated[
+        str | None,
+        typer.Option("--against", help="baseline run id: flag every score that moved"),
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", min=0, help="--against: allowed absolute change")
+    ] = 1e-6,
+    metric_tolerance: Annotated[
+        list[str] | None,
+        typer.Option("--metric-tolerance", help="--against: METRIC=VALUE (repeatable)"),
+    ] = None,
+    time_factor: Annotated[
+        float,
+        typer.Option("--time-factor", min=1, help="--against: allowed timing ratio either way"),
+    ] = 3.0,
+) -> None:
+    """Check a suite's claims against its stored run (exit 0: all hold; 1: any fails or is
+    inconclusive, or --against flags a change; 2: usage errors)."""
+    loaded = load_suite(suite)
+    run_id = run
+    if (Path(out_dir) / STORE_FILENAME).exists():
+        store = ResultsStore(out_dir, create=False)
+        try:
+            run_id = run or store.latest_run_of(loaded.name)
+        finally:
+            store.close()
+    if run_id is None and run_missing:
+        run_id = run_suite(loaded, out_dir, progress=RichProgress(err)).run_id
+    if run_id is None:
+        raise HarnessError(
+            f"no stored run of suite '{loaded.name}' in {out_dir}; run `xai-harness run "
+            f"{suite}` first, or pass --run-missing"
+        )
+    store = ResultsStore(out_dir, create=False)
+    try:
+        run_id = store.resolve_run_id(run_id)
+        checked_suite = store.run_info(run_id)["suite_name"]
+        if checked_suite != loaded.name:
+            raise HarnessError(
+                f"run {run_id} is of suite '{checked_suite}', not '{loaded.name}'; pass a run "
+                "of this suite with --run, or leave --run out for its latest run"
+            )
+        results = store.results(run_id)
+        baseline = store.results(store.resolve_run_id(against)) if against else None
+    finally:
+        store.close()
+    outcomes = [evaluate(claim, results) for claim in loaded.spec.claims]
+    out.print(f"suite {loaded.name} · run {run_id}: {len(outcomes)} claims", highlight=False)
+    for outcome in outcomes:
+        out.print(describe_outcome(outcome), highlight=False, soft_wrap=True)
+    if junit is not None:
+        write_junit(junit, loaded.name, run_id, outcomes)
+    failed = any(o.verdict != "holds" for o in outcomes)
+    if baseline is not None:
+        overrides = dict(_metric_value(item) for item in metric_tolerance or [])
+        changes, compared = compare_runs(
+            baseline, results, tolerance=tolerance, time_factor=time_factor, per_metric=overrides
+        )
+        out.print(f"against {against}: {len(changes)} of {compared} entries moved", highlight=False)
+        for c in changes:
+            out.print(
+                f"  MOVED {c.dataset}/{c.model}/{c.explainer} {c.metric}: "
+                f"{c.baseline:.6g} → {c.current:.6g} ({c.reason})",
+                highlight=False,
+                soft_wrap=True,
+            )
+        failed = failed or bool(changes)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _metric_value(item: str) -> tuple[str, float]:
+    metric, _, value = item.partition("=")
+    try:
+        return metric, float(value)
+    except ValueError:
+        raise HarnessError(
+            f"--metric-tolerance '{item}': expected METRIC=VALUE, e.g. accuracy=0.01"
+        ) from None
 
 
 def main() -> None:

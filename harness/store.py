@@ -314,6 +314,14 @@ class ResultsStore:
         rows = self._db.execute("SELECT run_id FROM runs ORDER BY rowid")
         return [row[0] for row in rows]
 
+    def latest_run_of(self, suite_name: str) -> str | None:
+        """The latest run of the suite called ``suite_name`` (None if there is none)."""
+        row = self._db.execute(
+            "SELECT run_id FROM runs WHERE suite_name = ? ORDER BY rowid DESC LIMIT 1",
+            (suite_name,),
+        ).fetchone()
+        return row[0] if row else None
+
     def resolve_run_id(self, run_id: str | None) -> str:
         """``run_id`` if stored (a unique prefix is enough), else the latest run when None."""
         ids = self.run_ids()

@@ -10,6 +10,7 @@ All problems are collected and reported together, one line each, as
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 import tomllib
 import types
@@ -20,6 +21,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness.claims import ClaimSpec, claim_problems
 from harness.component import SUITE_FOLDER, Component
 from harness.datasets import DatasetSource, dataset_registry
 from harness.errors import HarnessError, did_you_mean
@@ -101,6 +103,7 @@ class SuiteSpec(_Strict):
     explainers: list[ComponentSpec] = Field(min_length=1)
     execution: ExecutionOptions = ExecutionOptions()
     figures: list[FigureSpec] = Field(default_factory=list)
+    claims: list[ClaimSpec] = Field(default_factory=list)
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -166,6 +169,7 @@ class Suite:
             "explainers": entries(self.explainers),
             "metrics": entries(self.metrics),
             "figures": [f.model_dump(mode="json") for f in self.spec.figures],
+            "claims": [c.model_dump(mode="json") for c in self.spec.claims],
         }
 
 
@@ -217,7 +221,7 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
         raise SuiteError(
-            "\n".join(f"{where}: {line}" for line in _describe(exc, SuiteSpec))
+            "\n".join(f"{where}: {_name_claim(line, data)}" for line in _describe(exc, SuiteSpec))
         ) from None
     if path is not None and str(path.parent.resolve()) not in sys.path:
         sys.path.insert(0, str(path.parent.resolve()))
@@ -254,6 +258,19 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
                     f"of this suite{did_you_mean(reference, explainer_ids)} "
                     f"Explainer ids: {', '.join(explainer_ids)}"
                 )
+    claim_ids = {
+        "metric": [m.id for m in sections["metrics"]],
+        "explainer": explainer_ids,
+        "dataset": [d.id for d in sections["datasets"]],
+        "model": [m.id for m in sections["models"]],
+    }
+    seen_claims: set[str] = set()
+    for index, claim in enumerate(spec.claims):
+        where_claim = f"claims[{index}] (id '{claim.id}')"
+        if claim.id in seen_claims:
+            problems.append(f"{where_claim}: the id is used twice; give each claim its own id")
+        seen_claims.add(claim.id)
+        problems += [f"{where_claim}.{line}" for line in claim_problems(claim, claim_ids)]
     for index, figure in enumerate(spec.figures):
         ids = {
             "metric": [m.id for m in sections["metrics"]],
@@ -345,6 +362,17 @@ def _describe(
             message = item["msg"].removeprefix("Value error, ")
             lines.append(f"{path}: {message}{got}")
     return lines
+
+
+def _name_claim(line: str, data: dict[str, Any]) -> str:
+    """``claims[2]…`` → ``claims[2] (id 'x')…``, so a message names the claim it is about."""
+    match = re.match(r"claims\[(\d+)\]", line)
+    claims = data.get("claims")
+    if match is None or not isinstance(claims, list) or int(match[1]) >= len(claims):
+        return line
+    entry = claims[int(match[1])]
+    claim_id = entry.get("id") if isinstance(entry, dict) else None
+    return line if claim_id is None else f"{match[0]} (id '{claim_id}'){line[match.end() :]}"
 
 
 def _key_path(prefix: str, loc: tuple[int | str, ...]) -> str:

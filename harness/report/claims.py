@@ -1,0 +1,49 @@
+"""Claim verdicts as text lines and as JUnit XML (one test case per claim)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from harness.claims import ClaimResult, format_number
+
+
+def describe_outcome(outcome: ClaimResult) -> str:
+    """``HOLDS  sa-speedup  ratio = 183 [160, 201]; claim: ratio ≥ 150; 5 seeds, paired by
+    seed — source`` (one line)."""
+    claim = outcome.claim
+    interval = (
+        f" [{format_number(outcome.low)}, {format_number(outcome.high)}]"
+        if outcome.low != outcome.high or outcome.seeds > 1 else ""
+    )  # fmt: skip
+    measured = "rank" if claim.kind == "rank" else claim.kind
+    details = f"{outcome.seeds} seed{'s' if outcome.seeds != 1 else ''}"
+    if outcome.note:
+        details += f", {outcome.note}"
+    return (
+        f"{outcome.verdict.upper():<12} {claim.id}  {measured} = "
+        f"{format_number(outcome.measured)}{interval}; claim: {claim.statement()} "
+        f'({details}) — {claim.source}: "{claim.text}"'
+    )
+
+
+def write_junit(path: Path, suite: str, run_id: str, outcomes: list[ClaimResult]) -> None:
+    """A JUnit ``testsuite``: each claim a ``testcase``; ``fails`` and ``inconclusive``
+    verdicts are ``failure`` elements (type = the verdict), with the measurement."""
+    failures = [o for o in outcomes if o.verdict != "holds"]
+    root = ET.Element(
+        "testsuite", name=f"xai-harness check {suite}", tests=str(len(outcomes)),
+        failures=str(len(failures)), errors="0", skipped="0",
+    )  # fmt: skip
+    properties = ET.SubElement(root, "properties")
+    ET.SubElement(properties, "property", name="run_id", value=run_id)
+    for outcome in outcomes:
+        case = ET.SubElement(root, "testcase", classname=f"claims.{suite}",
+                             name=outcome.claim.id, time="0")  # fmt: skip
+        line = describe_outcome(outcome)
+        if outcome.verdict != "holds":
+            failure = ET.SubElement(case, "failure", type=outcome.verdict, message=line)
+            failure.text = line
+        ET.SubElement(case, "system-out").text = line
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
