@@ -144,6 +144,7 @@ class ClaimResult:
     high: float
     seeds: int
     note: str = ""
+    bootstrapped: bool = True
 
 
 def per_seed(results: pd.DataFrame, side: Selection, claim_id: str) -> pd.Series:
@@ -160,6 +161,14 @@ def per_seed(results: pd.DataFrame, side: Selection, claim_id: str) -> pd.Series
             "in this run; check its ids, or whether those cells were skipped or failed"
         )
     return values
+
+
+def _across_seeds(results: pd.DataFrame, side: Selection) -> bool:
+    """Whether the side's metric is one statistic over all seeds (e.g. ``stability``)."""
+    if "conventions" not in results.columns:
+        return False
+    rows = results[results["metric"] == side.metric]["conventions"].dropna()
+    return bool(len(rows)) and '"aggregate": "across seeds' in str(rows.iloc[0])
 
 
 def _resample_indices(n: int, seed: int = 0) -> np.ndarray:
@@ -222,12 +231,13 @@ def evaluate(claim: ClaimSpec, results: pd.DataFrame) -> ClaimResult:
         return _evaluate_rank(claim, results, sides[0])
     if claim.kind == "value":
         values = per_seed(results, sides[0], claim.id)
-        measured, note = float(values.mean()), ""
+        measured, note, seeds = float(values.mean()), "", len(values)
+        if _across_seeds(results, sides[0]):
+            values = values.iloc[:1]  # one statistic of all seeds, repeated on each row
         samples = (
             values.to_numpy()[_resample_indices(len(values))].mean(axis=1)
             if len(values) > 1 else None
         )  # fmt: skip
-        seeds = len(values)
     else:
         a, b = (per_seed(results, side, claim.id) for side in sides)
         if claim.kind == "ratio":
@@ -246,10 +256,15 @@ def evaluate(claim: ClaimSpec, results: pd.DataFrame) -> ClaimResult:
         measured, samples, note, seeds = _two_sided(a, b, combine)
     if samples is None:
         low = high = measured
-        note = "one seed: no interval, the verdict rests on the point value"
+        note = (
+            "a statistic across seeds: no interval, the verdict rests on its value"
+            if claim.kind == "value" and _across_seeds(results, sides[0])
+            else "one seed: no interval, the verdict rests on the point value"
+        )
     else:
         low, high = _interval(samples)
-    return ClaimResult(claim, verdict(claim, low, high), measured, low, high, seeds, note)
+    outcome = verdict(claim, low, high)
+    return ClaimResult(claim, outcome, measured, low, high, seeds, note, samples is not None)
 
 
 def _evaluate_rank(claim: ClaimSpec, results: pd.DataFrame, side: Selection) -> ClaimResult:
@@ -284,7 +299,7 @@ def _evaluate_rank(claim: ClaimSpec, results: pd.DataFrame, side: Selection) -> 
         note += "; one seed: no interval"
     top = float(claim.top)
     outcome: Verdict = "holds" if high <= top else "fails" if low > top else "inconclusive"
-    return ClaimResult(claim, outcome, measured, low, high, len(table), note)
+    return ClaimResult(claim, outcome, measured, low, high, len(table), note, len(table) > 1)
 
 
 def format_number(value: float) -> str:

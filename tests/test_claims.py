@@ -237,3 +237,12 @@ def test_timings_are_compared_as_ratios() -> None:
     assert [c.metric for c in drift] == ["accuracy"]
     fine, _ = compare_runs(run(1.0, 0.9), run(1.0, 0.895), per_metric={"accuracy": 0.01})
     assert fine == []
+
+
+def test_an_across_seeds_statistic_has_no_interval_and_says_so() -> None:
+    results = frame({("a", "stability"): [0.7, 0.7, 0.7]})
+    results["conventions"] = '{"aggregate": "across seeds: mean over pairs of seeds"}'
+    result = evaluate(claim(select={"metric": "stability", "explainer": "a"}, value=0.8),
+                      results)  # fmt: skip
+    assert result.verdict == "fails" and result.low == result.high == pytest.approx(0.7)
+    assert "statistic across seeds" in result.note and result.seeds == 3

@@ -14,7 +14,7 @@ def describe_outcome(outcome: ClaimResult) -> str:
     claim = outcome.claim
     interval = (
         f" [{format_number(outcome.low)}, {format_number(outcome.high)}]"
-        if outcome.low != outcome.high or outcome.seeds > 1 else ""
+        if outcome.bootstrapped else ""
     )  # fmt: skip
     measured = "rank" if claim.kind == "rank" else claim.kind
     details = f"{outcome.seeds} seed{'s' if outcome.seeds != 1 else ''}"
