@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable
 from enum import StrEnum
@@ -225,6 +226,15 @@ def run(
         int | None,
         typer.Option("--seeds", min=1, help="run seeds 0 … N-1 instead of the suite's seeds"),
     ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="continue a stored run of this suite: `--resume` alone (or `--resume latest`)"
+            " takes its latest run, `--resume RUN_ID` that one; stored cells are kept, only "
+            "missing ones run",
+        ),
+    ] = None,
     openml_cache: Annotated[
         Path | None,
         typer.Option(
@@ -239,11 +249,12 @@ def run(
         os.environ["OPENML_CACHE_DIR"] = str(openml_cache.expanduser().resolve())
     loaded = load_suite(suite, seeds=list(range(seeds)) if seeds else None)
     try:
-        summary = run_suite(loaded, out_dir, progress=RichProgress(err))
+        summary = run_suite(loaded, out_dir, progress=RichProgress(err), resume=resume)
     except KeyboardInterrupt:
         err.print(
-            f"interrupted: the cells finished so far are stored in {out_dir}; "
-            "the run is marked 'interrupted'"
+            f"interrupted: the cells finished so far are stored in {out_dir}; the run is "
+            f"marked 'interrupted'; continue it with `xai-harness run {suite} --out {out_dir} "
+            "--resume`"
         )
         raise typer.Exit(130) from None
     store = ResultsStore(out_dir, create=False)
@@ -258,6 +269,8 @@ def run(
 
 def _print_summary(summary: RunSummary) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
+    if summary.resumed:
+        counts += f"; {summary.resumed} kept from before, not recomputed"
     out.print(f"run [bold]{summary.run_id}[/bold] stored in {summary.store_path} ({counts})")
     stages = summary.stage_seconds
     parts = " · ".join(
@@ -474,6 +487,17 @@ def _metric_value(item: str) -> tuple[str, float]:
         ) from None
 
 
+def optional_resume_value(args: list[str]) -> list[str]:
+    """``--resume`` may stand alone (resume the latest run): give it the value ``latest``
+    when no run id follows (end of the line, or another option next)."""
+    fixed = list(args)
+    for index, arg in enumerate(fixed):
+        if arg == "--resume" and (index + 1 == len(fixed) or fixed[index + 1].startswith("-")):
+            fixed.insert(index + 1, "latest")
+            break
+    return fixed
+
+
 def main() -> None:
     """Console-script entry point."""
-    app()
+    app(args=optional_resume_value(sys.argv[1:]))

@@ -314,6 +314,21 @@ class ResultsStore:
         rows = self._db.execute("SELECT run_id FROM runs ORDER BY rowid")
         return [row[0] for row in rows]
 
+    def cell_statuses(self, run_id: str) -> dict[str, tuple[str, str | None]]:
+        """Stored cells of a run: cell id → (status, error)."""
+        rows = self._db.execute(
+            "SELECT cell_id, status, error FROM cells WHERE run_id = ?", (run_id,)
+        )
+        return {cell_id: (status, error) for cell_id, status, error in rows}
+
+    def reopen_run(self, run_id: str) -> None:
+        """Mark a stored run ``running`` again, to resume it."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?",
+                (run_id,),
+            )
+
     def latest_run_of(self, suite_name: str) -> str | None:
         """The latest run of the suite called ``suite_name`` (None if there is none)."""
         row = self._db.execute(

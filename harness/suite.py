@@ -65,6 +65,12 @@ class ExecutionOptions(_Strict):
         "cpu", description="torch device; 'auto' takes CUDA when available"
     )
     threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch default)")
+    cell_timeout: float | None = Field(
+        None,
+        gt=0,
+        description="seconds a cell may take before it is stopped and recorded "
+        "as failed (None: no limit)",
+    )
 
 
 class FigureSpec(_Strict):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
+import signal
+import threading
 import time
 import traceback
 import warnings
@@ -42,6 +45,7 @@ class RunSummary:
     counts: dict[str, int]
     stage_seconds: dict[str, float]
     failures: list[tuple[str, str]] = field(default_factory=list)
+    resumed: int = 0  #: cells kept from the stored run when resuming (not recomputed)
 
     @property
     def any_failed(self) -> bool:
@@ -50,6 +54,36 @@ class RunSummary:
 
 class CellFailure(Exception):
     """A cell could not complete; the message says which stage and why."""
+
+
+class CellTimeout(BaseException):
+    """Raised inside a cell when its time is up (a BaseException, so that code under test
+    which catches ``Exception`` cannot swallow it)."""
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`CellTimeout` in this (main) thread after ``seconds`` of wall time.
+
+    Uses ``SIGALRM``: Python code, sleeps and blocking I/O are interrupted; a single long
+    native call (one torch kernel) finishes first. Without a limit, off the main thread, or
+    on a platform without ``SIGALRM``, the block runs unlimited.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if seconds is None or not hasattr(signal, "setitimer") or not main:
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise CellTimeout(f"timed out after {seconds:g} s (execution.cell_timeout)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass
@@ -88,10 +122,10 @@ class _Memo:
         if variant not in self._values:
             try:
                 self._values[variant] = compute()
-            except Exception as exc:  # remembered, so every cell of the group fails alike
+            except (Exception, CellTimeout) as exc:  # remembered: the group fails alike
                 self._values[variant] = exc
         value = self._values[variant]
-        if isinstance(value, Exception):
+        if isinstance(value, Exception | CellTimeout):
             raise value
         return value  # type: ignore[return-value]
 
@@ -112,12 +146,15 @@ def run_suite(
     out_dir: str | Path = "results",
     *,
     progress: ProgressReporter | None = None,
+    resume: str | None = None,
 ) -> RunSummary:
     """Run every cell of ``suite`` (a :class:`Suite`, a path or a bundled name) serially.
 
     Appends one run to ``<out_dir>/harness.sqlite``; each cell is stored as it finishes.
     An exception or non-finite output in one cell marks that cell ``failed`` and the run
-    goes on.
+    goes on. ``resume`` (a run id or prefix, or ``"latest"`` for the suite's latest run)
+    continues a stored run of the same suite configuration instead: its stored cells are
+    kept as they are and only the missing ones run.
     """
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     progress = progress or SilentProgress()
@@ -131,13 +168,22 @@ def run_suite(
 
     store = ResultsStore(out_dir)
     try:
-        run_id = store.begin_run(
-            suite_name=suite.name,
-            suite_path=str(suite.path) if suite.path else None,
-            suite_text=suite.text,
-            config=suite.resolved_config(),
-            environment=collect_environment(),
-        )
+        stored: dict[str, tuple[str, str | None]] = {}
+        previous_seconds: dict[str, float] = {}
+        if resume is None:
+            run_id = store.begin_run(
+                suite_name=suite.name,
+                suite_path=str(suite.path) if suite.path else None,
+                suite_text=suite.text,
+                config=suite.resolved_config(),
+                environment=collect_environment(),
+            )
+        else:
+            run_id = _run_to_resume(store, suite, resume)
+            stored = store.cell_statuses(run_id)
+            previous_seconds = store.run_info(run_id)["stage_seconds"] or {}
+            store.reopen_run(run_id)
+        saved_importance = store.arrays(run_id, "global_importance") if stored else {}
         counts = {"ok": 0, "failed": 0, "skipped": 0}
         failures: list[tuple[str, str]] = []
         datasets, models = _Memo(), _Memo()
@@ -150,6 +196,18 @@ def run_suite(
             for cell in cells:
                 if cell.model_key != group:
                     group, references = cell.model_key, {}
+                if cell.cell_id in stored:  # resumed: kept as stored, not recomputed
+                    status, error = stored[cell.cell_id]
+                    counts[status] += 1
+                    if status == "failed":
+                        failures.append((cell.cell_id, error or ""))
+                    if cell.cell_id in saved_importance:
+                        importance = saved_importance[cell.cell_id]
+                        references[cell.explainer.id] = importance
+                        identity = (cell.dataset.id, cell.model.id, cell.explainer.id)
+                        importances[identity][cell.cell_id] = importance
+                    progress.cell_done(cell.cell_id, "stored")
+                    continue
                 with warnings.catch_warnings(record=True) as caught:
                     record, scores, arrays = _run_cell(
                         cell, suite, options, device, datasets, models, clock, progress,
@@ -175,10 +233,30 @@ def run_suite(
             total = time.perf_counter() - run_started
             stage_seconds = {**clock.seconds, "total": total}
             stage_seconds["overhead"] = total - sum(clock.seconds.values())
+            for stage, seconds in previous_seconds.items():  # a resumed run adds up
+                stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
             store.finish_run(run_id, status=status, stage_seconds=stage_seconds)
     finally:
         store.close()
-    return RunSummary(run_id, store.path, counts, stage_seconds, failures)
+    return RunSummary(run_id, store.path, counts, stage_seconds, failures, len(stored))
+
+
+def _run_to_resume(store: ResultsStore, suite: Suite, resume: str) -> str:
+    """The run to continue: ``resume`` (an id or prefix) or, for ``"latest"``, the suite's
+    latest run; refused when the suite's resolved configuration has changed since."""
+    run_id = store.latest_run_of(suite.name) if resume == "latest" else store.resolve_run_id(resume)
+    if run_id is None:
+        raise HarnessError(
+            f"no stored run of suite '{suite.name}' in {store.path} to resume; run it first"
+        )
+    info = store.run_info(run_id)
+    now = json.loads(json.dumps(suite.resolved_config()))
+    if info["suite_name"] != suite.name or info["config"] != now:
+        raise HarnessError(
+            f"run {run_id} was made with a different suite configuration (suite "
+            f"'{info['suite_name']}'); resume it with the suite it ran, or start a new run"
+        )
+    return run_id
 
 
 def _run_cell(
@@ -199,6 +277,31 @@ def _run_cell(
             _unscored(suite, f"cell skipped: {cell.skip_reason}"),
             {},
         )
+    try:
+        with deadline(options.cell_timeout):
+            return _timed_cell(
+                cell, suite, options, device, datasets, models, clock, progress, references
+            )
+    except CellTimeout as timeout:
+        return (
+            _cell_record(cell, "failed", error=str(timeout)),
+            _unscored(suite, f"cell failed: {timeout}"),
+            {},
+        )
+
+
+def _timed_cell(
+    cell: Cell,
+    suite: Suite,
+    options: ExecutionOptions,
+    device: torch.device,
+    datasets: _Memo,
+    models: _Memo,
+    clock: _StageClock,
+    progress: ProgressReporter,
+    references: dict[str, np.ndarray],
+) -> tuple[CellRecord, list[ScoreRecord], dict[str, np.ndarray]]:
+    """The body of :func:`_run_cell` that the cell timeout applies to."""
     try:
         progress.stage(cell.cell_id, "loading")
         with clock.time("data"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 import numpy as np
@@ -27,6 +28,16 @@ class NaNExplainer(Explainer):
         self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
     ) -> Explanation:
         return Explanation(local=np.full(inputs.shape, np.nan))
+
+
+class HangingExplainer(Explainer):
+    """Never returns (sleeps for an hour), to check the per-cell timeout."""
+
+    def explain(
+        self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
+    ) -> Explanation:
+        time.sleep(3600)
+        raise AssertionError("the cell timeout should have stopped this")
 
 
 class FeatureIndexExplainer(Explainer):
