@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -130,6 +130,75 @@ class _Memo:
         return value  # type: ignore[return-value]
 
 
+#: One cell's outcome, as a run stores it.
+CellOutcome = tuple[Cell, CellRecord, list[ScoreRecord], dict[str, np.ndarray]]
+#: Cells of one model group still to run, with the global importance of the group's
+#: explainers already known (references for ``spearman_ref``).
+GroupWork = tuple[list[Cell], dict[str, np.ndarray]]
+
+
+class Executor(Protocol):
+    """Runs groups of cells and yields their outcomes, in any order."""
+
+    def describe(self) -> dict[str, Any]:
+        """How cells run (stored with the run, so parallel timings are told apart)."""
+        ...
+
+    def run(
+        self, suite: Suite, work: list[GroupWork], clock: _StageClock, progress: ProgressReporter
+    ) -> Iterator[CellOutcome]: ...
+
+
+def model_groups(cells: list[Cell]) -> list[list[Cell]]:
+    """Consecutive cells that share a trained model (the plan orders them so)."""
+    groups: list[list[Cell]] = []
+    for cell in cells:
+        if groups and groups[-1][0].model_key == cell.model_key:
+            groups[-1].append(cell)
+        else:
+            groups.append([cell])
+    return groups
+
+
+def run_group(
+    suite: Suite,
+    cells: list[Cell],
+    references: dict[str, np.ndarray],
+    clock: _StageClock,
+    progress: ProgressReporter,
+    memos: tuple[_Memo, _Memo] | None = None,
+) -> Iterator[CellOutcome]:
+    """Run one model group's cells in order in this process (the model is trained once)."""
+    options = suite.spec.execution
+    device = resolve_device(options.device)
+    datasets, models = memos or (_Memo(), _Memo())
+    references = dict(references)
+    for cell in cells:
+        with warnings.catch_warnings(record=True) as caught:
+            record, scores, arrays = _run_cell(
+                cell, suite, options, device, datasets, models, clock, progress, references
+            )
+        if caught:
+            record = replace(record, warnings=_distinct_warnings(caught))
+        if "global_importance" in arrays:
+            references[cell.explainer.id] = arrays["global_importance"]
+        yield cell, record, scores, arrays
+
+
+class SerialExecutor:
+    """Every cell in this process, one after another (the default)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "serial", "jobs": 1}
+
+    def run(
+        self, suite: Suite, work: list[GroupWork], clock: _StageClock, progress: ProgressReporter
+    ) -> Iterator[CellOutcome]:
+        memos = (_Memo(), _Memo())  # consecutive groups share a dataset load
+        for cells, references in work:
+            yield from run_group(suite, cells, references, clock, progress, memos)
+
+
 def resolve_device(option: str) -> torch.device:
     """``cpu``, ``cuda`` (must be available) or ``auto`` (CUDA when available)."""
     if option == "cuda" and not torch.cuda.is_available():
@@ -147,6 +216,7 @@ def run_suite(
     *,
     progress: ProgressReporter | None = None,
     resume: str | None = None,
+    executor: Executor | None = None,
 ) -> RunSummary:
     """Run every cell of ``suite`` (a :class:`Suite`, a path or a bundled name) serially.
 
@@ -154,12 +224,14 @@ def run_suite(
     An exception or non-finite output in one cell marks that cell ``failed`` and the run
     goes on. ``resume`` (a run id or prefix, or ``"latest"`` for the suite's latest run)
     continues a stored run of the same suite configuration instead: its stored cells are
-    kept as they are and only the missing ones run.
+    kept as they are and only the missing ones run. ``executor`` runs the cells (default:
+    :class:`SerialExecutor`, in this process); this process stays the only store writer.
     """
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     progress = progress or SilentProgress()
+    executor = executor or SerialExecutor()
     options = suite.spec.execution
-    device = resolve_device(options.device)
+    resolve_device(options.device)  # fails before the run begins when it is missing
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     cells = plan(suite)
@@ -176,7 +248,7 @@ def run_suite(
                 suite_path=str(suite.path) if suite.path else None,
                 suite_text=suite.text,
                 config=suite.resolved_config(),
-                environment=collect_environment(),
+                environment={**collect_environment(), "executor": executor.describe()},
             )
         else:
             run_id = _run_to_resume(store, suite, resume)
@@ -186,44 +258,36 @@ def run_suite(
         saved_importance = store.arrays(run_id, "global_importance") if stored else {}
         counts = {"ok": 0, "failed": 0, "skipped": 0}
         failures: list[tuple[str, str]] = []
-        datasets, models = _Memo(), _Memo()
-        references: dict[str, np.ndarray] = {}  # global importance by explainer, this group
-        group: tuple[str, str, int] | None = None
         importances: dict[tuple[str, str, str], dict[str, np.ndarray]] = defaultdict(dict)
         progress.start(f"{suite.name} ({run_id})", len(cells))
         status = "interrupted"  # unless the loop completes: Ctrl-C, or a store failure
+
+        def keep(cell: Cell, record: CellRecord, importance: np.ndarray | None) -> None:
+            counts[record.status] += 1
+            if record.status == "failed":
+                failures.append((cell.cell_id, record.error or ""))
+            if importance is not None:
+                identity = (cell.dataset.id, cell.model.id, cell.explainer.id)
+                importances[identity][cell.cell_id] = importance
+
         try:
-            for cell in cells:
-                if cell.model_key != group:
-                    group, references = cell.model_key, {}
-                if cell.cell_id in stored:  # resumed: kept as stored, not recomputed
-                    status, error = stored[cell.cell_id]
-                    counts[status] += 1
-                    if status == "failed":
-                        failures.append((cell.cell_id, error or ""))
-                    if cell.cell_id in saved_importance:
-                        importance = saved_importance[cell.cell_id]
+            work = []
+            for group in model_groups(cells):
+                references: dict[str, np.ndarray] = {}
+                for cell in (c for c in group if c.cell_id in stored):  # resumed: as stored
+                    state, error = stored[cell.cell_id]
+                    importance = saved_importance.get(cell.cell_id)
+                    if importance is not None:
                         references[cell.explainer.id] = importance
-                        identity = (cell.dataset.id, cell.model.id, cell.explainer.id)
-                        importances[identity][cell.cell_id] = importance
+                    keep(cell, _cell_record(cell, state, error=error), importance)  # type: ignore[arg-type]
                     progress.cell_done(cell.cell_id, "stored")
-                    continue
-                with warnings.catch_warnings(record=True) as caught:
-                    record, scores, arrays = _run_cell(
-                        cell, suite, options, device, datasets, models, clock, progress,
-                        references,
-                    )  # fmt: skip
-                if caught:
-                    record = replace(record, warnings=_distinct_warnings(caught))
-                if "global_importance" in arrays:
-                    references[cell.explainer.id] = arrays["global_importance"]
-                    identity = (cell.dataset.id, cell.model.id, cell.explainer.id)
-                    importances[identity][record.cell_id] = arrays["global_importance"]
+                pending = [c for c in group if c.cell_id not in stored]
+                if pending:
+                    work.append((pending, references))
+            for cell, record, scores, arrays in executor.run(suite, work, clock, progress):
                 with clock.time("store"):
                     store.record_cell(run_id, record, scores, arrays)
-                counts[record.status] += 1
-                if record.status == "failed":
-                    failures.append((record.cell_id, record.error or ""))
+                keep(cell, record, arrays.get("global_importance"))
                 progress.cell_done(record.cell_id, record.status)
             with clock.time("score"):
                 _score_across_seeds(suite, importances, store, run_id)
