@@ -42,7 +42,8 @@ from harness.report.leaderboard import (
     select,
     summarise,
 )
-from harness.runner.execute import RunSummary, run_suite
+from harness.runner.execute import Executor, RunSummary, SerialExecutor, run_suite
+from harness.runner.parallel import DaskExecutor, ProcessExecutor
 from harness.runner.plan import plan
 from harness.runner.progress import RichProgress
 from harness.store import STORE_FILENAME, ResultsStore
@@ -215,6 +216,19 @@ def validate(suite: SuiteArgument) -> None:
     out.print(f"metrics: {', '.join(m.id for m in loaded.metrics)}")
 
 
+class ExecutorKind(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+def _executor(kind: ExecutorKind, jobs: int, scheduler: str | None) -> Executor:
+    if kind is ExecutorKind.dask:
+        return DaskExecutor(scheduler, workers=jobs if jobs > 1 else 2)
+    if scheduler is not None:
+        raise HarnessError("--scheduler goes with --executor dask")
+    return ProcessExecutor(jobs) if jobs > 1 else SerialExecutor()
+
+
 @app.command()
 @user_errors
 def run(
@@ -235,6 +249,18 @@ def run(
             "missing ones run",
         ),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option("--jobs", min=1, help="run model groups on N local processes"),
+    ] = 1,
+    executor: Annotated[
+        ExecutorKind,
+        typer.Option("--executor", help="local (serial, or --jobs processes) or dask"),
+    ] = ExecutorKind.local,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="dask: scheduler address (default: a LocalCluster)"),
+    ] = None,
     openml_cache: Annotated[
         Path | None,
         typer.Option(
@@ -249,7 +275,10 @@ def run(
         os.environ["OPENML_CACHE_DIR"] = str(openml_cache.expanduser().resolve())
     loaded = load_suite(suite, seeds=list(range(seeds)) if seeds else None)
     try:
-        summary = run_suite(loaded, out_dir, progress=RichProgress(err), resume=resume)
+        summary = run_suite(
+            loaded, out_dir, progress=RichProgress(err), resume=resume,
+            executor=_executor(executor, jobs, scheduler),
+        )  # fmt: skip
     except KeyboardInterrupt:
         err.print(
             f"interrupted: the cells finished so far are stored in {out_dir}; the run is "

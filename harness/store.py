@@ -16,7 +16,8 @@ import io
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -176,6 +177,22 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+def _retry_while_locked(action: Callable[[], None], patience: float = 30.0) -> None:
+    """Run ``action``, retrying while another process holds the database (switching to
+    WAL mode or creating the schema does not wait for SQLite's busy timeout)."""
+    waited, pause = 0.0, 0.05
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or waited >= patience:
+                raise
+            time.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 1.0)
+
+
 class ResultsStore:
     """Read and append runs in ``<folder>/harness.sqlite``."""
 
@@ -190,16 +207,21 @@ class ResultsStore:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            with self._db:
-                self._db.executescript(_SCHEMA)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
+            _retry_while_locked(self._set_up)
         except (OSError, sqlite3.DatabaseError) as exc:
             raise HarnessError(f"cannot open results store {self.path}: {exc}") from exc
+
+    def _set_up(self) -> None:
+        """WAL mode, foreign keys and the schema (idempotent)."""
+        if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        with self._db:
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
 
     def close(self) -> None:
         self._db.close()

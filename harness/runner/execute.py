@@ -87,7 +87,7 @@ def deadline(seconds: float | None) -> Iterator[None]:
 
 
 @dataclass
-class _StageClock:
+class StageClock:
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
     @contextmanager
@@ -145,7 +145,7 @@ class Executor(Protocol):
         ...
 
     def run(
-        self, suite: Suite, work: list[GroupWork], clock: _StageClock, progress: ProgressReporter
+        self, suite: Suite, work: list[GroupWork], clock: StageClock, progress: ProgressReporter
     ) -> Iterator[CellOutcome]: ...
 
 
@@ -164,7 +164,7 @@ def run_group(
     suite: Suite,
     cells: list[Cell],
     references: dict[str, np.ndarray],
-    clock: _StageClock,
+    clock: StageClock,
     progress: ProgressReporter,
     memos: tuple[_Memo, _Memo] | None = None,
 ) -> Iterator[CellOutcome]:
@@ -192,7 +192,7 @@ class SerialExecutor:
         return {"kind": "serial", "jobs": 1}
 
     def run(
-        self, suite: Suite, work: list[GroupWork], clock: _StageClock, progress: ProgressReporter
+        self, suite: Suite, work: list[GroupWork], clock: StageClock, progress: ProgressReporter
     ) -> Iterator[CellOutcome]:
         memos = (_Memo(), _Memo())  # consecutive groups share a dataset load
         for cells, references in work:
@@ -235,7 +235,7 @@ def run_suite(
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     cells = plan(suite)
-    clock = _StageClock()
+    clock = StageClock()
     run_started = time.perf_counter()
 
     store = ResultsStore(out_dir)
@@ -330,7 +330,7 @@ def _run_cell(
     device: torch.device,
     datasets: _Memo,
     models: _Memo,
-    clock: _StageClock,
+    clock: StageClock,
     progress: ProgressReporter,
     references: dict[str, np.ndarray],
 ) -> tuple[CellRecord, list[ScoreRecord], dict[str, np.ndarray]]:
@@ -361,7 +361,7 @@ def _timed_cell(
     device: torch.device,
     datasets: _Memo,
     models: _Memo,
-    clock: _StageClock,
+    clock: StageClock,
     progress: ProgressReporter,
     references: dict[str, np.ndarray],
 ) -> tuple[CellRecord, list[ScoreRecord], dict[str, np.ndarray]]:

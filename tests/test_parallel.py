@@ -1,0 +1,104 @@
+"""Parallel execution: local processes (--jobs) and a real Dask LocalCluster give the
+serial run's scores (timings aside); a 200-cell load test through Dask; two runs writing
+one store at the same time."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness import load_results, run_suite
+from harness.runner.parallel import DaskExecutor, ProcessExecutor
+from harness.suite import parse_suite
+from tests.conftest import TINY_SUITE
+
+TIMINGS = {"explain_seconds", "train_seconds", "explain_seconds_per_row"}
+
+
+def scores(out: Path) -> pd.Series:
+    results = load_results(out)
+    kept = results[~results["metric"].isin(TIMINGS)]
+    return kept.set_index(["cell_id", "metric"])["value"].sort_index()
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("serial")
+    run_suite(parse_suite(TINY_SUITE), out)
+    return out
+
+
+def test_two_local_processes_reproduce_the_serial_scores(serial: Path, tmp_path: Path) -> None:
+    summary = run_suite(parse_suite(TINY_SUITE), tmp_path, executor=ProcessExecutor(2))
+    assert summary.counts == {"ok": 6, "failed": 0, "skipped": 0}
+    pd.testing.assert_series_equal(scores(tmp_path), scores(serial))
+    executor = load_results(tmp_path)  # the run says how its cells ran
+    from harness.store import ResultsStore
+
+    store = ResultsStore(tmp_path, create=False)
+    info = store.run_info(executor["run_id"].iloc[0])
+    store.close()
+    assert info["environment"]["executor"] == {"kind": "processes", "jobs": 2}
+
+
+def test_a_dask_local_cluster_reproduces_the_serial_scores(serial: Path, tmp_path: Path) -> None:
+    pytest.importorskip("dask.distributed")
+    summary = run_suite(parse_suite(TINY_SUITE), tmp_path, executor=DaskExecutor(workers=2))
+    assert summary.counts == {"ok": 6, "failed": 0, "skipped": 0}
+    pd.testing.assert_series_equal(scores(tmp_path), scores(serial))
+
+
+LOAD_SUITE = """
+name = "load"
+seeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+metrics = ["accuracy", "spearman_gt"]
+[execution]
+explain_rows = 10
+{datasets}
+[[models]]
+name = "mlp"
+params = {{ hidden = [4], epochs = 1 }}
+[[explainers]]
+name = "oracle"
+[[explainers]]
+name = "random"
+[[explainers]]
+name = "inverted"
+[[explainers]]
+name = "constant"
+"""
+
+
+@pytest.mark.slow
+def test_200_cells_through_dask_are_each_stored_once(tmp_path: Path) -> None:
+    pytest.importorskip("dask.distributed")
+    datasets = "".join(
+        f'[[datasets]]\nid = "d{i}"\nname = "synthetic_tabular"\n'
+        f"params = {{ n_samples = 100, n_features = {4 + i}, n_informative = 2 }}\n"
+        for i in range(5)
+    )
+    suite = parse_suite(LOAD_SUITE.format(datasets=datasets))
+    summary = run_suite(suite, tmp_path, executor=DaskExecutor(workers=2))
+    assert summary.counts == {"ok": 200, "failed": 0, "skipped": 0}
+    results = load_results(tmp_path)
+    cells = results.drop_duplicates("cell_id")
+    assert len(cells) == 200 and len(results) == 200 * 2
+    assert results.groupby("cell_id").size().eq(2).all()  # each cell's scores exactly once
+
+
+def test_two_runs_writing_one_store_at_once_lose_nothing(tmp_path: Path) -> None:
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY_SUITE)
+    command = ["xai-harness", "run", str(suite), "--out", str(tmp_path / "out")]
+    runs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for _ in range(2)]  # fmt: skip
+    for process in runs:
+        _, errors = process.communicate(timeout=300)
+        assert process.returncode == 0, errors.decode()
+    results = load_results(tmp_path / "out")
+    assert results["run_id"].nunique() == 2
+    assert results.groupby("run_id")["cell_id"].nunique().eq(6).all()
+    assert len(results) == 2 * 6 * 5  # 6 cells × 5 metrics in each run
