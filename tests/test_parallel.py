@@ -13,7 +13,7 @@ import pytest
 from harness import load_results, run_suite
 from harness.runner.parallel import DaskExecutor, ProcessExecutor
 from harness.suite import parse_suite
-from tests.conftest import TINY_SUITE
+from tests.conftest import CONTROL_EXPLAINERS, TINY_SUITE
 
 TIMINGS = {"explain_seconds", "train_seconds", "explain_seconds_per_row"}
 
@@ -61,14 +61,6 @@ explain_rows = 10
 [[models]]
 name = "mlp"
 params = {{ hidden = [4], epochs = 1 }}
-[[explainers]]
-name = "oracle"
-[[explainers]]
-name = "random"
-[[explainers]]
-name = "inverted"
-[[explainers]]
-name = "constant"
 """
 
 
@@ -80,7 +72,7 @@ def test_200_cells_through_dask_are_each_stored_once(tmp_path: Path) -> None:
         f"params = {{ n_samples = 100, n_features = {4 + i}, n_informative = 2 }}\n"
         for i in range(5)
     )
-    suite = parse_suite(LOAD_SUITE.format(datasets=datasets))
+    suite = parse_suite(LOAD_SUITE.format(datasets=datasets) + CONTROL_EXPLAINERS)
     summary = run_suite(suite, tmp_path, executor=DaskExecutor(workers=2))
     assert summary.counts == {"ok": 200, "failed": 0, "skipped": 0}
     results = load_results(tmp_path)
