@@ -261,6 +261,15 @@ def run(
         str | None,
         typer.Option("--scheduler", help="dask: scheduler address (default: a LocalCluster)"),
     ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache", help="cache folder for models and explanations (default: <out>/cache)"
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="recompute everything; read and write no cache")
+    ] = False,
     openml_cache: Annotated[
         Path | None,
         typer.Option(
@@ -278,6 +287,7 @@ def run(
         summary = run_suite(
             loaded, out_dir, progress=RichProgress(err), resume=resume,
             executor=_executor(executor, jobs, scheduler),
+            cache_dir=None if no_cache else (cache or Path(out_dir) / "cache"),
         )  # fmt: skip
     except KeyboardInterrupt:
         err.print(
@@ -300,6 +310,11 @@ def _print_summary(summary: RunSummary) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
     if summary.resumed:
         counts += f"; {summary.resumed} kept from before, not recomputed"
+    if any(summary.reused.values()):
+        counts += (
+            f"; from the cache: {summary.reused['models']} models, "
+            f"{summary.reused['explanations']} explanations"
+        )
     out.print(f"run [bold]{summary.run_id}[/bold] stored in {summary.store_path} ({counts})")
     stages = summary.stage_seconds
     parts = " · ".join(

@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 from harness.component import Component
 from harness.datasets.base import Dataset, Modality
@@ -100,6 +101,11 @@ class Explainer(Component):
     ) -> TrainedModel:
         """By-design explainers: build and train their own model from the host ``recipe``."""
         raise NotImplementedError(f"explainer '{self.name}' is post-hoc; it trains no model")
+
+    def architecture(self, recipe: ModelRecipe, dataset: Dataset, seed: int) -> nn.Module:
+        """By-design explainers: the untrained network ``fit_model`` trains (the cache
+        rebuilds it to load stored weights)."""
+        raise NotImplementedError(f"explainer '{self.name}' is post-hoc; it builds no model")
 
     def explain(
         self,

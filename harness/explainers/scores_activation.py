@@ -110,15 +110,24 @@ class ScoresActivationExplainer(Explainer):
     def fit_model(
         self, recipe: ModelRecipe, dataset: Dataset, seed: int, device: torch.device
     ) -> TrainedModel:
-        gate = self.layer(dataset.n_features, seed)
         trajectory: list[np.ndarray] = []
 
         def record(module: nn.Module, epoch: int) -> None:
+            gate = next(m for m in module.modules() if isinstance(m, ScoresActivation))
             trajectory.append(gate.weights().detach().cpu().numpy().copy())
 
-        trained = recipe.fit(dataset, seed, device, gate=gate, observer=record)
+        trained = recipe.fit(
+            dataset, seed, device, observer=record,
+            architecture=lambda data: self.architecture(recipe, data, seed),
+        )  # fmt: skip
         trained.history["score_trajectory"] = np.stack(trajectory)
         return trained
+
+    def architecture(self, recipe: ModelRecipe, dataset: Dataset, seed: int) -> nn.Module:
+        """The host recipe's network with this score layer as its input gate."""
+        if not recipe.accepts_gate:
+            raise ValueError(f"model recipe '{recipe.name}' does not take an input gate")
+        return recipe.build(dataset, gate=self.layer(dataset.n_features, seed))
 
     def explain(
         self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext

@@ -101,10 +101,6 @@ class SoftCAM(Explainer):
     def fit_model(
         self, recipe: ModelRecipe, dataset: Dataset, seed: int, device: torch.device
     ) -> TrainedModel:
-        def architecture(data: Dataset) -> nn.Module:
-            parts = recipe.backbone(data)
-            assert parts is not None
-            return SoftCAMNetwork(parts[0], parts[1], data.n_classes)
 
         def penalty(module: nn.Module) -> torch.Tensor:
             assert isinstance(module, SoftCAMNetwork) and module.last_maps is not None
@@ -115,8 +111,15 @@ class SoftCAM(Explainer):
 
         penalised = self.params.l1 > 0 or self.params.l2 > 0
         return recipe.fit(
-            dataset, seed, device, architecture=architecture, penalty=penalty if penalised else None
-        )
+            dataset, seed, device, penalty=penalty if penalised else None,
+            architecture=lambda data: self.architecture(recipe, data, seed),
+        )  # fmt: skip
+
+    def architecture(self, recipe: ModelRecipe, dataset: Dataset, seed: int) -> nn.Module:
+        """The recipe's backbone, then the 1×1 class-evidence layer."""
+        parts = recipe.backbone(dataset)
+        assert parts is not None
+        return SoftCAMNetwork(parts[0], parts[1], dataset.n_classes)
 
     def explain(
         self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext

@@ -25,6 +25,7 @@ from harness.errors import HarnessError
 from harness.explainers.base import ExplainContext, Explanation
 from harness.metrics.base import Evidence, Metric
 from harness.models.base import TrainedModel
+from harness.runner.cache import ResultCache
 from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.store import CellRecord, CellStatus, ResultsStore, ScoreRecord
@@ -46,6 +47,8 @@ class RunSummary:
     stage_seconds: dict[str, float]
     failures: list[tuple[str, str]] = field(default_factory=list)
     resumed: int = 0  #: cells kept from the stored run when resuming (not recomputed)
+    #: models and explanations taken from the cache (in this process; serial runs)
+    reused: dict[str, int] = field(default_factory=dict)
 
     @property
     def any_failed(self) -> bool:
@@ -103,6 +106,7 @@ class StageClock:
 class _Trained:
     model: TrainedModel
     test_predictions: np.ndarray
+    cache_key: str | None = None
 
 
 class _Memo:
@@ -145,7 +149,12 @@ class Executor(Protocol):
         ...
 
     def run(
-        self, suite: Suite, work: list[GroupWork], clock: StageClock, progress: ProgressReporter
+        self,
+        suite: Suite,
+        work: list[GroupWork],
+        clock: StageClock,
+        progress: ProgressReporter,
+        cache: ResultCache | None,
     ) -> Iterator[CellOutcome]: ...
 
 
@@ -167,6 +176,7 @@ def run_group(
     clock: StageClock,
     progress: ProgressReporter,
     memos: tuple[_Memo, _Memo] | None = None,
+    cache: ResultCache | None = None,
 ) -> Iterator[CellOutcome]:
     """Run one model group's cells in order in this process (the model is trained once)."""
     options = suite.spec.execution
@@ -176,8 +186,9 @@ def run_group(
     for cell in cells:
         with warnings.catch_warnings(record=True) as caught:
             record, scores, arrays = _run_cell(
-                cell, suite, options, device, datasets, models, clock, progress, references
-            )
+                cell, suite, options, device, datasets, models, clock, progress, references,
+                cache,
+            )  # fmt: skip
         if caught:
             record = replace(record, warnings=_distinct_warnings(caught))
         if "global_importance" in arrays:
@@ -192,11 +203,16 @@ class SerialExecutor:
         return {"kind": "serial", "jobs": 1}
 
     def run(
-        self, suite: Suite, work: list[GroupWork], clock: StageClock, progress: ProgressReporter
+        self,
+        suite: Suite,
+        work: list[GroupWork],
+        clock: StageClock,
+        progress: ProgressReporter,
+        cache: ResultCache | None,
     ) -> Iterator[CellOutcome]:
         memos = (_Memo(), _Memo())  # consecutive groups share a dataset load
         for cells, references in work:
-            yield from run_group(suite, cells, references, clock, progress, memos)
+            yield from run_group(suite, cells, references, clock, progress, memos, cache)
 
 
 def resolve_device(option: str) -> torch.device:
@@ -217,6 +233,7 @@ def run_suite(
     progress: ProgressReporter | None = None,
     resume: str | None = None,
     executor: Executor | None = None,
+    cache_dir: str | Path | None = None,
 ) -> RunSummary:
     """Run every cell of ``suite`` (a :class:`Suite`, a path or a bundled name) serially.
 
@@ -226,10 +243,13 @@ def run_suite(
     continues a stored run of the same suite configuration instead: its stored cells are
     kept as they are and only the missing ones run. ``executor`` runs the cells (default:
     :class:`SerialExecutor`, in this process); this process stays the only store writer.
+    ``cache_dir`` keeps trained models and explanations by content (see
+    :mod:`harness.runner.cache`): what is found there is reused, not recomputed.
     """
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     progress = progress or SilentProgress()
     executor = executor or SerialExecutor()
+    cache = ResultCache(cache_dir) if cache_dir is not None else None
     options = suite.spec.execution
     resolve_device(options.device)  # fails before the run begins when it is missing
     if options.threads is not None:
@@ -284,7 +304,7 @@ def run_suite(
                 pending = [c for c in group if c.cell_id not in stored]
                 if pending:
                     work.append((pending, references))
-            for cell, record, scores, arrays in executor.run(suite, work, clock, progress):
+            for cell, record, scores, arrays in executor.run(suite, work, clock, progress, cache):
                 with clock.time("store"):
                     store.record_cell(run_id, record, scores, arrays)
                 keep(cell, record, arrays.get("global_importance"))
@@ -302,7 +322,8 @@ def run_suite(
             store.finish_run(run_id, status=status, stage_seconds=stage_seconds)
     finally:
         store.close()
-    return RunSummary(run_id, store.path, counts, stage_seconds, failures, len(stored))
+    reused = dict(cache.hits) if cache is not None else {}
+    return RunSummary(run_id, store.path, counts, stage_seconds, failures, len(stored), reused)
 
 
 def _run_to_resume(store: ResultsStore, suite: Suite, resume: str) -> str:
@@ -333,6 +354,7 @@ def _run_cell(
     clock: StageClock,
     progress: ProgressReporter,
     references: dict[str, np.ndarray],
+    cache: ResultCache | None = None,
 ) -> tuple[CellRecord, list[ScoreRecord], dict[str, np.ndarray]]:
     """Run one cell: its record, its scores, and its arrays (global importance, history)."""
     if cell.skip_reason:
@@ -344,8 +366,9 @@ def _run_cell(
     try:
         with deadline(options.cell_timeout):
             return _timed_cell(
-                cell, suite, options, device, datasets, models, clock, progress, references
-            )
+                cell, suite, options, device, datasets, models, clock, progress, references,
+                cache,
+            )  # fmt: skip
     except CellTimeout as timeout:
         return (
             _cell_record(cell, "failed", error=str(timeout)),
@@ -364,6 +387,7 @@ def _timed_cell(
     clock: StageClock,
     progress: ProgressReporter,
     references: dict[str, np.ndarray],
+    cache: ResultCache | None = None,
 ) -> tuple[CellRecord, list[ScoreRecord], dict[str, np.ndarray]]:
     """The body of :func:`_run_cell` that the cell timeout applies to."""
     try:
@@ -375,12 +399,12 @@ def _timed_cell(
             )
         progress.stage(cell.cell_id, "training")
         with clock.time("train"):
-            twin = models.get(cell.model_key, lambda: _train(cell, dataset, device))
+            twin = models.get(cell.model_key, lambda: _train(cell, dataset, device, cache=cache))
             trained = twin
             if cell.explainer.component.by_design:
                 trained = models.get(
                     cell.model_key,
-                    lambda: _train(cell, dataset, device, by_design=True),
+                    lambda: _train(cell, dataset, device, by_design=True, cache=cache),
                     variant=cell.explainer.id,
                 )
         progress.stage(cell.cell_id, "explaining")
@@ -391,9 +415,22 @@ def _timed_cell(
                 if options.target == "prediction"
                 else dataset.y_test[rows]
             )
-            explanation, explain_seconds = _stage(
-                "explaining", _explain, cell, trained.model, dataset, rows, targets
-            )
+            explanation_key = (
+                cache.explanation_key(trained.cache_key, cell, len(rows), options.target)
+                if cache is not None and trained.cache_key is not None else None
+            )  # fmt: skip
+            cached = (
+                cache.load_explanation(explanation_key)
+                if cache is not None and explanation_key is not None else None
+            )  # fmt: skip
+            if cached is None:
+                explanation, explain_seconds = _stage(
+                    "explaining", _explain, cell, trained.model, dataset, rows, targets
+                )
+                if cache is not None and explanation_key is not None:
+                    cache.save_explanation(explanation_key, explanation, explain_seconds)
+            else:
+                explanation, explain_seconds = cached
         progress.stage(cell.cell_id, "scoring")
         with clock.time("score"):
             started = time.perf_counter()
@@ -510,9 +547,23 @@ def _stage(what: str, function: Callable[..., T], *args: object) -> T:
 
 
 def _train(
-    cell: Cell, dataset: Dataset, device: torch.device, *, by_design: bool = False
+    cell: Cell,
+    dataset: Dataset,
+    device: torch.device,
+    *,
+    by_design: bool = False,
+    cache: ResultCache | None = None,
 ) -> _Trained:
-    """Train the cell's recipe, or (``by_design``) let the cell's explainer build its model."""
+    """Train the cell's recipe, or (``by_design``) let the cell's explainer build its model;
+    with a ``cache``, reuse a stored model of the same key instead, or store this one."""
+    if cache is not None:
+        key = cache.model_key(cell, dataset, device, by_design)
+        stored = cache.load_model(key, cell, dataset, device, by_design)
+        if stored is not None:
+            return _Trained(*stored, cache_key=key)
+        trained = _train(cell, dataset, device, by_design=by_design)
+        cache.save_model(key, trained.model, trained.test_predictions)
+        return replace(trained, cache_key=key)
     recipe = cell.model.component
     if by_design:
         fit = functools.partial(cell.explainer.component.fit_model, recipe)

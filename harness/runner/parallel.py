@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.runner.cache import ResultCache
 from harness.runner.execute import (
     STAGES,
     CellOutcome,
@@ -36,8 +37,9 @@ from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.store import CellRecord, ScoreRecord
 from harness.suite import Suite, parse_suite
 
-#: What a worker gets: suite text, suite path, seeds, cell ids, references, torch threads.
-Payload = tuple[str, str | None, list[int], list[str], dict[str, np.ndarray], int]
+#: What a worker gets: suite text, suite path, seeds, cell ids, references, torch threads
+#: and the cache folder (None: no cache).
+Payload = tuple[str, str | None, list[int], list[str], dict[str, np.ndarray], int, str | None]
 #: What a worker returns: (cell id, record, scores, arrays) per cell, and stage seconds.
 Returned = tuple[list[tuple[str, CellRecord, list[ScoreRecord], dict[str, np.ndarray]]],
                  dict[str, float]]  # fmt: skip
@@ -45,7 +47,7 @@ Returned = tuple[list[tuple[str, CellRecord, list[ScoreRecord], dict[str, np.nda
 
 def run_group_in_worker(payload: Payload) -> Returned:
     """Worker side: rebuild the suite, run one group's cells, return their outcomes."""
-    text, path, seeds, cell_ids, references, threads = payload
+    text, path, seeds, cell_ids, references, threads, cache_folder = payload
     torch.set_num_threads(threads)
     suite = parse_suite(text, path=Path(path) if path else None, seeds=seeds)
     from harness.runner.plan import plan
@@ -53,20 +55,20 @@ def run_group_in_worker(payload: Payload) -> Returned:
     wanted = set(cell_ids)
     cells = [c for c in plan(suite) if c.cell_id in wanted]
     clock = StageClock()
-    outcomes = [
-        (cell.cell_id, record, scores, arrays)
-        for cell, record, scores, arrays in run_group(
-            suite, cells, references, clock, SilentProgress()
-        )
-    ]
+    cache = ResultCache(cache_folder) if cache_folder else None
+    ran = run_group(suite, cells, references, clock, SilentProgress(), cache=cache)
+    outcomes = [(cell.cell_id, record, scores, arrays) for cell, record, scores, arrays in ran]
     return outcomes, clock.seconds
 
 
-def _payloads(suite: Suite, work: list[GroupWork], workers: int) -> list[Payload]:
+def _payloads(
+    suite: Suite, work: list[GroupWork], workers: int, cache: ResultCache | None
+) -> list[Payload]:
     threads = suite.spec.execution.threads or max(1, (os.cpu_count() or 1) // workers)
     path = str(suite.path) if suite.path else None
+    folder = str(cache.folder) if cache is not None else None
     return [
-        (suite.text, path, suite.spec.seeds, [c.cell_id for c in cells], refs, threads)
+        (suite.text, path, suite.spec.seeds, [c.cell_id for c in cells], refs, threads, folder)
         for cells, refs in work
     ]
 
@@ -92,13 +94,17 @@ class ProcessExecutor:
         return {"kind": "processes", "jobs": self.jobs}
 
     def run(
-        self, suite: Suite, work: list[GroupWork], clock: StageClock, progress: ProgressReporter
+        self,
+        suite: Suite,
+        work: list[GroupWork],
+        clock: StageClock,
+        progress: ProgressReporter,
+        cache: ResultCache | None,
     ) -> Iterator[CellOutcome]:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context) as pool:
-            futures = [
-                pool.submit(run_group_in_worker, p) for p in _payloads(suite, work, self.jobs)
-            ]
+            payloads = _payloads(suite, work, self.jobs, cache)
+            futures = [pool.submit(run_group_in_worker, payload) for payload in payloads]
             for future in as_completed(futures):
                 yield from _outcomes(work, future.result(), clock)
 
@@ -116,7 +122,12 @@ class DaskExecutor:
                 "jobs": self.workers}  # fmt: skip
 
     def run(
-        self, suite: Suite, work: list[GroupWork], clock: StageClock, progress: ProgressReporter
+        self,
+        suite: Suite,
+        work: list[GroupWork],
+        clock: StageClock,
+        progress: ProgressReporter,
+        cache: ResultCache | None,
     ) -> Iterator[CellOutcome]:
         from dask.distributed import Client, LocalCluster
         from dask.distributed import as_completed as dask_completed
@@ -132,7 +143,7 @@ class DaskExecutor:
             workers = max(1, len(client.scheduler_info().get("workers", {})))
             futures = [
                 client.submit(run_group_in_worker, payload, pure=False)
-                for payload in _payloads(suite, work, workers)
+                for payload in _payloads(suite, work, workers, cache)
             ]
             for future in dask_completed(futures):
                 yield from _outcomes(work, future.result(), clock)
