@@ -493,7 +493,15 @@ def check(
                 "of this suite with --run, or leave --run out for its latest run"
             )
         results = store.results(run_id)
-        baseline = store.results(store.resolve_run_id(against)) if against else None
+        baseline, same_executor = None, True
+        if against:
+            baseline_id = store.resolve_run_id(against)
+            baseline = store.results(baseline_id)
+            executors = [
+                (store.run_info(r)["environment"] or {}).get("executor", {"kind": "serial"})
+                for r in (baseline_id, run_id)
+            ]
+            same_executor = executors[0] == executors[1]
     finally:
         store.close()
     outcomes = [evaluate(claim, results) for claim in loaded.spec.claims]
@@ -505,9 +513,15 @@ def check(
     failed = any(o.verdict != "holds" for o in outcomes)
     if baseline is not None:
         overrides = dict(_metric_value(item) for item in metric_tolerance or [])
+        if not same_executor:
+            out.print(
+                "timings not compared: the runs used different executors (serial vs parallel)",
+                highlight=False,
+            )
         changes, compared = compare_runs(
-            baseline, results, tolerance=tolerance, time_factor=time_factor, per_metric=overrides
-        )
+            baseline, results, tolerance=tolerance, time_factor=time_factor,
+            per_metric=overrides, timings=same_executor,
+        )  # fmt: skip
         out.print(f"against {against}: {len(changes)} of {compared} entries moved", highlight=False)
         for c in changes:
             out.print(

@@ -45,10 +45,15 @@ def compare_runs(
     tolerance: float = 1e-6,
     time_factor: float = 3.0,
     per_metric: dict[str, float] | None = None,
+    timings: bool = True,
 ) -> tuple[list[Change], int]:
     """The flagged changes from ``baseline`` to ``current`` (tidy results of two runs) and
-    the number of entries compared."""
+    the number of entries compared; ``timings=False`` leaves cost metrics out (e.g. when
+    one run was parallel and the other serial)."""
     per_metric = per_metric or {}
+    if not timings:
+        baseline = baseline[baseline["metric_name"].map(metric_kind) != "cost"]
+        current = current[current["metric_name"].map(metric_kind) != "cost"]
     old, new = _means(baseline), _means(current)
     keys = old.index.union(new.index, sort=False)
     changes = []

@@ -246,3 +246,15 @@ def test_an_across_seeds_statistic_has_no_interval_and_says_so() -> None:
                       results)  # fmt: skip
     assert result.verdict == "fails" and result.low == result.high == pytest.approx(0.7)
     assert "statistic across seeds" in result.note and result.seeds == 3
+
+
+def test_timings_can_be_left_out_of_the_comparison() -> None:
+    base = pd.DataFrame([
+        {"dataset": "d", "model": "m", "explainer": "e", "metric": "explain_seconds",
+         "metric_name": "explain_seconds", "seed": 0, "value": 1.0},
+        {"dataset": "d", "model": "m", "explainer": "e", "metric": "accuracy",
+         "metric_name": "accuracy", "seed": 0, "value": 0.9},
+    ])  # fmt: skip
+    slower = base.assign(value=[10.0, 0.9])
+    changes, compared = compare_runs(base, slower, timings=False)
+    assert changes == [] and compared == 1

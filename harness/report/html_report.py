@@ -135,6 +135,12 @@ def _run_section(info: dict[str, Any]) -> str:
         ("wall time", " · ".join(f"{k} {v:.1f} s" for k, v in stages.items())),
         ("git commit", f"{git.get('commit', 'unknown')}{' (dirty)' if git.get('dirty') else ''}"),
         ("machine", ", ".join(f"{k}: {v}" for k, v in machine.items())),
+        (
+            "executor",
+            ", ".join(
+                f"{k}: {v}" for k, v in environment.get("executor", {"kind": "serial"}).items()
+            ),
+        ),
         ("packages", ", ".join(f"{k} {v}" for k, v in environment.get("packages", {}).items())),
     ]
     return "<h2>Run</h2>" + _meta_table(rows)
