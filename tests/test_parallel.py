@@ -94,3 +94,31 @@ def test_two_runs_writing_one_store_at_once_lose_nothing(tmp_path: Path) -> None
     assert results["run_id"].nunique() == 2
     assert results.groupby("run_id")["cell_id"].nunique().eq(6).all()
     assert len(results) == 2 * 6 * 5  # 6 cells × 5 metrics in each run
+
+
+IMAGE_SUITE = """
+name = "images"
+seeds = [0]
+metrics = ["accuracy", "pointing_game", "activation_precision", "deletion_auc"]
+[execution]
+explain_rows = 8
+threads = 1
+[[datasets]]
+name = "synthetic_lesions"
+params = { n_images = 60, size = 32, radius = [1.5, 3.0] }
+[[models]]
+name = "small_cnn"
+params = { channels = [4, 8], epochs = 1 }
+[[explainers]]
+name = "softcam"
+[[explainers]]
+name = "grad_cam"
+"""
+
+
+def test_cnn_scores_are_identical_when_the_thread_count_is_fixed(tmp_path: Path) -> None:
+    # convolution reductions depend on the number of torch threads; with `threads` set in
+    # the suite, workers use that count too and the scores match bit for bit
+    run_suite(parse_suite(IMAGE_SUITE), tmp_path / "serial")
+    run_suite(parse_suite(IMAGE_SUITE), tmp_path / "jobs", executor=ProcessExecutor(2))
+    pd.testing.assert_series_equal(scores(tmp_path / "jobs"), scores(tmp_path / "serial"))
