@@ -46,6 +46,21 @@ name = "random"
 ONE_SEED_SUITE = TINY_SUITE.replace("seeds = [0, 1]", "seeds = [0]")
 
 
+#: The one-seed suite plus an explainer that raises and one that returns NaN.
+FAILURES_SUITE = (
+    ONE_SEED_SUITE
+    + """
+[[explainers]]
+name = "sample_plugins:FailingExplainer"
+id = "failing"
+
+[[explainers]]
+name = "sample_plugins:NaNExplainer"
+id = "nan"
+"""
+)
+
+
 #: The ground-truth controls as suite entries (append ``centre`` for images).
 CONTROL_EXPLAINERS = """
 [[explainers]]

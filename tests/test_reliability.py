@@ -7,19 +7,11 @@ from pathlib import Path
 
 from harness import load_results, run_suite
 from harness.suite import parse_suite
-from tests.conftest import ONE_SEED_SUITE
+from tests.conftest import FAILURES_SUITE, ONE_SEED_SUITE
 
 BROKEN = (
-    ONE_SEED_SUITE.replace("[execution]\n", "[execution]\ncell_timeout = 2\n")
+    FAILURES_SUITE.replace("[execution]\n", "[execution]\ncell_timeout = 2\n")
     + """
-[[explainers]]
-name = "sample_plugins:FailingExplainer"
-id = "failing"
-
-[[explainers]]
-name = "sample_plugins:NaNExplainer"
-id = "nan"
-
 [[explainers]]
 name = "sample_plugins:HangingExplainer"
 id = "hanging"

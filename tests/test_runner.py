@@ -13,7 +13,7 @@ from harness import load_results, run_suite
 from harness.runner import plan
 from harness.store import RESULT_COLUMNS, ResultsStore
 from harness.suite import load_suite, parse_suite
-from tests.conftest import ONE_SEED_SUITE, TINY_SUITE
+from tests.conftest import FAILURES_SUITE, ONE_SEED_SUITE, TINY_SUITE
 
 
 def test_tiny_run_stores_every_cell_and_metric(tiny_run) -> None:
@@ -88,20 +88,6 @@ def test_runs_are_appended(tmp_path: Path) -> None:
     results = load_results(tmp_path)
     assert list(results["run_id"].unique()) == [first.run_id, second.run_id]
     assert load_results(tmp_path, second.run_id[:-2])["run_id"].unique().tolist() == [second.run_id]
-
-
-FAILURES_SUITE = (
-    ONE_SEED_SUITE
-    + """
-[[explainers]]
-name = "sample_plugins:FailingExplainer"
-id = "failing"
-
-[[explainers]]
-name = "sample_plugins:NaNExplainer"
-id = "nan"
-"""
-)
 
 
 def test_failing_cells_are_recorded_and_the_run_goes_on(

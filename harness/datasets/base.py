@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar, Literal
@@ -76,6 +77,22 @@ class Dataset:
     def train_mean(self) -> np.ndarray:
         """The mean training row (float32, shaped like one input), computed once."""
         return self.x_train.mean(axis=0)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the arrays, labels, ground truth and column grouping (computed once;
+        the cache keys what is computed from a dataset by it)."""
+        digest = hashlib.sha256()
+        truth = self.ground_truth
+        for array in (self.x_train, self.y_train, self.x_test, self.y_test,
+                      truth.importance, truth.masks, self.column_of_feature):  # fmt: skip
+            if array is None:
+                digest.update(b"none")
+                continue
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
 
     def per_column(self, values: np.ndarray) -> np.ndarray:
         """Per-feature values summed over each original column's features (identity when

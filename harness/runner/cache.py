@@ -48,21 +48,6 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def data_fingerprint(dataset: Dataset) -> str:
-    """SHA-256 of a dataset's arrays, labels, ground truth and feature grouping."""
-    digest = hashlib.sha256()
-    truth = dataset.ground_truth
-    for array in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test,
-                  truth.importance, truth.masks, dataset.column_of_feature):  # fmt: skip
-        if array is None:
-            digest.update(b"none")
-            continue
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype}{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
 def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """``.npz`` of plain arrays (read back with ``allow_pickle=False``)."""
     np.savez(path, **arrays)  # type: ignore[arg-type]
@@ -78,19 +63,13 @@ class ResultCache:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.hits = {"models": 0, "explanations": 0}
-        self._fingerprints: dict[int, str] = {}
-
-    def _fingerprint(self, dataset: Dataset) -> str:
-        if id(dataset) not in self._fingerprints:
-            self._fingerprints = {id(dataset): data_fingerprint(dataset)}  # one at a time
-        return self._fingerprints[id(dataset)]
 
     def model_key(self, cell: Cell, dataset: Dataset, device: torch.device, by_design: bool) -> str:
         explainer = cell.explainer.component
         return _key({
             "code": code_fingerprint(),
             "dataset": [cell.dataset.component.name, cell.dataset.component.config()],
-            "data": self._fingerprint(dataset),
+            "data": dataset.fingerprint,
             "recipe": [cell.model.component.name, cell.model.component.config()],
             "by_design": [explainer.name, explainer.config()] if by_design else None,
             "seed": cell.seed,

@@ -179,16 +179,13 @@ def run_group(
     cache: ResultCache | None = None,
 ) -> Iterator[CellOutcome]:
     """Run one model group's cells in order in this process (the model is trained once)."""
-    options = suite.spec.execution
-    device = resolve_device(options.device)
     datasets, models = memos or (_Memo(), _Memo())
+    device = resolve_device(suite.spec.execution.device)
+    context = _CellContext(suite, device, datasets, models, clock, progress, cache)
     references = dict(references)
     for cell in cells:
         with warnings.catch_warnings(record=True) as caught:
-            record, scores, arrays = _run_cell(
-                cell, suite, options, device, datasets, models, clock, progress, references,
-                cache,
-            )  # fmt: skip
+            record, scores, arrays = _run_cell(cell, context, references)
         if caught:
             record = replace(record, warnings=_distinct_warnings(caught))
         if "global_importance" in arrays:
@@ -344,52 +341,53 @@ def _run_to_resume(store: ResultsStore, suite: Suite, resume: str) -> str:
     return run_id
 
 
-def _run_cell(
-    cell: Cell,
-    suite: Suite,
-    options: ExecutionOptions,
-    device: torch.device,
-    datasets: _Memo,
-    models: _Memo,
-    clock: StageClock,
-    progress: ProgressReporter,
-    references: dict[str, np.ndarray],
-    cache: ResultCache | None = None,
-) -> tuple[CellRecord, list[ScoreRecord], dict[str, np.ndarray]]:
+@dataclass
+class _CellContext:
+    """What every cell of a group shares: the suite, the device, the memos of loaded data
+    and trained models, the stage clock, the progress reporter and the cache."""
+
+    suite: Suite
+    device: torch.device
+    datasets: _Memo
+    models: _Memo
+    clock: StageClock
+    progress: ProgressReporter
+    cache: ResultCache | None
+
+    @property
+    def options(self) -> ExecutionOptions:
+        return self.suite.spec.execution
+
+
+CellResult = tuple[CellRecord, list[ScoreRecord], dict[str, np.ndarray]]
+
+
+def _not_run(cell: Cell, suite: Suite, status: CellStatus, reason: str) -> CellResult:
+    """A skipped or failed cell: its record, a placeholder score per metric, no arrays."""
+    return (
+        _cell_record(cell, status, error=reason),
+        _unscored(suite, f"cell {status}: {reason}"),
+        {},
+    )
+
+
+def _run_cell(cell: Cell, context: _CellContext, references: dict[str, np.ndarray]) -> CellResult:
     """Run one cell: its record, its scores, and its arrays (global importance, history)."""
     if cell.skip_reason:
-        return (
-            _cell_record(cell, "skipped", error=cell.skip_reason),
-            _unscored(suite, f"cell skipped: {cell.skip_reason}"),
-            {},
-        )
+        return _not_run(cell, context.suite, "skipped", cell.skip_reason)
     try:
-        with deadline(options.cell_timeout):
-            return _timed_cell(
-                cell, suite, options, device, datasets, models, clock, progress, references,
-                cache,
-            )  # fmt: skip
+        with deadline(context.options.cell_timeout):
+            return _timed_cell(cell, context, references)
     except CellTimeout as timeout:
-        return (
-            _cell_record(cell, "failed", error=str(timeout)),
-            _unscored(suite, f"cell failed: {timeout}"),
-            {},
-        )
+        return _not_run(cell, context.suite, "failed", str(timeout))
 
 
-def _timed_cell(
-    cell: Cell,
-    suite: Suite,
-    options: ExecutionOptions,
-    device: torch.device,
-    datasets: _Memo,
-    models: _Memo,
-    clock: StageClock,
-    progress: ProgressReporter,
-    references: dict[str, np.ndarray],
-    cache: ResultCache | None = None,
-) -> tuple[CellRecord, list[ScoreRecord], dict[str, np.ndarray]]:
+def _timed_cell(cell: Cell, context: _CellContext, references: dict[str, np.ndarray]) -> CellResult:
     """The body of :func:`_run_cell` that the cell timeout applies to."""
+    suite, options, device, cache = context.suite, context.options, context.device, context.cache
+    datasets, models, clock, progress = (
+        context.datasets, context.models, context.clock, context.progress
+    )  # fmt: skip
     try:
         progress.stage(cell.cell_id, "loading")
         with clock.time("data"):
@@ -415,33 +413,21 @@ def _timed_cell(
                 if options.target == "prediction"
                 else dataset.y_test[rows]
             )
-            explanation_key = (
-                cache.explanation_key(trained.cache_key, cell, len(rows), options.target)
-                if cache is not None and trained.cache_key is not None else None
-            )  # fmt: skip
-            cached = (
-                cache.load_explanation(explanation_key)
-                if cache is not None and explanation_key is not None else None
-            )  # fmt: skip
-            if cached is None:
-                explanation, explain_seconds = _stage(
-                    "explaining", _explain, cell, trained.model, dataset, rows, targets
-                )
-                if cache is not None and explanation_key is not None:
-                    cache.save_explanation(explanation_key, explanation, explain_seconds)
-            else:
-                explanation, explain_seconds = cached
+            explanation, explain_seconds = _explain_or_reuse(
+                cell, trained, dataset, rows, targets, context
+            )
         progress.stage(cell.cell_id, "scoring")
         with clock.time("score"):
             started = time.perf_counter()
             masks = dataset.ground_truth.masks  # of the explained rows only, below
             truth = dataset.ground_truth.importance
             truth = None if truth is None else dataset.per_column(truth)
+            importance = dataset.per_column(explanation.global_importance)
             evidence = Evidence(
                 y_true=dataset.y_test,
                 y_pred=trained.test_predictions,
                 attributions=explanation.local,
-                global_importance=dataset.per_column(explanation.global_importance),
+                global_importance=importance,
                 importance=truth,
                 masks=None if masks is None else masks[rows],
                 explain_seconds=explain_seconds,
@@ -458,11 +444,8 @@ def _timed_cell(
             scores, metric_arrays = _stage("scoring", _score, cell, suite, evidence)
             score_seconds = time.perf_counter() - started
     except CellFailure as failure:
-        return (
-            _cell_record(cell, "failed", error=str(failure)),
-            _unscored(suite, f"cell failed: {failure}"),
-            {},
-        )
+        return _not_run(cell, suite, "failed", str(failure))
+    arrays = _cell_arrays(explanation, dataset, trained.model, rows, importance, truth)
     return (
         _cell_record(
             cell,
@@ -474,7 +457,7 @@ def _timed_cell(
             torch_threads=torch.get_num_threads(),
         ),
         scores,
-        _cell_arrays(explanation, dataset, trained.model, rows) | metric_arrays,
+        arrays | metric_arrays,
     )
 
 
@@ -483,17 +466,22 @@ GALLERY_IMAGES = 8
 
 
 def _cell_arrays(
-    explanation: Explanation, dataset: Dataset, model: TrainedModel, rows: np.ndarray
+    explanation: Explanation,
+    dataset: Dataset,
+    model: TrainedModel,
+    rows: np.ndarray,
+    importance: np.ndarray,
+    truth: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
     """What a cell stores for reports: its global importance and the dataset's
     ground-truth importance (if any; for tables per original column, named in
     ``column_names``), the dataset's card (source, licence, citation, what loading
     dropped), what the model recorded while training, and for images the first explained
-    images with their maps and masks (``gallery_*``)."""
-    arrays = {"global_importance": dataset.per_column(explanation.global_importance)}
-    arrays |= model.history
-    if dataset.ground_truth.importance is not None:
-        arrays["ground_truth_importance"] = dataset.per_column(dataset.ground_truth.importance)
+    images with their maps and masks (``gallery_*``). ``importance`` and ``truth`` are
+    already per column."""
+    arrays = {"global_importance": importance, **model.history}
+    if truth is not None:
+        arrays["ground_truth_importance"] = truth
     if dataset.modality == "tabular":
         arrays["column_names"] = np.array(dataset.column_names)
     card = dataset.card
@@ -571,6 +559,30 @@ def _train(
     else:
         model = _stage("training", recipe.fit, dataset, cell.seed, device)
     return _Trained(model, _stage("predicting", model.predict, dataset.x_test))
+
+
+def _explain_or_reuse(
+    cell: Cell,
+    trained: _Trained,
+    dataset: Dataset,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    context: _CellContext,
+) -> tuple[Explanation, float]:
+    """The cell's explanation and its seconds: from the cache when stored there (with the
+    seconds measured then), else computed and stored."""
+    cache = context.cache
+    if cache is None or trained.cache_key is None:
+        return _stage("explaining", _explain, cell, trained.model, dataset, rows, targets)
+    key = cache.explanation_key(trained.cache_key, cell, len(rows), context.options.target)
+    stored = cache.load_explanation(key)
+    if stored is not None:
+        return stored
+    explanation, seconds = _stage(
+        "explaining", _explain, cell, trained.model, dataset, rows, targets
+    )
+    cache.save_explanation(key, explanation, seconds)
+    return explanation, seconds
 
 
 def _explain(

@@ -33,6 +33,7 @@ from harness.runner.execute import (
     StageClock,
     run_group,
 )
+from harness.runner.plan import plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.store import CellRecord, ScoreRecord
 from harness.suite import Suite, parse_suite
@@ -50,8 +51,6 @@ def run_group_in_worker(payload: Payload) -> Returned:
     text, path, seeds, cell_ids, references, threads, cache_folder = payload
     torch.set_num_threads(threads)
     suite = parse_suite(text, path=Path(path) if path else None, seeds=seeds)
-    from harness.runner.plan import plan
-
     wanted = set(cell_ids)
     cells = [c for c in plan(suite) if c.cell_id in wanted]
     clock = StageClock()
