@@ -32,6 +32,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.errors import HarnessError
+from harness.identifiers import Identifier
 
 Op = Literal[">=", ">", "<=", "<", "=="]
 Verdict = Literal["holds", "fails", "inconclusive"]
@@ -46,7 +47,7 @@ class ClaimError(HarnessError):
 class Selection(BaseModel):
     """Which scores a side of a claim reads: ids of the suite; unset means any."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     metric: str | None = None
     explainer: str | None = None
@@ -59,11 +60,11 @@ class Selection(BaseModel):
 
 
 class ClaimSpec(BaseModel):
-    """One ``[[claims]]`` entry of a suite."""
+    """One ``[[claims]]`` entry of a suite (numbers strict and finite)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    id: str = Field(min_length=1, description="short unique name, used in reports and JUnit")
+    id: Identifier = Field(description="short unique name, used in reports and JUnit")
     source: str = Field(min_length=1, description="paper and place, e.g. 'arXiv:…, abstract'")
     text: str = Field(min_length=1, description="the claim in words")
     kind: Literal["value", "ratio", "difference", "rank"]

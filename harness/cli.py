@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from importlib.metadata import version
 from pathlib import Path
@@ -26,6 +29,7 @@ from harness.errors import HarnessError
 from harness.explainers import explainer_registry
 from harness.metrics import metric_registry
 from harness.models import model_registry
+from harness.output_paths import writable_file, writable_folder
 from harness.regression import compare_runs
 from harness.report.claims import describe_outcome, write_junit
 from harness.report.figures import render_figures
@@ -34,6 +38,8 @@ from harness.report.importance import importance_markdown, importance_tables
 from harness.report.leaderboard import (
     LeaderboardTable,
     all_tables,
+    html_comment,
+    markdown_text,
     print_tables,
     render_csv,
     render_html,
@@ -46,7 +52,7 @@ from harness.runner.execute import Executor, RunSummary, SerialExecutor, run_sui
 from harness.runner.parallel import DaskExecutor, ProcessExecutor
 from harness.runner.plan import plan
 from harness.runner.progress import RichProgress
-from harness.store import STORE_FILENAME, ResultsStore
+from harness.store import STORE_FILENAME, ResultsStore, run_status
 from harness.suite import DEFAULT_SUITE, bundled_suites, load_suite
 
 app = typer.Typer(
@@ -189,7 +195,10 @@ SuiteArgument = Annotated[
 @app.command()
 @user_errors
 def validate(suite: SuiteArgument) -> None:
-    """Validate a suite and print its plan (cells to run, cells skipped and why); runs nothing."""
+    """Validate a suite and print its plan (cells to run, cells skipped and why); runs no
+    cell. A suite that names "module:Class" imports that module (from the suite's folder
+    or PYTHONPATH), which runs its code — as pytest runs a conftest.py: validate only
+    suites you trust."""
     loaded = load_suite(suite)
     cells = plan(loaded)
     skipped = [c for c in cells if c.skip_reason]
@@ -216,14 +225,39 @@ def validate(suite: SuiteArgument) -> None:
     out.print(f"metrics: {', '.join(m.id for m in loaded.metrics)}")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the run is marked interrupted and can be resumed."""
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class ExecutorKind(StrEnum):
     local = "local"
     dask = "dask"
 
 
-def _executor(kind: ExecutorKind, jobs: int, scheduler: str | None) -> Executor:
+def _executor(
+    kind: ExecutorKind, jobs: int, scheduler: str | None, worker_timeout: float
+) -> Executor:
     if kind is ExecutorKind.dask:
-        return DaskExecutor(scheduler, workers=jobs if jobs > 1 else 2)
+        return DaskExecutor(
+            scheduler, workers=jobs if jobs > 1 else 2, worker_timeout=worker_timeout
+        )
     if scheduler is not None:
         raise HarnessError("--scheduler goes with --executor dask")
     return ProcessExecutor(jobs) if jobs > 1 else SerialExecutor()
@@ -267,6 +301,14 @@ def run(
             "--cache", help="cache folder for models and explanations (default: <out>/cache)"
         ),
     ] = None,
+    worker_timeout: Annotated[
+        float,
+        typer.Option(
+            "--worker-timeout",
+            min=1,
+            help="dask: stop (resumably) after this many seconds without any worker",
+        ),
+    ] = 120.0,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="recompute everything; read and write no cache")
     ] = False,
@@ -283,24 +325,25 @@ def run(
     if openml_cache is not None:
         os.environ["OPENML_CACHE_DIR"] = str(openml_cache.expanduser().resolve())
     loaded = load_suite(suite, seeds=list(range(seeds)) if seeds else None)
+    cache_dir = None if no_cache else (cache or Path(out_dir) / "cache")
+    if cache_dir is not None:
+        writable_folder(cache_dir, "--cache")
+    chosen = _executor(executor, jobs, scheduler, worker_timeout)
     try:
-        summary = run_suite(
-            loaded, out_dir, progress=RichProgress(err), resume=resume,
-            executor=_executor(executor, jobs, scheduler),
-            cache_dir=None if no_cache else (cache or Path(out_dir) / "cache"),
-        )  # fmt: skip
-    except KeyboardInterrupt:
+        with terminate_as_interrupt():
+            summary = run_suite(
+                loaded, out_dir, progress=RichProgress(err), resume=resume, executor=chosen,
+                cache_dir=cache_dir,
+            )  # fmt: skip
+    except KeyboardInterrupt as stop:
         err.print(
-            f"interrupted: the cells finished so far are stored in {out_dir}; the run is "
-            f"marked 'interrupted'; continue it with `xai-harness run {suite} --out {out_dir} "
-            "--resume`"
+            f"interrupted{' (SIGTERM)' if isinstance(stop, Terminated) else ''}: the cells "
+            f"finished so far are stored in {out_dir}; the run is marked 'interrupted'; "
+            f"continue it with `xai-harness run {suite} --out {out_dir} --resume`"
         )
-        raise typer.Exit(130) from None
-    store = ResultsStore(out_dir, create=False)
-    try:
+        raise typer.Exit(143 if isinstance(stop, Terminated) else 130) from None
+    with ResultsStore(out_dir, create=False) as store:
         _print_tables(all_tables(summarise(store.results(summary.run_id))))
-    finally:
-        store.close()
     _print_summary(summary)
     if summary.any_failed:
         raise typer.Exit(1)
@@ -369,25 +412,22 @@ def show(
 ) -> None:
     """Print the leaderboards of a stored run (mean [95% bootstrap CI], best marked, a
     cross-dataset mean-rank summary) as a table, Markdown, CSV, LaTeX or HTML."""
-    store = ResultsStore(out_dir, create=False)
-    try:
-        run_id = store.resolve_run_id(run_id)
-        info = store.run_info(run_id)
+    with ResultsStore(out_dir, create=False) as store:
+        run_id, info = store.run_with_cells(run_id)
+        status = run_status(store, info)
         summary = select(summarise(store.results(run_id)), metric or [], dataset or [])
         shares = importance_tables(store, run_id) if importance else {}
-    finally:
-        store.close()
     if format is ShowFormat.csv:
         typer.echo(render_csv(summary), nl=False)
         return
     tables = all_tables(summary)
-    header = f"run {run_id} · suite {info['suite_name']} · {info['started_at']} · {info['status']}"
+    header = f"run {run_id} · suite {info['suite_name']} · {info['started_at']} · {status}"
     if format is ShowFormat.latex:
-        typer.echo(f"% {header}\n{render_latex(tables)}")
+        typer.echo(f"% {' '.join(header.splitlines())}\n{render_latex(tables)}")
     elif format is ShowFormat.html:
-        typer.echo(f"<!-- {header} -->\n{render_html(tables)}")
+        typer.echo(f"{html_comment(header)}\n{render_html(tables)}")
     elif format is ShowFormat.markdown:
-        typer.echo(f"## {header}\n\n{render_markdown(tables)}")
+        typer.echo(f"## {markdown_text(header)}\n\n{render_markdown(tables)}")
         for title, table in shares.items():
             typer.echo("\n" + importance_markdown(title, table))
     else:
@@ -412,6 +452,8 @@ def figures(
     ] = None,
 ) -> None:
     """Render the figures that apply to a stored run (PNG and PDF), from the store only."""
+    if to is not None:
+        writable_folder(to, "--to")
     written = render_figures(out_dir, run_id, to)
     if not written:
         out.print("no figure applies to this run")
@@ -431,6 +473,8 @@ def report(
 ) -> None:
     """Write a self-contained report.html (leaderboards, figures, conventions, failures)
     with the figures and the tables in every format beside it, from the store only."""
+    if to is not None:
+        writable_folder(to, "--to")
     path = write_report(out_dir, run_id, to)
     out.print(f"report written: {path}", highlight=False)
 
@@ -469,13 +513,12 @@ def check(
     """Check a suite's claims against its stored run (exit 0: all hold; 1: any fails or is
     inconclusive, or --against flags a change; 2: usage errors)."""
     loaded = load_suite(suite)
+    if junit is not None:
+        writable_file(junit, "--junit")
     run_id = run
     if (Path(out_dir) / STORE_FILENAME).exists():
-        store = ResultsStore(out_dir, create=False)
-        try:
+        with ResultsStore(out_dir, create=False) as store:
             run_id = run or store.latest_run_of(loaded.name)
-        finally:
-            store.close()
     if run_id is None and run_missing:
         run_id = run_suite(loaded, out_dir, progress=RichProgress(err)).run_id
     if run_id is None:
@@ -483,10 +526,9 @@ def check(
             f"no stored run of suite '{loaded.name}' in {out_dir}; run `xai-harness run "
             f"{suite}` first, or pass --run-missing"
         )
-    store = ResultsStore(out_dir, create=False)
-    try:
-        run_id = store.resolve_run_id(run_id)
-        checked_suite = store.run_info(run_id)["suite_name"]
+    with ResultsStore(out_dir, create=False) as store:
+        run_id, info = store.run_with_cells(run_id)
+        checked_suite = info["suite_name"]
         if checked_suite != loaded.name:
             raise HarnessError(
                 f"run {run_id} is of suite '{checked_suite}', not '{loaded.name}'; pass a run "
@@ -502,8 +544,6 @@ def check(
                 for r in (baseline_id, run_id)
             ]
             same_executor = executors[0] == executors[1]
-    finally:
-        store.close()
     outcomes = [evaluate(claim, results) for claim in loaded.spec.claims]
     out.print(f"suite {loaded.name} · run {run_id}: {len(outcomes)} claims", highlight=False)
     for outcome in outcomes:

@@ -26,9 +26,11 @@ SUITE_FOLDER = "suite_folder"
 def _beside_the_suite(value: Any, info: ValidationInfo) -> Any:
     """A relative path in a suite file is relative to that file's folder."""
     folder = (info.context or {}).get(SUITE_FOLDER)
-    if folder is not None and isinstance(value, str | Path) and not Path(value).is_absolute():
+    if not isinstance(value, str | Path):
+        return value
+    if folder is not None and not Path(value).is_absolute():
         return Path(folder) / value
-    return value
+    return Path(value)
 
 
 #: An existing file; in a suite, relative to the suite file's folder.
@@ -40,9 +42,11 @@ SuitePath = Annotated[Path, BeforeValidator(_beside_the_suite)]
 
 
 class Params(BaseModel):
-    """Base of every plugin's parameter model: strict about unknown keys, immutable."""
+    """Base of every plugin's parameter model: strict about unknown keys, immutable, and
+    about types — no string, float or boolean is coerced into an integer (``"3"``,
+    ``3.0``, ``true``), no NaN or infinity is accepted for a number."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Component:

@@ -8,26 +8,36 @@ as ``.npy`` bytes read back with ``allow_pickle=False``).
 A score that could not be computed is stored with value NULL and a ``note`` saying why,
 so reports show missing entries instead of hiding them. Each cell is written in its own
 transaction, so a killed run loses at most the cell in flight.
+
+Readers open the file read-only (it may sit on read-only media); a damaged or foreign
+file, a full disk or a read-only folder is a one-line :class:`StoreError`, never a
+traceback; run ids read back are checked against their format before they name folders.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import os
+import re
 import secrets
 import sqlite3
 import time
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.run_lock import run_is_live
 
 STORE_FILENAME = "harness.sqlite"
 SCHEMA_VERSION = 1
@@ -172,9 +182,116 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+#: ``YYYYmmdd-HHMMSS-xxxxxx``: what :func:`new_run_id` makes. Run ids become folder names
+#: (reports, figures), so one read from a store is checked against this first.
+RUN_ID_PATTERN = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
+
+#: Columns every table of the schema must have (a table of another program that happens
+#: to share a name is refused, not written into).
+_COLUMNS = {
+    table: re.findall(r"^\s+([a-z_]+) [A-Z]+", body, flags=re.MULTILINE)
+    for table, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", _SCHEMA, re.S)
+}
+_COLUMNS["meta"] = ["key", "value"]
+
+
+def _normalised(sql: str | None) -> str:
+    """A table definition with ``IF NOT EXISTS`` and whitespace differences removed."""
+    text = re.sub(r"\s+", " ", (sql or "").replace("IF NOT EXISTS ", "")).strip().rstrip(";")
+    return text.replace("( ", "(").replace(" )", ")")
+
+
+#: Each table's definition as this version of the schema creates it.
+_DEFINITIONS = {
+    _normalised(statement).split(" ")[2]: _normalised(statement)
+    for statement in re.findall(r"CREATE TABLE .*?\);", _SCHEMA, re.S)
+}
+
+
 def new_run_id() -> str:
     """Sortable, readable and unique: ``YYYYmmdd-HHMMSS-xxxxxx`` (UTC)."""
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def check_run_id(run_id: str, where: Path) -> str:
+    """``run_id`` if it has the harness's format, else a :class:`StoreError` (a run id
+    becomes a folder name, so a crafted one must never reach the file system)."""
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+        raise StoreError(
+            f"results store {where} holds a run id {str(run_id)[:60]!r} that the harness "
+            "never writes (expected YYYYmmdd-HHMMSS-xxxxxx): the store was altered; restore "
+            "it from a backup, or use another --out folder"
+        )
+    return run_id
+
+
+class StoreError(HarnessError):
+    """A results store that cannot be read or written: damaged, foreign, read-only or on
+    a full disk. The message names the file and what to do."""
+
+
+def _store_error(exc: BaseException, path: Path) -> StoreError:
+    """The :class:`StoreError` for a low-level failure while using the store at ``path``."""
+    text = str(exc)
+    if "full" in text and isinstance(exc, sqlite3.OperationalError):
+        return StoreError(
+            f"the disk holding the results store {path} is full ({text}); cells stored so "
+            "far are kept: free some space, then continue with `xai-harness run SUITE "
+            "--out DIR --resume`"
+        )
+    if "readonly" in text or "read-only" in text:
+        return StoreError(
+            f"the results store {path} is read-only ({text}); reading works, but a run "
+            "needs a writable folder: pass --out with one"
+        )
+    if "locked" in text or "busy" in text:
+        return StoreError(
+            f"the results store {path} stayed locked by another process ({text}); wait for "
+            "it to finish and try again"
+        )
+    if "unable to open" in text:
+        return StoreError(f"cannot open results store {path} ({text}); check the path")
+    return StoreError(
+        f"the results store {path} is damaged or was not written by xai-harness "
+        f"({type(exc).__name__}: {text}); move it aside (`sqlite3 FILE .recover` may save "
+        "its runs) and run again, which starts a new store — or use another --out folder"
+    )
+
+
+#: What writing to a damaged, foreign, read-only or full store raises.
+_WRITE_FAILURES = (sqlite3.Error, OSError)
+#: What reading one raises: also values that cannot be decoded (bad JSON, NULL, text
+#: where a number belongs), which only a damaged or foreign store holds.
+_READ_FAILURES = (
+    *_WRITE_FAILURES, pd.errors.DatabaseError, json.JSONDecodeError, TypeError, ValueError,
+    KeyError,
+)  # fmt: skip
+
+M = TypeVar("M", bound=Callable[..., Any])
+
+
+def _guarded(failures: tuple[type[BaseException], ...]) -> Callable[[M], M]:
+    """Turn ``failures`` inside a store method into a one-line :class:`StoreError`
+    (writes catch only database and file-system errors, so a bug elsewhere — say an
+    unserialisable convention — keeps its own traceback)."""
+
+    def decorate(method: M) -> M:
+        @functools.wraps(method)
+        def wrapper(self: ResultsStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except HarnessError:
+                raise
+            except failures as exc:
+                raise _store_error(exc, self.path) from exc
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+_writes = _guarded(_WRITE_FAILURES)
+_reads = _guarded(_READ_FAILURES)
 
 
 def _retry_while_locked(action: Callable[[], None], patience: float = 30.0) -> None:
@@ -194,25 +311,103 @@ def _retry_while_locked(action: Callable[[], None], patience: float = 30.0) -> N
 
 
 class ResultsStore:
-    """Read and append runs in ``<folder>/harness.sqlite``."""
+    """Read and append runs in ``<folder>/harness.sqlite``; a context manager.
+
+    ``create=True`` (runs) opens the store for appending, creating it and its schema when
+    missing. ``create=False`` (everything that reads) opens an existing store read-only:
+    nothing is written, no WAL set-up or schema creation is needed, so a store on
+    read-only media can be read. Every failure — a damaged or foreign file, a full disk,
+    a read-only folder — is a one-line :class:`StoreError`.
+    """
 
     def __init__(self, folder: str | Path, *, create: bool = True) -> None:
         self.folder = Path(folder)
         self.path = self.folder / STORE_FILENAME
+        self.read_only = not create
+        if self.folder.exists() and not self.folder.is_dir():
+            raise StoreError(f"--out {self.folder} is a file, not a folder; pass a folder")
         if not create and not self.path.is_file():
             raise HarnessError(
                 f"no results store at {self.path}; run `xai-harness run` first "
                 "or pass --out with the folder that holds harness.sqlite"
             )
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30)
-            _retry_while_locked(self._set_up)
-        except (OSError, sqlite3.DatabaseError) as exc:
-            raise HarnessError(f"cannot open results store {self.path}: {exc}") from exc
+            if create:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                if not os.access(self.folder, os.W_OK):
+                    raise sqlite3.OperationalError("the folder is read-only")
+                self._db = sqlite3.connect(self.path, timeout=30)
+                _retry_while_locked(self._set_up)
+            else:
+                self._db = self._open_read_only()
+        except HarnessError:
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            raise _store_error(exc, self.path) from exc
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A read-only connection. A WAL store whose ``-shm`` file cannot be created (its
+        folder is on read-only media) is opened as immutable instead."""
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, timeout=30)
+        try:
+            self._check_schema(db)
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "unable to open" not in str(exc) and "readonly" not in str(exc):
+                raise
+            db = sqlite3.connect(uri + "&immutable=1", uri=True)
+            self._check_schema(db)
+        return db
+
+    def _check_schema(self, db: sqlite3.Connection) -> None:
+        """Refuse a file that is not an xai-harness store: tables of the same name that
+        lack our columns, or a file of another program altogether, or a newer schema."""
+        definitions = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+        tables = set(definitions)
+        ours = tables & _COLUMNS.keys()
+        if tables and not ours:
+            raise StoreError(
+                f"{self.path} is an SQLite file of another program (tables: "
+                f"{', '.join(sorted(tables)[:5])}), not an xai-harness results store; use "
+                "another --out folder"
+            )
+        if not tables and self.read_only:
+            raise StoreError(f"{self.path} is an empty file, not a results store; run first")
+        for table in ours:
+            if _normalised(definitions[table]) != _DEFINITIONS[table]:
+                columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                missing = [c for c in _COLUMNS[table] if c not in columns]
+                what = (
+                    f"lacks the columns {', '.join(missing)}"
+                    if missing
+                    else "is defined differently"
+                )
+                raise StoreError(
+                    f"{self.path}: table '{table}' {what}; the file was not written by this "
+                    "version of xai-harness — use another --out folder"
+                )
+        if "meta" in ours:
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is not None and str(row[0]) != str(SCHEMA_VERSION):
+                raise StoreError(
+                    f"{self.path} has schema version {row[0]!r}; this xai-harness reads "
+                    f"version {SCHEMA_VERSION} — use the harness version that wrote it"
+                )
 
     def _set_up(self) -> None:
-        """WAL mode, foreign keys and the schema (idempotent)."""
+        """Check the file (its schema, and SQLite's quick check of every page, so nothing
+        is appended to a damaged file), then WAL mode, foreign keys and the schema."""
+        self._check_schema(self._db)
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError(f"quick_check: {'; '.join(map(str, problems))}")
         if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -231,6 +426,7 @@ class ResultsStore:
         with self._db:
             yield self._db
 
+    @_writes
     def begin_run(
         self,
         *,
@@ -239,9 +435,11 @@ class ResultsStore:
         suite_text: str,
         config: dict[str, Any],
         environment: dict[str, Any],
+        run_id: str | None = None,
     ) -> str:
-        """Append a new run in status ``running``; returns its id."""
-        run_id = new_run_id()
+        """Append a new run in status ``running`` (with ``run_id``, or a new id); returns
+        its id."""
+        run_id = run_id or new_run_id()
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO runs (run_id, suite_name, suite_path, suite_text, config, "
@@ -258,6 +456,7 @@ class ResultsStore:
             )
         return run_id
 
+    @_writes
     def record_cell(
         self,
         run_id: str,
@@ -266,6 +465,18 @@ class ResultsStore:
         arrays: dict[str, np.ndarray] | None = None,
     ) -> None:
         """Write a cell, its scores and its arrays atomically."""
+        try:
+            self._insert_cell(run_id, cell, scores, arrays or {})
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(
+                f"cell {cell.cell_id} of run {run_id} could not be stored ({exc}): it is "
+                "stored already, or a metric repeats; nothing of this cell was written"
+            ) from exc
+
+    def _insert_cell(
+        self, run_id: str, cell: CellRecord, scores: list[ScoreRecord],
+        arrays: dict[str, np.ndarray],
+    ) -> None:  # fmt: skip
         with self._transaction() as db:
             row = asdict(cell)
             columns = [*row, "run_id", "finished_at"]
@@ -296,9 +507,10 @@ class ResultsStore:
             )
             db.executemany(
                 "INSERT INTO arrays (run_id, cell_id, name, data) VALUES (?, ?, ?, ?)",
-                [(run_id, cell.cell_id, name, _npy(a)) for name, a in (arrays or {}).items()],
+                [(run_id, cell.cell_id, name, _npy(a)) for name, a in arrays.items()],
             )
 
+    @_writes
     def update_score(
         self, run_id: str, cell_id: str, metric: str, value: float | None, note: str
     ) -> None:
@@ -310,20 +522,25 @@ class ResultsStore:
                 (value, note or None, run_id, cell_id, metric),
             )
 
+    @_reads
     def array_names(self, run_id: str) -> list[str]:
         """The names of the arrays stored by the cells of a run, sorted."""
         rows = self._db.execute(
             "SELECT DISTINCT name FROM arrays WHERE run_id = ? ORDER BY name", (run_id,)
         ).fetchall()
-        return [row[0] for row in rows]
+        return [str(row[0]) for row in rows]
 
+    @_reads
     def arrays(self, run_id: str, name: str) -> dict[str, np.ndarray]:
         """The array ``name`` of every cell of a run that stored one, by cell id."""
         rows = self._db.execute(
             "SELECT cell_id, data FROM arrays WHERE run_id = ? AND name = ?", (run_id, name)
         )
-        return {cell_id: np.load(io.BytesIO(data), allow_pickle=False) for cell_id, data in rows}
+        return {
+            str(cell_id): np.load(io.BytesIO(data), allow_pickle=False) for cell_id, data in rows
+        }
 
+    @_writes
     def finish_run(self, run_id: str, *, status: str, stage_seconds: dict[str, float]) -> None:
         with self._transaction() as db:
             db.execute(
@@ -331,18 +548,24 @@ class ResultsStore:
                 (_now(), status, json.dumps(stage_seconds), run_id),
             )
 
+    @_reads
     def run_ids(self) -> list[str]:
-        """All run ids, oldest first."""
+        """All run ids, oldest first (each checked against the harness's format)."""
         rows = self._db.execute("SELECT run_id FROM runs ORDER BY rowid")
-        return [row[0] for row in rows]
+        return [check_run_id(row[0], self.path) for row in rows]
 
+    @_reads
     def cell_statuses(self, run_id: str) -> dict[str, tuple[str, str | None]]:
         """Stored cells of a run: cell id → (status, error)."""
         rows = self._db.execute(
             "SELECT cell_id, status, error FROM cells WHERE run_id = ?", (run_id,)
-        )
-        return {cell_id: (status, error) for cell_id, status, error in rows}
+        ).fetchall()
+        for cell_id, status, _ in rows:
+            if status not in typing.get_args(CellStatus):
+                raise ValueError(f"cells.status of {cell_id!r} is {status!r}")
+        return {str(cell_id): (str(status), error) for cell_id, status, error in rows}
 
+    @_writes
     def reopen_run(self, run_id: str) -> None:
         """Mark a stored run ``running`` again, to resume it."""
         with self._transaction() as db:
@@ -351,13 +574,14 @@ class ResultsStore:
                 (run_id,),
             )
 
+    @_reads
     def latest_run_of(self, suite_name: str) -> str | None:
         """The latest run of the suite called ``suite_name`` (None if there is none)."""
         row = self._db.execute(
             "SELECT run_id FROM runs WHERE suite_name = ? ORDER BY rowid DESC LIMIT 1",
             (suite_name,),
         ).fetchone()
-        return row[0] if row else None
+        return check_run_id(row[0], self.path) if row else None
 
     def resolve_run_id(self, run_id: str | None) -> str:
         """``run_id`` if stored (a unique prefix is enough), else the latest run when None."""
@@ -376,17 +600,45 @@ class ResultsStore:
             )
         raise HarnessError(f"run id prefix '{run_id}' is ambiguous: {', '.join(matches)}")
 
+    @_reads
     def run_info(self, run_id: str) -> dict[str, Any]:
-        """The ``runs`` row with its JSON columns decoded."""
+        """The ``runs`` row with its JSON columns decoded and ``cells``, the number of
+        cells it stored."""
         cursor = self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,))
         row = cursor.fetchone()
         if row is None:
             raise HarnessError(f"no run '{run_id}' in {self.path}")
         info = dict(zip([c[0] for c in cursor.description], row, strict=True))
+        check_run_id(info["run_id"], self.path)
         for key in ("config", "environment", "stage_seconds"):
             info[key] = json.loads(info[key]) if info[key] else None
+            required = key != "stage_seconds"  # which an unfinished run does not have yet
+            if (info[key] is not None or required) and not isinstance(info[key], dict):
+                raise TypeError(f"runs.{key} of run {run_id} is not a JSON object")
+        for key in ("suite_name", "status", "started_at"):
+            if not isinstance(info[key], str):
+                raise TypeError(f"runs.{key} of run {run_id} is {info[key]!r}, not text")
+        (cells,) = self._db.execute(
+            "SELECT COUNT(*) FROM cells WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        info["cells"] = int(cells)
         return info
 
+    def run_with_cells(self, run_id: str | None) -> tuple[str, dict[str, Any]]:
+        """The resolved run id and its info, refusing a run that stored no cell (killed
+        before its first cell finished): there is nothing to show, report or check."""
+        resolved = self.resolve_run_id(run_id)
+        info = self.run_info(resolved)
+        if info["cells"] == 0:
+            raise HarnessError(
+                f"run {resolved} (suite '{info['suite_name']}', {run_status(self, info)}) "
+                "stored no cell: it stopped before its first cell finished; continue it with "
+                f"`xai-harness run SUITE --out {self.folder} --resume {resolved}`, or name "
+                "another run"
+            )
+        return resolved, info
+
+    @_reads
     def results(self, run_id: str | None = None) -> pd.DataFrame:
         """One row per (cell, metric), every run or one run; see :data:`RESULT_COLUMNS`."""
         query = (
@@ -404,9 +656,43 @@ class ResultsStore:
             params = (run_id,)
         query += " ORDER BY r.rowid, c.rowid, s.rowid"
         frame = pd.read_sql_query(query, self._db, params=params)
+        _check_results(frame)
         frame["higher_is_better"] = frame["higher_is_better"].astype(bool)
         frame["value"] = frame["value"].astype(float)
+        frame["seed"] = frame["seed"].astype(np.int64)
         return frame[RESULT_COLUMNS]
+
+
+#: Result columns that are never NULL in a store the harness wrote.
+_REQUIRED = ["run_id", "dataset", "model", "explainer", "seed", "metric", "status",
+             "cell_id", "metric_name", "conventions", "higher_is_better"]  # fmt: skip
+
+
+def _check_results(frame: pd.DataFrame) -> None:
+    """Raise ``ValueError`` naming the first value a harness never stores: a NULL where
+    a value is required, an unknown status, a seed or value that is not a number, or
+    conventions that are not a JSON object."""
+    for column in _REQUIRED:
+        if frame[column].isna().any():
+            row = frame.loc[frame[column].isna()].iloc[0]
+            raise ValueError(f"scores/cells column '{column}' is NULL (cell {row['cell_id']!r})")
+    unknown = set(frame["status"]) - set(typing.get_args(CellStatus))
+    if unknown:
+        raise ValueError(f"cells.status holds {sorted(map(str, unknown))[:3]}")
+    pd.to_numeric(frame["seed"], errors="raise")
+    pd.to_numeric(frame["value"], errors="raise")
+    for text in frame["conventions"].unique():
+        if not isinstance(json.loads(text), dict):
+            raise ValueError(f"scores.conventions {str(text)[:40]!r} is not a JSON object")
+
+
+def run_status(store: ResultsStore, info: dict[str, Any]) -> str:
+    """A run's status as stored, except that a run stored as ``running`` whose process is
+    gone (killed, or the machine went down) is ``interrupted``."""
+    status = str(info["status"])
+    if status == "running" and not run_is_live(store.folder, info["run_id"]):
+        return "interrupted"
+    return status
 
 
 def load_results(out_dir: str | Path = "results", run_id: str | None = None) -> pd.DataFrame:
@@ -418,11 +704,8 @@ def load_results(out_dir: str | Path = "results", run_id: str | None = None) -> 
     score could not be computed, with the reason in ``note`` (and ``error`` for failed
     cells).
     """
-    store = ResultsStore(out_dir, create=False)
-    try:
+    with ResultsStore(out_dir, create=False) as store:
         return store.results(None if run_id is None else store.resolve_run_id(run_id))
-    finally:
-        store.close()
 
 
 def load_arrays(
@@ -434,8 +717,5 @@ def load_arrays(
     (cells whose dataset has one), ``score_trajectory`` (ScoresActivation cells:
     epochs + 1 × features, row 0 = initial weights).
     """
-    store = ResultsStore(out_dir, create=False)
-    try:
+    with ResultsStore(out_dir, create=False) as store:
         return store.arrays(store.resolve_run_id(run_id), name)
-    finally:
-        store.close()

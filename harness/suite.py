@@ -17,7 +17,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -26,6 +26,7 @@ from harness.component import SUITE_FOLDER, Component
 from harness.datasets import DatasetSource, dataset_registry
 from harness.errors import HarnessError, did_you_mean
 from harness.explainers import Explainer, explainer_registry
+from harness.identifiers import Identifier
 from harness.metrics import Metric, metric_registry
 from harness.models import ModelRecipe, model_registry
 from harness.registry import Registry
@@ -39,14 +40,21 @@ class SuiteError(HarnessError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+#: A seed: an integer in [0, 2³²) — what numpy and torch accept (no boolean, no string).
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
 class ComponentSpec(_Strict):
-    """One ``[[datasets]]``, ``[[models]]``, ``[[explainers]]`` or ``metrics`` entry."""
+    """One ``[[datasets]]``, ``[[models]]``, ``[[explainers]]`` or ``metrics`` entry.
 
-    name: str = Field(description="registered name, or 'package.module:Class'")
-    id: str | None = Field(None, description="label in reports (default: the name)")
+    ``id`` (default: the name) labels the entry in cells, reports and files.
+    """
+
+    name: Identifier = Field(description="registered name, or 'package.module:Class'")
+    id: Identifier | None = Field(None, description="label in reports (default: the name)")
     params: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -57,17 +65,22 @@ class ComponentSpec(_Strict):
 class ExecutionOptions(_Strict):
     """How cells are executed."""
 
-    explain_rows: int = Field(200, ge=1, description="test rows explained per cell (the first N)")
+    explain_rows: int = Field(
+        200, ge=1, le=10_000_000, description="test rows explained per cell (the first N)"
+    )
     target: Literal["prediction", "label"] = Field(
         "prediction", description="explained class: the model's prediction or the true label"
     )
     device: Literal["cpu", "cuda", "auto"] = Field(
         "cpu", description="torch device; 'auto' takes CUDA when available"
     )
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch default)")
+    threads: int | None = Field(
+        None, ge=1, le=4096, description="torch CPU threads (None: torch default)"
+    )
     cell_timeout: float | None = Field(
         None,
         gt=0,
+        le=31_536_000,
         description="seconds a cell may take before it is stopped and recorded "
         "as failed (None: no limit)",
     )
@@ -99,10 +112,10 @@ class FigureSpec(_Strict):
 class SuiteSpec(_Strict):
     """The suite file's schema."""
 
-    name: str
+    name: Identifier
     description: str = ""
-    version: int = Field(1, ge=1, description="bump when the suite's meaning changes")
-    seeds: list[int] = Field(min_length=1)
+    version: int = Field(1, ge=1, le=1_000_000, description="bump when the suite's meaning changes")
+    seeds: list[Seed] = Field(min_length=1, max_length=10_000)
     metrics: list[ComponentSpec] = Field(min_length=1)
     datasets: list[ComponentSpec] = Field(min_length=1)
     models: list[ComponentSpec] = Field(min_length=1)
@@ -203,8 +216,10 @@ def find_suite(reference: str | Path) -> Path:
 def load_suite(reference: str | Path, *, seeds: list[int] | None = None) -> Suite:
     """Read, validate and resolve a suite given by path or bundled name.
 
-    ``seeds`` replaces the suite's seeds. The suite's folder is put on ``sys.path`` so
-    ``"module:Class"`` names can refer to plugins next to the suite file.
+    ``seeds`` replaces the suite's seeds. The suite's folder is appended to ``sys.path``
+    so ``"module:Class"`` names can refer to plugins next to the suite file (appended, so
+    a file there named like a library — ``shap.py`` — cannot shadow it). A suite that
+    names ``module:Class`` runs that module's code, like a ``conftest.py``.
     """
     path = find_suite(reference)
     try:
@@ -230,7 +245,7 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
             "\n".join(f"{where}: {_name_claim(line, data)}" for line in _describe(exc, SuiteSpec))
         ) from None
     if path is not None and str(path.parent.resolve()) not in sys.path:
-        sys.path.insert(0, str(path.parent.resolve()))
+        sys.path.append(str(path.parent.resolve()))  # after the libraries: no shadowing
 
     folder = path.parent.resolve() if path is not None else None
     problems: list[str] = []
@@ -364,10 +379,41 @@ def _describe(
             lines.append(f"{path}: required key is missing")
         else:
             shown = item.get("input")
-            got = f" (got {shown!r})" if not isinstance(shown, dict | list) else ""
+            got = f" (got {_shown(shown)})" if not isinstance(shown, dict | list) else ""
             message = item["msg"].removeprefix("Value error, ")
+            if item["type"] in _RANGE_ERRORS:
+                message += _valid_range(root, loc)
             lines.append(f"{path}: {message}{got}")
     return lines
+
+
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _shown(value: Any) -> str:
+    """A rejected value for a one-line message: repr, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _valid_range(root: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """``"; valid range: 1 ≤ n_steps ≤ 10000"`` from the bounds declared for the field at
+    ``loc`` (or its list items), or "" when none are found."""
+    import annotated_types
+
+    found = _follow(root, loc)
+    name = next((str(p) for p in reversed(loc) if isinstance(p, str)), "value")
+    low = high = ""
+    for bound in found[1] if found else []:
+        if isinstance(bound, annotated_types.Ge):
+            low = f"{bound.ge} ≤ "
+        elif isinstance(bound, annotated_types.Gt):
+            low = f"{bound.gt} < "
+        elif isinstance(bound, annotated_types.Le):
+            high = f" ≤ {bound.le}"
+        elif isinstance(bound, annotated_types.Lt):
+            high = f" < {bound.lt}"
+    return f"; valid range: {low}{name}{high}" if low or high else ""
 
 
 def _name_claim(line: str, data: dict[str, Any]) -> str:
@@ -388,20 +434,32 @@ def _key_path(prefix: str, loc: tuple[int | str, ...]) -> str:
     return path or "(top level)"
 
 
-def _allowed_keys(root: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
-    """Field names of the model found by following ``loc`` from ``root`` (empty if none)."""
+def _follow(root: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[Any, list[Any]] | None:
+    """The annotation reached by following ``loc`` (field names, list indices) from
+    ``root``, with the constraints declared for it (a field's, or a list item's
+    ``Annotated`` ones); None when ``loc`` leaves the models."""
     annotation: Any = root
+    metadata: list[Any] = []
     for part in loc:
         annotation = _model_or_container(annotation)
         if isinstance(part, int):
             args = typing.get_args(annotation)
             annotation = args[0] if args else None
+            declared = getattr(annotation, "__metadata__", ())
+            metadata = [m for item in declared for m in getattr(item, "metadata", [item])]
         elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
             field = annotation.model_fields.get(part)
             annotation = field.annotation if field else None
+            metadata = list(field.metadata) if field else []
         else:
-            return []
-    annotation = _model_or_container(annotation)
+            return None
+    return annotation, metadata
+
+
+def _allowed_keys(root: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """Field names of the model found by following ``loc`` from ``root`` (empty if none)."""
+    found = _follow(root, loc)
+    annotation = _model_or_container(found[0]) if found else None
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return list(annotation.model_fields)
     return []

@@ -129,3 +129,29 @@ def openml_cache(tmp_path: Path) -> Path:
     copy = tmp_path / "openml-cache"
     shutil.copytree(SHARED_OPENML_CACHE, copy)
     return copy
+
+
+def cli(*args: str, env: dict[str, str] | None = None):
+    """``xai-harness ARGS`` in this process (typer's runner), with a wide console."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **(env or {})})
+
+
+def assert_user_error(result, *fragments: str, code: int = 2) -> str:
+    """The command failed the way a user's (or the environment's) mistake must: exit
+    ``code``, exactly one ``error:`` line on stderr containing every fragment, no
+    traceback and no escaped exception. Returns the error line."""
+    output = result.stdout + result.stderr
+    assert result.exit_code == code, output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert "Traceback" not in output, output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]

@@ -206,12 +206,11 @@ def test_against_flags_a_planted_change_and_ignores_timing_noise(tmp_path: Path)
     suite = write(tmp_path, TINY_SUITE + CLAIMS)
     for _ in range(2):
         assert invoke("run", str(suite), "--out", str(out)).exit_code == 0
-    store = ResultsStore(out, create=False)
-    baseline, current = store.run_ids()
-    cell = "syn/mlp/integrated_gradients/seed=0"
-    old = store.results(current).query("cell_id == @cell and metric == 'kendall_gt'")
-    store.update_score(current, cell, "kendall_gt", float(old["value"].iloc[0]) + 0.05, "")
-    store.close()
+    with ResultsStore(out) as store:  # writable: the test plants a change
+        baseline, current = store.run_ids()
+        cell = "syn/mlp/integrated_gradients/seed=0"
+        old = store.results(current).query("cell_id == @cell and metric == 'kendall_gt'")
+        store.update_score(current, cell, "kendall_gt", float(old["value"].iloc[0]) + 0.05, "")
     result = invoke("check", str(suite), "--out", str(out), "--against", baseline,
                     "--time-factor", "1000")  # fmt: skip
     assert result.exit_code == 1, result.output

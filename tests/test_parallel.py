@@ -49,6 +49,9 @@ def test_a_dask_local_cluster_reproduces_the_serial_scores(serial: Path, tmp_pat
     summary = run_suite(parse_suite(TINY_SUITE), tmp_path, executor=DaskExecutor(workers=2))
     assert summary.counts == {"ok": 6, "failed": 0, "skipped": 0}
     pd.testing.assert_series_equal(scores(tmp_path), scores(serial))
+    # regression: the workers' summed stage seconds exceed the wall time, and the
+    # summary printed a negative overhead
+    assert summary.stage_seconds["overhead"] >= 0
 
 
 LOAD_SUITE = """

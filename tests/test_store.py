@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from harness.errors import HarnessError
-from harness.store import CellRecord, ResultsStore, ScoreRecord, load_results
+from harness.store import CellRecord, ResultsStore, ScoreRecord, StoreError, load_results
 
 
 def _begin(store: ResultsStore) -> str:
@@ -57,8 +56,8 @@ def test_cell_and_scores_round_trip_with_missing_values(tmp_path: Path) -> None:
 def test_a_cell_write_is_all_or_nothing(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path)
     run_id = _begin(store)
-    with pytest.raises(sqlite3.IntegrityError):  # the same metric twice violates the key
-        store.record_cell(run_id, _cell(), [_score("a", 1.0), _score("a", 2.0)])
+    with pytest.raises(StoreError, match="nothing of this cell was written"):
+        store.record_cell(run_id, _cell(), [_score("a", 1.0), _score("a", 2.0)])  # key twice
     assert load_results(tmp_path).empty
     rows = store._db.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
     assert rows == 0
@@ -84,5 +83,5 @@ def test_unknown_and_ambiguous_run_ids(tmp_path: Path) -> None:
 
 def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "harness.sqlite").write_text("not a database")
-    with pytest.raises(HarnessError, match="cannot open results store"):
+    with pytest.raises(HarnessError, match="damaged or was not written by xai-harness"):
         ResultsStore(tmp_path)

@@ -86,7 +86,8 @@ def test_metric_tables_with_id_and_params() -> None:
         (
             "explain_rows = 50",
             "explain_rows = 0",
-            r"execution\.explain_rows: .*greater than or equal to 1 \(got 0\)",
+            r"execution\.explain_rows: .*greater than or equal to 1; "
+            r"valid range: 1 ≤ explain_rows ≤ 10000000 \(got 0\)",
         ),
         (
             "n_informative = 3",

@@ -140,6 +140,11 @@ class DatasetSource(Component):
         """Build the dataset; the seed fixes generation and the train/test split."""
         raise NotImplementedError
 
+    def known_columns(self) -> list[str] | None:
+        """A table's original column names when they are known without loading the data
+        (so a suite naming a column can be checked before anything runs); None if not."""
+        return None
+
 
 dataset_registry: Registry[type[DatasetSource]] = Registry(
     "dataset", DatasetSource, "xai_harness.datasets"

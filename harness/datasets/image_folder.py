@@ -48,7 +48,7 @@ class ImageFolderParams(Params):
     root: SuiteFolder = Field(description="folder with <split>/<class>/ images")
     train_split: str = Field("train", description="training sub-folder")
     test_split: str = Field("test", description="test sub-folder")
-    size: int | None = Field(64, ge=4, description="resize to size × size (None: keep)")
+    size: int | None = Field(64, ge=4, le=8192, description="resize to size × size (None: keep)")
     channels: Literal[1, 3] | None = Field(None, description="None: 1 if all are grayscale")
     masks: str | None = Field(None, description="sub-folder of root with a parallel mask tree")
     boxes: SuiteFile | None = Field(None, description="CSV of boxes: image_id,x,y,width,height")

@@ -33,8 +33,10 @@ class MedMNISTParams(Params):
     root: SuitePath | None = Field(
         None, description="folder with the .npz files (default: $MEDMNIST_ROOT, ~/.medmnist)"
     )
-    max_train: int | None = Field(None, ge=2, description="first N training images only")
-    max_test: int | None = Field(None, ge=2, description="first N test images only")
+    max_train: int | None = Field(
+        None, ge=2, le=100_000_000, description="first N training images only"
+    )
+    max_test: int | None = Field(None, ge=2, le=100_000_000, description="first N test images only")
     download: bool = Field(False, description="fetch a missing file with the medmnist package")
 
 

@@ -7,7 +7,8 @@ without any network access (a name is looked up in the cached descriptions first
 Otherwise the server is probed with a short timeout before ``openml`` is asked to
 download — the package has no timeout of its own and deletes a dataset's cache folder
 when a download fails — so without network a missing dataset fails within seconds, with
-a message naming it and the cache folder.
+a message naming it and the cache folder. Data are always read from the cached ARFF or
+Parquet file by :mod:`harness.datasets.openml_files`, never through openml's pickles.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from typing import ClassVar
 from urllib.parse import unquote, urlparse
 
 import openml
-import pandas as pd
 from pydantic import Field, model_validator
 
 from harness.component import SuitePath
 from harness.datasets.base import Dataset, DatasetCard, DatasetSource, Modality, dataset_registry
+from harness.datasets.openml_files import data_file, read_description, read_frame
 from harness.datasets.tables import DatasetError, TableParams, table_dataset
+from harness.errors import did_you_mean
 
 #: Seconds to wait for the OpenML server before declaring it unreachable.
 PROBE_TIMEOUT = 5.0
@@ -78,8 +80,7 @@ def cached_id(root: Path, name: str, version: int | None) -> int | None:
 
 def is_cached(root: Path, data_id: int) -> bool:
     folder = datasets_folder(root) / str(data_id)
-    has_data = any((folder / f).exists() for f in ("dataset.arff", "dataset.pq"))
-    return has_data and (folder / "description.xml").exists()
+    return (folder / "description.xml").is_file() and data_file(folder, data_id) is not None
 
 
 def server_reachable(timeout: float = PROBE_TIMEOUT) -> str | None:
@@ -131,6 +132,50 @@ class OpenMLDataset(DatasetSource):
                     f"{datasets_folder(root)} and {why}; connect once to download it, or "
                     "point `cache_dir` / --openml-cache / OPENML_CACHE_DIR at a cache that has it"
                 )
+            data_id = self._download(root, data_id)
+        folder = datasets_folder(root) / str(data_id)
+        try:
+            description = read_description(folder)
+            path = data_file(folder, data_id)
+            if path is None:
+                raise ValueError(f"no dataset.arff or dataset.pq in {folder}")
+            table = read_frame(path)
+        except (OSError, ValueError) as error:
+            raise DatasetError(
+                f"dataset 'openml' ({self.describe()}): cannot read the cached files: {error}; "
+                f"delete {folder} to download it again"
+            ) from error
+        target = p.target or description.default_target
+        if not target or "," in target:
+            raise DatasetError(
+                f"dataset 'openml' ({self.describe()}): no single default target "
+                f"({target!r}); set `target` to one of its columns"
+            )
+        if target not in table.columns:
+            raise DatasetError(
+                f"dataset 'openml' ({self.describe()}): no column '{target}'"
+                f"{did_you_mean(target, map(str, table.columns))} Columns: "
+                f"{', '.join(map(str, table.columns[:20]))}"
+            )
+        labels = table[target]
+        frame = table.drop(columns=[target, *(c for c in description.not_features
+                                              if c in table.columns and c != target)])  # fmt: skip
+        frame.columns = [unquote(str(c)) for c in frame.columns]  # ARFF escapes '/' etc.
+        card = DatasetCard(
+            source=f"OpenML dataset {description.data_id} '{description.name}' "
+            f"v{description.version} (target '{target}'), "
+            f"https://www.openml.org/d/{description.data_id}",
+            licence=description.licence or "see the OpenML page",
+            citation=description.citation or self.card.citation,
+        )
+        return table_dataset(f"openml:{description.name}", frame, labels, p, seed, card)
+
+    def _download(self, root: Path, data_id: int | None) -> int:
+        """Fetch the dataset's files into the cache with openml (only the files: openml's
+        parsed pickle is neither made nor read here); returns the dataset id."""
+        import openml
+
+        p = self.params
         openml.config.set_root_cache_directory(root)
         openml.config.set_retry_policy("human", 1)
         try:
@@ -141,25 +186,9 @@ class OpenMLDataset(DatasetSource):
                 download_qualities=False,
                 download_features_meta_data=False,
             )
-            target = p.target or remote.default_target_attribute
-            if not target or "," in target:
-                raise DatasetError(
-                    f"dataset 'openml' ({self.describe()}): no single default target "
-                    f"({target!r}); set `target` to one of its columns"
-                )
-            frame, labels, _, _ = remote.get_data(target=target, dataset_format="dataframe")
-            assert isinstance(frame, pd.DataFrame) and isinstance(labels, pd.Series)
-            frame.columns = [unquote(str(c)) for c in frame.columns]  # ARFF escapes '/' etc.
-        except DatasetError:
-            raise
         except Exception as error:  # openml raises many kinds (server, parsing, missing)
             raise DatasetError(
                 f"dataset 'openml' ({self.describe()}): {type(error).__name__}: {error}"
             ) from error
-        card = DatasetCard(
-            source=f"OpenML dataset {remote.dataset_id} '{remote.name}' v{remote.version} "
-            f"(target '{target}'), https://www.openml.org/d/{remote.dataset_id}",
-            licence=remote.licence or "see the OpenML page",
-            citation=remote.citation or self.card.citation,
-        )
-        return table_dataset(f"openml:{remote.name}", frame, labels, p, seed, card)
+        assert remote.dataset_id is not None
+        return int(remote.dataset_id)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
 from harness.component import Params
 from harness.datasets.base import (
@@ -38,7 +38,7 @@ from harness.datasets.base import (
     dataset_registry,
 )
 from harness.datasets.tables import DatasetError
-from harness.errors import did_you_mean
+from harness.errors import HarnessError, did_you_mean
 
 
 class PlantedParams(Params):
@@ -49,12 +49,47 @@ class PlantedParams(Params):
     function: Literal["sparse_logistic", "interaction", "threshold"] = Field(
         "sparse_logistic", description="the label function of the planted columns"
     )
-    n_relevant: int = Field(3, ge=1, description="planted columns (when `columns` is unset)")
+    n_relevant: int = Field(
+        3, ge=1, le=100_000, description="planted columns (when `columns` is unset)"
+    )
     columns: list[str] | None = Field(
         None, min_length=1, description="planted columns by name (default: drawn)"
     )
-    sharpness: float = Field(4.0, gt=0, description="logit scale: larger means less label noise")
-    function_seed: int = Field(0, ge=0, description="fixes the drawn columns and weights")
+    sharpness: float = Field(
+        4.0, gt=0, le=1e6, description="logit scale: larger means less label noise"
+    )
+    function_seed: int = Field(0, ge=0, lt=2**32, description="fixes the drawn columns and weights")
+
+    @model_validator(mode="after")
+    def _source_and_columns(self, info: ValidationInfo) -> PlantedParams:
+        """The source is a registered tabular dataset with valid parameters, and the
+        planted columns are among its columns when it knows them before loading."""
+        try:
+            source_cls = dataset_registry.get(self.source)
+        except HarnessError as exc:
+            raise ValueError(f"source: {exc}") from None
+        if source_cls.modality != "tabular":
+            raise ValueError(f"source: '{self.source}' is {source_cls.modality}, not tabular")
+        try:
+            params = source_cls.Params.model_validate(self.source_params, context=info.context)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(map(str, first["loc"])) or "(top level)"
+            raise ValueError(f"source_params.{where}: {first['msg']}") from None
+        names = source_cls(params).known_columns()
+        if names is not None:
+            unknown = [c for c in self.columns or [] if c not in names]
+            if unknown:
+                raise ValueError(
+                    f"columns: '{self.source}' has no column '{unknown[0]}'"
+                    f"{did_you_mean(unknown[0], names)} Columns: {', '.join(names)}"
+                )
+            if self.columns is None and self.n_relevant > len(names):
+                raise ValueError(
+                    f"n_relevant = {self.n_relevant} but '{self.source}' has {len(names)} "
+                    f"columns; valid range: 1 ≤ n_relevant ≤ {len(names)}"
+                )
+        return self
 
 
 @dataset_registry.register("planted")

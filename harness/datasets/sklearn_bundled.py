@@ -18,7 +18,9 @@ from harness.datasets.tables import TableParams, table_dataset
 
 
 class DigitsParams(Params):
-    size: int = Field(32, ge=8, description="side in pixels (8×8 originals, bilinear upsampling)")
+    size: int = Field(
+        32, ge=8, le=1024, description="side in pixels (8×8 originals, bilinear upsampling)"
+    )
     test_fraction: float = Field(0.25, gt=0, lt=1, description="stratified test share")
 
 
@@ -81,6 +83,9 @@ class SklearnTableSource(DatasetSource):
         bunch = type(self).loader(as_frame=True)
         labels = pd.Series(np.asarray(bunch.target_names)[bunch.target.to_numpy()])
         return table_dataset(self.name, bunch.data, labels, self.params, seed, self.card)
+
+    def known_columns(self) -> list[str]:
+        return [str(c) for c in type(self).loader(as_frame=True).data.columns]
 
 
 @dataset_registry.register("breast_cancer")

@@ -25,20 +25,29 @@ from harness.datasets.base import (
     dataset_registry,
 )
 
+#: Most pixels generated in memory: 10⁹ float32 values are 4 GB.
+MAX_PIXELS = 1_000_000_000
+
 
 class SyntheticLesionsParams(Params):
-    n_images: int = Field(800, ge=8, description="images before the train/test split")
-    size: int = Field(64, ge=16, description="side in pixels")
+    n_images: int = Field(800, ge=8, le=1_000_000, description="images before the train/test split")
+    size: int = Field(64, ge=16, le=4096, description="side in pixels")
     channels: int = Field(1, ge=1, le=3, description="1 (grayscale, X-ray-like) or 3")
     positive_fraction: float = Field(0.5, gt=0, lt=1, description="share of lesion images")
-    lesions: tuple[int, int] = Field((1, 3), description="lesions per positive image, min–max")
-    radius: tuple[float, float] = Field((2.0, 5.0), description="lesion radius in pixels")
-    contrast: float = Field(0.6, gt=0, description="lesion brightness above the background")
-    noise: float = Field(0.08, ge=0, description="std of the pixel noise")
-    texture: float = Field(0.3, ge=0, description="amplitude of the smooth background texture")
+    lesions: tuple[int, int] = Field(
+        (1, 3), strict=False, description="lesions per positive image, min–max"
+    )
+    radius: tuple[float, float] = Field(
+        (2.0, 5.0), strict=False, description="lesion radius in pixels"
+    )
+    contrast: float = Field(0.6, gt=0, le=100, description="lesion brightness above the background")
+    noise: float = Field(0.08, ge=0, le=100, description="std of the pixel noise")
+    texture: float = Field(
+        0.3, ge=0, le=100, description="amplitude of the smooth background texture"
+    )
     vignetting: bool = Field(True, description="darken towards the field's edge")
     distractors: tuple[int, int] = Field(
-        (0, 0), description="dark blobs per image (both classes), min–max"
+        (0, 0), strict=False, description="dark blobs per image (both classes), min–max"
     )
     shortcut: bool = Field(False, description="corner marker on positive training images only")
     test_fraction: float = Field(0.25, gt=0, lt=1)
@@ -51,6 +60,12 @@ class SyntheticLesionsParams(Params):
                 raise ValueError(f"{name} must be a range [min, max] with 0 ≤ min ≤ max")
         if self.lesions[0] < 1:
             raise ValueError("positive images need at least one lesion: lesions[0] ≥ 1")
+        pixels = self.n_images * self.size * self.size * self.channels
+        if pixels > MAX_PIXELS:
+            raise ValueError(
+                f"n_images × size² × channels = {pixels:,} pixels would not fit a default "
+                f"machine's memory; keep it ≤ {MAX_PIXELS:,}"
+            )
         if 2 * self.radius[1] >= self.size / 2:
             raise ValueError(f"radius up to {self.radius[1]} px is too large for {self.size} px")
         return self

@@ -19,10 +19,15 @@ from harness.datasets.base import (
     dataset_registry,
 )
 
+#: Largest table generated (rows × columns): 2·10⁸ float64 values are 1.6 GB.
+MAX_VALUES = 200_000_000
+
 
 class SyntheticTabularParams(Params):
-    n_samples: int = Field(5000, ge=20, description="rows before the train/test split")
-    n_features: int = Field(16, ge=1, description="total columns")
+    n_samples: int = Field(
+        5000, ge=20, le=10_000_000, description="rows before the train/test split"
+    )
+    n_features: int = Field(16, ge=1, le=100_000, description="total columns")
     n_informative: int = Field(5, ge=1, description="relevant columns: the first n_informative")
     n_redundant: int = Field(
         0, ge=0, description="random linear combinations of the informative columns, next"
@@ -30,8 +35,8 @@ class SyntheticTabularParams(Params):
     redundant_importance: float = Field(
         0.5, ge=0, le=1, description="ground-truth importance given to redundant columns"
     )
-    n_classes: int = Field(2, ge=2)
-    class_sep: float = Field(1.0, gt=0, description="separation of the class clusters")
+    n_classes: int = Field(2, ge=2, le=1000)
+    class_sep: float = Field(1.0, gt=0, le=1000, description="separation of the class clusters")
     flip_y: float = Field(0.01, ge=0, le=1, description="fraction of labels flipped at random")
     test_fraction: float = Field(0.25, gt=0, lt=1, description="stratified test share")
 
@@ -41,6 +46,11 @@ class SyntheticTabularParams(Params):
             raise ValueError(
                 f"n_informative + n_redundant ({self.n_informative + self.n_redundant}) "
                 f"exceeds n_features ({self.n_features})"
+            )
+        if self.n_samples * self.n_features > MAX_VALUES:
+            raise ValueError(
+                f"n_samples × n_features = {self.n_samples * self.n_features:,} values would "
+                f"not fit a default machine's memory; keep it ≤ {MAX_VALUES:,}"
             )
         if self.n_classes * 2 > 2**self.n_informative:
             raise ValueError(
@@ -114,11 +124,11 @@ class SyntheticTabular(DatasetSource):
 
 
 class Paper10Params(SyntheticTabularParams):
-    n_features: int = Field(10, ge=1, description="total columns")
+    n_features: int = Field(10, ge=1, le=100_000, description="total columns")
 
 
 class Paper16Params(SyntheticTabularParams):
-    n_features: int = Field(16, ge=1, description="total columns")
+    n_features: int = Field(16, ge=1, le=100_000, description="total columns")
 
 
 @dataset_registry.register("paper_10_5")

@@ -45,7 +45,10 @@ class TableParams(Params):
 
     test_fraction: float = Field(0.25, gt=0, lt=1, description="stratified test share")
     max_rows: int | None = Field(
-        None, ge=10, description="stratified subsample of at most this many rows (seeded)"
+        None,
+        ge=10,
+        le=100_000_000,
+        description="stratified subsample of at most this many rows (seeded)",
     )
     impute_numeric: Literal["median", "mean"] = Field(
         "median", description="missing numeric values: training median or mean"
@@ -153,17 +156,18 @@ def table_dataset(
     with np.errstate(over="ignore"):  # values beyond float32 become inf: reported below
         x_train = encoder.fit_transform(frame.iloc[train]).astype(np.float32)
         x_test = encoder.transform(frame.iloc[test]).astype(np.float32)
+    one_hot = encoder.named_transformers_["categorical"][-1]
+    widths = [1] * len(numeric) + [len(c) for c in getattr(one_hot, "categories_", [])]
+    ordered = numeric + categorical  # the encoder's output order: numeric columns first
+    column_of_feature = np.repeat(np.arange(len(ordered)), widths)
     for split, x in (("training", x_train), ("test", x_test)):
         if not np.isfinite(x).all():
-            bad = sorted({str(columns[i]) for i in np.flatnonzero(~np.isfinite(x).all(axis=0))})
+            features = np.flatnonzero(~np.isfinite(x).all(axis=0))
+            bad = sorted({str(ordered[column_of_feature[i]]) for i in features})
             raise DatasetError(
                 f"dataset '{name}': NaN or infinite values left after preprocessing in the "
                 f"{split} split (columns {', '.join(bad[:5])}); clean them or drop the columns"
             )
-    one_hot = encoder.named_transformers_["categorical"][-1]
-    widths = [1] * len(numeric) + [len(c) for c in getattr(one_hot, "categories_", [])]
-    ordered = numeric + categorical
-    column_of_feature = np.repeat(np.arange(len(ordered)), widths)
     feature_names = [str(c) for c in numeric] + [
         f"{column}={value}"
         for column, values in zip(categorical, getattr(one_hot, "categories_", []), strict=True)

@@ -56,6 +56,26 @@ class Explanation:
             if part is not None
         )
 
+    def problem(self, rows: int, attribution_shape: tuple[int, ...]) -> str | None:
+        """Why this cannot be the explanation of ``rows`` inputs whose attributions have
+        ``attribution_shape`` (wrong shape, not numbers, NaN or infinite), or None.
+
+        Applied alike to a fresh explanation and to one read back from the cache.
+        """
+        parts = [("attributions", self.local, (rows, *attribution_shape)),
+                 ("global scores", self.global_scores, attribution_shape)]  # fmt: skip
+        for name, part, shape in parts:
+            if part is None:
+                continue
+            part = np.asarray(part)
+            if part.dtype.kind not in "biuf":
+                return f"returned {name} of dtype {part.dtype}; expected real numbers"
+            if part.shape != shape:
+                return f"returned {name} of shape {part.shape}; expected {shape}"
+        if not self.is_finite():
+            return "returned NaN or infinite values"
+        return None
+
 
 @dataclass(frozen=True)
 class ExplainContext:

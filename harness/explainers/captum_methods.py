@@ -96,16 +96,21 @@ def make_baseline(
 
 
 class IntegratedGradientsParams(CaptumParams):
-    n_steps: int = Field(50, ge=1, description="points on the straight-line path")
+    n_steps: int = Field(50, ge=1, le=10_000, description="points on the straight-line path")
     method: Literal["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right"] = (
         "gausslegendre"
     )
     baseline: Baseline = Field(
         "zero", description="zeros (raw input units), the training-split mean row, or blur"
     )
-    blur_sigma: float = Field(5.0, gt=0, description="baseline 'blur': Gaussian σ in pixels")
+    blur_sigma: float = Field(
+        5.0, gt=0, le=1000, description="baseline 'blur': Gaussian σ in pixels"
+    )
     internal_batch_size: int | None = Field(
-        None, ge=1, description="path points evaluated per forward pass (None: all at once)"
+        None,
+        ge=1,
+        le=1_000_000,
+        description="path points evaluated per forward pass (None: all at once)",
     )
 
 
@@ -201,10 +206,13 @@ class FeatureAblationParams(CaptumParams):
         "zero", description="value an ablated feature is replaced with"
     )
     patch_size: int = Field(
-        4, ge=1, description="images: ablate square patches of this many pixels per side"
+        4, ge=1, le=4096, description="images: ablate square patches of this many pixels per side"
     )
     perturbations_per_eval: int = Field(
-        16, ge=1, description="ablations evaluated per forward pass (captum's batching)"
+        16,
+        ge=1,
+        le=1_000_000,
+        description="ablations evaluated per forward pass (captum's batching)",
     )
 
 

@@ -96,7 +96,7 @@ class Constant(Explainer):
 
 class CentreParams(Params):
     sigma: float = Field(
-        0.25, gt=0, description="standard deviation as a fraction of the shorter image side"
+        0.25, gt=0, le=100, description="standard deviation as a fraction of the shorter image side"
     )
 
 

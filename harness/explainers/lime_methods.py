@@ -34,12 +34,14 @@ def no_progress_bars() -> contextlib.AbstractContextManager[object]:
 
 
 class LimeTabularParams(Params):
-    num_samples: int = Field(5000, ge=1, description="perturbed samples per row (lime default)")
+    num_samples: int = Field(
+        5000, ge=1, le=1_000_000, description="perturbed samples per row (lime default)"
+    )
     discretize_continuous: bool = Field(
         True, description="quartile-discretise continuous features (lime default)"
     )
     kernel_width: float | None = Field(
-        None, gt=0, description="locality kernel width (None: 0.75·√features, lime default)"
+        None, gt=0, le=1e6, description="locality kernel width (None: 0.75·√features, lime default)"
     )
 
 
@@ -82,7 +84,9 @@ class LimeTabular(Explainer):
 
 
 class LimeImageParams(Params):
-    num_samples: int = Field(1000, ge=1, description="perturbed images per image (lime default)")
+    num_samples: int = Field(
+        1000, ge=1, le=1_000_000, description="perturbed images per image (lime default)"
+    )
     segmentation: Literal["quickshift", "slic", "felzenszwalb"] = Field(
         "quickshift", description="superpixel algorithm (scikit-image, via lime)"
     )
@@ -93,7 +97,7 @@ class LimeImageParams(Params):
     hide_color: float | None = Field(
         None, description="value of hidden superpixels (None: each superpixel's mean)"
     )
-    batch_size: int = Field(256, ge=1, description="perturbed images per model call")
+    batch_size: int = Field(256, ge=1, le=1_000_000, description="perturbed images per model call")
 
 
 @explainer_registry.register("lime_image")

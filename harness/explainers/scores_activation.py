@@ -64,8 +64,8 @@ class ScoresActivationParams(Params):
     init: Literal["zeros", "normal"] = Field(
         "zeros", description="initial scores: zeros (uniform weights 1/d) or N(0, init_std²)"
     )
-    init_std: float = Field(0.01, gt=0, description="std of the 'normal' initialisation")
-    temperature: float = Field(1.0, gt=0, description="T in softmax(s / T)")
+    init_std: float = Field(0.01, gt=0, le=1e3, description="std of the 'normal' initialisation")
+    temperature: float = Field(1.0, gt=0, le=1e6, description="T in softmax(s / T)")
     rescale: bool = Field(False, description="multiply the weights by d (mean weight 1)")
     weight_decay_on_scores: bool = Field(
         False, description="apply the recipe's weight decay to s too (off: it pulls to uniform)"

@@ -69,7 +69,7 @@ class ShapKernelParams(Params):
     background: Literal["kmeans", "sample"] = Field(
         "kmeans", description="training rows summarised by shap.kmeans, or a random sample"
     )
-    background_size: int = Field(50, ge=1, description="k of k-means, or rows sampled")
+    background_size: int = Field(50, ge=1, le=100_000, description="k of k-means, or rows sampled")
     nsamples: int | Literal["auto"] = Field(
         "auto", description="coalitions evaluated per row ('auto': 2·features + 2048)"
     )
@@ -109,8 +109,12 @@ class ShapKernel(Explainer):
 
 
 class ShapPermutationParams(Params):
-    background_size: int = Field(100, ge=1, description="training rows sampled as background")
-    max_evals: int = Field(500, ge=1, description="model evaluations per explained row")
+    background_size: int = Field(
+        100, ge=1, le=100_000, description="training rows sampled as background"
+    )
+    max_evals: int = Field(
+        500, ge=1, le=10_000_000, description="model evaluations per explained row"
+    )
     batch_size: int | Literal["auto"] = Field("auto", description="rows per model call")
 
 
@@ -138,7 +142,7 @@ class ShapPermutation(Explainer):
 
 
 class ShapTorchParams(Params):
-    background_size: int = Field(50, ge=1, description="training rows/images sampled")
+    background_size: int = Field(50, ge=1, le=100_000, description="training rows/images sampled")
     channel_pooling: ChannelPooling = Field("sum_abs", description="images: Σ|a| or Σa")
 
 
@@ -208,8 +212,10 @@ class ShapDeep(Explainer):
 
 
 class ShapGradientParams(ShapTorchParams):
-    nsamples: int = Field(200, ge=1, description="background/path samples per explained row")
-    local_smoothing: float = Field(0.0, ge=0, description="std of noise added to inputs")
+    nsamples: int = Field(
+        200, ge=1, le=1_000_000, description="background/path samples per explained row"
+    )
+    local_smoothing: float = Field(0.0, ge=0, le=1e6, description="std of noise added to inputs")
 
 
 @explainer_registry.register("shap_gradient")

@@ -67,8 +67,10 @@ def elastic_net_penalty(
 
 
 class SoftCAMParams(Params):
-    l1: float = Field(0.0, ge=0, description="λ1: L1 penalty on the evidence maps (sparse)")
-    l2: float = Field(0.0, ge=0, description="λ2: L2-norm penalty on the evidence maps (ridge)")
+    l1: float = Field(0.0, ge=0, le=1e6, description="λ1: L1 penalty on the evidence maps (sparse)")
+    l2: float = Field(
+        0.0, ge=0, le=1e6, description="λ2: L2-norm penalty on the evidence maps (ridge)"
+    )
     first_image_only: bool = Field(
         False, description="penalise only each batch's first image (the official code)"
     )

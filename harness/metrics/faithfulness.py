@@ -28,8 +28,10 @@ class FaithfulnessParams(Params):
     baseline: Literal["zero", "mean", "blur"] = Field(
         "zero", description="replacement value: zeros, the training mean, or a blurred copy"
     )
-    blur_sigma: float = Field(5.0, gt=0, description="baseline 'blur': Gaussian σ, in pixels")
-    steps: int = Field(20, ge=1, description="curve points after the unperturbed one")
+    blur_sigma: float = Field(
+        5.0, gt=0, le=1000, description="baseline 'blur': Gaussian σ, in pixels"
+    )
+    steps: int = Field(20, ge=1, le=10_000, description="curve points after the unperturbed one")
 
 
 def ranking(attributions: np.ndarray, seed: int = 0) -> np.ndarray:

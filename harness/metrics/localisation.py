@@ -72,7 +72,9 @@ class PositiveParams(Params):
 
 
 class PointingGameParams(SignParams):
-    tolerance: float = Field(15.0, ge=0, description="hit distance from the mask, input pixels")
+    tolerance: float = Field(
+        15.0, ge=0, le=1e6, description="hit distance from the mask, input pixels"
+    )
 
 
 def all_within(points: np.ndarray, masks: np.ndarray, tolerance: float) -> np.ndarray:
@@ -206,7 +208,9 @@ class RelevanceRankAccuracy(_Localisation):
 
 
 class TopKIoUParams(SignParams):
-    k: int | None = Field(None, ge=1, description="pixels kept (None: the mask's size K)")
+    k: int | None = Field(
+        None, ge=1, le=100_000_000, description="pixels kept (None: the mask's size K)"
+    )
 
 
 @metric_registry.register("topk_iou")

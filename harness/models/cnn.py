@@ -8,7 +8,7 @@ inside the model.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -28,8 +28,8 @@ def channel_standardize(x_train: np.ndarray) -> Standardize:
 
 
 class SmallCNNParams(TrainingParams):
-    channels: list[int] = Field(
-        [16, 32, 64, 64], min_length=1, description="filters of each 3×3 conv block"
+    channels: list[Annotated[int, Field(ge=1, le=8192)]] = Field(
+        [16, 32, 64, 64], min_length=1, max_length=32, description="filters of each 3×3 conv block"
     )
 
 

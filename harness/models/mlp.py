@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import torch
@@ -31,7 +31,9 @@ class Standardize(nn.Module):
 
 
 class MLPParams(TrainingParams):
-    hidden: list[int] = Field([64, 64], description="width of each hidden layer")
+    hidden: list[Annotated[int, Field(ge=1, le=65_536)]] = Field(
+        [64, 64], max_length=64, description="width of each hidden layer (1…65,536)"
+    )
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout after each hidden layer")
 
 

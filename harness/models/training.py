@@ -18,12 +18,17 @@ from harness.component import Params
 class TrainingParams(Params):
     """Training options every recipe accepts."""
 
-    epochs: int = Field(30, ge=1, description="maximum number of passes over the training set")
-    batch_size: int = Field(128, ge=1)
-    learning_rate: float = Field(1e-3, gt=0, description="Adam step size")
-    weight_decay: float = Field(0.0, ge=0, description="Adam (L2) weight decay")
+    epochs: int = Field(
+        30, ge=1, le=100_000, description="maximum number of passes over the training set"
+    )
+    batch_size: int = Field(128, ge=1, le=1_000_000)
+    learning_rate: float = Field(1e-3, gt=0, le=10, description="Adam step size")
+    weight_decay: float = Field(0.0, ge=0, le=10, description="Adam (L2) weight decay")
     early_stopping_patience: int | None = Field(
-        None, ge=1, description="stop after this many epochs without a lower validation loss"
+        None,
+        ge=1,
+        le=100_000,
+        description="stop after this many epochs without a lower validation loss",
     )
     validation_fraction: float = Field(
         0.1, gt=0, lt=1, description="training share held out for early stopping"

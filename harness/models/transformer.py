@@ -68,10 +68,10 @@ class TabularTransformer(nn.Module):
 
 
 class FTTransformerParams(TrainingParams):
-    d_token: int = Field(32, ge=1, description="token width (divisible by n_heads)")
-    n_layers: int = Field(2, ge=1, description="encoder layers")
-    n_heads: int = Field(4, ge=1, description="attention heads")
-    ff_dim: int = Field(64, ge=1, description="feed-forward width in each layer")
+    d_token: int = Field(32, ge=1, le=4096, description="token width (divisible by n_heads)")
+    n_layers: int = Field(2, ge=1, le=64, description="encoder layers")
+    n_heads: int = Field(4, ge=1, le=256, description="attention heads")
+    ff_dim: int = Field(64, ge=1, le=65_536, description="feed-forward width in each layer")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout in attention and feed-forward")
 
 

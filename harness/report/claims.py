@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.claims import ClaimResult, format_number
+from harness.errors import HarnessError
 
 
 def describe_outcome(outcome: ClaimResult) -> str:
@@ -27,23 +29,38 @@ def describe_outcome(outcome: ClaimResult) -> str:
     )
 
 
+#: Characters XML 1.0 does not allow anywhere (most control characters, lone surrogates).
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` with the characters XML 1.0 cannot hold replaced by U+FFFD, so the file
+    stays well-formed whatever a claim's text contains (ElementTree escapes the rest)."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def write_junit(path: Path, suite: str, run_id: str, outcomes: list[ClaimResult]) -> None:
     """A JUnit ``testsuite``: each claim a ``testcase``; ``fails`` and ``inconclusive``
     verdicts are ``failure`` elements (type = the verdict), with the measurement."""
     failures = [o for o in outcomes if o.verdict != "holds"]
     root = ET.Element(
-        "testsuite", name=f"xai-harness check {suite}", tests=str(len(outcomes)),
+        "testsuite", name=xml_text(f"xai-harness check {suite}"), tests=str(len(outcomes)),
         failures=str(len(failures)), errors="0", skipped="0",
     )  # fmt: skip
     properties = ET.SubElement(root, "properties")
-    ET.SubElement(properties, "property", name="run_id", value=run_id)
+    ET.SubElement(properties, "property", name="run_id", value=xml_text(run_id))
     for outcome in outcomes:
-        case = ET.SubElement(root, "testcase", classname=f"claims.{suite}",
-                             name=outcome.claim.id, time="0")  # fmt: skip
-        line = describe_outcome(outcome)
+        case = ET.SubElement(root, "testcase", classname=xml_text(f"claims.{suite}"),
+                             name=xml_text(outcome.claim.id), time="0")  # fmt: skip
+        line = xml_text(describe_outcome(outcome))
         if outcome.verdict != "holds":
             failure = ET.SubElement(case, "failure", type=outcome.verdict, message=line)
             failure.text = line
         ET.SubElement(case, "system-out").text = line
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    except OSError as exc:
+        raise HarnessError(
+            f"--junit {path}: cannot write it ({exc.strerror or exc}); pass a writable file path"
+        ) from exc

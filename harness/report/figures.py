@@ -58,18 +58,40 @@ def irrelevant_counts(config: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
+def file_stem(name: str) -> str:
+    """``name`` as a file name inside the output folder: characters other than letters,
+    digits and ``_.=+,-`` become ``_``, no leading dot, at most 150 characters — so
+    names read from a store (ids) can never point outside it."""
+    stem = re.sub(r"[^\w.=+,-]", "_", name)[:150].lstrip(".")
+    return stem or "figure"
+
+
 def save(figure: Figure, folder: Path, name: str, run_id: str) -> list[Path]:
-    """Write ``name``.png and ``name``.pdf with the run id in their metadata."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``name``.png and ``name``.pdf (see :func:`file_stem`) with the run id in
+    their metadata."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot create the output folder {folder} ({exc.strerror or exc}); pass --to "
+            "with a writable folder"
+        ) from exc
     written = []
-    for suffix, metadata in (
-        ("png", {"Title": name, "Description": f"xai-harness run {run_id}"}),
-        ("pdf", {"Title": name, "Subject": f"xai-harness run {run_id}"}),
-    ):
-        path = folder / f"{name}.{suffix}"
-        figure.savefig(path, dpi=150, bbox_inches="tight", metadata=metadata)
-        written.append(path)
-    plt.close(figure)
+    try:
+        for suffix, metadata in (
+            ("png", {"Title": name, "Description": f"xai-harness run {run_id}"}),
+            ("pdf", {"Title": name, "Subject": f"xai-harness run {run_id}"}),
+        ):
+            path = folder / f"{file_stem(name)}.{suffix}"
+            figure.savefig(path, dpi=150, bbox_inches="tight", metadata=metadata)
+            written.append(path)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot write figure {name} to {folder} ({exc.strerror or exc}); free some "
+            "space or pass --to with a writable folder"
+        ) from exc
+    finally:
+        plt.close(figure)
     return written
 
 
@@ -497,11 +519,8 @@ def draw(spec: dict[str, Any], data: RunData) -> list[tuple[str, Figure]]:
 def render_figures(out_dir: str | Path, run_id: str | None, to: Path | None) -> list[Path]:
     """The default figures and the suite's declared ``[[figures]]`` of a run (latest by
     default); returns the files written, to ``to`` or ``<out_dir>/figures/<run_id>/``."""
-    store = ResultsStore(out_dir, create=False)
-    try:
-        data = load_run_data(store, store.resolve_run_id(run_id))
-    finally:
-        store.close()
+    with ResultsStore(out_dir, create=False) as store:
+        data = load_run_data(store, store.run_with_cells(run_id)[0])
     folder = to or Path(out_dir) / "figures" / data.run_id
     written: list[Path] = []
     for spec in default_figures(data) + list(data.config.get("figures", [])):

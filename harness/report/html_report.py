@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.errors import HarnessError
 from harness.report.figures import default_figures, draw, load_run_data, save
 from harness.report.leaderboard import (
     LeaderboardTable,
@@ -30,7 +31,7 @@ from harness.report.leaderboard import (
     render_text,
     summarise,
 )
-from harness.store import ResultsStore
+from harness.store import ResultsStore, run_status
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 78rem; color: #222; }
@@ -78,18 +79,21 @@ document.querySelectorAll("table.leaderboard").forEach(function (table) {
 def write_report(out_dir: str | Path, run_id: str | None, to: Path | None) -> Path:
     """Write ``report.html`` and its companions for a run (latest by default) to ``to``,
     or ``<out_dir>/reports/<run_id>/``; returns the path of ``report.html``."""
-    store = ResultsStore(out_dir, create=False)
-    try:
-        resolved = store.resolve_run_id(run_id)
-        info = store.run_info(resolved)
+    with ResultsStore(out_dir, create=False) as store:
+        resolved, info = store.run_with_cells(run_id)
+        info["status"] = run_status(store, info)
         data = load_run_data(store, resolved)
-    finally:
-        store.close()
     folder = to or Path(out_dir) / "reports" / resolved
-    folder.mkdir(parents=True, exist_ok=True)
     summary = summarise(data.results)
     tables = all_tables(summary)
-    _write_tables(folder, summary, tables)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_tables(folder, summary, tables)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot write the report to {folder} ({exc.strerror or exc}); free some space "
+            "or pass --to with a writable folder"
+        ) from exc
     figures: list[tuple[str, Path]] = []
     for spec in default_figures(data) + list(data.config.get("figures", [])):
         for stem, figure in draw(spec, data):
@@ -97,7 +101,10 @@ def write_report(out_dir: str | Path, run_id: str | None, to: Path | None) -> Pa
             figures.append((stem, png))
     page = _page(info, data.results, tables, figures)
     path = folder / "report.html"
-    path.write_text(page, encoding="utf-8")
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise HarnessError(f"cannot write {path} ({exc.strerror or exc}); free some space") from exc
     return path
 
 
@@ -123,7 +130,7 @@ def _meta_table(rows: list[tuple[str, str]]) -> str:
 
 
 def _run_section(info: dict[str, Any]) -> str:
-    environment = info["environment"]
+    environment = info["environment"] or {}
     git = environment.get("git") or {}
     machine = environment.get("machine") or {}
     stages = info.get("stage_seconds") or {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.report.leaderboard import pipe_table
+from harness.report.leaderboard import markdown_text, pipe_table
 from harness.store import ResultsStore
 
 
@@ -45,4 +45,5 @@ def importance_markdown(title: str, table: pd.DataFrame) -> str:
     """One importance table as a Markdown section (shares with 3 decimals)."""
     rows = [[str(column), *(f"{v:.3f}" for v in values)] for column, values in table.iterrows()]
     lines = pipe_table(["column", *map(str, table.columns)], rows)
-    return "\n".join([f"### Importance per column (share of total): {title}", "", *lines])
+    heading = f"### Importance per column (share of total): {markdown_text(title)}"
+    return "\n".join([heading, "", *lines])

@@ -16,9 +16,11 @@ values and undercovers); it is reported as measured, with n.
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -273,12 +275,28 @@ def all_tables(summary: pd.DataFrame) -> list[LeaderboardTable]:
     return tables + ([ranks] if ranks is not None else [])
 
 
+def markdown_text(text: str) -> str:
+    """``text`` safe in Markdown that may be rendered as HTML: ``<`` and ``>`` as entities
+    (an id such as ``<script>`` stays text), an ``&`` that would start an entity escaped,
+    line breaks as spaces; anything else, ``&`` included, reads as written."""
+    flat = " ".join(str(text).splitlines())
+    flat = re.sub(r"&(?=#?\w+;)", "&amp;", flat)
+    return flat.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def html_comment(text: str) -> str:
+    """``<!-- text -->`` that ``text`` cannot end early: escaped, and ``--`` (which
+    closes or invalidates a comment) broken up."""
+    inner = html.escape(" ".join(str(text).splitlines())).replace("--", "- -")
+    return f"<!-- {inner} -->"
+
+
 def pipe_table(columns: list[str], rows: list[list[str]], text_columns: int = 1) -> list[str]:
     """Lines of a GitHub-flavoured Markdown table; the first ``text_columns`` left-aligned,
-    the rest (numbers) right-aligned; ``|`` in cells escaped."""
+    the rest (numbers) right-aligned; HTML and ``|`` in cells escaped."""
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(markdown_text(c).replace("|", "\\|") for c in cells) + " |"
 
     rule = ["---"] * text_columns + ["---:"] * (len(columns) - text_columns)
     return [line(columns), "|" + "|".join(rule) + "|", *(line(row) for row in rows)]
@@ -297,10 +315,10 @@ def render_markdown(tables: list[LeaderboardTable]) -> str:
     """GitHub-flavoured Markdown: a heading, a pipe table (best in bold) and footnotes."""
     parts = []
     for table in tables:
-        parts += [f"### {table.title}", ""]
+        parts += [f"### {markdown_text(table.title)}", ""]
         parts += pipe_table(table.columns, _emphasised(table, "**"), table.text_columns)
         if table.footnotes:
-            parts += [""] + [f"{note}  " for note in table.footnotes]
+            parts += [""] + [f"{markdown_text(note)}  " for note in table.footnotes]
         parts.append("")
     return "\n".join(parts)
 
@@ -349,8 +367,7 @@ def render_latex(tables: list[LeaderboardTable]) -> str:
 def render_html(tables: list[LeaderboardTable]) -> str:
     """HTML fragments: one ``<table class="leaderboard">`` per leaderboard with numeric
     ``data-value`` attributes for sorting, best cells in ``<strong>``, footnotes after."""
-    from html import escape
-
+    escape = html.escape
     parts = []
     for table in tables:
         parts.append(f'<h3>{escape(table.title)}</h3>\n<table class="leaderboard">')

@@ -13,15 +13,18 @@ Models are stored as state dicts (read back with ``torch.load(weights_only=True)
 their test predictions, training seconds and history (``.npz``, ``allow_pickle=False``);
 explanations as ``.npz`` arrays with a JSON sidecar. Nothing is unpickled. Entries are
 written to a temporary folder and renamed into place, so a crash or a concurrent writer
-never leaves a half entry; an unreadable entry counts as a miss and is rewritten.
+never leaves a half entry. An entry read back is checked like fresh output (shapes,
+dtypes, finite values, metadata keys and ranges); a damaged one — truncated, foreign,
+incomplete, wrong-shaped, non-finite — counts as a miss, is removed and is rewritten.
+A cache that cannot be written (full disk) is a :class:`CacheError`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-import pickle
 import shutil
 import tempfile
 from functools import cache
@@ -32,6 +35,7 @@ import numpy as np
 import torch
 
 from harness.datasets.base import Dataset
+from harness.errors import HarnessError
 from harness.explainers.base import Explanation
 from harness.models.base import TrainedModel
 from harness.runner.plan import Cell
@@ -63,6 +67,7 @@ class ResultCache:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.hits = {"models": 0, "explanations": 0}
+        self.discarded = 0  #: damaged entries found and removed (then recomputed)
 
     def model_key(self, cell: Cell, dataset: Dataset, device: torch.device, by_design: bool) -> str:
         explainer = cell.explainer.component
@@ -85,18 +90,36 @@ class ResultCache:
         return self.folder / kind / key[:2] / key
 
     def _write(self, kind: str, key: str, files: dict[str, Any]) -> None:
-        """Write ``files`` (name → bytes writer) into a temporary folder, then rename."""
+        """Write ``files`` (name → bytes writer) into a temporary folder, then rename.
+
+        Losing a race to another writer of the same entry is fine; a full disk or an
+        unwritable folder is a :class:`CacheError`.
+        """
         final = self._entry(kind, key)
         if final.exists():
             return
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tmp-"))
+        staging: Path | None = None
         try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tmp-"))
             for name, write in files.items():
                 write(staging / name)
             os.replace(staging, final)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)  # another writer won: fine
+        except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            if final.is_dir():
+                return  # another writer won: its entry is as good as ours
+            raise CacheError(
+                f"cannot write to the cache {self.folder} ({exc}); free some space (the "
+                "cells stored so far are kept, continue with --resume), point --cache at "
+                "another folder, or run with --no-cache"
+            ) from exc
+
+    def _discard(self, folder: Path) -> None:
+        """Remove a damaged entry, so it is recomputed and rewritten."""
+        shutil.rmtree(folder, ignore_errors=True)
+        self.discarded += 1
 
     def save_model(self, key: str, model: TrainedModel, predictions: np.ndarray) -> None:
         meta = {"train_seconds": model.train_seconds, "epochs": model.epochs_trained}
@@ -112,32 +135,42 @@ class ResultCache:
     def load_model(
         self, key: str, cell: Cell, dataset: Dataset, device: torch.device, by_design: bool
     ) -> tuple[TrainedModel, np.ndarray] | None:
-        """The stored model rebuilt on ``device`` with its test predictions, or None."""
+        """The stored model rebuilt on ``device`` with its test predictions, or None when
+        there is none — or when the entry is damaged in any way (unreadable or foreign
+        files, missing keys, wrong shapes, non-finite weights), which is then removed."""
         folder = self._entry("models", key)
+        if not folder.is_dir():
+            return None
         recipe = cell.model.component
         try:
-            meta = json.loads((folder / "meta.json").read_text())
+            meta = _meta(folder, {"train_seconds": float, "epochs": int})
             state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
-            with np.load(folder / "outputs.npz", allow_pickle=False) as outputs:
-                predictions = outputs["test_predictions"]
-                history = {k.removeprefix("history."): outputs[k] for k in outputs.files
-                           if k.startswith("history.")}  # fmt: skip
+            if not isinstance(state, dict) or not all(
+                isinstance(v, torch.Tensor) and (not v.is_floating_point() or v.isfinite().all())
+                for v in state.values()
+            ):
+                raise ValueError("state.pt is not a state dict of finite tensors")
+            outputs = _read_arrays(folder / "outputs.npz")
+            predictions = outputs["test_predictions"]
+            history = {k.removeprefix("history."): v for k, v in outputs.items()
+                       if k.startswith("history.")}  # fmt: skip
+            _check_predictions(predictions, len(dataset.x_test), dataset.n_classes)
             torch.manual_seed(cell.seed)  # as in training; the weights are then replaced
             module = (
                 cell.explainer.component.architecture(recipe, dataset, cell.seed)
                 if by_design else recipe.build(dataset)
             )  # fmt: skip
             module.load_state_dict(state)
-        except (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError):
-            shutil.rmtree(folder, ignore_errors=True)  # damaged or foreign: recompute, rewrite
+        except Exception:  # any damage: recompute and rewrite (nothing was unpickled)
+            self._discard(folder)
             return None
         module = module.to(device).eval()
         if "convolutional" in recipe.traits:
             module = module.to(memory_format=torch.channels_last)
         self.hits["models"] += 1
         model = TrainedModel(
-            module=module, device=device, train_seconds=float(meta["train_seconds"]),
-            epochs_trained=int(meta["epochs"]), differentiable=recipe.differentiable,
+            module=module, device=device, train_seconds=meta["train_seconds"],
+            epochs_trained=meta["epochs"], differentiable=recipe.differentiable,
             cam_layer=recipe.cam_layer, history=history,
         )  # fmt: skip
         return model, predictions
@@ -152,19 +185,69 @@ class ResultCache:
             "meta.json": lambda path: path.write_text(json.dumps(meta)),
         })  # fmt: skip
 
-    def load_explanation(self, key: str) -> tuple[Explanation, float] | None:
+    def load_explanation(
+        self, key: str, rows: int, attribution_shape: tuple[int, ...]
+    ) -> tuple[Explanation, float] | None:
+        """The stored explanation of ``rows`` inputs and its seconds, or None when there is
+        none — or when it is damaged or would fail the checks a fresh explanation must pass
+        (shape, real numbers, finite: :meth:`Explanation.problem`); such an entry is
+        removed, so it is recomputed and rewritten."""
         folder = self._entry("explanations", key)
+        if not folder.is_dir():
+            return None
         try:
-            meta = json.loads((folder / "meta.json").read_text())
-            with np.load(folder / "arrays.npz", allow_pickle=False) as arrays:
-                explanation = Explanation(
-                    local=arrays["local"] if "local" in arrays.files else None,
-                    global_scores=arrays["global_scores"] if "global_scores" in arrays.files
-                    else None,
-                    signed=bool(meta["signed"]), channel_pooling=meta["channel_pooling"],
-                )  # fmt: skip
-        except (OSError, ValueError, KeyError, EOFError):
-            shutil.rmtree(folder, ignore_errors=True)  # damaged: recompute, rewrite
+            meta = _meta(folder, {"signed": bool, "seconds": float})
+            pooling = json.loads((folder / "meta.json").read_text()).get("channel_pooling")
+            if pooling is not None and not isinstance(pooling, str):
+                raise ValueError("channel_pooling is not text")
+            arrays = _read_arrays(folder / "arrays.npz")
+            explanation = Explanation(
+                local=arrays.get("local"), global_scores=arrays.get("global_scores"),
+                signed=meta["signed"], channel_pooling=pooling,
+            )  # fmt: skip
+            if explanation.problem(rows, attribution_shape) is not None:
+                raise ValueError("the cached explanation fails the explanation checks")
+        except Exception:  # any damage: recompute and rewrite (nothing was unpickled)
+            self._discard(folder)
             return None
         self.hits["explanations"] += 1
-        return explanation, float(meta["seconds"])
+        return explanation, meta["seconds"]
+
+
+class CacheError(HarnessError):
+    """The cache folder cannot be written (full disk, read-only, not a folder)."""
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, read now (``allow_pickle=False``); the file is
+    closed even when it is not a valid archive."""
+    with path.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def _meta(folder: Path, types: dict[str, type]) -> dict[str, Any]:
+    """``meta.json`` of an entry with the keys of ``types``, each checked (numbers finite
+    and non-negative); raises ``ValueError`` on anything else."""
+    meta = json.loads((folder / "meta.json").read_text())
+    if not isinstance(meta, dict):
+        raise ValueError("meta.json is not an object")
+    checked: dict[str, Any] = {}
+    for name, kind in types.items():
+        value = meta[name]
+        if kind is bool and not isinstance(value, bool):
+            raise ValueError(f"meta.json: {name} is not true/false")
+        if kind in (int, float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"meta.json: {name} is not a number")
+            if not math.isfinite(value) or value < 0 or (kind is int and value != int(value)):
+                raise ValueError(f"meta.json: {name} = {value!r} is out of range")
+        checked[name] = kind(value)
+    return checked
+
+
+def _check_predictions(predictions: np.ndarray, rows: int, classes: int) -> None:
+    """Raise ``ValueError`` unless these are one class index in [0, classes) per test row."""
+    if predictions.shape != (rows,) or predictions.dtype.kind not in "iu":
+        raise ValueError(f"test predictions of shape {predictions.shape}; expected ({rows},)")
+    if rows and (predictions.min() < 0 or predictions.max() >= classes):
+        raise ValueError("test predictions outside the classes")

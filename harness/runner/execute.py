@@ -11,7 +11,7 @@ import traceback
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -25,10 +25,18 @@ from harness.errors import HarnessError
 from harness.explainers.base import ExplainContext, Explanation
 from harness.metrics.base import Evidence, Metric
 from harness.models.base import TrainedModel
+from harness.run_lock import RunLock
 from harness.runner.cache import ResultCache
 from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
-from harness.store import CellRecord, CellStatus, ResultsStore, ScoreRecord
+from harness.store import (
+    CellRecord,
+    CellStatus,
+    ResultsStore,
+    ScoreRecord,
+    StoreError,
+    new_run_id,
+)
 from harness.suite import ExecutionOptions, Resolved, Suite, load_suite
 
 T = TypeVar("T")
@@ -148,6 +156,14 @@ class Executor(Protocol):
         """How cells run (stored with the run, so parallel timings are told apart)."""
         ...
 
+    def open(self) -> None:
+        """Acquire what running needs (a cluster); called before the run is stored."""
+        ...
+
+    def close(self) -> None:
+        """Release what :meth:`open` acquired (called however the run ends)."""
+        ...
+
     def run(
         self,
         suite: Suite,
@@ -198,6 +214,12 @@ class SerialExecutor:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "serial", "jobs": 1}
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
     def run(
         self,
@@ -255,20 +277,25 @@ def run_suite(
     clock = StageClock()
     run_started = time.perf_counter()
 
-    store = ResultsStore(out_dir)
-    try:
-        stored: dict[str, tuple[str, str | None]] = {}
-        previous_seconds: dict[str, float] = {}
+    with ResultsStore(out_dir) as store, ExitStack() as held:
+        executor.open()  # e.g. reach the Dask scheduler: fails before a run is stored
+        held.callback(executor.close)
         if resume is None:
-            run_id = store.begin_run(
+            run_id = new_run_id()
+            held.enter_context(RunLock(store.folder, run_id))
+            store.begin_run(
                 suite_name=suite.name,
                 suite_path=str(suite.path) if suite.path else None,
                 suite_text=suite.text,
                 config=suite.resolved_config(),
                 environment={**collect_environment(), "executor": executor.describe()},
+                run_id=run_id,
             )
+            stored: dict[str, tuple[str, str | None]] = {}
+            previous_seconds: dict[str, float] = {}
         else:
             run_id = _run_to_resume(store, suite, resume)
+            held.enter_context(RunLock(store.folder, run_id))  # one writer per run
             stored = store.cell_statuses(run_id)
             previous_seconds = store.run_info(run_id)["stage_seconds"] or {}
             store.reopen_run(run_id)
@@ -278,6 +305,8 @@ def run_suite(
         importances: dict[tuple[str, str, str], dict[str, np.ndarray]] = defaultdict(dict)
         progress.start(f"{suite.name} ({run_id})", len(cells))
         status = "interrupted"  # unless the loop completes: Ctrl-C, or a store failure
+        missing: list[str] = []
+        completed = False
 
         def keep(cell: Cell, record: CellRecord, importance: np.ndarray | None) -> None:
             counts[record.status] += 1
@@ -308,19 +337,43 @@ def run_suite(
                 progress.cell_done(record.cell_id, record.status)
             with clock.time("score"):
                 _score_across_seeds(suite, importances, store, run_id)
-            status = "failed" if counts["failed"] else "ok"
+            now_stored = store.cell_statuses(run_id)
+            missing = [c.cell_id for c in cells if c.cell_id not in now_stored]
+            if not missing:  # a run is ok only when every planned cell is stored
+                status = "failed" if counts["failed"] else "ok"
+            completed = True
         finally:
             progress.finish()
             total = time.perf_counter() - run_started
             stage_seconds = {**clock.seconds, "total": total}
-            stage_seconds["overhead"] = total - sum(clock.seconds.values())
+            # parallel executors add up their workers' stage seconds, which can exceed
+            # the wall time: the overhead is what the wall time does not account for
+            stage_seconds["overhead"] = max(0.0, total - sum(clock.seconds.values()))
             for stage, seconds in previous_seconds.items():  # a resumed run adds up
                 stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
-            store.finish_run(run_id, status=status, stage_seconds=stage_seconds)
-    finally:
-        store.close()
+            _finish(store, run_id, status, stage_seconds, failing=not completed)
+    if missing:
+        raise HarnessError(
+            f"run {run_id}: {len(missing)} planned cells were not stored (first: "
+            f"{missing[0]}); the run is marked 'interrupted' — continue it with --resume"
+        )
     reused = dict(cache.hits) if cache is not None else {}
     return RunSummary(run_id, store.path, counts, stage_seconds, failures, len(stored), reused)
+
+
+def _finish(
+    store: ResultsStore, run_id: str, status: str, stage_seconds: dict[str, float], *,
+    failing: bool,
+) -> None:  # fmt: skip
+    """Record the run's end. When that fails too (the disk is still full) while another
+    error is on its way out (``failing``), that error is the one to report: the run then
+    stays ``running`` in the store, which readers show as interrupted once this process
+    is gone."""
+    try:
+        store.finish_run(run_id, status=status, stage_seconds=stage_seconds)
+    except StoreError:
+        if not failing:
+            raise
 
 
 def _run_to_resume(store: ResultsStore, suite: Suite, resume: str) -> str:
@@ -575,7 +628,7 @@ def _explain_or_reuse(
     if cache is None or trained.cache_key is None:
         return _stage("explaining", _explain, cell, trained.model, dataset, rows, targets)
     key = cache.explanation_key(trained.cache_key, cell, len(rows), context.options.target)
-    stored = cache.load_explanation(key)
+    stored = cache.load_explanation(key, len(rows), dataset.attribution_shape)
     if stored is not None:
         return stored
     explanation, seconds = _stage(
@@ -600,19 +653,9 @@ def _explain(
     started = time.perf_counter()
     explanation = explainer.explain(model, inputs, targets, context)
     seconds = time.perf_counter() - started
-    expected = (len(rows), *dataset.attribution_shape)
-    if explanation.local is not None and explanation.local.shape != expected:
-        raise CellFailure(
-            f"explainer '{cell.explainer.id}' returned attributions of shape "
-            f"{explanation.local.shape}; expected {expected}"
-        )
-    if explanation.global_importance.shape != dataset.attribution_shape:
-        raise CellFailure(
-            f"explainer '{cell.explainer.id}' returned global scores of shape "
-            f"{explanation.global_importance.shape}; expected {dataset.attribution_shape}"
-        )
-    if not explanation.is_finite():
-        raise CellFailure(f"explainer '{cell.explainer.id}' returned NaN or infinite values")
+    problem = explanation.problem(len(rows), dataset.attribution_shape)
+    if problem is not None:
+        raise CellFailure(f"explainer '{cell.explainer.id}' {problem}")
     return explanation, seconds
 
 

@@ -10,21 +10,28 @@ stored with the run, so timings of parallel runs are not compared with serial on
 the run's stage seconds add up the workers' (they can exceed the wall time).
 
 The per-cell timeout (``SIGALRM``) works in local worker processes; Dask runs tasks in
-worker threads, where it cannot apply.
+worker threads, where it cannot apply. Local workers exit when their parent dies; a Dask
+run stops with a message when its scheduler cannot be reached or has lost every worker.
+Dask pickles the tasks it sends (suite text, cell ids, arrays): that is by design, between
+processes of one user.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from harness.errors import HarnessError
 from harness.runner.cache import ResultCache
 from harness.runner.execute import (
     STAGES,
@@ -83,8 +90,30 @@ def _outcomes(
         yield by_id[cell_id], record, scores, arrays
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker as soon as its parent process is gone.
+
+    A worker whose parent was killed (SIGKILL leaves no chance to clean up) is adopted
+    by another process; a daemon thread notices the new parent id and exits at once, so
+    no orphan keeps computing — or holding memory — after the run is gone.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+#: How often a worker checks that its parent is alive, in seconds.
+PARENT_POLL_SECONDS = 0.5
+
+
 class ProcessExecutor:
-    """Model groups on ``jobs`` local processes (started fresh: ``spawn``)."""
+    """Model groups on ``jobs`` local processes (started fresh: ``spawn``). Workers exit
+    when the parent dies; when the run stops early (Ctrl-C, SIGTERM, an error) they are
+    terminated rather than waited for."""
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
@@ -92,6 +121,12 @@ class ProcessExecutor:
     def describe(self) -> dict[str, Any]:
         return {"kind": "processes", "jobs": self.jobs}
 
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
     def run(
         self,
         suite: Suite,
@@ -100,26 +135,101 @@ class ProcessExecutor:
         progress: ProgressReporter,
         cache: ResultCache | None,
     ) -> Iterator[CellOutcome]:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context) as pool:
+        pool = ProcessPoolExecutor(
+            max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent, initargs=(os.getpid(),),
+        )  # fmt: skip
+        finished = False
+        try:
             payloads = _payloads(suite, work, self.jobs, cache)
             futures = [pool.submit(run_group_in_worker, payload) for payload in payloads]
             for future in as_completed(futures):
-                yield from _outcomes(work, future.result(), clock)
+                try:
+                    returned = future.result()
+                except BrokenProcessPool as exc:
+                    raise HarnessError(
+                        f"a worker process died while running cells ({exc}); killed by the "
+                        "system, out of memory? The cells finished so far are stored: "
+                        "continue with --resume (perhaps with fewer --jobs)"
+                    ) from exc
+                yield from _outcomes(work, returned, clock)
+            finished = True
+        finally:
+            if finished:
+                pool.shutdown(wait=True)
+            else:  # do not wait for groups nobody will store
+                workers = list((pool._processes or {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                for worker in workers:
+                    worker.terminate()
+                for worker in workers:
+                    worker.join(timeout=5)
 
 
 class DaskExecutor:
     """Model groups as Dask tasks: on the scheduler at ``address``, or on a
-    ``LocalCluster`` of ``workers`` single-threaded processes when no address is given."""
+    ``LocalCluster`` of ``workers`` single-threaded processes when no address is given.
 
-    def __init__(self, address: str | None = None, workers: int = 2) -> None:
+    Reaching the scheduler takes at most ``connect_timeout`` seconds; when every worker
+    is gone for ``worker_timeout`` seconds while groups are unfinished, the run stops
+    with a message (the finished cells are stored; ``--resume`` continues).
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int = 2,
+        *,
+        connect_timeout: float = 10.0,
+        worker_timeout: float = 120.0,
+    ) -> None:
         self.address = address
         self.workers = workers
+        self.connect_timeout = connect_timeout
+        self.worker_timeout = worker_timeout
+        self._client: Any = None
+        self._cluster: Any = None
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "dask", "scheduler": self.address or "LocalCluster",
                 "jobs": self.workers}  # fmt: skip
 
+    def open(self) -> None:
+        from dask.distributed import Client, LocalCluster
+
+        if self.address is None:
+            self._cluster = LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True,
+                dashboard_address=None, host="127.0.0.1",
+            )  # fmt: skip
+            self._client = Client(self._cluster)
+            return
+        try:
+            self._client = Client(self.address, timeout=self.connect_timeout)
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise HarnessError(
+                f"--scheduler {self.address!r}: cannot reach a Dask scheduler there ({exc}); "
+                "start one (`dask scheduler`) and pass its address, e.g. "
+                "tcp://127.0.0.1:8786, or leave --scheduler out for a local cluster"
+            ) from None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def _worker_count(self) -> int:
+        try:
+            return len(self._client.scheduler_info().get("workers", {}))
+        except (OSError, TimeoutError) as exc:
+            raise HarnessError(
+                f"lost the Dask scheduler {self.address} ({exc}); the cells finished so far "
+                "are stored: continue with --resume once it is back"
+            ) from None
+
     def run(
         self,
         suite: Suite,
@@ -128,25 +238,54 @@ class DaskExecutor:
         progress: ProgressReporter,
         cache: ResultCache | None,
     ) -> Iterator[CellOutcome]:
-        from dask.distributed import Client, LocalCluster
-        from dask.distributed import as_completed as dask_completed
+        from dask.distributed import KilledWorker, wait
 
-        cluster = None
-        if self.address is None:
-            cluster = LocalCluster(
-                n_workers=self.workers, threads_per_worker=1, processes=True,
-                dashboard_address=None, host="127.0.0.1",
-            )  # fmt: skip
-        client = Client(cluster if cluster is not None else self.address)
+        assert self._client is not None, "open() the executor first (run_suite does)"
+        workers = max(1, self._worker_count())
+        pending = [
+            self._client.submit(run_group_in_worker, payload, pure=False)
+            for payload in _payloads(suite, work, workers, cache)
+        ]
+        alone_since: float | None = None
         try:
-            workers = max(1, len(client.scheduler_info().get("workers", {})))
-            futures = [
-                client.submit(run_group_in_worker, payload, pure=False)
-                for payload in _payloads(suite, work, workers, cache)
-            ]
-            for future in dask_completed(futures):
-                yield from _outcomes(work, future.result(), clock)
+            while pending:
+                try:
+                    wait(pending, timeout=WAIT_POLL_SECONDS, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    alone_since = self._check_workers(alone_since, len(pending))
+                    continue
+                done = [future for future in pending if future.done()]
+                pending = [future for future in pending if not future.done()]
+                for future in done:
+                    try:
+                        returned = future.result()
+                    except KilledWorker as exc:
+                        raise HarnessError(
+                            f"Dask workers died running a group of cells ({exc}); the cells "
+                            "finished so far are stored: continue with --resume"
+                        ) from None
+                    yield from _outcomes(work, returned, clock)
         finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            if pending:  # stopped early: nobody will store these
+                self._client.cancel(pending)
+
+    def _check_workers(self, alone_since: float | None, unfinished: int) -> float | None:
+        """None while workers are there; else since when there were none — and past
+        ``worker_timeout`` seconds without any, stop the run."""
+        if self._worker_count():
+            return None
+        now = time.monotonic()
+        if alone_since is None:
+            return now
+        if now - alone_since > self.worker_timeout:
+            raise HarnessError(
+                f"the Dask scheduler {self.address or 'LocalCluster'} has had no worker for "
+                f"{self.worker_timeout:g} s with {unfinished} groups of cells unfinished; "
+                "the cells finished so far are stored: start workers, then continue with "
+                "--resume"
+            )
+        return alone_since
+
+
+#: How long one wait for Dask results lasts before the workers are checked, in seconds.
+WAIT_POLL_SECONDS = 1.0

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from harness.datasets.base import DatasetSource
 from harness.explainers.base import Explainer
 from harness.metrics.base import Metric
 from harness.models.base import TRAITS, ModelRecipe
-from harness.suite import Resolved, Suite
+from harness.suite import Resolved, Suite, SuiteError
 
 #: Ground-truth evidence names and what a dataset must provide for them.
 _GROUND_TRUTH_NEEDS = {
@@ -121,4 +122,10 @@ def plan(suite: Suite) -> list[Cell]:
                         if (why := metric_skip_reason(metric, dataset, explainer)) is not None
                     }
                     cells.append(Cell(dataset, model, explainer, seed, reason, metric_skips))
+    repeated = [cell_id for cell_id, n in Counter(c.cell_id for c in cells).items() if n > 1]
+    if repeated:  # ids are validated and unique per section, so this is a guard
+        raise SuiteError(
+            f"suite '{suite.name}': cell id '{repeated[0]}' names {len(repeated)} cells more "
+            "than once; give the datasets, models and explainers distinct ids"
+        )
     return cells
