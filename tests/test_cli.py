@@ -140,6 +140,7 @@ def test_show_unknown_run_exits_2(tiny_run) -> None:
     assert result.exit_code == 2 and "no run 'nope'" in result.stderr
 
 
+@pytest.mark.slow
 def test_installed_command_runs_the_default_suite_from_any_folder(tmp_path: Path) -> None:
     """Acceptance: `xai-harness run` (bundled default suite) from an unrelated folder."""
     command = Path(sys.executable).parent / "xai-harness"

@@ -241,6 +241,7 @@ with RunLock(sys.argv[1], sys.argv[2]):
 """
 
 
+@pytest.mark.slow
 def test_a_second_writer_of_the_same_run_gets_one_clear_message(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="were not stored"):  # a run to resume
         run_suite(parse_suite(ONE_SEED_SUITE), tmp_path, executor=_LosesACell())

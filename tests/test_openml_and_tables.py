@@ -100,6 +100,7 @@ def test_an_uncached_openml_dataset_without_network_fails_fast_naming_it(
     assert "\n" not in message
 
 
+@pytest.mark.slow
 def test_the_cli_exits_non_zero_with_one_line_naming_the_missing_dataset(tmp_path: Path):
     suite = tmp_path / "missing.toml"
     suite.write_text(OPENML_SUITE.format(cache=tmp_path / "nothing").replace(

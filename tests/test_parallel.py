@@ -31,6 +31,7 @@ def serial(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_two_local_processes_reproduce_the_serial_scores(serial: Path, tmp_path: Path) -> None:
     summary = run_suite(parse_suite(TINY_SUITE), tmp_path, executor=ProcessExecutor(2))
     assert summary.counts == {"ok": 6, "failed": 0, "skipped": 0}
@@ -44,6 +45,7 @@ def test_two_local_processes_reproduce_the_serial_scores(serial: Path, tmp_path:
     assert info["environment"]["executor"] == {"kind": "processes", "jobs": 2}
 
 
+@pytest.mark.slow
 def test_a_dask_local_cluster_reproduces_the_serial_scores(serial: Path, tmp_path: Path) -> None:
     pytest.importorskip("dask.distributed")
     summary = run_suite(parse_suite(TINY_SUITE), tmp_path, executor=DaskExecutor(workers=2))
@@ -84,6 +86,7 @@ def test_200_cells_through_dask_are_each_stored_once(tmp_path: Path) -> None:
     assert results.groupby("cell_id").size().eq(2).all()  # each cell's scores exactly once
 
 
+@pytest.mark.slow
 def test_two_runs_writing_one_store_at_once_lose_nothing(tmp_path: Path) -> None:
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY_SUITE)
@@ -119,6 +122,7 @@ name = "grad_cam"
 """
 
 
+@pytest.mark.slow
 def test_cnn_scores_are_identical_when_the_thread_count_is_fixed(tmp_path: Path) -> None:
     # convolution reductions depend on the number of torch threads; with `threads` set in
     # the suite, workers use that count too and the scores match bit for bit

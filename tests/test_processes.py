@@ -114,6 +114,7 @@ def test_sigterm_interrupts_like_ctrl_c_and_the_run_resumes(tmp_path: Path) -> N
 # --- Dask ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("address", "message"),
     [

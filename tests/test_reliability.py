@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from harness import load_results, run_suite
 from harness.suite import parse_suite
 from tests.conftest import FAILURES_SUITE, ONE_SEED_SUITE
@@ -76,6 +78,7 @@ def _stored(store_path: Path) -> dict[str, str]:
             return {}
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_without_recomputing_or_duplicating(tmp_path: Path) -> None:
     import signal
     import subprocess
@@ -113,8 +116,6 @@ def test_a_killed_run_resumes_without_recomputing_or_duplicating(tmp_path: Path)
 
 
 def test_resume_refuses_a_changed_suite_and_a_missing_run(tmp_path: Path) -> None:
-    import pytest
-
     from harness.errors import HarnessError
     from tests.conftest import TINY_SUITE
 
