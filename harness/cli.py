@@ -325,6 +325,7 @@ def run(
     if openml_cache is not None:
         os.environ["OPENML_CACHE_DIR"] = str(openml_cache.expanduser().resolve())
     loaded = load_suite(suite, seeds=list(range(seeds)) if seeds else None)
+    writable_folder(out_dir, "--out")
     cache_dir = None if no_cache else (cache or Path(out_dir) / "cache")
     if cache_dir is not None:
         writable_folder(cache_dir, "--cache")

@@ -16,6 +16,7 @@ traceback; run ids read back are checked against their format before they name f
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
@@ -419,6 +420,11 @@ class ResultsStore:
             )
 
     def close(self) -> None:
+        """Close; a writer first moves what the WAL holds into the main file, so the
+        file alone is complete even when a reader is still open (best effort)."""
+        if not self.read_only:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self._db.close()
 
     @contextmanager
