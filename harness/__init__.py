@@ -2,16 +2,25 @@
 
 Public API: :func:`run_suite`, :func:`load_suite`, :func:`load_results` and the plugin
 registries (``explainer_registry``, ``dataset_registry``, ``metric_registry``,
-``model_registry``).
+``model_registry``). Each is imported on first access, so ``import harness`` (and a
+command that only reads the store) does not pay for torch and the explainer libraries.
 """
 
-from harness.datasets import dataset_registry
-from harness.explainers import explainer_registry
-from harness.metrics import metric_registry
-from harness.models import model_registry
-from harness.runner import run_suite
-from harness.store import load_results
-from harness.suite import load_suite
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: public name → the module that defines it
+_EXPORTS = {
+    "dataset_registry": "harness.datasets",
+    "explainer_registry": "harness.explainers",
+    "metric_registry": "harness.metrics",
+    "model_registry": "harness.models",
+    "run_suite": "harness.runner",
+    "load_results": "harness.store",
+    "load_suite": "harness.suite",
+}
 
 __all__ = [
     "dataset_registry",
@@ -22,3 +31,18 @@ __all__ = [
     "model_registry",
     "run_suite",
 ]
+
+if TYPE_CHECKING:
+    from harness.datasets import dataset_registry
+    from harness.explainers import explainer_registry
+    from harness.metrics import metric_registry
+    from harness.models import model_registry
+    from harness.runner import run_suite
+    from harness.store import load_results
+    from harness.suite import load_suite
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -33,11 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.errors import HarnessError
 from harness.identifiers import Identifier
+from harness.statistics import percentile_interval, resample_indices
 
 Op = Literal[">=", ">", "<=", "<", "=="]
 Verdict = Literal["holds", "fails", "inconclusive"]
-RESAMPLES = 10_000
-CONFIDENCE = 0.95
 
 
 class ClaimError(HarnessError):
@@ -165,21 +164,12 @@ def per_seed(results: pd.DataFrame, side: Selection, claim_id: str) -> pd.Series
 
 
 def _across_seeds(results: pd.DataFrame, side: Selection) -> bool:
-    """Whether the side's metric is one statistic over all seeds (e.g. ``stability``)."""
-    if "conventions" not in results.columns:
+    """Whether the side's metric is one statistic over all seeds (e.g. ``stability``), as
+    stored on its rows."""
+    if "across_seeds" not in results.columns:
         return False
-    rows = results[results["metric"] == side.metric]["conventions"].dropna()
-    return bool(len(rows)) and '"aggregate": "across seeds' in str(rows.iloc[0])
-
-
-def _resample_indices(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(RESAMPLES, n))
-
-
-def _interval(samples: np.ndarray) -> tuple[float, float]:
-    tail = (1 - CONFIDENCE) / 2
-    low, high = np.quantile(samples, [tail, 1 - tail])
-    return float(low), float(high)
+    rows = results.loc[results["metric"] == side.metric, "across_seeds"].dropna()
+    return bool(len(rows)) and bool(rows.iloc[0])
 
 
 def _two_sided(
@@ -191,10 +181,10 @@ def _two_sided(
     if len(a) < 2 or len(b) < 2:
         return measured, None, "one seed on a side: no interval", min(len(a), len(b))
     if list(a.index) == list(b.index):
-        picks = _resample_indices(len(a))
+        picks = resample_indices(len(a))
         samples = combine(a.to_numpy()[picks].mean(axis=1), b.to_numpy()[picks].mean(axis=1))
         return measured, samples, "paired by seed", len(a)
-    picks_a, picks_b = _resample_indices(len(a)), _resample_indices(len(b), seed=1)
+    picks_a, picks_b = resample_indices(len(a)), resample_indices(len(b), seed=1)
     samples = combine(a.to_numpy()[picks_a].mean(axis=1), b.to_numpy()[picks_b].mean(axis=1))
     return (
         measured,
@@ -236,7 +226,7 @@ def evaluate(claim: ClaimSpec, results: pd.DataFrame) -> ClaimResult:
         if _across_seeds(results, sides[0]):
             values = values.iloc[:1]  # one statistic of all seeds, repeated on each row
         samples = (
-            values.to_numpy()[_resample_indices(len(values))].mean(axis=1)
+            values.to_numpy()[resample_indices(len(values))].mean(axis=1)
             if len(values) > 1 else None
         )  # fmt: skip
     else:
@@ -263,7 +253,7 @@ def evaluate(claim: ClaimSpec, results: pd.DataFrame) -> ClaimResult:
             else "one seed: no interval, the verdict rests on the point value"
         )
     else:
-        low, high = _interval(samples)
+        low, high = percentile_interval(samples)
     outcome = verdict(claim, low, high)
     return ClaimResult(claim, outcome, measured, low, high, seeds, note, samples is not None)
 
@@ -293,8 +283,8 @@ def _evaluate_rank(claim: ClaimSpec, results: pd.DataFrame, side: Selection) -> 
     measured = float(rank_of(values.mean(axis=0)))
     note = f"among {table.shape[1]} explainers"
     if len(table) > 1:
-        ranks = rank_of(values[_resample_indices(len(table))].mean(axis=1))
-        low, high = _interval(ranks)
+        ranks = rank_of(values[resample_indices(len(table))].mean(axis=1))
+        low, high = percentile_interval(ranks)
     else:
         low = high = measured
         note += "; one seed: no interval"

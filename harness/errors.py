@@ -15,6 +15,11 @@ class HarnessError(Exception):
     """A mistake in the user's input (suite, names, paths, data), reported in one line."""
 
 
+class StoreError(HarnessError):
+    """A results store that cannot be read or written: damaged, foreign, read-only or on
+    a full disk. The message names the file and what to do."""
+
+
 class UnknownNameError(HarnessError, LookupError):
     """A name that no registry, suite key or parameter list knows."""
 

@@ -1,11 +1,12 @@
 """Regression against a baseline run: which scores moved beyond a tolerance?
 
 Scores are compared as means over seeds per dataset × model × explainer × metric (ids).
-Timings (``cost`` metrics) are compared as ratios — flagged when the new mean is more than
-``time_factor`` times slower or faster — because wall-clock noise on a shared machine is
-multiplicative; every other metric by absolute difference, ``tolerance`` by default or a
-per-metric value. An entry that has a value in one run and none in the other is flagged;
-an entry present in only one run is reported as added or removed.
+Timings (metrics whose stored kind is ``cost``) are compared as ratios — flagged when the
+new mean is more than ``time_factor`` times slower or faster — because wall-clock noise on
+a shared machine is multiplicative; every other metric by absolute difference,
+``tolerance`` by default or a per-metric value. An entry that has a value in one run and
+none in the other is flagged; an entry present in only one run is reported as added or
+removed.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-
-from harness.report.leaderboard import metric_kind
 
 _KEYS = ["dataset", "model", "explainer", "metric"]
 
@@ -35,7 +34,7 @@ class Change:
 
 def _means(results: pd.DataFrame) -> pd.DataFrame:
     grouped = results.groupby(_KEYS, sort=False)
-    return grouped.agg(mean=("value", "mean"), name=("metric_name", "first"))
+    return grouped.agg(mean=("value", "mean"), kind=("metric_kind", "first"))
 
 
 def compare_runs(
@@ -52,17 +51,17 @@ def compare_runs(
     one run was parallel and the other serial)."""
     per_metric = per_metric or {}
     if not timings:
-        baseline = baseline[baseline["metric_name"].map(metric_kind) != "cost"]
-        current = current[current["metric_name"].map(metric_kind) != "cost"]
+        baseline = baseline[baseline["metric_kind"] != "cost"]
+        current = current[current["metric_kind"] != "cost"]
     old, new = _means(baseline), _means(current)
     keys = old.index.union(new.index, sort=False)
     changes = []
     for key in keys:
         before = float(old.loc[key, "mean"]) if key in old.index else math.nan
         after = float(new.loc[key, "mean"]) if key in new.index else math.nan
-        name = str((new if key in new.index else old).loc[key, "name"])
+        kind = (new if key in new.index else old).loc[key, "kind"]
         reason = _reason(key in old.index, key in new.index, before, after,
-                         metric_kind(name) == "cost", time_factor,
+                         kind == "cost", time_factor,
                          per_metric.get(key[3], tolerance))  # fmt: skip
         if reason:
             dataset, model, explainer, metric = map(str, key)

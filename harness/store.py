@@ -37,72 +37,14 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, StoreError
+from harness.facts import ExplainerRole, MetricKind
 from harness.run_lock import run_is_live
+from harness.store_schema import SCHEMA_VERSION, check, create_or_migrate
 
 STORE_FILENAME = "harness.sqlite"
-SCHEMA_VERSION = 1
 
 CellStatus = Literal["ok", "failed", "skipped"]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    suite_name TEXT NOT NULL,
-    suite_path TEXT,
-    suite_text TEXT NOT NULL,
-    config TEXT NOT NULL,
-    environment TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    status TEXT NOT NULL,
-    stage_seconds TEXT
-);
-CREATE TABLE IF NOT EXISTS cells (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    cell_id TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    model TEXT NOT NULL,
-    explainer TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    dataset_name TEXT NOT NULL,
-    model_name TEXT NOT NULL,
-    explainer_name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    error TEXT,
-    train_seconds REAL,
-    explain_seconds REAL,
-    score_seconds REAL,
-    n_explained INTEGER,
-    torch_threads INTEGER,
-    warnings TEXT,
-    finished_at TEXT NOT NULL,
-    PRIMARY KEY (run_id, cell_id)
-);
-CREATE TABLE IF NOT EXISTS scores (
-    run_id TEXT NOT NULL,
-    cell_id TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    metric_name TEXT NOT NULL,
-    value REAL,
-    higher_is_better INTEGER NOT NULL,
-    unit TEXT NOT NULL,
-    conventions TEXT NOT NULL,
-    conventions_hash TEXT NOT NULL,
-    note TEXT,
-    PRIMARY KEY (run_id, cell_id, metric),
-    FOREIGN KEY (run_id, cell_id) REFERENCES cells(run_id, cell_id)
-);
-CREATE TABLE IF NOT EXISTS arrays (
-    run_id TEXT NOT NULL,
-    cell_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (run_id, cell_id, name),
-    FOREIGN KEY (run_id, cell_id) REFERENCES cells(run_id, cell_id)
-);
-"""
 
 #: Columns of :func:`load_results`, in order.
 RESULT_COLUMNS = [
@@ -131,6 +73,9 @@ RESULT_COLUMNS = [
     "n_explained",
     "torch_threads",
     "warnings",
+    "metric_kind",
+    "across_seeds",
+    "explainer_role",
 ]
 
 
@@ -150,6 +95,7 @@ class CellRecord:
     model_name: str
     explainer_name: str
     status: CellStatus
+    explainer_role: ExplainerRole = "post_hoc"
     error: str | None = None
     train_seconds: float | None = None
     explain_seconds: float | None = None
@@ -161,7 +107,11 @@ class CellRecord:
 
 @dataclass(frozen=True)
 class ScoreRecord:
-    """One metric of one cell; ``value`` is None when it could not be computed (see ``note``)."""
+    """One metric of one cell; ``value`` is None when it could not be computed (see ``note``).
+
+    ``kind``, ``higher_is_better`` and ``across_seeds`` are the metric's facts, stored on
+    the row so that reports never need the metric's plugin.
+    """
 
     metric: str
     metric_name: str
@@ -171,6 +121,8 @@ class ScoreRecord:
     conventions: dict[str, Any]
     conventions_hash: str
     note: str = ""
+    kind: MetricKind = "explanation"
+    across_seeds: bool = False
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -186,27 +138,6 @@ def _now() -> str:
 #: ``YYYYmmdd-HHMMSS-xxxxxx``: what :func:`new_run_id` makes. Run ids become folder names
 #: (reports, figures), so one read from a store is checked against this first.
 RUN_ID_PATTERN = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
-
-#: Columns every table of the schema must have (a table of another program that happens
-#: to share a name is refused, not written into).
-_COLUMNS = {
-    table: re.findall(r"^\s+([a-z_]+) [A-Z]+", body, flags=re.MULTILINE)
-    for table, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", _SCHEMA, re.S)
-}
-_COLUMNS["meta"] = ["key", "value"]
-
-
-def _normalised(sql: str | None) -> str:
-    """A table definition with ``IF NOT EXISTS`` and whitespace differences removed."""
-    text = re.sub(r"\s+", " ", (sql or "").replace("IF NOT EXISTS ", "")).strip().rstrip(";")
-    return text.replace("( ", "(").replace(" )", ")")
-
-
-#: Each table's definition as this version of the schema creates it.
-_DEFINITIONS = {
-    _normalised(statement).split(" ")[2]: _normalised(statement)
-    for statement in re.findall(r"CREATE TABLE .*?\);", _SCHEMA, re.S)
-}
 
 
 def new_run_id() -> str:
@@ -224,11 +155,6 @@ def check_run_id(run_id: str, where: Path) -> str:
             "it from a backup, or use another --out folder"
         )
     return run_id
-
-
-class StoreError(HarnessError):
-    """A results store that cannot be read or written: damaged, foreign, read-only or on
-    a full disk. The message names the file and what to do."""
 
 
 def _store_error(exc: BaseException, path: Path) -> StoreError:
@@ -325,6 +251,7 @@ class ResultsStore:
         self.folder = Path(folder)
         self.path = self.folder / STORE_FILENAME
         self.read_only = not create
+        self.version = 0  #: the store's schema version (set when it is opened)
         if self.folder.exists() and not self.folder.is_dir():
             raise StoreError(f"--out {self.folder} is a file, not a folder; pass a folder")
         if not create and not self.path.is_file():
@@ -358,66 +285,34 @@ class ResultsStore:
         uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
         db = sqlite3.connect(uri, uri=True, timeout=30)
         try:
-            self._check_schema(db)
+            self.version = self._checked_version(db)
         except sqlite3.OperationalError as exc:
             db.close()
             if "unable to open" not in str(exc) and "readonly" not in str(exc):
                 raise
             db = sqlite3.connect(uri + "&immutable=1", uri=True)
-            self._check_schema(db)
+            self.version = self._checked_version(db)
         return db
 
-    def _check_schema(self, db: sqlite3.Connection) -> None:
-        """Refuse a file that is not an xai-harness store: tables of the same name that
-        lack our columns, or a file of another program altogether, or a newer schema."""
-        definitions = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
-        tables = set(definitions)
-        ours = tables & _COLUMNS.keys()
-        if tables and not ours:
-            raise StoreError(
-                f"{self.path} is an SQLite file of another program (tables: "
-                f"{', '.join(sorted(tables)[:5])}), not an xai-harness results store; use "
-                "another --out folder"
-            )
-        if not tables and self.read_only:
+    def _checked_version(self, db: sqlite3.Connection) -> int:
+        version = check(db, self.path)
+        if version == 0 and self.read_only:
             raise StoreError(f"{self.path} is an empty file, not a results store; run first")
-        for table in ours:
-            if _normalised(definitions[table]) != _DEFINITIONS[table]:
-                columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-                missing = [c for c in _COLUMNS[table] if c not in columns]
-                what = (
-                    f"lacks the columns {', '.join(missing)}"
-                    if missing
-                    else "is defined differently"
-                )
-                raise StoreError(
-                    f"{self.path}: table '{table}' {what}; the file was not written by this "
-                    "version of xai-harness — use another --out folder"
-                )
-        if "meta" in ours:
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is not None and str(row[0]) != str(SCHEMA_VERSION):
-                raise StoreError(
-                    f"{self.path} has schema version {row[0]!r}; this xai-harness reads "
-                    f"version {SCHEMA_VERSION} — use the harness version that wrote it"
-                )
+        return version
 
     def _set_up(self) -> None:
         """Check the file (its schema, and SQLite's quick check of every page, so nothing
-        is appended to a damaged file), then WAL mode, foreign keys and the schema."""
-        self._check_schema(self._db)
+        is appended to a damaged file), then WAL mode, foreign keys, and the schema created
+        or migrated to this harness's version."""
+        version = self._checked_version(self._db)
         problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
         if problems != ["ok"]:
             raise sqlite3.DatabaseError(f"quick_check: {'; '.join(map(str, problems))}")
         if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        with self._db:
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
+        create_or_migrate(self._db, version)
+        self.version = SCHEMA_VERSION
 
     def close(self) -> None:
         """Close; a writer first moves what the WAL holds into the main file, so the
@@ -442,14 +337,18 @@ class ResultsStore:
         config: dict[str, Any],
         environment: dict[str, Any],
         run_id: str | None = None,
+        source_run: str | None = None,
     ) -> str:
         """Append a new run in status ``running`` (with ``run_id``, or a new id); returns
-        its id."""
+        its id. Its machine and commit (from ``environment``) are stored as columns of
+        their own; ``source_run`` links a rescoring to the run it rescored."""
         run_id = run_id or new_run_id()
+        machine, commit = machine_and_commit(environment)
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO runs (run_id, suite_name, suite_path, suite_text, config, "
-                "environment, started_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
+                "environment, started_at, status, machine, git_commit, source_run) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
                 (
                     run_id,
                     suite_name,
@@ -458,6 +357,9 @@ class ResultsStore:
                     json.dumps(config),
                     json.dumps(environment),
                     _now(),
+                    machine,
+                    commit,
+                    source_run,
                 ),
             )
         return run_id
@@ -491,30 +393,38 @@ class ResultsStore:
                 f"VALUES ({', '.join('?' * len(columns))})",
                 [*row.values(), run_id, _now()],
             )
-            db.executemany(
-                "INSERT INTO scores (run_id, cell_id, metric, metric_name, value, "
-                "higher_is_better, unit, conventions, conventions_hash, note) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        run_id,
-                        cell.cell_id,
-                        s.metric,
-                        s.metric_name,
-                        s.value,
-                        int(s.higher_is_better),
-                        s.unit,
-                        json.dumps(s.conventions, sort_keys=True),
-                        s.conventions_hash,
-                        s.note or None,
-                    )
-                    for s in scores
-                ],
-            )
+            self._insert_scores(db, run_id, cell.cell_id, scores)
             db.executemany(
                 "INSERT INTO arrays (run_id, cell_id, name, data) VALUES (?, ?, ?, ?)",
                 [(run_id, cell.cell_id, name, _npy(a)) for name, a in arrays.items()],
             )
+
+    @staticmethod
+    def _insert_scores(
+        db: sqlite3.Connection, run_id: str, cell_id: str, scores: list[ScoreRecord]
+    ) -> None:
+        db.executemany(
+            "INSERT INTO scores (run_id, cell_id, metric, metric_name, value, higher_is_better, "
+            "unit, conventions, conventions_hash, note, kind, across_seeds) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run_id,
+                    cell_id,
+                    s.metric,
+                    s.metric_name,
+                    s.value,
+                    int(s.higher_is_better),
+                    s.unit,
+                    json.dumps(s.conventions, sort_keys=True),
+                    s.conventions_hash,
+                    s.note or None,
+                    s.kind,
+                    int(s.across_seeds),
+                )
+                for s in scores
+            ],
+        )
 
     @_writes
     def update_score(
@@ -647,12 +557,17 @@ class ResultsStore:
     @_reads
     def results(self, run_id: str | None = None) -> pd.DataFrame:
         """One row per (cell, metric), every run or one run; see :data:`RESULT_COLUMNS`."""
+        facts = (
+            "s.kind AS metric_kind, s.across_seeds, c.explainer_role"
+            if self.version >= 2  # older stores hold no facts: filled below
+            else "NULL AS metric_kind, NULL AS across_seeds, NULL AS explainer_role"
+        )
         query = (
             "SELECT c.run_id, c.dataset, c.model, c.explainer, c.seed, s.metric, s.value, "
             "s.higher_is_better, c.status, s.note, c.error, s.unit, c.cell_id, "
             "c.dataset_name, c.model_name, c.explainer_name, s.metric_name, s.conventions, "
             "s.conventions_hash, c.train_seconds, c.explain_seconds, c.score_seconds, "
-            "c.n_explained, c.torch_threads, c.warnings "
+            f"c.n_explained, c.torch_threads, c.warnings, {facts} "
             "FROM cells c JOIN scores s ON s.run_id = c.run_id AND s.cell_id = c.cell_id "
             "JOIN runs r ON r.run_id = c.run_id"
         )
@@ -662,10 +577,18 @@ class ResultsStore:
             params = (run_id,)
         query += " ORDER BY r.rowid, c.rowid, s.rowid"
         frame = pd.read_sql_query(query, self._db, params=params)
+        frame[["metric_kind", "across_seeds", "explainer_role"]] = frame[
+            ["metric_kind", "across_seeds", "explainer_role"]].astype(object)  # fmt: skip
+        if frame[["metric_kind", "across_seeds", "explainer_role"]].isna().to_numpy().any():
+            from harness.store_legacy import fill_frame_facts
+
+            frame = fill_frame_facts(frame)  # rows written before facts were stored
         _check_results(frame)
         frame["higher_is_better"] = frame["higher_is_better"].astype(bool)
         frame["value"] = frame["value"].astype(float)
         frame["seed"] = frame["seed"].astype(np.int64)
+        frame["across_seeds"] = frame["across_seeds"].map(
+            lambda v: None if pd.isna(v) else bool(v)).astype(object)  # fmt: skip
         return frame[RESULT_COLUMNS]
 
 
@@ -682,14 +605,33 @@ def _check_results(frame: pd.DataFrame) -> None:
         if frame[column].isna().any():
             row = frame.loc[frame[column].isna()].iloc[0]
             raise ValueError(f"scores/cells column '{column}' is NULL (cell {row['cell_id']!r})")
-    unknown = set(frame["status"]) - set(typing.get_args(CellStatus))
-    if unknown:
-        raise ValueError(f"cells.status holds {sorted(map(str, unknown))[:3]}")
+    for column, allowed in (("status", CellStatus), ("metric_kind", MetricKind),
+                            ("explainer_role", ExplainerRole)):  # fmt: skip
+        unknown = set(frame[column].dropna()) - set(typing.get_args(allowed))
+        if unknown:
+            raise ValueError(f"{column} holds {sorted(map(str, unknown))[:3]}")
     pd.to_numeric(frame["seed"], errors="raise")
     pd.to_numeric(frame["value"], errors="raise")
     for text in frame["conventions"].unique():
         if not isinstance(json.loads(text), dict):
             raise ValueError(f"scores.conventions {str(text)[:40]!r} is not a JSON object")
+
+
+def machine_and_commit(environment: dict[str, Any]) -> tuple[str | None, str | None]:
+    """A run's machine — ``host (CPU, N cores[, GPU])`` — and its git commit (with
+    ``-dirty`` when the checkout had changes), from its stored environment."""
+    machine = environment.get("machine") or {}
+    git = environment.get("git") or {}
+    label = None
+    if machine:
+        parts = [str(machine.get("cpu", "unknown CPU")), f"{machine.get('cores', '?')} cores"]
+        if machine.get("cuda_device"):
+            parts.append(str(machine["cuda_device"]))
+        label = f"{machine.get('hostname', 'unknown host')} ({', '.join(parts)})"
+    commit = git.get("commit")
+    if commit and git.get("dirty"):
+        commit = f"{commit}-dirty"
+    return label, commit
 
 
 def run_status(store: ResultsStore, info: dict[str, Any]) -> str:

@@ -17,22 +17,23 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.claims import ClaimSpec, claim_problems
 from harness.component import SUITE_FOLDER, Component
-from harness.datasets import DatasetSource, dataset_registry
 from harness.errors import HarnessError, did_you_mean
-from harness.explainers import Explainer, explainer_registry
 from harness.identifiers import Identifier
-from harness.metrics import Metric, metric_registry
-from harness.models import ModelRecipe, model_registry
 from harness.registry import Registry
 
+if TYPE_CHECKING:  # the registries are imported when a suite is resolved, not before
+    from harness.datasets import DatasetSource
+    from harness.explainers import Explainer
+    from harness.metrics import Metric
+    from harness.models import ModelRecipe
+
 BUNDLED_SUITES = Path(__file__).parent / "suites"
-DEFAULT_SUITE = "quick"
 
 
 class SuiteError(HarnessError):
@@ -86,14 +87,18 @@ class ExecutionOptions(_Strict):
     )
 
 
+#: The kinds of figure a suite may declare (``figures`` and ``report`` draw them).
+FigureKind = Literal[
+    "metric", "runtime", "accuracy_localisation", "faithfulness", "gallery", "importance",
+    "trajectory", "sweep",
+]  # fmt: skip
+
+
 class FigureSpec(_Strict):
     """One ``[[figures]]`` entry: a figure of the paper's set, drawn by ``xai-harness
     figures`` and ``report`` in addition to the defaults."""
 
-    kind: Literal[
-        "metric", "runtime", "accuracy_localisation", "faithfulness", "gallery", "importance",
-        "trajectory", "sweep",
-    ]  # fmt: skip
+    kind: FigureKind
     name: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]+$", description="output file stem (default: the kind)"
     )
@@ -213,6 +218,14 @@ def find_suite(reference: str | Path) -> Path:
     )
 
 
+def _read(reference: str | Path) -> tuple[str, Path]:
+    path = find_suite(reference)
+    try:
+        return path.read_text(encoding="utf-8"), path
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: cannot read suite file: {exc}") from exc
+
+
 def load_suite(reference: str | Path, *, seeds: list[int] | None = None) -> Suite:
     """Read, validate and resolve a suite given by path or bundled name.
 
@@ -221,17 +234,24 @@ def load_suite(reference: str | Path, *, seeds: list[int] | None = None) -> Suit
     a file there named like a library — ``shap.py`` — cannot shadow it). A suite that
     names ``module:Class`` runs that module's code, like a ``conftest.py``.
     """
-    path = find_suite(reference)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"{path}: cannot read suite file: {exc}") from exc
+    text, path = _read(reference)
     return parse_suite(text, path=path, seeds=seeds)
 
 
-def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None = None) -> Suite:
-    """Validate suite TOML ``text``; ``path`` is used in messages and for local plugins."""
-    where = str(path) if path else "<suite>"
+def read_spec(reference: str | Path) -> tuple[SuiteSpec, Path]:
+    """A suite's validated spec and path, without resolving its components: its shape,
+    ids, claims and figures are checked; names and parameters are not (and no plugin is
+    imported). Enough to list a suite or to check its claims against a stored run."""
+    text, path = _read(reference)
+    spec = _parse_spec(text, str(path), None)
+    problems = _id_problems(spec)
+    if problems:
+        raise SuiteError("\n".join(f"{path}: {line}" for line in problems))
+    return spec, path
+
+
+def _parse_spec(text: str, where: str, seeds: list[int] | None) -> SuiteSpec:
+    """The file's TOML and shape (pydantic): one line per problem."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -239,38 +259,82 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
     if seeds is not None:
         data["seeds"] = seeds
     try:
-        spec = SuiteSpec.model_validate(data)
+        return SuiteSpec.model_validate(data)
     except ValidationError as exc:
         raise SuiteError(
             "\n".join(f"{where}: {_name_claim(line, data)}" for line in _describe(exc, SuiteSpec))
         ) from None
+
+
+#: The sections of a suite that name components, in resolution order.
+SECTIONS = ("datasets", "models", "explainers", "metrics")
+
+
+def _id_problems(spec: SuiteSpec) -> list[str]:
+    """Ids used twice in a section or by two claims, and claims or figures naming an id
+    the suite does not have."""
+    problems: list[str] = []
+    labels: dict[str, list[str]] = {}
+    for section in SECTIONS:
+        labels[section] = []
+        for index, entry in enumerate(getattr(spec, section)):
+            if entry.label in labels[section]:
+                problems.append(
+                    f"{section}[{index}]: id '{entry.label}' is used twice in [{section}]; "
+                    "give each entry a distinct `id`"
+                )
+            labels[section].append(entry.label)
+    claim_ids = {"metric": labels["metrics"], "explainer": labels["explainers"],
+                 "dataset": labels["datasets"], "model": labels["models"]}  # fmt: skip
+    seen_claims: set[str] = set()
+    for index, claim in enumerate(spec.claims):
+        where_claim = f"claims[{index}] (id '{claim.id}')"
+        if claim.id in seen_claims:
+            problems.append(f"{where_claim}: the id is used twice; give each claim its own id")
+        seen_claims.add(claim.id)
+        problems += [f"{where_claim}.{line}" for line in claim_problems(claim, claim_ids)]
+    figure_ids = {"metric": labels["metrics"], "datasets": labels["datasets"],
+                  "models": labels["models"], "explainers": labels["explainers"]}  # fmt: skip
+    for index, figure in enumerate(spec.figures):
+        for key, known in figure_ids.items():
+            wanted = getattr(figure, key)
+            for name in [wanted] if isinstance(wanted, str) else wanted or []:
+                if name not in known:
+                    problems.append(
+                        f"figures[{index}].{key}: '{name}' is not a {key.rstrip('s')} id of this "
+                        f"suite{did_you_mean(name, known)} Known: {', '.join(known)}"
+                    )
+    return problems
+
+
+def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None = None) -> Suite:
+    """Validate suite TOML ``text``; ``path`` is used in messages and for local plugins."""
+    from harness.datasets import dataset_registry
+    from harness.explainers import explainer_registry
+    from harness.metrics import metric_registry
+    from harness.models import model_registry
+
+    where = str(path) if path else "<suite>"
+    spec = _parse_spec(text, where, seeds)
     if path is not None and str(path.parent.resolve()) not in sys.path:
         sys.path.append(str(path.parent.resolve()))  # after the libraries: no shadowing
 
     folder = path.parent.resolve() if path is not None else None
-    problems: list[str] = []
-    sections: dict[str, list[Resolved[Any]]] = {}
+    problems = _id_problems(spec)
     registries: dict[str, Registry[Any]] = {
         "datasets": dataset_registry,
         "models": model_registry,
         "explainers": explainer_registry,
         "metrics": metric_registry,
     }
-    for section, registry in registries.items():
+    sections: dict[str, list[Resolved[Any]]] = {}
+    for section in SECTIONS:
         sections[section] = []
-        seen: set[str] = set()
         for index, entry in enumerate(getattr(spec, section)):
-            key = f"{section}[{index}]"
-            if entry.label in seen:
-                problems.append(
-                    f"{key}: id '{entry.label}' is used twice in [{section}]; "
-                    "give each entry a distinct `id`"
-                )
-            seen.add(entry.label)
-            resolved = _resolve(entry, registry, key, problems, folder)
+            resolved = _resolve(entry, registries[section], f"{section}[{index}]", problems, folder)
             if resolved is not None:
                 sections[section].append(resolved)
-    explainer_ids = [e.id for e in sections["explainers"]]
+    explainer_ids = [e.label for e in spec.explainers]
     for index, metric in enumerate(sections["metrics"]):
         for reference in metric.component.references():
             if reference not in explainer_ids:
@@ -279,34 +343,6 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
                     f"of this suite{did_you_mean(reference, explainer_ids)} "
                     f"Explainer ids: {', '.join(explainer_ids)}"
                 )
-    claim_ids = {
-        "metric": [m.id for m in sections["metrics"]],
-        "explainer": explainer_ids,
-        "dataset": [d.id for d in sections["datasets"]],
-        "model": [m.id for m in sections["models"]],
-    }
-    seen_claims: set[str] = set()
-    for index, claim in enumerate(spec.claims):
-        where_claim = f"claims[{index}] (id '{claim.id}')"
-        if claim.id in seen_claims:
-            problems.append(f"{where_claim}: the id is used twice; give each claim its own id")
-        seen_claims.add(claim.id)
-        problems += [f"{where_claim}.{line}" for line in claim_problems(claim, claim_ids)]
-    for index, figure in enumerate(spec.figures):
-        ids = {
-            "metric": [m.id for m in sections["metrics"]],
-            "datasets": [d.id for d in sections["datasets"]],
-            "models": [m.id for m in sections["models"]],
-            "explainers": explainer_ids,
-        }
-        for key, known in ids.items():
-            wanted = getattr(figure, key)
-            for name in [wanted] if isinstance(wanted, str) else wanted or []:
-                if name not in known:
-                    problems.append(
-                        f"figures[{index}].{key}: '{name}' is not a {key.rstrip('s')} id of this "
-                        f"suite{did_you_mean(name, known)} Known: {', '.join(known)}"
-                    )
     if problems:
         raise SuiteError("\n".join(f"{where}: {line}" for line in problems))
     return Suite(

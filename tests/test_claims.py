@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from harness.claims import ClaimSpec, evaluate, verdict
 from harness.cli import app
 from harness.regression import compare_runs
-from harness.report.leaderboard import bootstrap_ci
+from harness.statistics import bootstrap_ci
 from harness.store import ResultsStore
 from tests.conftest import TINY_SUITE
 
@@ -223,9 +223,9 @@ def test_timings_are_compared_as_ratios() -> None:
     def run(seconds: float, accuracy: float) -> pd.DataFrame:
         return pd.DataFrame([
             {"dataset": "d", "model": "m", "explainer": "e", "metric": "explain_seconds",
-             "metric_name": "explain_seconds", "seed": 0, "value": seconds},
+             "metric_name": "explain_seconds", "seed": 0, "value": seconds, "metric_kind": "cost"},
             {"dataset": "d", "model": "m", "explainer": "e", "metric": "accuracy",
-             "metric_name": "accuracy", "seed": 0, "value": accuracy},
+             "metric_name": "accuracy", "seed": 0, "value": accuracy, "metric_kind": "model"},
         ])  # fmt: skip
 
     noisy, compared = compare_runs(run(1.0, 0.9), run(1.8, 0.9), time_factor=2.0)
@@ -240,7 +240,7 @@ def test_timings_are_compared_as_ratios() -> None:
 
 def test_an_across_seeds_statistic_has_no_interval_and_says_so() -> None:
     results = frame({("a", "stability"): [0.7, 0.7, 0.7]})
-    results["conventions"] = '{"aggregate": "across seeds: mean over pairs of seeds"}'
+    results["across_seeds"] = True  # as stored on the rows of an across-seeds metric
     result = evaluate(claim(select={"metric": "stability", "explainer": "a"}, value=0.8),
                       results)  # fmt: skip
     assert result.verdict == "fails" and result.low == result.high == pytest.approx(0.7)
@@ -250,9 +250,9 @@ def test_an_across_seeds_statistic_has_no_interval_and_says_so() -> None:
 def test_timings_can_be_left_out_of_the_comparison() -> None:
     base = pd.DataFrame([
         {"dataset": "d", "model": "m", "explainer": "e", "metric": "explain_seconds",
-         "metric_name": "explain_seconds", "seed": 0, "value": 1.0},
+         "metric_name": "explain_seconds", "seed": 0, "value": 1.0, "metric_kind": "cost"},
         {"dataset": "d", "model": "m", "explainer": "e", "metric": "accuracy",
-         "metric_name": "accuracy", "seed": 0, "value": 0.9},
+         "metric_name": "accuracy", "seed": 0, "value": 0.9, "metric_kind": "model"},
     ])  # fmt: skip
     slower = base.assign(value=[10.0, 0.9])
     changes, compared = compare_runs(base, slower, timings=False)

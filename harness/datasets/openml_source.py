@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote, urlparse
 
-import openml
 from pydantic import Field, model_validator
 
 from harness.component import SuitePath
@@ -55,12 +54,16 @@ def cache_root(configured: Path | None) -> Path:
     """The openml cache root: the parameter, else ``OPENML_CACHE_DIR``, else the default."""
     if configured is not None:
         return configured.expanduser()
+    import openml  # imported when a dataset is loaded, not when a suite is validated
+
     env = os.environ.get(openml.config.OPENML_CACHE_DIR_ENV_VAR)
     return Path(env).expanduser() if env else Path("~/.cache/openml").expanduser()
 
 
 def datasets_folder(root: Path) -> Path:
     """Where openml keeps datasets under ``root`` for the configured server."""
+    import openml
+
     host = urlparse(openml.config.server).netloc
     return root.joinpath(*reversed(host.split(".")), "datasets")
 
@@ -85,6 +88,8 @@ def is_cached(root: Path, data_id: int) -> bool:
 
 def server_reachable(timeout: float = PROBE_TIMEOUT) -> str | None:
     """None if the OpenML server accepts a connection within ``timeout``; else why not."""
+    import openml
+
     url = urlparse(openml.config.server)
     try:
         socket.create_connection((url.hostname or "", url.port or 443), timeout=timeout).close()

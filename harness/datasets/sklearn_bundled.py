@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
-import torch
 from pydantic import Field
-from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
-from sklearn.model_selection import train_test_split
 
 from harness.component import Params
 from harness.datasets.base import Dataset, DatasetCard, DatasetSource, Modality, dataset_registry
@@ -45,6 +41,10 @@ class Digits(DatasetSource):
     params: DigitsParams
 
     def load(self, seed: int) -> Dataset:
+        import torch
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
         digits = load_digits()
         images = torch.as_tensor(digits.images[:, None] / 16.0, dtype=torch.float32)
         if self.params.size != 8:
@@ -75,24 +75,30 @@ class SklearnTableSource(DatasetSource):
     (stratified split by seed; see ``harness.datasets.tables``). No ground truth."""
 
     modality: ClassVar[Modality] = "tabular"
-    loader: ClassVar[Callable[..., Any]]
+    #: the ``sklearn.datasets`` loader, by name (scikit-learn is imported when loading)
+    loader: ClassVar[str]
     Params = TableParams
     params: TableParams
 
+    def _bunch(self) -> Any:
+        return getattr(importlib.import_module("sklearn.datasets"), self.loader)(as_frame=True)
+
     def load(self, seed: int) -> Dataset:
-        bunch = type(self).loader(as_frame=True)
+        import pandas as pd
+
+        bunch = self._bunch()
         labels = pd.Series(np.asarray(bunch.target_names)[bunch.target.to_numpy()])
         return table_dataset(self.name, bunch.data, labels, self.params, seed, self.card)
 
     def known_columns(self) -> list[str]:
-        return [str(c) for c in type(self).loader(as_frame=True).data.columns]
+        return [str(c) for c in self._bunch().data.columns]
 
 
 @dataset_registry.register("breast_cancer")
 class BreastCancer(SklearnTableSource):
     """Breast cancer Wisconsin (diagnostic): 569 tumours, 30 numeric features, 2 classes."""
 
-    loader = load_breast_cancer
+    loader = "load_breast_cancer"
     card = DatasetCard(
         source="sklearn.datasets.load_breast_cancer (UCI Breast Cancer Wisconsin, Diagnostic)",
         licence="CC BY 4.0 (UCI Machine Learning Repository)",
@@ -106,7 +112,7 @@ class BreastCancer(SklearnTableSource):
 class Wine(SklearnTableSource):
     """Wine recognition: 178 wines, 13 chemical measurements, 3 cultivars."""
 
-    loader = load_wine
+    loader = "load_wine"
     card = DatasetCard(
         source="sklearn.datasets.load_wine (UCI Wine)",
         licence="CC BY 4.0 (UCI Machine Learning Repository)",
@@ -119,7 +125,7 @@ class Wine(SklearnTableSource):
 class Iris(SklearnTableSource):
     """Fisher's iris: 150 flowers, 4 measurements, 3 species."""
 
-    loader = load_iris
+    loader = "load_iris"
     card = DatasetCard(
         source="sklearn.datasets.load_iris (UCI Iris)",
         licence="CC BY 4.0 (UCI Machine Learning Repository)",

@@ -6,8 +6,6 @@ from typing import ClassVar
 
 import numpy as np
 from pydantic import Field, model_validator
-from sklearn.datasets import make_classification
-from sklearn.model_selection import train_test_split
 
 from harness.component import Params
 from harness.datasets.base import (
@@ -87,6 +85,9 @@ class SyntheticTabular(DatasetSource):
         return frozenset({"importance"})
 
     def load(self, seed: int) -> Dataset:
+        from sklearn.datasets import make_classification
+        from sklearn.model_selection import train_test_split
+
         p = self.params
         x, y = make_classification(
             n_samples=p.n_samples,

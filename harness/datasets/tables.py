@@ -25,11 +25,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder
 
 from harness.component import Params
 from harness.datasets.base import Dataset, DatasetCard
@@ -76,6 +71,12 @@ def table_dataset(
 
     Raises :class:`DatasetError` naming ``name`` and the problem. No ground truth.
     """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
     if len(frame) != len(target):
         raise DatasetError(f"dataset '{name}': {len(frame)} feature rows but {len(target)} labels")
     notes: list[str] = []

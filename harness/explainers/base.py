@@ -12,11 +12,11 @@ from torch import nn
 
 from harness.component import Component
 from harness.datasets.base import Dataset, Modality
+from harness.facts import ExplainerRole
 from harness.models.base import ModelRecipe, TrainedModel
 from harness.registry import Registry
 
 Scope = Literal["local", "global"]
-Granularity = Literal["feature", "pixel", "patch"]
 
 
 @dataclass(frozen=True)
@@ -94,22 +94,28 @@ class ExplainContext:
 class Explainer(Component):
     """Explains a trained model's predictions for given rows and target classes.
 
-    Declares the modalities it handles, its scope, its output granularity, whether it
-    needs gradients through the model, which ground truth it reads per modality
-    (controls only), which model traits it needs and which it cannot handle (with why).
-    *By-design* explainers (``by_design``) change the model: the runner calls
-    :meth:`fit_model` instead of training the recipe, and also trains the recipe's plain
-    black-box twin (same seed) so accuracy and training time can be compared.
+    Declares the modalities it handles, its scope, whether it needs gradients through
+    the model, which ground truth it reads per modality (controls only), which model
+    traits it needs and which it cannot handle (with why). *By-design* explainers
+    (``by_design``) change the model: the runner calls :meth:`fit_model` instead of
+    training the recipe, and also trains the recipe's plain black-box twin (same seed) so
+    accuracy and training time can be compared. *Controls* (``control``: oracle, random,
+    …) are references every metric is tested against, not methods to rank.
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular", "image"})
     scope: ClassVar[Scope] = "local"
-    granularity: ClassVar[Granularity] = "feature"
     needs_gradients: ClassVar[bool] = False
     needs_ground_truth: ClassVar[dict[Modality, str]] = {}
     requires_traits: ClassVar[frozenset[str]] = frozenset()
     incompatible_traits: ClassVar[dict[str, str]] = {}
     by_design: ClassVar[bool] = False
+    control: ClassVar[bool] = False
+
+    @classmethod
+    def role(cls) -> ExplainerRole:
+        """``by_design``, ``control`` or ``post_hoc``: stored with each of its cells."""
+        return "by_design" if cls.by_design else "control" if cls.control else "post_hoc"
 
     @classmethod
     def recipe_skip_reason(cls, recipe: type[ModelRecipe]) -> str | None:

@@ -7,24 +7,12 @@ map per image with the declared ``channel_pooling``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from captum.attr import (
-    Attribution,
-    DeepLift,
-    FeatureAblation,
-    GuidedBackprop,
-    InputXGradient,
-    IntegratedGradients,
-    LayerAttribution,
-    LayerGradCam,
-    Saliency,
-)
 from pydantic import Field
 from torch import nn
-from torchvision.transforms.functional import gaussian_blur
 
 from harness.component import Params
 from harness.datasets.base import Modality
@@ -37,6 +25,9 @@ from harness.explainers.base import (
     pool_channels,
 )
 from harness.models.base import TrainedModel
+
+if TYPE_CHECKING:  # captum is imported where it is used, so listing and validating stay light
+    from captum.attr import Attribution
 
 
 class CaptumParams(Params):
@@ -91,6 +82,8 @@ def make_baseline(
         return torch.as_tensor(context.dataset.train_mean[None], device=inputs.device)
     if context.dataset.modality != "image":
         raise ValueError("baseline 'blur' needs images; use 'zero' or 'train_mean'")
+    from torchvision.transforms.functional import gaussian_blur
+
     size = 2 * int(np.ceil(3 * blur_sigma)) + 1
     return gaussian_blur(inputs, kernel_size=[size, size], sigma=[blur_sigma, blur_sigma])
 
@@ -126,6 +119,8 @@ class IntegratedGradientsExplainer(_CaptumExplainer):
     params: IntegratedGradientsParams
 
     def method(self, model: TrainedModel) -> Attribution:
+        from captum.attr import IntegratedGradients
+
         return IntegratedGradients(model.module)
 
     def attribute_kwargs(
@@ -152,6 +147,8 @@ class SaliencyExplainer(_CaptumExplainer):
     params: SaliencyParams
 
     def method(self, model: TrainedModel) -> Attribution:
+        from captum.attr import Saliency
+
         return Saliency(model.module)
 
     def attribute_kwargs(
@@ -165,6 +162,8 @@ class InputXGradientExplainer(_CaptumExplainer):
     """Input × gradient of the class logit (Shrikumar et al. 2016), captum; signed."""
 
     def method(self, model: TrainedModel) -> Attribution:
+        from captum.attr import InputXGradient
+
         return InputXGradient(model.module)
 
 
@@ -185,6 +184,8 @@ class DeepLiftExplainer(_CaptumExplainer):
     params: DeepLiftParams
 
     def method(self, model: TrainedModel) -> Attribution:
+        from captum.attr import DeepLift
+
         return DeepLift(model.module)
 
     def attribute_kwargs(
@@ -198,6 +199,8 @@ class GuidedBackpropExplainer(_CaptumExplainer):
     """Guided backpropagation (Springenberg et al. 2015), captum: ReLU-gated gradients."""
 
     def method(self, model: TrainedModel) -> Attribution:
+        from captum.attr import GuidedBackprop
+
         return GuidedBackprop(model.module)
 
 
@@ -228,6 +231,8 @@ class FeatureAblationExplainer(_CaptumExplainer):
     params: FeatureAblationParams
 
     def method(self, model: TrainedModel) -> Attribution:
+        from captum.attr import FeatureAblation
+
         return FeatureAblation(model.module)
 
     def attribute_kwargs(
@@ -272,7 +277,6 @@ class GradCamExplainer(Explainer):
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
-    granularity: ClassVar[Literal["feature", "pixel", "patch"]] = "patch"
     needs_gradients: ClassVar[bool] = True
     requires_traits: ClassVar[frozenset[str]] = frozenset({"convolutional"})
     Params = GradCamParams
@@ -290,6 +294,8 @@ class GradCamExplainer(Explainer):
     def explain(
         self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
     ) -> Explanation:
+        from captum.attr import LayerAttribution, LayerGradCam
+
         x = torch.as_tensor(inputs, device=model.device)
         maps = LayerGradCam(model.module, self.layer(model)).attribute(
             x,

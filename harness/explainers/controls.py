@@ -38,7 +38,13 @@ def ground_truth_maps(context: ExplainContext) -> np.ndarray:
     return np.tile(np.asarray(truth.importance, dtype=float), (len(context.rows), 1))
 
 
-class _GroundTruthControl(Explainer):
+class _Control(Explainer):
+    """A reference explanation, not a method: every metric is tested on the controls."""
+
+    control: ClassVar[bool] = True
+
+
+class _GroundTruthControl(_Control):
     needs_ground_truth: ClassVar[dict[Modality, str]] = {"tabular": "importance", "image": "masks"}
 
 
@@ -72,7 +78,7 @@ class Inverted(_GroundTruthControl):
 
 
 @explainer_registry.register("random")
-class Random(Explainer):
+class Random(_Control):
     """Uniform random attributions in [0, 1), drawn from the cell seed (chance level)."""
 
     def explain(
@@ -84,7 +90,7 @@ class Random(Explainer):
 
 
 @explainer_registry.register("constant")
-class Constant(Explainer):
+class Constant(_Control):
     """The same attribution (1) for every feature or pixel: carries no information."""
 
     def explain(
@@ -101,7 +107,7 @@ class CentreParams(Params):
 
 
 @explainer_registry.register("centre")
-class Centre(Explainer):
+class Centre(_Control):
     """A Gaussian centred on the image (centre bias): exp(−d² / 2σ²), peak 1 at the centre."""
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})

@@ -12,9 +12,6 @@ import io
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from lime.lime_image import LimeImageExplainer
-from lime.lime_tabular import LimeTabularExplainer
-from lime.wrappers.scikit_image import SegmentationAlgorithm
 from pydantic import Field
 
 from harness.component import Params
@@ -60,6 +57,8 @@ class LimeTabular(Explainer):
     def explain(
         self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
     ) -> Explanation:
+        from lime.lime_tabular import LimeTabularExplainer
+
         dataset = context.dataset
         explainer = LimeTabularExplainer(
             dataset.x_train,
@@ -109,7 +108,6 @@ class LimeImage(Explainer):
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
-    granularity: ClassVar[Literal["feature", "pixel", "patch"]] = "patch"
     Params = LimeImageParams
     params: LimeImageParams
 
@@ -120,6 +118,9 @@ class LimeImage(Explainer):
         channels = inputs.shape[1]
         if channels not in (1, 3):
             raise ValueError(f"lime_image segments 1- or 3-channel images; these have {channels}")
+        from lime.lime_image import LimeImageExplainer
+        from lime.wrappers.scikit_image import SegmentationAlgorithm
+
         explainer = LimeImageExplainer(random_state=context.seed)
         segmenter = SegmentationAlgorithm(
             p.segmentation, **p.segmentation_params, random_seed=context.seed

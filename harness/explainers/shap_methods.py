@@ -28,9 +28,16 @@ from harness.explainers.base import (
 )
 from harness.models.base import TrainedModel
 
-with warnings.catch_warnings():  # shap warns about its own deprecations at import time
-    warnings.simplefilter("ignore")
-    import shap
+
+def shap_module() -> Any:
+    """The ``shap`` package, imported on first use (it takes seconds and is not needed to
+    list or validate); its own deprecation warnings at import are silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import shap
+
+    return shap
+
 
 #: Additivity tolerance of shap's own DeepExplainer check (absolute, logit units).
 ADDITIVITY_TOLERANCE = 0.01
@@ -94,13 +101,13 @@ class ShapKernel(Explainer):
     def background(self, context: ExplainContext) -> Any:
         x_train = context.dataset.x_train
         if self.params.background == "kmeans":
-            return shap.kmeans(x_train, min(self.params.background_size, len(x_train)))
+            return shap_module().kmeans(x_train, min(self.params.background_size, len(x_train)))
         return sample_rows(x_train, self.params.background_size, context.seed)
 
     def explain(
         self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
     ) -> Explanation:
-        explainer = shap.KernelExplainer(model.predict_proba, self.background(context))
+        explainer = shap_module().KernelExplainer(model.predict_proba, self.background(context))
         with numpy_global_seed(context.seed):
             values = explainer.shap_values(
                 inputs, nsamples=self.params.nsamples, l1_reg=self.params.l1_reg, silent=True
@@ -134,9 +141,11 @@ class ShapPermutation(Explainer):
     ) -> Explanation:
         p = self.params
         background = sample_rows(context.dataset.x_train, p.background_size, context.seed)
-        masker = shap.maskers.Independent(background, max_samples=p.background_size)
+        masker = shap_module().maskers.Independent(background, max_samples=p.background_size)
         with numpy_global_seed(context.seed):  # the explainer reseeds the global RNG itself
-            explainer = shap.PermutationExplainer(model.predict_proba, masker, seed=context.seed)
+            explainer = shap_module().PermutationExplainer(
+                model.predict_proba, masker, seed=context.seed
+            )
             result = explainer(inputs, max_evals=p.max_evals, batch_size=p.batch_size, silent=True)
         return Explanation(local=select_class(result.values, targets))
 
@@ -190,7 +199,7 @@ class ShapDeep(Explainer):
     ) -> Explanation:
         background = sample_rows(context.dataset.x_train, self.params.background_size, context.seed)
         reference = torch.as_tensor(background, device=model.device)
-        explainer = shap.DeepExplainer(model.module, reference)
+        explainer = shap_module().DeepExplainer(model.module, reference)
         x = torch.as_tensor(inputs, device=model.device)
         logits = model.logits(inputs)
 
@@ -235,7 +244,7 @@ class ShapGradient(Explainer):
     ) -> Explanation:
         p = self.params
         background = sample_rows(context.dataset.x_train, p.background_size, context.seed)
-        explainer = shap.GradientExplainer(
+        explainer = shap_module().GradientExplainer(
             model.module,
             torch.as_tensor(background, device=model.device),
             local_smoothing=p.local_smoothing,

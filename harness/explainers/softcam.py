@@ -14,7 +14,6 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import torch
-from captum.attr import LayerAttribution
 from pydantic import Field
 from torch import nn
 
@@ -89,7 +88,6 @@ class SoftCAM(Explainer):
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
-    granularity: ClassVar[Literal["feature", "pixel", "patch"]] = "patch"
     by_design: ClassVar[bool] = True
     Params = SoftCAMParams
     params: SoftCAMParams
@@ -129,6 +127,8 @@ class SoftCAM(Explainer):
         network = model.module
         if not isinstance(network, SoftCAMNetwork):
             raise ValueError("softcam explains SoftCAM models only (trained by this explainer)")
+        from captum.attr import LayerAttribution  # the same upsampling as Grad-CAM's
+
         x = torch.as_tensor(inputs, device=model.device)
         with torch.no_grad():
             maps = network.evidence_maps(x)

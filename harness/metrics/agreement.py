@@ -14,7 +14,6 @@ from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
-from scipy.stats import kendalltau, spearmanr
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
@@ -60,6 +59,8 @@ def compare_importances(
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman ρ with average ranks for ties (scipy)."""
+    from scipy.stats import spearmanr
+
     return float(spearmanr(a, b).statistic)
 
 
@@ -110,6 +111,8 @@ class KendallGroundTruth(_GroundTruthAgreement):
     fixed_conventions: ClassVar[dict[str, str]] = {"ties": "tau-b"}
 
     def statistic(self, scores: np.ndarray, truth: np.ndarray) -> float:
+        from scipy.stats import kendalltau
+
         return float(kendalltau(scores, truth, variant="b").statistic)
 
 

@@ -7,11 +7,12 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
 from harness.component import Component
+from harness.facts import MetricKind
 from harness.registry import Registry
 
 
@@ -83,7 +84,7 @@ class Metric(Component):
     #: ``explanation`` (quality of the explanation), ``model`` (of the explained model),
     #: ``cost`` (time) or ``reference`` (what a trivial map scores, to compare with);
     #: leaderboards rank explainers by their explanation metrics only.
-    kind: ClassVar[Literal["explanation", "model", "cost", "reference"]] = "explanation"
+    kind: ClassVar[MetricKind] = "explanation"
     fixed_conventions: ClassVar[dict[str, Any]] = {}
 
     #: True for statistics over an explainer's seeds (one value per dataset × model ×

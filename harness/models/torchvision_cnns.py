@@ -12,15 +12,13 @@ convolution's RGB kernels are summed. Nothing is downloaded.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
 from torch import nn
-from torchvision.models import ResNet, resnet18, resnet50
-from torchvision.models.vgg import cfgs, make_layers
 
 from harness.component import SuiteFile
 from harness.datasets.base import Dataset, Modality
@@ -97,12 +95,16 @@ class _ResNet(ModelRecipe):
         {"convolutional", "inplace_residual", "reused_activations"}
     )
     cam_layer: ClassVar[str | None] = "network.layer4"
-    architecture: ClassVar[Callable[..., ResNet]]
+    #: the torchvision constructor, by name (torchvision is imported when a model is built)
+    architecture: ClassVar[str]
     Params = ResNetParams
     params: ResNetParams
 
     def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
-        network = type(self).architecture(weights=None, num_classes=dataset.n_classes)
+        import torchvision.models
+
+        constructor = getattr(torchvision.models, type(self).architecture)
+        network = constructor(weights=None, num_classes=dataset.n_classes)
         channels = dataset.x_train.shape[1]
         if channels != 3:
             network.conv1 = nn.Conv2d(channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -118,6 +120,8 @@ class _ResNet(ModelRecipe):
         """Everything before ``avgpool`` (same construction order as :meth:`build`)."""
         twin = self.build(dataset)
         network = twin.get_submodule("network")
+        from torchvision.models import ResNet
+
         assert isinstance(network, ResNet)
         layers = [twin.get_submodule("standardize")] + [
             getattr(network, name)
@@ -130,14 +134,14 @@ class _ResNet(ModelRecipe):
 class ResNet18(_ResNet):
     """torchvision ResNet-18 (random init or a local weights file); GAP + linear head."""
 
-    architecture = resnet18
+    architecture = "resnet18"
 
 
 @model_registry.register("resnet50")
 class ResNet50(_ResNet):
     """torchvision ResNet-50 (random init or a local weights file); GAP + linear head."""
 
-    architecture = resnet50
+    architecture = "resnet50"
 
 
 @model_registry.register("vgg16")
@@ -160,6 +164,8 @@ class VGG16(ModelRecipe):
     params: TorchvisionParams
 
     def backbone(self, dataset: Dataset) -> tuple[nn.Sequential, int]:
+        from torchvision.models.vgg import cfgs, make_layers
+
         features = make_layers(cfgs["D"])
         channels = dataset.x_train.shape[1]
         if channels != 3:

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import Field
-from sklearn.model_selection import train_test_split
 from torch import nn
 
 from harness.component import Params
@@ -81,6 +80,8 @@ def train_classifier(
     """
     x_val = y_val = None
     if params.early_stopping_patience is not None:
+        from sklearn.model_selection import train_test_split
+
         x, x_val, y, y_val = train_test_split(
             x, y, test_size=params.validation_fraction, stratify=y, random_state=seed
         )

@@ -1,25 +1,2 @@
-"""Reports rendered from the results store only."""
-
-from harness.report.leaderboard import (
-    LeaderboardTable,
-    all_tables,
-    leaderboard_tables,
-    rank_summary,
-    render_csv,
-    render_html,
-    render_latex,
-    render_markdown,
-    summarise,
-)
-
-__all__ = [
-    "LeaderboardTable",
-    "all_tables",
-    "leaderboard_tables",
-    "rank_summary",
-    "render_csv",
-    "render_html",
-    "render_latex",
-    "render_markdown",
-    "summarise",
-]
+"""Reports rendered from the results store only: leaderboards (:mod:`.aggregate`, drawn
+by :mod:`.render`), importance per column, figures, the HTML report, claim verdicts."""

@@ -21,6 +21,7 @@ Colours are fixed per explainer across every figure of a run.
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from harness.errors import HarnessError
-from harness.explainers import explainer_registry
-from harness.report.leaderboard import bootstrap_ci, metric_kind
+from harness.statistics import bootstrap_ci
 from harness.store import ResultsStore
+from harness.suite import FigureKind
 
-CONTROLS = ("oracle", "inverted", "random", "constant", "centre")
+
+def controls(results: pd.DataFrame) -> set[str]:
+    """Ids of the explainers the store records as controls (drawn hollow or dotted)."""
+    return set(results.loc[results["explainer_role"] == "control", "explainer"])
 
 
 def explainer_colours(explainers: list[str]) -> dict[str, Any]:
@@ -106,6 +110,7 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
         return None
     data["irrelevant"] = data["dataset"].map(counts)
     colours = explainer_colours(list(results["explainer"].unique()))
+    control = controls(results)
     panels = [
         ("accuracy_gain_pp", "accuracy gain over the twin (pp)"),
         ("spearman_gt", "Spearman ρ with ground truth"),
@@ -125,7 +130,7 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
             axis.errorbar(
                 stats.index + offset, stats["mean"], yerr=stats["std"].fillna(0), marker="o",
                 markersize=4, capsize=3, label=explainer, color=colours[explainer],
-                linestyle=":" if explainer in CONTROLS else "-",
+                linestyle=":" if explainer in control else "-",
             )  # fmt: skip
         if metric == "accuracy_gain_pp":
             axis.axhline(0, color="grey", linewidth=0.8)
@@ -152,7 +157,7 @@ def importance_figure(
     cells = results[
         (results["dataset"] == dataset) & (results["model"] == model) & (results["status"] == "ok")
     ].drop_duplicates("cell_id")
-    cells = cells[~cells["explainer"].isin(CONTROLS) & cells["cell_id"].isin(importance)]
+    cells = cells[(cells["explainer_role"] != "control") & cells["cell_id"].isin(importance)]
     truth_vector = next((truth[c] for c in cells["cell_id"] if c in truth), None)
     if cells.empty or truth_vector is None:
         return None
@@ -280,6 +285,7 @@ def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure 
     if "accuracy" not in by_name or not panels:
         return None
     colours = explainer_colours(list(results["explainer"].unique()))
+    control = controls(results)
     markers = dict(zip(data["model"].unique(), "osD^vP*X", strict=False))
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
@@ -296,7 +302,7 @@ def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure 
                 point["accuracy"], point["value"], xerr=spread["accuracy"],
                 yerr=spread["value"], marker=markers[model], color=colours[explainer],
                 markersize=6, capsize=2, linewidth=0.8, linestyle="none",
-                mfc="none" if explainer in CONTROLS else colours[explainer],
+                mfc="none" if explainer in control else colours[explainer],
             )  # fmt: skip
         axis.set_xlabel("accuracy of the explained model")
         axis.set_ylabel(label)
@@ -305,7 +311,7 @@ def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure 
         axis.set_visible(False)
     handles = [
         plt.Line2D([], [], color=colours[e], marker="o", linestyle="none", label=e,
-                   mfc="none" if e in CONTROLS else colours[e])
+                   mfc="none" if e in control else colours[e])
         for e in dict.fromkeys(data["explainer"])
     ] + [
         plt.Line2D([], [], color="black", marker=m, linestyle="none", mfc="none", label=model)
@@ -335,6 +341,7 @@ def faithfulness_figure(
     if not kinds:
         return None
     colours = explainer_colours(list(results["explainer"].unique()))
+    control = controls(results)
     figure, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4), squeeze=False)
     for axis, (kind, metric) in zip(axes[0], kinds, strict=True):
         scored = cells[(cells["metric"] == metric) & cells["value"].notna()]
@@ -346,7 +353,7 @@ def faithfulness_figure(
             curve = np.mean(stacked, axis=0)
             fractions = np.linspace(0, 1, len(curve))
             axis.plot(fractions, curve, color=colours[explainer],
-                      linestyle=":" if explainer in CONTROLS else "-",
+                      linestyle=":" if explainer in control else "-",
                       label=f"{explainer} ({rows['value'].mean():.3f})")  # fmt: skip
         reference = _random_order_curve(cells, curves, f"{kind}_random")
         if reference is not None:
@@ -370,20 +377,13 @@ def _random_order_curve(
 ) -> np.ndarray | None:
     """The random-order curve on the black box: mean over the seeds of one post-hoc cell."""
     rows = cells[(cells["metric_name"] == metric_name) & cells["value"].notna()]
-    rows = rows[~rows["explainer_name"].map(_by_design)]
+    rows = rows[rows["explainer_role"] != "by_design"]
     if rows.empty:
         return None
     stored = curves.get(f"{rows['metric'].iloc[0]}.curve", {})
     first = rows[rows["explainer"] == rows["explainer"].iloc[0]]
     stacked = [stored[c] for c in first["cell_id"] if c in stored]
     return np.mean(stacked, axis=0) if stacked else None
-
-
-def _by_design(explainer_name: str) -> bool:
-    try:
-        return bool(explainer_registry.get(explainer_name).by_design)
-    except HarnessError:  # a plugin that is not importable now
-        return False
 
 
 def metric_figure(results: pd.DataFrame, metric: str) -> Figure | None:
@@ -394,6 +394,7 @@ def metric_figure(results: pd.DataFrame, metric: str) -> Figure | None:
         return None
     datasets = list(dict.fromkeys(data["dataset"]))
     colours = explainer_colours(list(results["explainer"].unique()))
+    control = controls(results)
     entries = list(dict.fromkeys(zip(data["model"], data["explainer"], strict=True)))
     figure, axes = plt.subplots(
         1, len(datasets), figsize=(max(5.0, 0.42 * len(entries) + 2) * len(datasets), 4.2),
@@ -414,7 +415,7 @@ def metric_figure(results: pd.DataFrame, metric: str) -> Figure | None:
             low, high = bootstrap_ci(values)
             error = [[mean - low], [high - mean]] if not np.isnan(low) else None
             axis.errorbar(x, mean, yerr=error, marker="o", capsize=3, color=colours[explainer],
-                          mfc="none" if explainer in CONTROLS else colours[explainer])  # fmt: skip
+                          mfc="none" if explainer in control else colours[explainer])  # fmt: skip
         axis.set_xticks(range(len(entries)), labels, rotation=45, ha="right", fontsize=8)
         axis.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
         axis.set_title(dataset, fontsize=10)
@@ -444,10 +445,8 @@ def runtime_figure(results: pd.DataFrame) -> Figure | None:
 
 
 #: Figure kinds a suite's ``[[figures]]`` may name (see the module docstring).
-FIGURE_KINDS = (
-    "metric", "runtime", "accuracy_localisation", "faithfulness", "gallery", "importance",
-    "trajectory", "sweep",
-)  # fmt: skip
+#: Every kind of figure, in drawing order (declared once, with the suite schema).
+FIGURE_KINDS: tuple[str, ...] = typing.get_args(FigureKind)
 
 
 @dataclass
@@ -475,8 +474,8 @@ def load_run_data(store: ResultsStore, run_id: str) -> RunData:
 def default_figures(data: RunData) -> list[dict[str, Any]]:
     """Every kind once, and a point plot per explanation metric of the run."""
     summary = data.results.drop_duplicates("metric")
-    metrics = [m for m, name in zip(summary["metric"], summary["metric_name"], strict=True)
-               if metric_kind(name) == "explanation"]  # fmt: skip
+    metrics = list(summary.loc[summary["metric_kind"].fillna("explanation") == "explanation",
+                               "metric"])  # fmt: skip
     kinds = [k for k in FIGURE_KINDS if k != "metric"]
     return [{"kind": k} for k in kinds] + [{"kind": "metric", "metric": m} for m in metrics]
 

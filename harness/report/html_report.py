@@ -20,16 +20,14 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.report.aggregate import LeaderboardTable, all_tables, summarise
 from harness.report.figures import default_figures, draw, load_run_data, save
-from harness.report.leaderboard import (
-    LeaderboardTable,
-    all_tables,
+from harness.report.render import (
     render_csv,
     render_html,
     render_latex,
     render_markdown,
     render_text,
-    summarise,
 )
 from harness.store import ResultsStore, run_status
 

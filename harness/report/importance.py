@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.report.leaderboard import markdown_text, pipe_table
+from harness.report.render import markdown_text, pipe_table
 from harness.store import ResultsStore
 
 

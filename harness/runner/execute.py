@@ -569,6 +569,7 @@ def _cell_record(cell: Cell, status: CellStatus, **measured: Any) -> CellRecord:
         model_name=cell.model.name,
         explainer_name=cell.explainer.name,
         status=status,
+        explainer_role=cell.explainer.component.role(),
         **measured,
     )
 
@@ -711,4 +712,6 @@ def _score_record(metric: Resolved[Metric], value: float | None, note: str) -> S
         conventions=component.conventions(),
         conventions_hash=component.conventions_hash(),
         note=note,
+        kind=component.kind,
+        across_seeds=component.across_seeds,
     )

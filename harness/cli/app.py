@@ -1,0 +1,80 @@
+"""The typer application, its consoles, and what every command shares.
+
+User mistakes (a bad suite, an unknown name, a missing store) print one ``error:`` line
+per problem on stderr and exit with code 2. Command modules import only this and the
+standard library at module level; each command imports what it needs when it runs, so
+``--help`` and the light commands start at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Benchmark explainability methods: run suites, read leaderboards.",
+)
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OutOption = Annotated[Path, typer.Option("--out", help="results folder holding harness.sqlite")]
+RunIdArgument = Annotated[
+    str | None, typer.Argument(help="run id or unique prefix (default: the latest run)")
+]
+SuiteArgument = Annotated[
+    str, typer.Argument(help="suite file, or the name of a bundled suite (see `list suites`)")
+]
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        out.print(f"xai-harness {version('xai-harness')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Benchmark explainability methods: run suites, read leaderboards."""
+
+
+def user_errors(command: F) -> F:
+    """Turn :class:`HarnessError` into ``error:`` lines on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except HarnessError as exc:
+            for line in str(exc).splitlines():
+                err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def listing(columns: list[str], rows: list[list[str]]) -> Table:
+    """A plain table of text columns (listings and plans)."""
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table

@@ -1,0 +1,41 @@
+"""``xai-harness validate``: check a suite and print its plan; runs no cell."""
+
+from __future__ import annotations
+
+from harness.cli.app import SuiteArgument, app, listing, out, user_errors
+
+
+@app.command()
+@user_errors
+def validate(suite: SuiteArgument) -> None:
+    """Validate a suite and print its plan (cells to run, cells skipped and why); runs no
+    cell. A suite that names "module:Class" imports that module (from the suite's folder
+    or PYTHONPATH), which runs its code — as pytest runs a conftest.py: validate only
+    suites you trust."""
+    from harness.runner.plan import plan
+    from harness.suite import load_suite
+
+    loaded = load_suite(suite)
+    cells = plan(loaded)
+    skipped = [c for c in cells if c.skip_reason]
+    out.print(
+        f"[bold]{loaded.name}[/bold]: {len(cells)} cells = {len(loaded.spec.seeds)} seeds × "
+        f"{len(loaded.datasets)} datasets × {len(loaded.models)} models × "
+        f"{len(loaded.explainers)} explainers; {len(cells) - len(skipped)} to run, "
+        f"{len(skipped)} skipped"
+    )
+    combos: dict[tuple[str, str, str], str | None] = {}
+    metric_skips: dict[tuple[str, str], dict[str, str]] = {}
+    for cell in cells:
+        combos[(cell.dataset.id, cell.model.id, cell.explainer.id)] = cell.skip_reason
+        if cell.metric_skips:
+            metric_skips[(cell.dataset.id, cell.explainer.id)] = cell.metric_skips
+    rows = [
+        [dataset, model, explainer, "skipped: " + reason if reason else "run"]
+        for (dataset, model, explainer), reason in combos.items()
+    ]
+    out.print(listing(["dataset", "model", "explainer", "plan (every seed)"], rows))
+    for (dataset, explainer), skips in metric_skips.items():
+        for metric, reason in skips.items():
+            out.print(f"metric {metric} not computed for {dataset} × {explainer}: {reason}")
+    out.print(f"metrics: {', '.join(m.id for m in loaded.metrics)}")

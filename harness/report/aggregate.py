@@ -1,0 +1,258 @@
+"""Leaderboards from stored scores: the aggregation (means, intervals, ranks) into
+:class:`LeaderboardTable` objects that every renderer (:mod:`harness.report.render`) draws.
+
+Per dataset, rows = model × explainer, columns = metrics. Each entry is the mean over
+seeds with a 95 % percentile-bootstrap confidence interval of that mean
+(:mod:`harness.statistics`; none for fewer than two values or for across-seeds
+statistics) and the number of seeds that produced a value. Entries are ranked per dataset
+and metric in the metric's direction (1 = best; ties share the lowest rank); the best
+entry is marked. Entries with no value say why (skipped, failed, undefined) through
+numbered footnotes, so nothing is silently missing. Accuracy — of the model each
+explainer actually ran on: by-design methods train their own — is the first metric
+column. A cross-dataset summary ranks model × explainer by their mean rank over the
+explanation metrics (not model or cost metrics). Every fact used here (a metric's kind,
+direction and whether it is an across-seeds statistic) is read from the stored rows.
+
+With 3 seeds the bootstrap interval is coarse (it cannot be wider than the range of the
+values and undercovers); it is reported as measured, with n.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pandas as pd
+
+from harness.errors import HarnessError
+from harness.statistics import bootstrap_ci
+
+_KEYS = ["dataset", "model", "explainer", "metric"]
+
+#: ``full``: ``0.950 [0.941, 0.958]`` (files); ``compact``: ``0.950 ±0.009`` (terminal).
+EntryStyle = Literal["full", "compact"]
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """Aggregate one run's scores over seeds.
+
+    Columns: dataset, model, explainer, metric, metric_name, kind, mean, sd, ci_low,
+    ci_high, n (seeds with a value), n_cells, higher_is_better, unit, status (``ok``,
+    ``partial``, ``skipped``, ``failed``, ``undefined``), note (the distinct reasons for
+    missing values), rank (per dataset and metric, 1 = best) and best (never set for
+    ``reference`` metrics).
+    """
+    rows = []
+    for key, group in results.groupby(_KEYS, sort=False):
+        values = group["value"].dropna()
+        statuses = set(group["status"])
+        if len(values) == len(group):
+            status = "ok"
+        elif len(values):
+            status = "partial"
+        elif statuses == {"ok"}:
+            status = "undefined"
+        else:
+            status = "failed" if "failed" in statuses else "skipped"
+        notes = sorted({n for n in group.loc[group["value"].isna(), "note"].dropna()})
+        # an across-seeds statistic is one value repeated on each seed's row: no spread
+        across_seeds = bool(group["across_seeds"].iloc[0])
+        spread = len(values) > 1 and not across_seeds
+        low, high = bootstrap_ci(values.to_numpy()) if spread else (math.nan, math.nan)
+        kind = group["metric_kind"].iloc[0]
+        rows.append(
+            {
+                **dict(zip(_KEYS, key, strict=True)),
+                "metric_name": group["metric_name"].iloc[0],
+                "kind": kind if isinstance(kind, str) else "explanation",  # unknown: legacy
+                "mean": values.mean() if len(values) else math.nan,
+                "sd": values.std(ddof=1) if spread else math.nan,
+                "ci_low": low,
+                "ci_high": high,
+                "n": len(values),
+                "n_cells": len(group),
+                "higher_is_better": bool(group["higher_is_better"].iloc[0]),
+                "unit": group["unit"].iloc[0],
+                "status": status,
+                "note": " | ".join(notes),
+            }
+        )
+    summary = pd.DataFrame(rows)
+    if summary.empty:
+        return summary.assign(rank=pd.Series(dtype=float), best=pd.Series(dtype=bool))
+    ranks = summary.groupby(["dataset", "metric"], sort=False)["mean"]
+    summary["rank"] = ranks.rank(method="min", ascending=False)
+    lower = ~summary["higher_is_better"]
+    summary.loc[lower, "rank"] = ranks.rank(method="min", ascending=True)[lower]
+    summary["best"] = (summary["rank"] == 1) & (summary["kind"] != "reference")
+    return summary
+
+
+def select(summary: pd.DataFrame, metrics: list[str], datasets: list[str]) -> pd.DataFrame:
+    """Rows of the given metric ids and dataset ids (all when a list is empty); an unknown
+    name is a :class:`HarnessError` that lists the known ones."""
+    for wanted, column in ((metrics, "metric"), (datasets, "dataset")):
+        known = list(dict.fromkeys(summary[column]))
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            from harness.errors import did_you_mean
+
+            raise HarnessError(
+                f"no {column} '{unknown[0]}' in this run{did_you_mean(unknown[0], known)} "
+                f"Known: {', '.join(map(str, known))}"
+            )
+    keep = pd.Series(True, index=summary.index)
+    if metrics:
+        keep &= summary["metric"].isin(metrics)
+    if datasets:
+        keep &= summary["dataset"].isin(datasets)
+    return summary[keep]
+
+
+@dataclass
+class LeaderboardTable:
+    """One table as text cells, ready for any renderer.
+
+    ``best`` marks the cells to emphasise; ``sort_values`` are the numbers behind the cells
+    (NaN for text and missing values), for sortable HTML columns.
+    """
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    footnotes: list[str] = field(default_factory=list)
+    best: list[list[bool]] = field(default_factory=list)
+    sort_values: list[list[float]] = field(default_factory=list)
+    text_columns: int = 2
+
+
+def _scale(mean: float, unit: str) -> tuple[float, str]:
+    """Seconds get the largest of s, ms, µs that keeps the mean ≥ 1."""
+    if unit == "s":
+        for scale, name in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+            if abs(mean) >= scale:
+                return scale, name
+        return 1e-6, "µs"
+    return 1.0, unit
+
+
+def format_entry(
+    mean: float, low: float, high: float, unit: str, style: EntryStyle = "full"
+) -> str:
+    """``full``: ``0.950 [0.941, 0.958]``, times as ``12.3 ms [11.9, 12.8]``; ``compact``:
+    ``0.950 ±0.009``, the half-width of the interval (one short word per number, so a
+    terminal column never wraps)."""
+    scale, unit = _scale(mean, unit)
+    spec = ".3g" if unit in ("s", "ms", "µs") else ".3f"
+    text = f"{mean / scale:{spec}}"
+    if unit:
+        text += f" {unit}"
+    if not math.isnan(low):
+        if style == "compact":
+            text += f" ±{(high - low) / 2 / scale:.2g}"
+        else:
+            text += f" [{low / scale:{spec}}, {high / scale:{spec}}]"
+    return text
+
+
+def _metric_order(block: pd.DataFrame) -> list[str]:
+    """Accuracy-type (model) metrics first, then the suite's order."""
+    metrics = list(dict.fromkeys(block["metric"]))
+    kinds = block.drop_duplicates("metric").set_index("metric")["kind"]
+    return sorted(metrics, key=lambda m: (kinds[m] != "model", metrics.index(m)))
+
+
+def leaderboard_tables(summary: pd.DataFrame, style: EntryStyle = "full") -> list[LeaderboardTable]:
+    """One :class:`LeaderboardTable` per dataset from :func:`summarise` output."""
+    tables = []
+    for dataset, block in summary.groupby("dataset", sort=False):
+        metrics = _metric_order(block)
+        arrows = {
+            m: "↑" if block.loc[block["metric"] == m, "higher_is_better"].iloc[0] else "↓"
+            for m in metrics
+        }
+        footnotes: list[str] = []
+        rows, best, numbers = [], [], []
+        for (model, explainer), entries in block.groupby(["model", "explainer"], sort=False):
+            row, marks, values = [str(model), str(explainer)], [False, False], [math.nan] * 2
+            by_metric = entries.set_index("metric")
+            for metric in metrics:
+                if metric not in by_metric.index:
+                    row.append("")
+                    marks.append(False)
+                    values.append(math.nan)
+                    continue
+                entry = by_metric.loc[metric]
+                text = (
+                    format_entry(entry["mean"], entry["ci_low"], entry["ci_high"],
+                                 entry["unit"], style)
+                    if entry["n"]
+                    else entry["status"]
+                )  # fmt: skip
+                if entry["n"] < entry["n_cells"]:
+                    text += f" (n={entry['n']}/{entry['n_cells']})" if entry["n"] else ""
+                    if entry["note"] not in footnotes:
+                        footnotes.append(entry["note"])
+                    text += f" [{footnotes.index(entry['note']) + 1}]"
+                row.append(text)
+                marks.append(bool(entry["best"]))
+                values.append(float(entry["mean"]))
+            rows.append(row)
+            best.append(marks)
+            numbers.append(values)
+        seeds = int(block["n_cells"].max())
+        plural = "s" if seeds != 1 else ""
+        title = (
+            f"{dataset} (mean ±½ 95% CI, {seeds} seed{plural})" if style == "compact"
+            else f"{dataset} (mean [95% bootstrap CI] over {seeds} seed{plural}; best marked)"
+        )  # fmt: skip
+        tables.append(
+            LeaderboardTable(
+                title=title,
+                columns=["model", "explainer", *(f"{m} {arrows[m]}" for m in metrics)],
+                rows=rows,
+                footnotes=[f"[{i}] {note}" for i, note in enumerate(footnotes, start=1)],
+                best=best,
+                sort_values=numbers,
+            )
+        )
+    return tables
+
+
+def rank_summary(summary: pd.DataFrame) -> LeaderboardTable | None:
+    """Model × explainer by mean rank over the explanation metrics: one column per dataset
+    and the overall mean (lower is better), sorted by it. None without explanation metrics."""
+    quality = summary[(summary["kind"] == "explanation") & summary["rank"].notna()]
+    if quality.empty:
+        return None
+    per_dataset = quality.pivot_table(
+        index=["model", "explainer"], columns="dataset", values="rank", aggfunc="mean",
+        sort=False,
+    )  # fmt: skip
+    overall = quality.groupby(["model", "explainer"], sort=False)["rank"].mean()
+    per_dataset["mean rank"] = overall
+    per_dataset = per_dataset.sort_values("mean rank")
+    datasets = [c for c in per_dataset.columns if c != "mean rank"]
+    rows, best, numbers = [], [], []
+    top = per_dataset["mean rank"].min()
+    for (model, explainer), ranks in per_dataset.iterrows():
+        cells = [f"{ranks[d]:.2f}" if not math.isnan(ranks[d]) else "" for d in datasets]
+        rows.append([str(model), str(explainer), *cells, f"{ranks['mean rank']:.2f}"])
+        best.append([False] * (2 + len(datasets)) + [bool(ranks["mean rank"] == top)])
+        numbers.append([math.nan, math.nan, *ranks[datasets], ranks["mean rank"]])
+    return LeaderboardTable(
+        title="Summary: mean rank over explanation metrics (1 = best; model and cost "
+        "metrics excluded)",
+        columns=["model", "explainer", *map(str, datasets), "mean rank ↓"],
+        rows=rows,
+        best=best,
+        sort_values=numbers,
+    )
+
+
+def all_tables(summary: pd.DataFrame, style: EntryStyle = "full") -> list[LeaderboardTable]:
+    """The per-dataset leaderboards, then the cross-dataset rank summary (if any)."""
+    tables = leaderboard_tables(summary, style)
+    ranks = rank_summary(summary)
+    return tables + ([ranks] if ranks is not None else [])
