@@ -7,6 +7,8 @@ before anything runs; the validated parameters are stored with every result.
 
 from __future__ import annotations
 
+import inspect
+import sys
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -53,12 +55,23 @@ class Component:
     """A named, documented, parameterised plugin.
 
     The class docstring is the description (its first line is shown by
-    ``xai-harness list``). Subclasses may override ``Params``. Instances are built from
-    validated parameters.
+    ``xai-harness list``). A subclass declares its parameters by annotating
+    ``params: MyParams`` (a :class:`Params` model): that annotation alone sets the
+    ``Params`` class that validates them — it is not written twice. Instances are built
+    from validated parameters.
     """
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = Params
+    params: BaseModel
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = inspect.get_annotations(cls).get("params")
+        if isinstance(declared, str):  # postponed annotation: a name in the class's module
+            declared = vars(sys.modules[cls.__module__]).get(declared)
+        if isinstance(declared, type) and issubclass(declared, BaseModel):
+            cls.Params = declared
 
     def __init__(self, params: BaseModel | None = None, **kwargs: Any) -> None:
         self.params = params if params is not None else self.Params(**kwargs)

@@ -2,9 +2,11 @@
 
 Long format: ``runs`` (suite text, resolved config, environment, stage timings),
 ``cells`` (one row per dataset × model × explainer × seed, with status and timings) and
-``scores`` (one row per cell and metric: value, direction, conventions and their hash)
-and ``arrays`` (per cell: its global importance and what was recorded while training,
-as ``.npy`` bytes read back with ``allow_pickle=False``).
+``scores`` (one row per cell and metric: value, direction, conventions and their hash,
+and the metric's kind) and ``arrays`` (per cell: its explanation, predictions and global
+importance, what was recorded while training — ``.npy`` bytes, zlib-compressed when
+large, read back with ``allow_pickle=False``). Rows are only ever appended: a statistic
+known later (across seeds) is a row of its own, a rescoring a new run.
 A score that could not be computed is stored with value NULL and a ``note`` saying why,
 so reports show missing entries instead of hiding them. Each cell is written in its own
 transaction, so a killed run loses at most the cell in flight.
@@ -17,6 +19,7 @@ traceback; run ids read back are checked against their format before they name f
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
 import json
@@ -26,6 +29,7 @@ import secrets
 import sqlite3
 import time
 import typing
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -125,10 +129,23 @@ class ScoreRecord:
     across_seeds: bool = False
 
 
+#: Arrays larger than this (bytes of ``.npy``) are stored zlib-compressed.
+COMPRESS_ABOVE = 64 * 1024
+
+
 def _npy(array: np.ndarray) -> bytes:
+    """``.npy`` bytes (no pickle), zlib-compressed when large (explanation maps)."""
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(array), allow_pickle=False)
-    return buffer.getvalue()
+    data = buffer.getvalue()
+    return zlib.compress(data, 1) if len(data) > COMPRESS_ABOVE else data
+
+
+def _from_npy(data: bytes) -> np.ndarray:
+    """An array stored by :func:`_npy` (compressed or not), read without unpickling."""
+    if not data.startswith(b"\x93NUMPY"):
+        data = zlib.decompress(data)
+    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 def _now() -> str:
@@ -190,8 +207,8 @@ _WRITE_FAILURES = (sqlite3.Error, OSError)
 #: What reading one raises: also values that cannot be decoded (bad JSON, NULL, text
 #: where a number belongs), which only a damaged or foreign store holds.
 _READ_FAILURES = (
-    *_WRITE_FAILURES, pd.errors.DatabaseError, json.JSONDecodeError, TypeError, ValueError,
-    KeyError,
+    *_WRITE_FAILURES, pd.errors.DatabaseError, json.JSONDecodeError, zlib.error, TypeError,
+    ValueError, KeyError,
 )  # fmt: skip
 
 M = TypeVar("M", bound=Callable[..., Any])
@@ -427,34 +444,46 @@ class ResultsStore:
         )
 
     @_writes
-    def update_score(
-        self, run_id: str, cell_id: str, metric: str, value: float | None, note: str
-    ) -> None:
-        """Set a score computed after its cell (e.g. an across-seeds statistic)."""
+    def add_scores(self, run_id: str, cell_id: str, scores: list[ScoreRecord]) -> None:
+        """Append scores to a stored cell (an across-seeds statistic, known once every
+        seed is stored); rows already stored are never changed."""
         with self._transaction() as db:
-            db.execute(
-                "UPDATE scores SET value = ?, note = ? "
-                "WHERE run_id = ? AND cell_id = ? AND metric = ?",
-                (value, note or None, run_id, cell_id, metric),
-            )
+            self._insert_scores(db, run_id, cell_id, scores)
+
+    @_reads
+    def scored(self, run_id: str) -> set[tuple[str, str]]:
+        """The (cell id, metric id) pairs of a run that have a stored score row."""
+        rows = self._db.execute("SELECT cell_id, metric FROM scores WHERE run_id = ?", (run_id,))
+        return {(str(cell_id), str(metric)) for cell_id, metric in rows}
+
+    def _array_runs(self, run_id: str) -> list[str]:
+        """The run, then the run it rescored (whose arrays a rescoring does not copy)."""
+        if self.version < 2:
+            return [run_id]
+        row = self._db.execute("SELECT source_run FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return [run_id] + ([check_run_id(row[0], self.path)] if row and row[0] else [])
 
     @_reads
     def array_names(self, run_id: str) -> list[str]:
-        """The names of the arrays stored by the cells of a run, sorted."""
-        rows = self._db.execute(
-            "SELECT DISTINCT name FROM arrays WHERE run_id = ? ORDER BY name", (run_id,)
-        ).fetchall()
-        return [str(row[0]) for row in rows]
+        """The names of the arrays stored by the cells of a run (or of the run it
+        rescored), sorted."""
+        names: set[str] = set()
+        for run in self._array_runs(run_id):
+            rows = self._db.execute("SELECT DISTINCT name FROM arrays WHERE run_id = ?", (run,))
+            names |= {str(row[0]) for row in rows}
+        return sorted(names)
 
     @_reads
     def arrays(self, run_id: str, name: str) -> dict[str, np.ndarray]:
-        """The array ``name`` of every cell of a run that stored one, by cell id."""
-        rows = self._db.execute(
-            "SELECT cell_id, data FROM arrays WHERE run_id = ? AND name = ?", (run_id, name)
-        )
-        return {
-            str(cell_id): np.load(io.BytesIO(data), allow_pickle=False) for cell_id, data in rows
-        }
+        """The array ``name`` of every cell of a run that stored one, by cell id; for a
+        rescoring, the rescored run's arrays where the rescoring stored none."""
+        for run in self._array_runs(run_id):
+            rows = self._db.execute(
+                "SELECT cell_id, data FROM arrays WHERE run_id = ? AND name = ?", (run, name)
+            ).fetchall()
+            if rows:
+                return {str(cell_id): _from_npy(data) for cell_id, data in rows}
+        return {}
 
     @_writes
     def finish_run(self, run_id: str, *, status: str, stage_seconds: dict[str, float]) -> None:
@@ -469,6 +498,56 @@ class ResultsStore:
         """All run ids, oldest first (each checked against the harness's format)."""
         rows = self._db.execute("SELECT run_id FROM runs ORDER BY rowid")
         return [check_run_id(row[0], self.path) for row in rows]
+
+    @_reads
+    def cell_records(self, run_id: str) -> dict[str, CellRecord]:
+        """The stored cells of a run as records, by cell id, in the order stored."""
+        names = [f.name for f in dataclasses.fields(CellRecord)]
+        rows = self._db.execute(
+            f"SELECT {', '.join(names)} FROM cells WHERE run_id = ? ORDER BY rowid", (run_id,)
+        ).fetchall()
+        records = {}
+        for row in rows:
+            values = dict(zip(names, row, strict=True))
+            if values["status"] not in typing.get_args(CellStatus):
+                raise ValueError(f"cells.status of {values['cell_id']!r} is {values['status']!r}")
+            values["explainer_role"] = values["explainer_role"] or "post_hoc"
+            records[str(values["cell_id"])] = CellRecord(**values)
+        return records
+
+    @_reads
+    def score_records(self, run_id: str) -> dict[str, list[ScoreRecord]]:
+        """The stored scores of a run as records, by cell id."""
+        rows = self._db.execute(
+            "SELECT cell_id, metric, metric_name, value, higher_is_better, unit, conventions, "
+            "conventions_hash, note, kind, across_seeds FROM scores WHERE run_id = ? "
+            "ORDER BY rowid",
+            (run_id,),
+        ).fetchall()
+        records: dict[str, list[ScoreRecord]] = {}
+        for row in rows:
+            cell_id, metric, name, value, higher, unit, conventions, digest, note, kind, across = (
+                row
+            )
+            record = ScoreRecord(
+                metric=metric, metric_name=name, value=None if value is None else float(value),
+                higher_is_better=bool(higher), unit=unit, conventions=json.loads(conventions),
+                conventions_hash=digest, note=note or "", kind=kind or "explanation",
+                across_seeds=bool(across),
+            )  # fmt: skip
+            records.setdefault(str(cell_id), []).append(record)
+        return records
+
+    @_reads
+    def cell_arrays(self, run_id: str, cell_id: str) -> dict[str, np.ndarray]:
+        """Every array one cell stored (of the run, or of the run it rescored), by name."""
+        for run in self._array_runs(run_id):
+            rows = self._db.execute(
+                "SELECT name, data FROM arrays WHERE run_id = ? AND cell_id = ?", (run, cell_id)
+            ).fetchall()
+            if rows:
+                return {str(name): _from_npy(data) for name, data in rows}
+        return {}
 
     @_reads
     def cell_statuses(self, run_id: str) -> dict[str, tuple[str, str | None]]:
@@ -589,7 +668,27 @@ class ResultsStore:
         frame["seed"] = frame["seed"].astype(np.int64)
         frame["across_seeds"] = frame["across_seeds"].map(
             lambda v: None if pd.isna(v) else bool(v)).astype(object)  # fmt: skip
-        return frame[RESULT_COLUMNS]
+        return self._in_suite_order(frame)[RESULT_COLUMNS]
+
+    def _in_suite_order(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Rows by cell as stored, and within a cell by the order of the metrics in its
+        run's suite (an across-seeds score, appended later, takes its suite place)."""
+        if frame.empty:
+            return frame
+        order: dict[tuple[str, str], int] = {}
+        for run_id in frame["run_id"].unique():
+            (config,) = self._db.execute(
+                "SELECT config FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            metrics = (json.loads(config) or {}).get("metrics") or []
+            for position, entry in enumerate(metrics):
+                order[(str(run_id), str(entry["id"]))] = position
+        cells = frame.groupby(["run_id", "cell_id"], sort=False).ngroup()
+        keys = zip(frame["run_id"], frame["metric"], strict=True)
+        places = [order.get(key, len(order)) for key in keys]
+        position = pd.DataFrame({"cell": cells, "place": places}, index=frame.index)
+        chosen = position.sort_values(["cell", "place"], kind="stable").index
+        return frame.loc[chosen].reset_index(drop=True)
 
 
 #: Result columns that are never NULL in a store the harness wrote.

@@ -22,7 +22,7 @@ import torch
 
 from harness import load_results, run_suite
 from harness.errors import HarnessError
-from harness.runner.execute import SerialExecutor
+from harness.runner.executor import SerialExecutor
 from harness.runner.plan import plan
 from harness.store import ResultsStore, run_status
 from harness.suite import SuiteError, parse_suite

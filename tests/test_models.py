@@ -79,16 +79,19 @@ def test_ft_transformer_learns_and_takes_a_gate(dataset) -> None:
     model = recipe.fit(dataset, seed=0, device=CPU)
     assert np.mean(model.predict(dataset.x_test) == dataset.y_test) > 0.8
     gate = ScoresActivation(dataset.n_features)
-    gated = recipe.fit(dataset, seed=0, device=CPU, gate=gate)
+    gated = recipe.fit(
+        dataset, seed=0, device=CPU, architecture=lambda data: recipe.build(data, gate=gate)
+    )
     assert gated.module.gate is gate
     assert not torch.allclose(gate.scores, torch.zeros(dataset.n_features))  # it trained
 
 
 def test_gates_are_refused_by_recipes_without_one(dataset) -> None:
-    from harness.explainers.scores_activation import ScoresActivation
+    from harness.explainers import explainer_registry
 
+    scores_activation = explainer_registry.get("scores_activation")()
     with pytest.raises(ValueError, match="does not take an input gate"):
-        model_registry.get("small_cnn")().fit(dataset, seed=0, device=CPU, gate=ScoresActivation(8))
+        scores_activation.architecture(model_registry.get("small_cnn")(), dataset, 0)
 
 
 def test_ft_transformer_rejects_heads_that_do_not_divide_the_token() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from harness.cli import check, listing, report, run, show, validate  # noqa: F401  (commands)
+from harness.cli import check, listing, report, rescore, run, show, validate  # noqa: F401
 from harness.cli.app import app
 from harness.cli.run import optional_resume_value
 

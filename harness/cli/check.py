@@ -59,8 +59,8 @@ def check(
         with ResultsStore(out_dir, create=False) as store:
             run_id = store.latest_run_of(spec.name)
     if run_id is None and run_missing:
-        from harness.runner.execute import run_suite
         from harness.runner.progress import RichProgress
+        from harness.runner.run import run_suite
         from harness.suite import load_suite
 
         run_id = run_suite(load_suite(suite), out_dir, progress=RichProgress(err)).run_id

@@ -17,7 +17,8 @@ from harness.cli.app import OutOption, app, err, out, user_errors
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
-    from harness.runner.execute import Executor, RunSummary
+    from harness.runner.executor import Executor
+    from harness.runner.run import RunSummary
 
 #: The suite ``run`` runs when none is named (a bundled suite).
 DEFAULT_SUITE = "quick"
@@ -52,7 +53,7 @@ class ExecutorKind(StrEnum):
 def _executor(
     kind: ExecutorKind, jobs: int, scheduler: str | None, worker_timeout: float
 ) -> Executor:
-    from harness.runner.execute import SerialExecutor
+    from harness.runner.executor import SerialExecutor
     from harness.runner.parallel import DaskExecutor, ProcessExecutor
 
     if kind is ExecutorKind.dask:
@@ -124,8 +125,8 @@ def run(
 ) -> None:
     """Run a suite, store every score and print the leaderboard."""
     from harness.output_paths import writable_folder
-    from harness.runner.execute import run_suite
     from harness.runner.progress import RichProgress
+    from harness.runner.run import run_suite
     from harness.suite import load_suite
 
     if openml_cache is not None:
@@ -167,7 +168,7 @@ def print_run_tables(out_dir: Path, run_id: str) -> None:
 
 def print_summary(summary: RunSummary) -> None:
     """The run's counts, wall time per stage, and each distinct failure once."""
-    from harness.runner.execute import STAGES
+    from harness.runner.timing import STAGES
 
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
     if summary.resumed:

@@ -76,7 +76,6 @@ class ImageFolder(DatasetSource):
     card = DatasetCard(source="a local image folder", licence="that of the images")
     size = "the folder's images"
     ground_truth = "masks, when a mask tree or a boxes CSV is given"
-    Params = ImageFolderParams
     params: ImageFolderParams
 
     def ground_truth_kinds(self) -> frozenset[str]:

@@ -57,7 +57,6 @@ class MedMNIST(DatasetSource):
         "3D biomedical image classification', Scientific Data 10, 2023",
     )
     size = "depends on the flag (e.g. pneumoniamnist: 4,708 + 624 images), 28–224 px"
-    Params = MedMNISTParams
     params: MedMNISTParams
 
     def load(self, seed: int) -> Dataset:

@@ -115,7 +115,6 @@ class OpenMLDataset(DatasetSource):
         "machine learning', SIGKDD Explorations 15(2), 2014",
     )
     size = "any OpenML classification dataset (data_id or name)"
-    Params = OpenMLParams
     params: OpenMLParams
 
     def describe(self) -> str:

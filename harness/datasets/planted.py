@@ -103,7 +103,6 @@ class Planted(DatasetSource):
     )
     size = "the source dataset's rows and features, 2 classes"
     ground_truth = "importance (the planted columns and their weights)"
-    Params = PlantedParams
     params: PlantedParams
 
     def ground_truth_kinds(self) -> frozenset[str]:

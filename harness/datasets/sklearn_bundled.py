@@ -37,7 +37,6 @@ class Digits(DatasetSource):
         "UCI Machine Learning Repository, 1998",
     )
     size = "1,797 images 8×8 upsampled to 32×32, 10 classes"
-    Params = DigitsParams
     params: DigitsParams
 
     def load(self, seed: int) -> Dataset:
@@ -77,7 +76,6 @@ class SklearnTableSource(DatasetSource):
     modality: ClassVar[Modality] = "tabular"
     #: the ``sklearn.datasets`` loader, by name (scikit-learn is imported when loading)
     loader: ClassVar[str]
-    Params = TableParams
     params: TableParams
 
     def _bunch(self) -> Any:

@@ -87,7 +87,6 @@ class SyntheticLesions(DatasetSource):
     )
     size = "800 images 64×64, 2 classes (default)"
     ground_truth = "masks (exact lesion masks of the test images)"
-    Params = SyntheticLesionsParams
     params: SyntheticLesionsParams
 
     def ground_truth_kinds(self) -> frozenset[str]:

@@ -78,7 +78,6 @@ class SyntheticTabular(DatasetSource):
     )
     size = "5,000 rows × 16 features, 2 classes (default)"
     ground_truth = "importance (planted informative and redundant features)"
-    Params = SyntheticTabularParams
     params: SyntheticTabularParams
 
     def ground_truth_kinds(self) -> frozenset[str]:
@@ -140,7 +139,6 @@ class Paper10(SyntheticTabular):
     """
 
     size = "5,000 rows × 10 features, 2 classes"
-    Params = Paper10Params
     params: Paper10Params
 
 
@@ -152,5 +150,4 @@ class Paper16(SyntheticTabular):
     """
 
     size = "5,000 rows × 16 features, 2 classes"
-    Params = Paper16Params
     params: Paper16Params

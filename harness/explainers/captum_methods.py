@@ -41,7 +41,6 @@ class _CaptumExplainer(Explainer):
 
     needs_gradients: ClassVar[bool] = True
     signed: ClassVar[bool] = True
-    Params = CaptumParams
     params: CaptumParams
 
     def method(self, model: TrainedModel) -> Attribution:
@@ -115,7 +114,6 @@ class IntegratedGradientsExplainer(_CaptumExplainer):
     integration error.
     """
 
-    Params = IntegratedGradientsParams
     params: IntegratedGradientsParams
 
     def method(self, model: TrainedModel) -> Attribution:
@@ -143,7 +141,6 @@ class SaliencyParams(CaptumParams):
 class SaliencyExplainer(_CaptumExplainer):
     """Gradient of the class logit with respect to the input (Simonyan et al. 2014), captum."""
 
-    Params = SaliencyParams
     params: SaliencyParams
 
     def method(self, model: TrainedModel) -> Attribution:
@@ -180,7 +177,6 @@ class DeepLiftExplainer(_CaptumExplainer):
         "and this architecture reuses its ReLU modules",
         "attention": "DeepLIFT has no rule for attention",
     }
-    Params = DeepLiftParams
     params: DeepLiftParams
 
     def method(self, model: TrainedModel) -> Attribution:
@@ -227,7 +223,6 @@ class FeatureAblationExplainer(_CaptumExplainer):
     """
 
     needs_gradients: ClassVar[bool] = False
-    Params = FeatureAblationParams
     params: FeatureAblationParams
 
     def method(self, model: TrainedModel) -> Attribution:
@@ -279,7 +274,6 @@ class GradCamExplainer(Explainer):
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
     needs_gradients: ClassVar[bool] = True
     requires_traits: ClassVar[frozenset[str]] = frozenset({"convolutional"})
-    Params = GradCamParams
     params: GradCamParams
 
     def layer(self, model: TrainedModel) -> nn.Module:

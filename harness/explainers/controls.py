@@ -111,7 +111,6 @@ class Centre(_Control):
     """A Gaussian centred on the image (centre bias): exp(−d² / 2σ²), peak 1 at the centre."""
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
-    Params = CentreParams
     params: CentreParams
 
     def explain(

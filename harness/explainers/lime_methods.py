@@ -51,7 +51,6 @@ class LimeTabular(Explainer):
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
-    Params = LimeTabularParams
     params: LimeTabularParams
 
     def explain(
@@ -108,7 +107,6 @@ class LimeImage(Explainer):
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
-    Params = LimeImageParams
     params: LimeImageParams
 
     def explain(

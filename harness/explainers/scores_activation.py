@@ -84,7 +84,6 @@ class ScoresActivationExplainer(Explainer):
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
     scope: ClassVar[Literal["local", "global"]] = "global"
     by_design: ClassVar[bool] = True
-    Params = ScoresActivationParams
     params: ScoresActivationParams
 
     @classmethod

@@ -95,7 +95,6 @@ class ShapKernel(Explainer):
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
-    Params = ShapKernelParams
     params: ShapKernelParams
 
     def background(self, context: ExplainContext) -> Any:
@@ -133,7 +132,6 @@ class ShapPermutation(Explainer):
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
-    Params = ShapPermutationParams
     params: ShapPermutationParams
 
     def explain(
@@ -191,7 +189,6 @@ class ShapDeep(Explainer):
         "reused_activations": "shap's DeepExplainer needs one activation module per use",
         "attention": "DeepLIFT (shap's DeepExplainer) has no rule for attention",
     }
-    Params = ShapDeepParams
     params: ShapDeepParams
 
     def explain(
@@ -236,7 +233,6 @@ class ShapGradient(Explainer):
         "inplace_residual": "shap's backward hooks fail on in-place residual additions "
         "(torchvision ResNet blocks)",
     }
-    Params = ShapGradientParams
     params: ShapGradientParams
 
     def explain(

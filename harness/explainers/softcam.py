@@ -89,7 +89,6 @@ class SoftCAM(Explainer):
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
     by_design: ClassVar[bool] = True
-    Params = SoftCAMParams
     params: SoftCAMParams
 
     @classmethod

@@ -69,7 +69,6 @@ class _GroundTruthAgreement(Metric):
 
     needs: ClassVar[frozenset[str]] = frozenset({"global_importance", "importance"})
     undefined_for_constant_scores: ClassVar[bool] = True
-    Params = AgreementParams
     params: AgreementParams
 
     def compute(self, evidence: Evidence) -> MetricResult:
@@ -159,7 +158,6 @@ class SpearmanReference(Metric):
 
     needs: ClassVar[frozenset[str]] = frozenset({"global_importance", "reference"})
     fixed_conventions: ClassVar[dict[str, str]] = {"ties": "average ranks"}
-    Params = ReferenceParams
     params: ReferenceParams
 
     def references(self) -> list[str]:

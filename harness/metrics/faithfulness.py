@@ -113,7 +113,6 @@ class _Curve(Metric):
         "curve": "probability of the explained class",
         "ties": "fixed random permutation (seed 0)",
     }
-    Params = FaithfulnessParams
     params: FaithfulnessParams
 
     def compute(self, evidence: Evidence) -> MetricResult:

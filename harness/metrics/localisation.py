@@ -113,7 +113,6 @@ class PointingGame(_Localisation):
         "constant map": "miss",
         "resolution": "input pixels",
     }
-    Params = PointingGameParams
     params: PointingGameParams
 
     def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -156,7 +155,6 @@ class RelevanceMassAccuracy(_Localisation):
     (signed) total is zero.
     """
 
-    Params = PositiveParams
     params: PositiveParams
 
     def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -195,7 +193,6 @@ class RelevanceRankAccuracy(_Localisation):
     fixed_conventions: ClassVar[dict[str, str]] = {
         "ties": "expected value over random order within the tie group at the K-th value"
     }
-    Params = SignParams
     params: SignParams
 
     def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -222,7 +219,6 @@ class TopKIoU(_Localisation):
     """
 
     fixed_conventions: ClassVar[dict[str, str]] = RelevanceRankAccuracy.fixed_conventions
-    Params = TopKIoUParams
     params: TopKIoUParams
 
     def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -246,7 +242,6 @@ class MaskROCAUC(_Localisation):
 
     fixed_conventions: ClassVar[dict[str, str]] = {"ties": "average ranks (count 1/2)"}
     exclusion: ClassVar[str] = "empty or full mask"
-    Params = SignParams
     params: SignParams
 
     def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:

@@ -27,7 +27,6 @@ class Stability(Metric):
         "aggregate": "across seeds: mean over pairs of seeds",
         "ties": "average ranks",
     }
-    Params = AgreementParams
     params: AgreementParams
 
     def compute(self, evidence: Evidence) -> MetricResult:

@@ -9,7 +9,6 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel
 from torch import nn
 
 from harness.component import Component
@@ -84,7 +83,6 @@ class ModelRecipe(Component):
     traits: ClassVar[frozenset[str]] = frozenset()
     cam_layer: ClassVar[str | None] = None
     accepts_gate: ClassVar[bool] = False
-    Params: ClassVar[type[BaseModel]] = TrainingParams
     params: TrainingParams
 
     def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
@@ -105,24 +103,22 @@ class ModelRecipe(Component):
         seed: int,
         device: torch.device,
         *,
-        gate: nn.Module | None = None,
         observer: EpochObserver | None = None,
         architecture: Callable[[Dataset], nn.Module] | None = None,
         penalty: Penalty | None = None,
     ) -> TrainedModel:
         """Build with ``seed`` and train on the training split; ``train_seconds`` is wall time.
 
-        The seed is set before any layer is created, so a by-design variant (a gate, or
-        another ``architecture`` built from this recipe's parts) and its twin start from
-        the same weights wherever they share layers. ``penalty`` is added to the loss.
+        The seed is set before any layer is created, so a by-design variant (another
+        ``architecture`` built from this recipe's parts, e.g. with an input gate) and its
+        twin start from the same weights wherever they share layers. ``penalty`` is added
+        to the loss.
         Trained convolutional models are kept in channels-last memory format (any input
         layout works; inference is faster on CPUs).
         """
-        if gate is not None and not self.accepts_gate:
-            raise ValueError(f"model recipe '{self.name}' does not take an input gate")
         torch.manual_seed(seed)
         started = time.perf_counter()
-        module = (architecture(dataset) if architecture else self.build(dataset, gate)).to(device)
+        module = (architecture(dataset) if architecture else self.build(dataset)).to(device)
         epochs = train_classifier(
             module,
             dataset.x_train,

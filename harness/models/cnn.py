@@ -44,7 +44,6 @@ class SmallCNN(ModelRecipe):
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
     traits: ClassVar[frozenset[str]] = frozenset({"convolutional"})
     cam_layer: ClassVar[str | None] = "features"
-    Params = SmallCNNParams
     params: SmallCNNParams
 
     def backbone(self, dataset: Dataset) -> tuple[nn.Sequential, int]:

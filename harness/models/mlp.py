@@ -43,7 +43,6 @@ class MLP(ModelRecipe):
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
     accepts_gate: ClassVar[bool] = True
-    Params = MLPParams
     params: MLPParams
 
     def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:

@@ -97,7 +97,6 @@ class _ResNet(ModelRecipe):
     cam_layer: ClassVar[str | None] = "network.layer4"
     #: the torchvision constructor, by name (torchvision is imported when a model is built)
     architecture: ClassVar[str]
-    Params = ResNetParams
     params: ResNetParams
 
     def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
@@ -160,7 +159,6 @@ class VGG16(ModelRecipe):
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
     traits: ClassVar[frozenset[str]] = frozenset({"convolutional"})
     cam_layer: ClassVar[str | None] = "pointwise"
-    Params = TorchvisionParams
     params: TorchvisionParams
 
     def backbone(self, dataset: Dataset) -> tuple[nn.Sequential, int]:

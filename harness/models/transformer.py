@@ -86,7 +86,6 @@ class FTTransformer(ModelRecipe):
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
     traits: ClassVar[frozenset[str]] = frozenset({"attention"})
     accepts_gate: ClassVar[bool] = True
-    Params = FTTransformerParams
     params: FTTransformerParams
 
     def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:

@@ -2,7 +2,7 @@
 
 The unit of work is a *model group* — the cells that share one trained model — so a model
 is still trained once. A worker rebuilds the suite from its text (and folder, for local
-plugins), runs the group's cells with :func:`harness.runner.execute.run_group` and sends
+plugins), runs the group's cells with :func:`harness.runner.executor.run_group` and sends
 the outcomes back; only the calling process writes to the store. Scores other than
 timings are those of a serial run (every stochastic step is seeded per cell). Each worker
 uses ``cores // workers`` torch threads unless the suite sets ``threads``; the executor is
@@ -33,15 +33,10 @@ import torch
 
 from harness.errors import HarnessError
 from harness.runner.cache import ResultCache
-from harness.runner.execute import (
-    STAGES,
-    CellOutcome,
-    GroupWork,
-    StageClock,
-    run_group,
-)
+from harness.runner.executor import CellOutcome, GroupWork, run_group
 from harness.runner.plan import plan
 from harness.runner.progress import ProgressReporter, SilentProgress
+from harness.runner.timing import STAGES, StageClock
 from harness.store import CellRecord, ScoreRecord
 from harness.suite import Suite, parse_suite
 

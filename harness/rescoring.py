@@ -1,0 +1,264 @@
+"""Rescoring: compute metrics (new ones, or existing ones with other conventions) from
+what a run stored, into a new run linked to it — nothing stored is rewritten.
+
+Every ok cell of a run stores its explanation, the explained rows and classes, its
+model's test predictions and the model's cache key (:func:`~harness.runner.cell.
+cell_arrays`); the dataset is reloaded from its seed. Metrics that call the model get it
+from the cache (when the run kept it); the rest need no model and no explainer. The new
+run holds every cell of the source run (status, timings, role), the source's scores of
+the metrics not rescored, and the rescored ones; its arrays beyond the rescored metrics'
+are read from the source run. Across-seeds metrics are computed in the same pass, from
+the stored per-seed global importances.
+
+Why explanations live in the store and not only in the cache: the store is append-only
+and is what results are published from; the cache is disposable (``--no-cache``, or
+deleted to free space). Large arrays are stored zlib-compressed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.datasets.base import Dataset
+from harness.environment import collect_environment
+from harness.errors import HarnessError, did_you_mean
+from harness.explainers.base import Explanation
+from harness.metrics.base import Metric
+from harness.run_lock import RunLock
+from harness.runner.cache import ResultCache
+from harness.runner.cell import Memo, resolve_device
+from harness.runner.plan import Cell, plan
+from harness.runner.progress import ProgressReporter, SilentProgress
+from harness.runner.run import RunSummary
+from harness.runner.scoring import (
+    CellProducts,
+    evidence_for,
+    score_across_seeds,
+    score_cell,
+    unscored,
+)
+from harness.store import CellRecord, ResultsStore, new_run_id
+from harness.suite import Resolved, Suite, load_suite, parse_suite
+
+#: Sections of a suite that define its cells: a rescoring suite must match the run's.
+_CELL_SECTIONS = ("seeds", "datasets", "models", "explainers", "execution")
+
+
+def rescore_run(
+    out_dir: str | Path,
+    source: str,
+    *,
+    suite: str | Path | None = None,
+    metric_ids: list[str] | None = None,
+    cache_dir: str | Path | None = None,
+    progress: ProgressReporter | None = None,
+) -> RunSummary:
+    """Rescore stored run ``source`` (an id or unique prefix) of ``out_dir``.
+
+    The metrics come from ``suite`` (a path or bundled name; its cells must be the run's)
+    or, without it, from the run's own suite; ``metric_ids`` chooses some of them
+    (default: all). Models for metrics that call the model are read from ``cache_dir``
+    (default: ``<out_dir>/cache``). Returns the new run's summary.
+    """
+    progress = progress or SilentProgress()
+    started = time.perf_counter()
+    with ResultsStore(out_dir) as store:
+        source_id, info = store.run_with_cells(source)
+        if store.cell_statuses(source_id).keys() != {c.cell_id for c in _plan_of(info)}:
+            raise HarnessError(
+                f"run {source_id} is incomplete ({info['status']}): continue it with "
+                "`xai-harness run SUITE --resume` before rescoring it"
+            )
+        metrics_suite = _metrics_suite(info, suite)
+        chosen = _chosen(metrics_suite, metric_ids)
+        cells = plan(_with_metrics(metrics_suite, chosen))
+        cache = ResultCache(cache_dir or Path(out_dir) / "cache")
+        run_id = new_run_id()
+        environment = {**collect_environment(), "rescored": source_id,
+                       "executor": {"kind": "serial", "jobs": 1}}  # fmt: skip
+        with RunLock(store.folder, run_id):
+            store.begin_run(
+                suite_name=info["suite_name"],
+                suite_path=info["suite_path"],
+                suite_text=metrics_suite.text,
+                config=_merged_config(info["config"], chosen),
+                environment=environment,
+                run_id=run_id,
+                source_run=source_id,
+            )
+            counts = _rescore_cells(
+                store, source_id, run_id, cells, chosen, metrics_suite, cache, progress
+            )
+            score_across_seeds(chosen, cells, store, run_id)
+            status = "failed" if counts["failed"] else "ok"
+            seconds = {"score": time.perf_counter() - started}
+            seconds["total"] = seconds["score"]
+            store.finish_run(run_id, status=status, stage_seconds=seconds)
+    return RunSummary(run_id, store.path, counts, seconds)
+
+
+def _plan_of(info: dict[str, Any]) -> list[Cell]:
+    return plan(_stored_suite(info))
+
+
+def _stored_suite(info: dict[str, Any]) -> Suite:
+    """The run's suite, from its stored text (and folder, for local plugins), with the
+    seeds it ran; refused when it no longer resolves to the stored configuration."""
+    path = Path(info["suite_path"]) if info["suite_path"] else None
+    suite = parse_suite(info["suite_text"], path=path, seeds=info["config"]["seeds"])
+    now = json.loads(json.dumps(suite.resolved_config()))
+    if any(now.get(k) != info["config"].get(k) for k in _CELL_SECTIONS):
+        raise HarnessError(
+            f"the suite stored with run {info['run_id']} no longer resolves to the cells it "
+            "ran (a plugin or a default changed); rescore it with the harness version that "
+            "ran it"
+        )
+    return suite
+
+
+def _metrics_suite(info: dict[str, Any], reference: str | Path | None) -> Suite:
+    """The suite the metrics are taken from: the given one (whose cells must be the
+    run's), or the run's own."""
+    stored = _stored_suite(info)
+    if reference is None:
+        return stored
+    given = load_suite(reference, seeds=stored.spec.seeds)
+    config = json.loads(json.dumps(given.resolved_config()))
+    differing = [k for k in _CELL_SECTIONS if config.get(k) != info["config"].get(k)]
+    if differing:
+        raise HarnessError(
+            f"suite '{given.name}' defines other cells than run {info['run_id']} "
+            f"({', '.join(differing)} differ); a rescoring takes only the metrics from it — "
+            "give it the run's datasets, models, explainers, seeds and execution options"
+        )
+    return given
+
+
+def _chosen(suite: Suite, metric_ids: list[str] | None) -> list[Resolved[Metric]]:
+    known = [m.id for m in suite.metrics]
+    for wanted in metric_ids or []:
+        if wanted not in known:
+            raise HarnessError(
+                f"--metric '{wanted}' is not a metric of suite '{suite.name}'"
+                f"{did_you_mean(wanted, known)} Its metrics: {', '.join(known)}"
+            )
+    return [m for m in suite.metrics if not metric_ids or m.id in metric_ids]
+
+
+def _with_metrics(suite: Suite, metrics: list[Resolved[Metric]]) -> Suite:
+    return replace(suite, metrics=metrics)
+
+
+def _merged_config(config: dict[str, Any], chosen: list[Resolved[Metric]]) -> dict[str, Any]:
+    """The source run's configuration with the rescored metrics in place (same id) or
+    appended (new id)."""
+    entries = {m.id: {"id": m.id, "name": m.name, "params": m.component.config()}
+               for m in chosen}  # fmt: skip
+    metrics = [entries.pop(e["id"], e) for e in config["metrics"]] + list(entries.values())
+    return {**config, "metrics": metrics}
+
+
+def _rescore_cells(
+    store: ResultsStore,
+    source_id: str,
+    run_id: str,
+    cells: list[Cell],
+    chosen: list[Resolved[Metric]],
+    suite: Suite,
+    cache: ResultCache,
+    progress: ProgressReporter,
+) -> dict[str, int]:
+    """Store every cell of the source run in the new run: its record, the source's
+    scores of the metrics not rescored, and the rescored ones."""
+    records = store.cell_records(source_id)
+    scores = store.score_records(source_id)
+    importances = store.arrays(source_id, "global_importance")
+    rescored = {m.id for m in chosen}
+    datasets = Memo()
+    device = resolve_device(suite.spec.execution.device)
+    needs_model = any("model" in m.component.needs for m in chosen)
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    progress.start(f"rescoring {source_id} ({run_id})", len(cells))
+    try:
+        for cell in cells:
+            record = records[cell.cell_id]
+            kept = [s for s in scores.get(cell.cell_id, []) if s.metric not in rescored]
+            arrays: dict[str, np.ndarray] = {}
+            if record.status == "ok":
+                dataset: Dataset = datasets.get(
+                    (cell.dataset.id, cell.seed), functools.partial(_load, cell)
+                )
+                stored = store.cell_arrays(source_id, cell.cell_id)
+                products = _stored_products(stored, record, cell, dataset, cache, device,
+                                            needs_model)  # fmt: skip
+                references = {
+                    other.explainer.id: importances[other.cell_id]
+                    for other in cells
+                    if other.model_key == cell.model_key
+                    and other is not cell
+                    and other.cell_id in importances
+                }  # the group's other explainers, as stored
+                evidence = evidence_for(dataset, products, references)
+                new, arrays = score_cell(cell, chosen, evidence)
+            else:
+                new = unscored(chosen, f"cell {record.status}: {record.error}")
+            store.record_cell(run_id, record, kept + new, arrays)
+            counts[record.status] += 1
+            progress.cell_done(cell.cell_id, record.status)
+    finally:
+        progress.finish()
+    return counts
+
+
+def _load(cell: Cell) -> Dataset:
+    return cell.dataset.component.load(cell.seed)
+
+
+def _stored_products(
+    stored: dict[str, np.ndarray],
+    record: CellRecord,
+    cell: Cell,
+    dataset: Dataset,
+    cache: ResultCache,
+    device: Any,
+    needs_model: bool,
+) -> CellProducts:
+    """A cell's products as its run stored them; the model from the cache when a
+    rescored metric calls it and the run kept it."""
+    if "test_predictions" not in stored:
+        raise HarnessError(
+            f"cell {cell.cell_id} stored no explanation or predictions (it was run by an "
+            "xai-harness before rescoring existed); run the suite again to rescore it"
+        )
+    pooling = str(stored["explanation.channel_pooling"])
+    explanation = Explanation(
+        local=stored.get("explanation.local"),
+        global_scores=stored.get("explanation.global_scores"),
+        signed=bool(stored["explanation.signed"]),
+        channel_pooling=pooling or None,
+    )
+    predict_proba = None
+    if needs_model and "model_cache_key" in stored:
+        by_design = cell.explainer.component.by_design
+        loaded = cache.load_model(str(stored["model_cache_key"]), cell, dataset, device, by_design)
+        if loaded is not None:
+            predict_proba = loaded[0].predict_proba
+    twin_seconds = stored.get("twin_train_seconds")
+    return CellProducts(
+        rows=stored["rows"],
+        targets=stored["targets"],
+        test_predictions=stored["test_predictions"],
+        explanation=explanation,
+        explain_seconds=float(record.explain_seconds or 0.0),
+        train_seconds=float(record.train_seconds or 0.0),
+        twin_test_predictions=stored.get("twin_test_predictions"),
+        twin_train_seconds=None if twin_seconds is None else float(twin_seconds),
+        predict_proba=predict_proba,
+    )

@@ -1,0 +1,350 @@
+"""One cell: load its dataset, train (or reuse) its model, explain, score, and say what
+to store — with the cell timeout, failure isolation and the cache.
+
+Cells of one model group share a :class:`CellContext`: the memos keep the group's
+dataset and trained models, so each is loaded or trained once. What running produced
+(:class:`~harness.runner.scoring.CellProducts`) is scored by :mod:`harness.runner.scoring`
+and stored in full (explanation, targets, predictions, the model's cache key), so a later
+rescoring needs neither the explainer nor a retrained model.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from harness.datasets.base import Dataset
+from harness.errors import HarnessError
+from harness.explainers.base import ExplainContext, Explanation
+from harness.models.base import TrainedModel
+from harness.runner.cache import ResultCache
+from harness.runner.plan import Cell
+from harness.runner.progress import ProgressReporter
+from harness.runner.scoring import CellProducts, evidence_for, score_cell, unscored
+from harness.runner.timing import CellTimeout, StageClock, deadline
+from harness.store import CellRecord, CellStatus, ScoreRecord
+from harness.suite import ExecutionOptions, Suite
+
+T = TypeVar("T")
+
+#: One cell's record, score rows and arrays, as a run stores them.
+CellResult = tuple[CellRecord, list[ScoreRecord], dict[str, np.ndarray]]
+
+#: Image cells keep the maps of this many explained images (float32), for galleries.
+GALLERY_IMAGES = 8
+
+
+class CellFailure(Exception):
+    """A cell could not complete; the message says which stage and why."""
+
+
+def resolve_device(option: str) -> torch.device:
+    """``cpu``, ``cuda`` (must be available) or ``auto`` (CUDA when available)."""
+    if option == "cuda" and not torch.cuda.is_available():
+        raise HarnessError(
+            "execution.device = 'cuda' but torch sees no CUDA device; use 'cpu' or 'auto'"
+        )
+    if option == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(option)
+
+
+class Memo:
+    """Remembers results (or exceptions) of the current group only, per variant.
+
+    Cells are ordered by group (a dataset and seed, or a model key), so a group's
+    results are dropped as soon as the next group starts: at most one group is in memory.
+    """
+
+    def __init__(self) -> None:
+        self._group: object = None
+        self._values: dict[object, object] = {}
+
+    def get(self, group: object, compute: Callable[[], T], variant: object = None) -> T:
+        if group != self._group:
+            self._group, self._values = group, {}
+        if variant not in self._values:
+            try:
+                self._values[variant] = compute()
+            except (Exception, CellTimeout) as exc:  # remembered: the group fails alike
+                self._values[variant] = exc
+        value = self._values[variant]
+        if isinstance(value, Exception | CellTimeout):
+            raise value
+        return value  # type: ignore[return-value]
+
+
+@dataclass
+class Trained:
+    """A trained model, its predictions on the test split, and its cache key (if cached)."""
+
+    model: TrainedModel
+    test_predictions: np.ndarray
+    cache_key: str | None = None
+
+
+@dataclass
+class CellContext:
+    """What every cell of a group shares: the suite, the device, the memos of loaded data
+    and trained models, the stage clock, the progress reporter and the cache."""
+
+    suite: Suite
+    device: torch.device
+    datasets: Memo
+    models: Memo
+    clock: StageClock
+    progress: ProgressReporter
+    cache: ResultCache | None
+
+    @property
+    def options(self) -> ExecutionOptions:
+        return self.suite.spec.execution
+
+
+def not_run(cell: Cell, suite: Suite, status: CellStatus, reason: str) -> CellResult:
+    """A skipped or failed cell: its record, a row per metric saying why, no arrays."""
+    return (
+        cell_record(cell, status, error=reason),
+        unscored(suite.metrics, f"cell {status}: {reason}"),
+        {},
+    )
+
+
+def run_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarray]) -> CellResult:
+    """Run one cell: its record, its scores, and its arrays (products, reports' arrays)."""
+    if cell.skip_reason:
+        return not_run(cell, context.suite, "skipped", cell.skip_reason)
+    try:
+        with deadline(context.options.cell_timeout):
+            return _timed_cell(cell, context, references)
+    except CellTimeout as timeout:
+        return not_run(cell, context.suite, "failed", str(timeout))
+
+
+def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarray]) -> CellResult:
+    """The body of :func:`run_cell` that the cell timeout applies to."""
+    suite, options, device, cache = context.suite, context.options, context.device, context.cache
+    clock, progress = context.clock, context.progress
+    try:
+        progress.stage(cell.cell_id, "loading")
+        with clock.time("data"):
+            dataset = context.datasets.get(
+                (cell.dataset.id, cell.seed),
+                lambda: _stage("loading the dataset", cell.dataset.component.load, cell.seed),
+            )
+        progress.stage(cell.cell_id, "training")
+        with clock.time("train"):
+            twin = context.models.get(cell.model_key, lambda: _train(cell, dataset, device, cache))
+            trained = twin
+            if cell.explainer.component.by_design:
+                trained = context.models.get(
+                    cell.model_key,
+                    lambda: _train(cell, dataset, device, cache, by_design=True),
+                    variant=cell.explainer.id,
+                )
+        progress.stage(cell.cell_id, "explaining")
+        with clock.time("explain"):
+            rows = np.arange(min(options.explain_rows, len(dataset.x_test)))
+            targets = (
+                trained.test_predictions[rows]
+                if options.target == "prediction"
+                else dataset.y_test[rows]
+            )
+            explanation, explain_seconds = _explain_or_reuse(
+                cell, trained, dataset, rows, targets, context
+            )
+        products = CellProducts(
+            rows=rows,
+            targets=targets,
+            test_predictions=trained.test_predictions,
+            explanation=explanation,
+            explain_seconds=explain_seconds,
+            train_seconds=trained.model.train_seconds,
+            twin_test_predictions=twin.test_predictions if trained is not twin else None,
+            twin_train_seconds=twin.model.train_seconds if trained is not twin else None,
+            predict_proba=trained.model.predict_proba,
+        )
+        progress.stage(cell.cell_id, "scoring")
+        with clock.time("score"):
+            started = time.perf_counter()
+            evidence = evidence_for(dataset, products, references)
+            scores, metric_arrays = _stage("scoring", score_cell, cell, suite.metrics, evidence)
+            score_seconds = time.perf_counter() - started
+    except CellFailure as failure:
+        return not_run(cell, suite, "failed", str(failure))
+    arrays = cell_arrays(products, dataset, trained, evidence.global_importance)
+    record = cell_record(
+        cell, "ok", train_seconds=trained.model.train_seconds, explain_seconds=explain_seconds,
+        score_seconds=score_seconds, n_explained=len(rows), torch_threads=torch.get_num_threads(),
+    )  # fmt: skip
+    return record, scores, arrays | metric_arrays
+
+
+def cell_arrays(
+    products: CellProducts, dataset: Dataset, trained: Trained, importance: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """What a cell stores besides its scores.
+
+    For rescoring (:mod:`harness.rescoring`): the explanation (``explanation.local`` or
+    ``explanation.global_scores``, ``explanation.signed``, ``explanation.channel_pooling``),
+    the explained ``rows`` and their ``targets``, the model's ``test_predictions`` (and
+    its twin's, with the twin's training seconds, for by-design cells) and the model's
+    ``model_cache_key`` (when it is cached). For reports: the global importance and the
+    dataset's ground-truth importance (per original column, named in ``column_names``
+    for tables), the dataset's card, what the model recorded while training, and for
+    images the first explained images with their maps and masks (``gallery_*``).
+    """
+    explanation = products.explanation
+    arrays: dict[str, np.ndarray] = {**trained.model.history}
+    if importance is not None:
+        arrays["global_importance"] = importance
+    if explanation.local is not None:
+        arrays["explanation.local"] = np.asarray(explanation.local, dtype=np.float32)
+    if explanation.global_scores is not None:
+        arrays["explanation.global_scores"] = np.asarray(explanation.global_scores)
+    arrays["explanation.signed"] = np.array(explanation.signed)
+    arrays["explanation.channel_pooling"] = np.array(explanation.channel_pooling or "")
+    arrays["rows"] = products.rows
+    arrays["targets"] = np.asarray(products.targets)
+    arrays["test_predictions"] = np.asarray(products.test_predictions)
+    if products.twin_test_predictions is not None:
+        arrays["twin_test_predictions"] = np.asarray(products.twin_test_predictions)
+        arrays["twin_train_seconds"] = np.array(products.twin_train_seconds)
+    if trained.cache_key is not None:
+        arrays["model_cache_key"] = np.array(trained.cache_key)
+    truth = dataset.ground_truth.importance
+    if truth is not None:
+        arrays["ground_truth_importance"] = dataset.per_column(truth)
+    if dataset.modality == "tabular":
+        arrays["column_names"] = np.array(dataset.column_names)
+    card = dataset.card
+    arrays["dataset_card"] = np.array([card.source, card.licence, card.citation, card.notes])
+    if dataset.modality == "image" and explanation.local is not None:
+        shown = products.rows[:GALLERY_IMAGES]
+        arrays["gallery_maps"] = explanation.local[:GALLERY_IMAGES].astype(np.float32)
+        arrays["gallery_images"] = dataset.x_test[shown].astype(np.float32)
+        if dataset.ground_truth.masks is not None:
+            arrays["gallery_masks"] = dataset.ground_truth.masks[shown]
+    return arrays
+
+
+def distinct_warnings(caught: list[warnings.WarningMessage]) -> str:
+    """One line per distinct warning: ``Category: first line of the message``."""
+    lines = {
+        f"{w.category.__name__}: {str(w.message).strip().splitlines()[0][:300]}"
+        for w in caught
+        if str(w.message).strip()
+    }
+    return "\n".join(sorted(lines))
+
+
+def cell_record(cell: Cell, status: CellStatus, **measured: Any) -> CellRecord:
+    """The stored row of a cell: its ids, names, status, explainer role and timings."""
+    return CellRecord(
+        cell_id=cell.cell_id,
+        dataset=cell.dataset.id,
+        model=cell.model.id,
+        explainer=cell.explainer.id,
+        seed=cell.seed,
+        dataset_name=cell.dataset.name,
+        model_name=cell.model.name,
+        explainer_name=cell.explainer.name,
+        status=status,
+        explainer_role=cell.explainer.component.role(),
+        **measured,
+    )
+
+
+def _stage(what: str, function: Callable[..., T], *args: object) -> T:
+    """Call ``function``; any exception becomes a :class:`CellFailure` naming the stage."""
+    try:
+        return function(*args)
+    except CellFailure:
+        raise
+    except Exception as exc:
+        origin = traceback.extract_tb(exc.__traceback__)[-1]
+        raise CellFailure(
+            f"{what} failed: {type(exc).__name__}: {exc} "
+            f"({Path(origin.filename).name}:{origin.lineno})"
+        ) from exc
+
+
+def _train(
+    cell: Cell,
+    dataset: Dataset,
+    device: torch.device,
+    cache: ResultCache | None,
+    *,
+    by_design: bool = False,
+) -> Trained:
+    """Train the cell's recipe, or (``by_design``) let the cell's explainer build its model;
+    with a ``cache``, reuse a stored model of the same key instead, or store this one."""
+    if cache is not None:
+        key = cache.model_key(cell, dataset, device, by_design)
+        stored = cache.load_model(key, cell, dataset, device, by_design)
+        if stored is not None:
+            return Trained(*stored, cache_key=key)
+        trained = _train(cell, dataset, device, None, by_design=by_design)
+        cache.save_model(key, trained.model, trained.test_predictions)
+        return replace(trained, cache_key=key)
+    recipe = cell.model.component
+    if by_design:
+        fit = functools.partial(cell.explainer.component.fit_model, recipe)
+        model = _stage(f"training the {cell.explainer.id} model", fit, dataset, cell.seed, device)
+    else:
+        model = _stage("training", recipe.fit, dataset, cell.seed, device)
+    return Trained(model, _stage("predicting", model.predict, dataset.x_test))
+
+
+def _explain_or_reuse(
+    cell: Cell,
+    trained: Trained,
+    dataset: Dataset,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    context: CellContext,
+) -> tuple[Explanation, float]:
+    """The cell's explanation and its seconds: from the cache when stored there (with the
+    seconds measured then), else computed and stored."""
+    cache = context.cache
+    if cache is None or trained.cache_key is None:
+        return _stage("explaining", _explain, cell, trained.model, dataset, rows, targets)
+    key = cache.explanation_key(trained.cache_key, cell, len(rows), context.options.target)
+    stored = cache.load_explanation(key, len(rows), dataset.attribution_shape)
+    if stored is not None:
+        return stored
+    explanation, seconds = _stage(
+        "explaining", _explain, cell, trained.model, dataset, rows, targets
+    )
+    cache.save_explanation(key, explanation, seconds)
+    return explanation, seconds
+
+
+def _explain(
+    cell: Cell, model: TrainedModel, dataset: Dataset, rows: np.ndarray, targets: np.ndarray
+) -> tuple[Explanation, float]:
+    """Warm up on one row, then time the explainer call on all rows (wall seconds).
+
+    ``rows`` are indices into the test split.
+    """
+    explainer = cell.explainer.component
+    inputs = dataset.x_test[rows]
+    warm_up = ExplainContext(dataset=dataset, seed=cell.seed, rows=rows[:1])
+    explainer.explain(model, inputs[:1], targets[:1], warm_up)
+    context = ExplainContext(dataset=dataset, seed=cell.seed, rows=rows)
+    started = time.perf_counter()
+    explanation = explainer.explain(model, inputs, targets, context)
+    seconds = time.perf_counter() - started
+    problem = explanation.problem(len(rows), dataset.attribution_shape)
+    if problem is not None:
+        raise CellFailure(f"explainer '{cell.explainer.id}' {problem}")
+    return explanation, seconds

@@ -1,0 +1,221 @@
+"""A run: plan a suite, run its model groups through an executor, store every cell as it
+finishes, then score the across-seeds statistics — or resume a stored run.
+
+This process is the only writer of the store. A run is ``ok`` (or ``failed``, when a
+cell failed) only when every planned cell is stored; otherwise — Ctrl-C, SIGTERM, a full
+disk, a lost worker — it is ``interrupted`` and ``resume`` continues it, keeping every
+stored cell as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.environment import collect_environment
+from harness.errors import HarnessError
+from harness.run_lock import RunLock
+from harness.runner.cache import ResultCache
+from harness.runner.cell import cell_record, resolve_device
+from harness.runner.executor import Executor, GroupWork, SerialExecutor, model_groups
+from harness.runner.plan import Cell, plan
+from harness.runner.progress import ProgressReporter, SilentProgress
+from harness.runner.scoring import score_across_seeds
+from harness.runner.timing import StageClock
+from harness.store import CellRecord, ResultsStore, StoreError, new_run_id
+from harness.suite import Suite, load_suite
+
+
+@dataclass
+class RunSummary:
+    """What a finished run reports: its id, cell counts and wall seconds per stage."""
+
+    run_id: str
+    store_path: Path
+    counts: dict[str, int]
+    stage_seconds: dict[str, float]
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    resumed: int = 0  #: cells kept from the stored run when resuming (not recomputed)
+    #: models and explanations taken from the cache (in this process; serial runs)
+    reused: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def any_failed(self) -> bool:
+        return self.counts.get("failed", 0) > 0
+
+
+@dataclass
+class _Tally:
+    """Cell counts and failures of a run, as its cells are stored."""
+
+    counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0, "skipped": 0})
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, record: CellRecord) -> None:
+        self.counts[record.status] += 1
+        if record.status == "failed":
+            self.failures.append((record.cell_id, record.error or ""))
+
+
+def run_suite(
+    suite: Suite | str | Path,
+    out_dir: str | Path = "results",
+    *,
+    progress: ProgressReporter | None = None,
+    resume: str | None = None,
+    executor: Executor | None = None,
+    cache_dir: str | Path | None = None,
+) -> RunSummary:
+    """Run every cell of ``suite`` (a :class:`Suite`, a path or a bundled name).
+
+    Appends one run to ``<out_dir>/harness.sqlite``; each cell is stored as it finishes.
+    An exception or non-finite output in one cell marks that cell ``failed`` and the run
+    goes on. ``resume`` (a run id or prefix, or ``"latest"`` for the suite's latest run)
+    continues a stored run of the same suite configuration instead: its stored cells are
+    kept as they are and only the missing ones run. ``executor`` runs the cells (default:
+    :class:`SerialExecutor`, in this process); this process stays the only store writer.
+    ``cache_dir`` keeps trained models and explanations by content (see
+    :mod:`harness.runner.cache`): what is found there is reused, not recomputed.
+    """
+    suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    progress = progress or SilentProgress()
+    executor = executor or SerialExecutor()
+    cache = ResultCache(cache_dir) if cache_dir is not None else None
+    options = suite.spec.execution
+    resolve_device(options.device)  # fails before the run begins when it is missing
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
+    cells = plan(suite)
+    clock = StageClock()
+    run_started = time.perf_counter()
+
+    with ResultsStore(out_dir) as store, ExitStack() as held:
+        executor.open()  # e.g. reach the Dask scheduler: fails before a run is stored
+        held.callback(executor.close)
+        if resume is None:
+            run_id = new_run_id()
+            held.enter_context(RunLock(store.folder, run_id))
+            store.begin_run(
+                suite_name=suite.name,
+                suite_path=str(suite.path) if suite.path else None,
+                suite_text=suite.text,
+                config=suite.resolved_config(),
+                environment={**collect_environment(), "executor": executor.describe()},
+                run_id=run_id,
+            )
+            stored: dict[str, tuple[str, str | None]] = {}
+            previous_seconds: dict[str, float] = {}
+        else:
+            run_id = _run_to_resume(store, suite, resume)
+            held.enter_context(RunLock(store.folder, run_id))  # one writer per run
+            stored = store.cell_statuses(run_id)
+            previous_seconds = store.run_info(run_id)["stage_seconds"] or {}
+            store.reopen_run(run_id)
+        tally = _Tally()
+        progress.start(f"{suite.name} ({run_id})", len(cells))
+        status = "interrupted"  # unless the loop completes: Ctrl-C, or a store failure
+        missing: list[str] = []
+        completed = False
+        try:
+            work = _work(cells, stored, store, run_id, tally, progress)
+            for _, record, scores, arrays in executor.run(suite, work, clock, progress, cache):
+                with clock.time("store"):
+                    store.record_cell(run_id, record, scores, arrays)
+                tally.add(record)
+                progress.cell_done(record.cell_id, record.status)
+            with clock.time("score"):
+                score_across_seeds(suite.metrics, cells, store, run_id)
+            now_stored = store.cell_statuses(run_id)
+            missing = [c.cell_id for c in cells if c.cell_id not in now_stored]
+            if not missing:  # a run is ok only when every planned cell is stored
+                status = "failed" if tally.counts["failed"] else "ok"
+            completed = True
+        finally:
+            progress.finish()
+            stage_seconds = _stage_seconds(clock, time.perf_counter() - run_started)
+            for stage, seconds in previous_seconds.items():  # a resumed run adds up
+                stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
+            _finish(store, run_id, status, stage_seconds, failing=not completed)
+    if missing:
+        raise HarnessError(
+            f"run {run_id}: {len(missing)} planned cells were not stored (first: "
+            f"{missing[0]}); the run is marked 'interrupted' — continue it with --resume"
+        )
+    reused = dict(cache.hits) if cache is not None else {}
+    return RunSummary(
+        run_id, store.path, tally.counts, stage_seconds, tally.failures, len(stored), reused
+    )
+
+
+def _work(
+    cells: list[Cell],
+    stored: dict[str, tuple[str, str | None]],
+    store: ResultsStore,
+    run_id: str,
+    tally: _Tally,
+    progress: ProgressReporter,
+) -> list[GroupWork]:
+    """The model groups still to run, each with the global importance of its explainers
+    already stored (references); the stored cells are counted as they are."""
+    saved_importance = store.arrays(run_id, "global_importance") if stored else {}
+    work = []
+    for group in model_groups(cells):
+        references: dict[str, np.ndarray] = {}
+        for cell in (c for c in group if c.cell_id in stored):  # resumed: as stored
+            state, error = stored[cell.cell_id]
+            if cell.cell_id in saved_importance:
+                references[cell.explainer.id] = saved_importance[cell.cell_id]
+            tally.add(cell_record(cell, state, error=error))  # type: ignore[arg-type]
+            progress.cell_done(cell.cell_id, "stored")
+        pending = [c for c in group if c.cell_id not in stored]
+        if pending:
+            work.append((pending, references))
+    return work
+
+
+def _stage_seconds(clock: StageClock, total: float) -> dict[str, float]:
+    """Wall seconds per stage, the total, and the overhead the stages do not account for
+    (at least 0: parallel executors add up their workers' stage seconds, which can exceed
+    the wall time)."""
+    seconds = {**clock.seconds, "total": total}
+    seconds["overhead"] = max(0.0, total - sum(clock.seconds.values()))
+    return seconds
+
+
+def _finish(
+    store: ResultsStore, run_id: str, status: str, stage_seconds: dict[str, float], *,
+    failing: bool,
+) -> None:  # fmt: skip
+    """Record the run's end. When that fails too (the disk is still full) while another
+    error is on its way out (``failing``), that error is the one to report: the run then
+    stays ``running`` in the store, which readers show as interrupted once this process
+    is gone."""
+    try:
+        store.finish_run(run_id, status=status, stage_seconds=stage_seconds)
+    except StoreError:
+        if not failing:
+            raise
+
+
+def _run_to_resume(store: ResultsStore, suite: Suite, resume: str) -> str:
+    """The run to continue: ``resume`` (an id or prefix) or, for ``"latest"``, the suite's
+    latest run; refused when the suite's resolved configuration has changed since."""
+    run_id = store.latest_run_of(suite.name) if resume == "latest" else store.resolve_run_id(resume)
+    if run_id is None:
+        raise HarnessError(
+            f"no stored run of suite '{suite.name}' in {store.path} to resume; run it first"
+        )
+    info = store.run_info(run_id)
+    now = json.loads(json.dumps(suite.resolved_config()))
+    if info["suite_name"] != suite.name or info["config"] != now:
+        raise HarnessError(
+            f"run {run_id} was made with a different suite configuration (suite "
+            f"'{info['suite_name']}'); resume it with the suite it ran, or start a new run"
+        )
+    return run_id
