@@ -9,38 +9,23 @@ from pathlib import Path
 
 import pytest
 
+from tests.suite_builder import suite
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 PLUGINS = Path(__file__).parent / "plugins"
 
-TINY_SUITE = """
-name = "tiny"
-description = "A few seconds: 2 seeds, one small synthetic dataset, a small MLP."
-seeds = [0, 1]
-metrics = ["accuracy", "spearman_gt", "kendall_gt", "topk_precision_gt", "explain_seconds"]
-
-[execution]
-explain_rows = 50
-
-[[datasets]]
-id = "syn"
-name = "synthetic_tabular"
-params = { n_samples = 600, n_features = 8, n_informative = 3, class_sep = 2.0 }
-
-[[models]]
-name = "mlp"
-params = { hidden = [32], epochs = 15 }
-
-[[explainers]]
-name = "integrated_gradients"
-params = { n_steps = 16 }
-
-[[explainers]]
-name = "oracle"
-
-[[explainers]]
-name = "random"
-"""
+TINY_SUITE = suite(
+    "tiny",
+    description="A few seconds: 2 seeds, one small synthetic dataset, a small MLP.",
+    seeds=[0, 1],
+    metrics=["accuracy", "spearman_gt", "kendall_gt", "topk_precision_gt", "explain_seconds"],
+    execution={"explain_rows": 50},
+    datasets=[("synthetic_tabular",
+               {"n_samples": 600, "n_features": 8, "n_informative": 3, "class_sep": 2.0}, "syn")],
+    models=[("mlp", {"hidden": [32], "epochs": 15})],
+    explainers=[("integrated_gradients", {"n_steps": 16}), "oracle", "random"],
+)  # fmt: skip
 
 #: The tiny suite with a single seed (0), for tests that only need one of each cell.
 ONE_SEED_SUITE = TINY_SUITE.replace("seeds = [0, 1]", "seeds = [0]")

@@ -11,47 +11,16 @@ from harness import load_results, run_suite
 from harness.cli import app
 from harness.runner import plan
 from harness.suite import parse_suite
+from tests.suite_builder import suite
 
-MIXED_SUITE = """
-name = "mixed"
-seeds = [0]
-metrics = ["accuracy", "spearman_gt", "explain_seconds"]
-
-[[datasets]]
-id = "table"
-name = "synthetic_tabular"
-params = { n_samples = 300 }
-
-[[datasets]]
-name = "digits"
-params = { size = 16 }
-
-[[models]]
-name = "mlp"
-[[models]]
-name = "small_cnn"
-[[models]]
-name = "resnet18"
-[[models]]
-name = "ft_transformer"
-
-[[explainers]]
-name = "grad_cam"
-[[explainers]]
-name = "lime_image"
-[[explainers]]
-name = "shap_deep"
-[[explainers]]
-name = "shap_gradient"
-[[explainers]]
-name = "deeplift"
-[[explainers]]
-name = "saliency"
-[[explainers]]
-name = "oracle"
-[[explainers]]
-name = "centre"
-"""
+MIXED_SUITE = suite(
+    "mixed",
+    metrics=["accuracy", "spearman_gt", "explain_seconds"],
+    datasets=[("synthetic_tabular", {"n_samples": 300}, "table"), ("digits", {"size": 16})],
+    models=["mlp", "small_cnn", "resnet18", "ft_transformer"],
+    explainers=["grad_cam", "lime_image", "shap_deep", "shap_gradient", "deeplift", "saliency",
+                "oracle", "centre"],
+)  # fmt: skip
 
 
 def reasons() -> dict[tuple[str, str, str], str | None]:
@@ -117,43 +86,23 @@ def test_validate_shows_the_reasons_and_runs_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "results").exists()
 
 
-IMAGE_SUITE = """
-name = "images"
-seeds = [0]
-metrics = ["accuracy", "spearman_gt", "explain_seconds", "explain_seconds_per_row"]
-
-[execution]
-explain_rows = 6
-
-[[datasets]]
-name = "digits"
-params = { size = 16 }
-
-[[models]]
-name = "small_cnn"
-params = { channels = [8, 16], epochs = 3 }
-
-[[explainers]]
-name = "grad_cam"
-[[explainers]]
-name = "integrated_gradients"
-params = { n_steps = 8, baseline = "blur", blur_sigma = 1.0 }
-[[explainers]]
-name = "lime_image"
-params = { num_samples = 40 }
-[[explainers]]
-name = "shap_gradient"
-params = { nsamples = 10, background_size = 10 }
-[[explainers]]
-name = "feature_ablation"
-[[explainers]]
-name = "centre"
-[[explainers]]
-name = "oracle"
-[[explainers]]
-name = "sample_plugins:WarningExplainer"
-id = "warns"
-"""
+IMAGE_SUITE = suite(
+    "images",
+    metrics=["accuracy", "spearman_gt", "explain_seconds", "explain_seconds_per_row"],
+    execution={"explain_rows": 6},
+    datasets=[("digits", {"size": 16})],
+    models=[("small_cnn", {"channels": [8, 16], "epochs": 3})],
+    explainers=[
+        "grad_cam",
+        ("integrated_gradients", {"n_steps": 8, "baseline": "blur", "blur_sigma": 1.0}),
+        ("lime_image", {"num_samples": 40}),
+        ("shap_gradient", {"nsamples": 10, "background_size": 10}),
+        "feature_ablation",
+        "centre",
+        "oracle",
+        ("sample_plugins:WarningExplainer", {}, "warns"),
+    ],
+)
 
 
 def test_image_suite_runs_end_to_end(plugins_on_path: None, tmp_path: Path) -> None:

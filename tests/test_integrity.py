@@ -108,6 +108,10 @@ DAMAGES: dict[str, tuple[str, str, Callable[[Path], None]]] = {
         "explanations", "meta.json", lambda p: p.write_text('{"signed": true}')),
     "explanation seconds negative": ("explanations", "meta.json", lambda p: p.write_text(
         '{"signed": true, "channel_pooling": null, "seconds": -1}')),
+    "dataset truncated": ("datasets", "arrays.npz", _truncate),
+    "dataset changed (fingerprint)": ("datasets", "arrays.npz", lambda p: _edit_npz(
+        p, lambda a: a.update(y_test=1 - a["y_test"]))),
+    "dataset meta is a list": ("datasets", "meta.json", lambda p: p.write_text("[]")),
 }  # fmt: skip
 
 
@@ -303,7 +307,7 @@ def test_a_run_without_cells_is_refused_with_one_line(
 
 def test_the_damage_kinds_cover_every_file_of_an_entry(undamaged: tuple[Path, pd.Series]) -> None:
     cache, _ = undamaged
-    for kind in ("models", "explanations"):
+    for kind in ("models", "explanations", "datasets"):
         entry = next((cache / kind).glob("*/*"))
         files = {path.name for path in entry.iterdir()}
         damaged = {name for k, name, _ in DAMAGES.values() if k == kind}

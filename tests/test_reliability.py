@@ -10,6 +10,7 @@ import pytest
 from harness import load_results, run_suite
 from harness.suite import parse_suite
 from tests.conftest import FAILURES_SUITE, ONE_SEED_SUITE
+from tests.suite_builder import suite
 
 BROKEN = (
     FAILURES_SUITE.replace("[execution]\n", "[execution]\ncell_timeout = 2\n")
@@ -40,30 +41,17 @@ def test_failures_nans_and_a_hang_are_recorded_and_the_rest_completes(
     assert ok.query("metric == 'spearman_gt'")["value"].notna().all()
 
 
-KILL_SUITE = """
-name = "killable"
-seeds = [0, 1, 2, 3]
-metrics = [
-    "accuracy", "spearman_gt", "stability",
-    { name = "spearman_ref", params = { reference = "integrated_gradients" } },
-]
-[execution]
-explain_rows = 100
-[[datasets]]
-id = "syn"
-name = "synthetic_tabular"
-params = { n_samples = 800, n_features = 8, n_informative = 3 }
-[[models]]
-name = "mlp"
-params = { hidden = [32], epochs = 40 }
-[[explainers]]
-name = "integrated_gradients"
-params = { n_steps = 64 }
-[[explainers]]
-name = "saliency"
-[[explainers]]
-name = "oracle"
-"""
+KILL_SUITE = suite(
+    "killable",
+    seeds=[0, 1, 2, 3],
+    metrics=["accuracy", "spearman_gt", "stability",
+             {"name": "spearman_ref", "params": {"reference": "integrated_gradients"}}],
+    execution={"explain_rows": 100},
+    datasets=[("synthetic_tabular", {"n_samples": 800, "n_features": 8, "n_informative": 3},
+               "syn")],
+    models=[("mlp", {"hidden": [32], "epochs": 40})],
+    explainers=[("integrated_gradients", {"n_steps": 64}), "saliency", "oracle"],
+)  # fmt: skip
 
 
 def _stored(store_path: Path) -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from harness.models.base import TrainedModel
 from harness.runner.plan import plan
 from harness.suite import parse_suite
 from tests.conftest import ONE_SEED_SUITE, assert_user_error, cli
+from tests.suite_builder import toml_key, toml_value
 
 
 @pytest.mark.parametrize(
@@ -80,30 +80,8 @@ def test_planted_columns_not_in_the_table_are_refused_before_running(
 BASE = tomllib.loads(ONE_SEED_SUITE)
 
 
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
-
-
-def _toml_value(value: Any) -> str:
-    """``value`` as inline TOML (tables and arrays of tables inline too)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
-    return "{ " + items + " }" if items else "{}"
-
-
 def to_toml(data: dict[str, Any]) -> str:
-    return "\n".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data.items()) + "\n"
+    return "\n".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in data.items()) + "\n"
 
 
 def test_the_toml_writer_round_trips() -> None:

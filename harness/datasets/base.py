@@ -131,6 +131,10 @@ class DatasetSource(Component):
     size: ClassVar[str] = ""
     #: Which ground truth the source provides, in words ("none" when it has none).
     ground_truth: ClassVar[str] = "none"
+    #: True when the data depend only on the parameters, the seed and library versions
+    #: (generated or bundled data): the cache may keep them. Sources that read files a
+    #: user may change are never cached.
+    cacheable: ClassVar[bool] = False
 
     def ground_truth_kinds(self) -> frozenset[str]:
         """Which :class:`GroundTruth` fields this source fills: ``"importance"``, ``"masks"``."""

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 from pydantic import Field, model_validator
+
+if TYPE_CHECKING:  # Pillow is imported when images are read
+    from PIL import Image
 
 from harness.component import Params, SuiteFile, SuiteFolder
 from harness.datasets.base import (
@@ -153,6 +155,8 @@ class ImageFolder(DatasetSource):
         return entries
 
     def _read(self, path: Path) -> Image.Image:
+        from PIL import Image, UnidentifiedImageError
+
         try:
             with Image.open(path) as picture:
                 picture.load()
@@ -161,6 +165,8 @@ class ImageFolder(DatasetSource):
             raise DatasetError(f"{self.label}: cannot read image {path} ({error})") from error
 
     def _array(self, pictures: list[Image.Image], channels: int) -> np.ndarray:
+        from PIL import Image
+
         size = self.params.size
         rows = []
         for picture in pictures:
@@ -172,6 +178,8 @@ class ImageFolder(DatasetSource):
         return np.ascontiguousarray(np.stack(rows))
 
     def _mask_file(self, entry: _Entry, picture: Image.Image) -> np.ndarray:
+        from PIL import Image
+
         p = self.params
         assert p.masks is not None
         folder = p.root / p.masks / entry.split / entry.klass

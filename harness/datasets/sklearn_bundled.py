@@ -29,6 +29,7 @@ class Digits(DatasetSource):
     """
 
     modality: ClassVar[Modality] = "image"
+    cacheable: ClassVar[bool] = True  # generated or bundled: parameters and seed decide
     card = DatasetCard(
         source="sklearn.datasets.load_digits (UCI Optical Recognition of Handwritten "
         "Digits, test part)",
@@ -74,6 +75,7 @@ class SklearnTableSource(DatasetSource):
     (stratified split by seed; see ``harness.datasets.tables``). No ground truth."""
 
     modality: ClassVar[Modality] = "tabular"
+    cacheable: ClassVar[bool] = True  # generated or bundled: parameters and seed decide
     #: the ``sklearn.datasets`` loader, by name (scikit-learn is imported when loading)
     loader: ClassVar[str]
     params: TableParams

@@ -70,6 +70,7 @@ class SyntheticTabular(DatasetSource):
     """
 
     modality: ClassVar[Modality] = "tabular"
+    cacheable: ClassVar[bool] = True  # generated or bundled: parameters and seed decide
     card = DatasetCard(
         source="sklearn.datasets.make_classification (generated)",
         licence="generated data, no licence restrictions",

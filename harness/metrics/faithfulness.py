@@ -17,8 +17,6 @@ from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
-from scipy.integrate import trapezoid
-from scipy.ndimage import gaussian_filter
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
@@ -51,6 +49,8 @@ def baseline_inputs(inputs: np.ndarray, kind: str, train_mean: np.ndarray | None
         return np.broadcast_to(train_mean, inputs.shape).copy()
     if inputs.ndim != 4:
         raise ValueError("baseline 'blur' needs images; use 'zero' or 'mean'")
+    from scipy.ndimage import gaussian_filter
+
     return gaussian_filter(inputs, sigma=(0, 0, sigma, sigma))
 
 
@@ -123,7 +123,7 @@ class _Curve(Metric):
         curves = probability_curves(evidence, ranking(maps), self.params, insert=self.insert)
         fractions = np.linspace(0, 1, self.params.steps + 1)
         return MetricResult(
-            float(trapezoid(curves, fractions, axis=1).mean()),
+            float(np.trapezoid(curves, fractions, axis=1).mean()),
             arrays={"curve": curves.mean(axis=0), "fractions": fractions},
         )
 

@@ -14,7 +14,6 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 from pydantic import Field
-from scipy.spatial import cKDTree
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
@@ -94,6 +93,8 @@ def all_within(points: np.ndarray, masks: np.ndarray, tolerance: float) -> np.nd
     if not masks.any():
         far[points[:, 0]] = True
         return ~far
+    from scipy.spatial import cKDTree
+
     tree = cKDTree(np.argwhere(masks) * scale)
     distance, _ = tree.query(points * scale, distance_upper_bound=tolerance + 1e-6)
     far[points[distance > tolerance, 0]] = True

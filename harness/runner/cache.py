@@ -7,7 +7,10 @@ An entry's key is the SHA-256 of everything that determines it:
   recipe and its parameters, the by-design explainer and its parameters (if any), the seed
   and the device type;
 - an explanation: its model's key, the explainer and its parameters, the number of
-  explained rows, the target convention and the seed.
+  explained rows, the target convention and the seed;
+- a generated dataset (sources that declare ``cacheable``: synthetic and bundled data,
+  never files the user may change): the source and its parameters, the seed and the
+  versions of numpy, scikit-learn and scipy — so a cached re-run need not import them.
 
 Models are stored as state dicts (read back with ``torch.load(weights_only=True)``) next to
 their test predictions, training seconds and history (``.npz``, ``allow_pickle=False``);
@@ -28,13 +31,14 @@ import os
 import shutil
 import tempfile
 from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from harness.datasets.base import Dataset
+from harness.datasets.base import Dataset, DatasetCard, GroundTruth
 from harness.errors import HarnessError
 from harness.explainers.base import Explanation
 from harness.models.base import TrainedModel
@@ -55,6 +59,13 @@ def code_fingerprint() -> str:
 def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """``.npz`` of plain arrays (read back with ``allow_pickle=False``)."""
     np.savez(path, **arrays)  # type: ignore[arg-type]
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
 
 
 def _key(parts: dict[str, Any]) -> str:
@@ -80,6 +91,59 @@ class ResultCache:
             "seed": cell.seed,
             "device": device.type,
         })  # fmt: skip
+
+    def dataset_key(self, cell: Cell) -> str:
+        """A generated dataset's key: the harness's code, the source and its parameters,
+        the seed, and the versions of the libraries that generate it."""
+        source = cell.dataset.component
+        versions = {name: _version(name) for name in ("numpy", "scikit-learn", "scipy")}
+        return _key({"code": code_fingerprint(), "seed": cell.seed, "versions": versions,
+                     "dataset": [source.name, source.config()]})  # fmt: skip
+
+    def save_dataset(self, key: str, dataset: Dataset) -> None:
+        truth = dataset.ground_truth
+        arrays = {"x_train": dataset.x_train, "y_train": dataset.y_train,
+                  "x_test": dataset.x_test, "y_test": dataset.y_test}  # fmt: skip
+        optional = {"importance": truth.importance, "masks": truth.masks,
+                    "column_of_feature": dataset.column_of_feature}  # fmt: skip
+        arrays |= {name: value for name, value in optional.items() if value is not None}
+        card = dataset.card
+        meta = {"name": dataset.name, "modality": dataset.modality,
+                "feature_names": dataset.feature_names, "class_names": dataset.class_names,
+                "card": [card.source, card.licence, card.citation, card.notes],
+                "columns": dataset.columns, "fingerprint": dataset.fingerprint}  # fmt: skip
+        self._write("datasets", key, {
+            "arrays.npz": lambda path: _save_arrays(path, arrays),
+            "meta.json": lambda path: path.write_text(json.dumps(meta)),
+        })  # fmt: skip
+
+    def load_dataset(self, key: str) -> Dataset | None:
+        """The stored dataset, or None when there is none — or when it is damaged in any
+        way (its arrays no longer hash to the fingerprint stored with them), which is then
+        removed."""
+        folder = self._entry("datasets", key)
+        if not folder.is_dir():
+            return None
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            arrays = _read_arrays(folder / "arrays.npz")
+            dataset = Dataset(
+                name=str(meta["name"]), modality=meta["modality"],
+                x_train=arrays["x_train"], y_train=arrays["y_train"],
+                x_test=arrays["x_test"], y_test=arrays["y_test"],
+                feature_names=[str(n) for n in meta["feature_names"]],
+                class_names=[str(n) for n in meta["class_names"]],
+                card=DatasetCard(*map(str, meta["card"])),
+                ground_truth=GroundTruth(arrays.get("importance"), arrays.get("masks")),
+                columns=None if meta["columns"] is None else [str(c) for c in meta["columns"]],
+                column_of_feature=arrays.get("column_of_feature"),
+            )  # fmt: skip
+            if dataset.fingerprint != meta["fingerprint"]:
+                raise ValueError("the arrays do not hash to their fingerprint")
+        except Exception:  # any damage: regenerate and rewrite (nothing was unpickled)
+            self._discard(folder)
+            return None
+        return dataset
 
     def explanation_key(self, model_key: str, cell: Cell, rows: int, target: str) -> str:
         explainer = cell.explainer.component

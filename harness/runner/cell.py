@@ -26,7 +26,7 @@ from harness.datasets.base import Dataset
 from harness.errors import HarnessError
 from harness.explainers.base import ExplainContext, Explanation
 from harness.models.base import TrainedModel
-from harness.runner.cache import ResultCache
+from harness.runner.cache import CacheError, ResultCache
 from harness.runner.plan import Cell
 from harness.runner.progress import ProgressReporter
 from harness.runner.scoring import CellProducts, evidence_for, score_cell, unscored
@@ -139,7 +139,7 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
         with clock.time("data"):
             dataset = context.datasets.get(
                 (cell.dataset.id, cell.seed),
-                lambda: _stage("loading the dataset", cell.dataset.component.load, cell.seed),
+                lambda: _stage("loading the dataset", _load_dataset, cell, cache),
             )
         progress.stage(cell.cell_id, "training")
         with clock.time("train"):
@@ -265,10 +265,11 @@ def cell_record(cell: Cell, status: CellStatus, **measured: Any) -> CellRecord:
 
 
 def _stage(what: str, function: Callable[..., T], *args: object) -> T:
-    """Call ``function``; any exception becomes a :class:`CellFailure` naming the stage."""
+    """Call ``function``; any exception becomes a :class:`CellFailure` naming the stage —
+    except a cache that cannot be written (a full disk), which stops the run."""
     try:
         return function(*args)
-    except CellFailure:
+    except (CellFailure, CacheError):
         raise
     except Exception as exc:
         origin = traceback.extract_tb(exc.__traceback__)[-1]
@@ -276,6 +277,21 @@ def _stage(what: str, function: Callable[..., T], *args: object) -> T:
             f"{what} failed: {type(exc).__name__}: {exc} "
             f"({Path(origin.filename).name}:{origin.lineno})"
         ) from exc
+
+
+def _load_dataset(cell: Cell, cache: ResultCache | None) -> Dataset:
+    """The cell's dataset: from the cache when its source is ``cacheable`` and it is
+    stored there, else loaded (and stored)."""
+    source = cell.dataset.component
+    if cache is None or not source.cacheable:
+        return source.load(cell.seed)
+    key = cache.dataset_key(cell)
+    stored = cache.load_dataset(key)
+    if stored is not None:
+        return stored
+    dataset = source.load(cell.seed)
+    cache.save_dataset(key, dataset)
+    return dataset
 
 
 def _train(

@@ -9,6 +9,7 @@ import numpy as np
 
 from harness.datasets import Dataset, DatasetCard, DatasetSource, GroundTruth
 from harness.explainers import ExplainContext, Explainer, Explanation
+from harness.metrics import Evidence, Metric, MetricResult
 from harness.models import TrainedModel
 
 
@@ -114,3 +115,14 @@ class WarningExplainer(Explainer):
         warnings.warn("heads up from a library", UserWarning, stacklevel=1)
         warnings.warn("heads up from a library", UserWarning, stacklevel=1)
         return Explanation(local=np.ones((len(inputs), *context.dataset.attribution_shape)))
+
+
+class PositiveRate(Metric):
+    """Share of test rows the model assigns to class 1 (a model metric, from a plugin)."""
+
+    kind = "model"
+    needs: ClassVar[frozenset[str]] = frozenset({"predictions"})
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.y_pred is not None
+        return MetricResult(float(np.mean(evidence.y_pred == 1)))
