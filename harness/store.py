@@ -321,14 +321,14 @@ class ResultsStore:
         """Check the file (its schema, and SQLite's quick check of every page, so nothing
         is appended to a damaged file), then WAL mode, foreign keys, and the schema created
         or migrated to this harness's version."""
-        version = self._checked_version(self._db)
+        self._checked_version(self._db)
         problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
         if problems != ["ok"]:
             raise sqlite3.DatabaseError(f"quick_check: {'; '.join(map(str, problems))}")
         if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        create_or_migrate(self._db, version)
+        create_or_migrate(self._db, self.path)
         self.version = SCHEMA_VERSION
 
     def close(self) -> None:

@@ -42,38 +42,38 @@ def explainer_role(explainer_name: str) -> str | None:
 
 
 def fill_stored_facts(db: sqlite3.Connection) -> None:
-    """Write the missing facts into the rows of a store just migrated to version 2."""
+    """Write the missing facts into the rows of a store just migrated to version 2 (in
+    the caller's transaction)."""
     from harness.store import machine_and_commit
 
-    with db:
-        names = [row[0] for row in db.execute(
-            "SELECT DISTINCT metric_name FROM scores WHERE kind IS NULL")]  # fmt: skip
-        for name in names:
-            facts = metric_facts(name)
-            if facts is not None:
-                db.execute(
-                    "UPDATE scores SET kind = ?, across_seeds = ? "
-                    "WHERE metric_name = ? AND kind IS NULL",
-                    (facts[0], int(facts[1]), name),
-                )
-        explainers = [row[0] for row in db.execute(
-            "SELECT DISTINCT explainer_name FROM cells WHERE explainer_role IS NULL")]  # fmt: skip
-        for name in explainers:
-            role = explainer_role(name)
-            if role is not None:
-                db.execute(
-                    "UPDATE cells SET explainer_role = ? "
-                    "WHERE explainer_name = ? AND explainer_role IS NULL",
-                    (role, name),
-                )
-        runs = db.execute("SELECT run_id, environment FROM runs WHERE machine IS NULL").fetchall()
-        for run_id, environment in runs:
-            try:
-                machine, commit = machine_and_commit(json.loads(environment))
-            except (TypeError, ValueError):
-                continue  # a damaged row: left for the readers to refuse
-            db.execute("UPDATE runs SET machine = ?, git_commit = ? WHERE run_id = ?",
-                       (machine, commit, run_id))  # fmt: skip
+    names = [row[0] for row in db.execute(
+        "SELECT DISTINCT metric_name FROM scores WHERE kind IS NULL")]  # fmt: skip
+    for name in names:
+        facts = metric_facts(name)
+        if facts is not None:
+            db.execute(
+                "UPDATE scores SET kind = ?, across_seeds = ? "
+                "WHERE metric_name = ? AND kind IS NULL",
+                (facts[0], int(facts[1]), name),
+            )
+    explainers = [row[0] for row in db.execute(
+        "SELECT DISTINCT explainer_name FROM cells WHERE explainer_role IS NULL")]  # fmt: skip
+    for name in explainers:
+        role = explainer_role(name)
+        if role is not None:
+            db.execute(
+                "UPDATE cells SET explainer_role = ? "
+                "WHERE explainer_name = ? AND explainer_role IS NULL",
+                (role, name),
+            )
+    runs = db.execute("SELECT run_id, environment FROM runs WHERE machine IS NULL").fetchall()
+    for run_id, environment in runs:
+        try:
+            machine, commit = machine_and_commit(json.loads(environment))
+        except (TypeError, ValueError):
+            continue  # a damaged row: left for the readers to refuse
+        db.execute("UPDATE runs SET machine = ?, git_commit = ? WHERE run_id = ?",
+                   (machine, commit, run_id))  # fmt: skip
 
 
 def fill_frame_facts(frame: pd.DataFrame) -> pd.DataFrame:

@@ -100,23 +100,32 @@ def _normalised(sql: str | None) -> str:
 
 
 def _apply(db: sqlite3.Connection, start: int, end: int) -> None:
-    """Bring a store from version ``start`` (0: empty) to ``end``, in one transaction."""
-    with db:
-        if start == 0:
-            db.executescript(_TABLES)
-            start = 1
-        for version in range(start + 1, end + 1):
-            for statement in MIGRATIONS[version]:
-                db.execute(statement)
-        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(end),))
+    """Bring a store from version ``start`` (0: empty) to ``end``, inside the caller's
+    transaction (statement by statement: ``executescript`` would commit it)."""
+    if start == 0:
+        for statement in filter(None, (s.strip() for s in _TABLES.split(";"))):
+            db.execute(statement)
+        start = 1
+    for version in range(start + 1, end + 1):
+        for statement in MIGRATIONS[version]:
+            db.execute(statement)
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(end),))
+
+
+def _fresh(version: int) -> sqlite3.Connection:
+    """An in-memory store at ``version`` (what :func:`definitions` reads)."""
+    db = sqlite3.connect(":memory:")
+    db.execute("BEGIN")
+    _apply(db, 0, version)
+    db.commit()
+    return db
 
 
 @cache
 def definitions(version: int) -> dict[str, str]:
     """Each table's (normalised) definition at ``version``, as SQLite records it."""
-    db = sqlite3.connect(":memory:")
+    db = _fresh(version)
     try:
-        _apply(db, 0, version)
         rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
         return {name: _normalised(sql) for name, sql in rows}
     finally:
@@ -126,9 +135,8 @@ def definitions(version: int) -> dict[str, str]:
 @cache
 def columns(version: int) -> dict[str, list[str]]:
     """Each table's column names at ``version``."""
-    db = sqlite3.connect(":memory:")
+    db = _fresh(version)
     try:
-        _apply(db, 0, version)
         return {
             table: [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
             for table in definitions(version)
@@ -175,13 +183,21 @@ def check(db: sqlite3.Connection, path: Path) -> int:
     return version
 
 
-def create_or_migrate(db: sqlite3.Connection, version: int) -> None:
-    """Create the schema in an empty store, or migrate one at ``version`` to the current
-    version (its existing rows get the facts they lack from :mod:`harness.store_legacy`)."""
-    if version == SCHEMA_VERSION:
-        return
-    _apply(db, version, SCHEMA_VERSION)
-    if version >= 1:
-        from harness.store_legacy import fill_stored_facts
+def create_or_migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Create the schema in an empty store, or migrate an older one to the current
+    version (its rows get the facts they lack from :mod:`harness.store_legacy`) — under a
+    write lock (``BEGIN IMMEDIATE``), re-checking the version inside it, so two processes
+    opening a new store at once set it up once."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = check(db, path)
+        if version != SCHEMA_VERSION:
+            _apply(db, version, SCHEMA_VERSION)
+            if version >= 1:
+                from harness.store_legacy import fill_stored_facts
 
-        fill_stored_facts(db)
+                fill_stored_facts(db)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise

@@ -85,3 +85,26 @@ def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "harness.sqlite").write_text("not a database")
     with pytest.raises(HarnessError, match="damaged or was not written by xai-harness"):
         ResultsStore(tmp_path)
+
+
+def test_processes_creating_one_store_at_once_set_it_up_once(tmp_path: Path) -> None:
+    """Regression: the schema is created and migrated under a write lock, so processes
+    that open a new store together do not run the migration twice."""
+    import subprocess
+    import sys
+
+    from harness.store_schema import SCHEMA_VERSION
+
+    code = (
+        "import sys\nfrom harness.store import ResultsStore\n"
+        "with ResultsStore(sys.argv[1]) as store:\n"
+        "    store.begin_run(suite_name='s', suite_path=None, suite_text='', config={},"
+        " environment={})\n"
+    )
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
+                                  stderr=subprocess.PIPE, text=True) for _ in range(6)]  # fmt: skip
+    for process in processes:
+        _, errors = process.communicate(timeout=120)
+        assert process.returncode == 0, errors
+    with ResultsStore(tmp_path, create=False) as store:
+        assert store.version == SCHEMA_VERSION and len(store.run_ids()) == 6
