@@ -31,6 +31,7 @@ from harness.environment import collect_environment
 from harness.errors import HarnessError, did_you_mean
 from harness.explainers.base import Explanation
 from harness.metrics.base import Metric
+from harness.records import CellRecord
 from harness.run_lock import RunLock
 from harness.runner.cache import ResultCache
 from harness.runner.cell import Memo, resolve_device
@@ -44,7 +45,7 @@ from harness.runner.scoring import (
     score_cell,
     unscored,
 )
-from harness.store import CellRecord, ResultsStore, new_run_id
+from harness.store import ResultsStore, new_run_id
 from harness.suite import Resolved, Suite, load_suite, parse_suite
 
 #: Sections of a suite that define its cells: a rescoring suite must match the run's.

@@ -32,102 +32,28 @@ import typing
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from harness.errors import HarnessError, StoreError
-from harness.facts import ExplainerRole, MetricKind
+from harness.records import (
+    RESULT_COLUMNS,
+    CellRecord,
+    CellStatus,
+    ExplainerRole,
+    MetricKind,
+    ScoreRecord,
+)
 from harness.run_lock import run_is_live
 from harness.store_schema import SCHEMA_VERSION, check, create_or_migrate
 
 STORE_FILENAME = "harness.sqlite"
-
-CellStatus = Literal["ok", "failed", "skipped"]
-
-#: Columns of :func:`load_results`, in order.
-RESULT_COLUMNS = [
-    "run_id",
-    "dataset",
-    "model",
-    "explainer",
-    "seed",
-    "metric",
-    "value",
-    "higher_is_better",
-    "status",
-    "note",
-    "error",
-    "unit",
-    "cell_id",
-    "dataset_name",
-    "model_name",
-    "explainer_name",
-    "metric_name",
-    "conventions",
-    "conventions_hash",
-    "train_seconds",
-    "explain_seconds",
-    "score_seconds",
-    "n_explained",
-    "torch_threads",
-    "warnings",
-    "metric_kind",
-    "across_seeds",
-    "explainer_role",
-]
-
-
-@dataclass(frozen=True)
-class CellRecord:
-    """One finished (or skipped, or failed) cell. Timings are wall seconds.
-
-    ``warnings``: the distinct warnings libraries raised while the cell ran, one per line.
-    """
-
-    cell_id: str
-    dataset: str
-    model: str
-    explainer: str
-    seed: int
-    dataset_name: str
-    model_name: str
-    explainer_name: str
-    status: CellStatus
-    explainer_role: ExplainerRole = "post_hoc"
-    error: str | None = None
-    train_seconds: float | None = None
-    explain_seconds: float | None = None
-    score_seconds: float | None = None
-    n_explained: int | None = None
-    torch_threads: int | None = None
-    warnings: str | None = None
-
-
-@dataclass(frozen=True)
-class ScoreRecord:
-    """One metric of one cell; ``value`` is None when it could not be computed (see ``note``).
-
-    ``kind``, ``higher_is_better`` and ``across_seeds`` are the metric's facts, stored on
-    the row so that reports never need the metric's plugin.
-    """
-
-    metric: str
-    metric_name: str
-    value: float | None
-    higher_is_better: bool
-    unit: str
-    conventions: dict[str, Any]
-    conventions_hash: str
-    note: str = ""
-    kind: MetricKind = "explanation"
-    across_seeds: bool = False
-
 
 #: Arrays larger than this (bytes of ``.npy``) are stored zlib-compressed.
 COMPRESS_ABOVE = 64 * 1024

@@ -159,3 +159,24 @@ def test_a_run_imports_only_the_libraries_its_suite_uses(tmp_path: Path) -> None
     suite.write_text(TINY_SUITE)  # Integrated Gradients (captum) and controls: no shap, lime
     imported = _imported(["run", str(suite), "--out", str(tmp_path / "r")], tmp_path)
     assert "captum" in imported and "shap" not in imported and "lime" not in imported
+
+
+def test_check_against_says_when_the_runs_come_from_different_machines(tmp_path: Path) -> None:
+    from tests.conftest import cli
+
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(ONE_SEED_SUITE)
+    out = tmp_path / "out"
+    baseline = run_suite(parse_suite(ONE_SEED_SUITE), out).run_id
+    run_suite(parse_suite(ONE_SEED_SUITE), out)
+    same = cli("check", str(suite), "--out", str(out), "--against", baseline,
+               "--time-factor", "1000")  # fmt: skip
+    assert "different machines" not in same.stdout
+    with closing(sqlite3.connect(out / "harness.sqlite")) as db:  # the baseline ran elsewhere
+        db.execute("UPDATE runs SET machine = 'gpu-box (EPYC, 64 cores)' WHERE run_id = ?",
+                   (baseline,))  # fmt: skip
+        db.commit()
+    moved = cli("check", str(suite), "--out", str(out), "--against", baseline)
+    text = " ".join(moved.stdout.split())
+    assert "timings not compared: the runs come from different machines (gpu-box" in text
+    assert "explain_seconds" not in text.split("entries moved")[-1]  # timings left out

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from harness import load_results, run_suite
+from harness.records import RESULT_COLUMNS
 from harness.runner import plan
-from harness.store import RESULT_COLUMNS, ResultsStore
+from harness.store import ResultsStore
 from harness.suite import load_suite, parse_suite
 from tests.conftest import FAILURES_SUITE, ONE_SEED_SUITE, TINY_SUITE
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.store import CellRecord, ResultsStore, ScoreRecord, StoreError, load_results
+from harness.records import CellRecord, ScoreRecord
+from harness.store import ResultsStore, StoreError, load_results
 
 
 def _begin(store: ResultsStore) -> str:

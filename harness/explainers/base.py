@@ -12,8 +12,8 @@ from torch import nn
 
 from harness.component import Component
 from harness.datasets.base import Dataset, Modality
-from harness.facts import ExplainerRole
 from harness.models.base import ModelRecipe, TrainedModel
+from harness.records import ExplainerRole
 from harness.registry import Registry
 
 Scope = Literal["local", "global"]

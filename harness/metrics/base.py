@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from harness.component import Component
-from harness.facts import MetricKind
+from harness.records import MetricKind
 from harness.registry import Registry
 
 

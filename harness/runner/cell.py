@@ -26,12 +26,12 @@ from harness.datasets.base import Dataset
 from harness.errors import HarnessError
 from harness.explainers.base import ExplainContext, Explanation
 from harness.models.base import TrainedModel
+from harness.records import CellRecord, CellStatus, ScoreRecord
 from harness.runner.cache import CacheError, ResultCache
 from harness.runner.plan import Cell
 from harness.runner.progress import ProgressReporter
 from harness.runner.scoring import CellProducts, evidence_for, score_cell, unscored
 from harness.runner.timing import CellTimeout, StageClock, deadline
-from harness.store import CellRecord, CellStatus, ScoreRecord
 from harness.suite import ExecutionOptions, Suite
 
 T = TypeVar("T")

@@ -15,12 +15,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from harness.records import CellRecord, ScoreRecord
 from harness.runner.cache import ResultCache
 from harness.runner.cell import CellContext, Memo, distinct_warnings, resolve_device, run_cell
 from harness.runner.plan import Cell
 from harness.runner.progress import ProgressReporter
 from harness.runner.timing import StageClock
-from harness.store import CellRecord, ScoreRecord
 from harness.suite import Suite
 
 #: One cell's outcome, as a run stores it.

@@ -32,12 +32,12 @@ import numpy as np
 import torch
 
 from harness.errors import HarnessError
+from harness.records import CellRecord, ScoreRecord
 from harness.runner.cache import ResultCache
 from harness.runner.executor import CellOutcome, GroupWork, run_group
 from harness.runner.plan import plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.runner.timing import STAGES, StageClock
-from harness.store import CellRecord, ScoreRecord
 from harness.suite import Suite, parse_suite
 
 #: What a worker gets: suite text, suite path, seeds, cell ids, references, torch threads

@@ -20,6 +20,7 @@ import torch
 
 from harness.environment import collect_environment
 from harness.errors import HarnessError
+from harness.records import CellRecord
 from harness.run_lock import RunLock
 from harness.runner.cache import ResultCache
 from harness.runner.cell import cell_record, resolve_device
@@ -28,7 +29,7 @@ from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.runner.scoring import score_across_seeds
 from harness.runner.timing import StageClock
-from harness.store import CellRecord, ResultsStore, StoreError, new_run_id
+from harness.store import ResultsStore, StoreError, new_run_id
 from harness.suite import Suite, load_suite
 
 

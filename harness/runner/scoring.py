@@ -22,8 +22,9 @@ import numpy as np
 from harness.datasets.base import Dataset
 from harness.explainers.base import Explanation
 from harness.metrics.base import Evidence, Metric
+from harness.records import ScoreRecord
 from harness.runner.plan import Cell
-from harness.store import ResultsStore, ScoreRecord
+from harness.store import ResultsStore
 from harness.suite import Resolved
 
 

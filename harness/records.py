@@ -1,0 +1,101 @@
+"""The rows of the results store: a cell, a score, and the facts every row carries.
+
+Besides its ids, timings and value, every row carries the facts about its metric and
+explainer that reports need — a metric's kind and direction, whether it is an
+across-seeds statistic, an explainer's role — so reports, figures, regressions and claims
+read them from the store, never from a plugin registry, and a stored run renders the same
+whether or not its plugins are installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+#: What a metric measures: the explanation, the model, the cost — or it is a reference
+#: (a baseline to read other scores against, never ranked).
+MetricKind = Literal["explanation", "model", "cost", "reference"]
+
+#: An explainer is post-hoc, by-design (it builds the model it explains) or a control
+#: (a reference explanation: oracle, inverted, random, constant, centre).
+ExplainerRole = Literal["post_hoc", "by_design", "control"]
+
+CellStatus = Literal["ok", "failed", "skipped"]
+
+#: Columns of :func:`load_results`, in order.
+RESULT_COLUMNS = [
+    "run_id",
+    "dataset",
+    "model",
+    "explainer",
+    "seed",
+    "metric",
+    "value",
+    "higher_is_better",
+    "status",
+    "note",
+    "error",
+    "unit",
+    "cell_id",
+    "dataset_name",
+    "model_name",
+    "explainer_name",
+    "metric_name",
+    "conventions",
+    "conventions_hash",
+    "train_seconds",
+    "explain_seconds",
+    "score_seconds",
+    "n_explained",
+    "torch_threads",
+    "warnings",
+    "metric_kind",
+    "across_seeds",
+    "explainer_role",
+]
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """One finished (or skipped, or failed) cell. Timings are wall seconds.
+
+    ``warnings``: the distinct warnings libraries raised while the cell ran, one per line.
+    """
+
+    cell_id: str
+    dataset: str
+    model: str
+    explainer: str
+    seed: int
+    dataset_name: str
+    model_name: str
+    explainer_name: str
+    status: CellStatus
+    explainer_role: ExplainerRole = "post_hoc"
+    error: str | None = None
+    train_seconds: float | None = None
+    explain_seconds: float | None = None
+    score_seconds: float | None = None
+    n_explained: int | None = None
+    torch_threads: int | None = None
+    warnings: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    """One metric of one cell; ``value`` is None when it could not be computed (see ``note``).
+
+    ``kind``, ``higher_is_better`` and ``across_seeds`` are the metric's facts, stored on
+    the row so that reports never need the metric's plugin.
+    """
+
+    metric: str
+    metric_name: str
+    value: float | None
+    higher_is_better: bool
+    unit: str
+    conventions: dict[str, Any]
+    conventions_hash: str
+    note: str = ""
+    kind: MetricKind = "explanation"
+    across_seeds: bool = False
