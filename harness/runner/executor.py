@@ -90,17 +90,22 @@ def run_group(
         yield cell, record, scores, arrays
 
 
-class SerialExecutor:
-    """Every cell in this process, one after another (the default)."""
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "serial", "jobs": 1}
+class LocalExecutor:
+    """An executor that needs nothing acquired before a run: :meth:`open` and
+    :meth:`close` do nothing."""
 
     def open(self) -> None:
         pass
 
     def close(self) -> None:
         pass
+
+
+class SerialExecutor(LocalExecutor):
+    """Every cell in this process, one after another (the default)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "serial", "jobs": 1}
 
     def run(
         self,

@@ -34,7 +34,7 @@ import torch
 from harness.errors import HarnessError
 from harness.records import CellRecord, ScoreRecord
 from harness.runner.cache import ResultCache
-from harness.runner.executor import CellOutcome, GroupWork, run_group
+from harness.runner.executor import CellOutcome, GroupWork, LocalExecutor, run_group
 from harness.runner.plan import plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.runner.timing import STAGES, StageClock
@@ -105,7 +105,7 @@ def _exit_with_parent(parent: int) -> None:
 PARENT_POLL_SECONDS = 0.5
 
 
-class ProcessExecutor:
+class ProcessExecutor(LocalExecutor):
     """Model groups on ``jobs`` local processes (started fresh: ``spawn``). Workers exit
     when the parent dies; when the run stops early (Ctrl-C, SIGTERM, an error) they are
     terminated rather than waited for."""
@@ -115,12 +115,6 @@ class ProcessExecutor:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "processes", "jobs": self.jobs}
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def run(
         self,
