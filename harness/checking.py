@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.claims import ClaimResult, ClaimSpec, evaluate
 from harness.errors import HarnessError
@@ -78,11 +79,11 @@ def check_run(
     return report
 
 
-def _timing_caveats(baseline: dict[str, object], current: dict[str, object]) -> list[str]:
+def _timing_caveats(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Why the two runs' timings cannot be compared (empty when they can)."""
     caveats = []
     executors = [
-        (info["environment"] or {}).get("executor", {"kind": "serial"})  # type: ignore[attr-defined]
+        (info["environment"] or {}).get("executor", {"kind": "serial"})
         for info in (baseline, current)
     ]
     if executors[0] != executors[1]:

@@ -23,7 +23,8 @@ def writable_folder(path: Path, option: str) -> Path:
             pass
     except OSError as exc:
         raise HarnessError(
-            f"{option} {path}: cannot write there ({exc.strerror or exc}); pass a writable folder"
+            f"{option} {path}: cannot write there ({exc.strerror or exc}); pass {option} with a "
+            "writable folder"
         ) from None
     return path
 

@@ -72,12 +72,13 @@ def rescore_run(
     started = time.perf_counter()
     with ResultsStore(out_dir) as store:
         source_id, info = store.run_with_cells(source)
-        if store.cell_statuses(source_id).keys() != {c.cell_id for c in _plan_of(info)}:
+        stored = _stored_suite(info)
+        if store.cell_statuses(source_id).keys() != {c.cell_id for c in plan(stored)}:
             raise HarnessError(
                 f"run {source_id} is incomplete ({info['status']}): continue it with "
                 "`xai-harness run SUITE --resume` before rescoring it"
             )
-        metrics_suite = _metrics_suite(info, suite)
+        metrics_suite = stored if suite is None else _given_suite(info, stored, suite)
         chosen = _chosen(metrics_suite, metric_ids)
         cells = plan(_with_metrics(metrics_suite, chosen))
         cache = ResultCache(cache_dir or Path(out_dir) / "cache")
@@ -105,10 +106,6 @@ def rescore_run(
     return RunSummary(run_id, store.path, counts, seconds)
 
 
-def _plan_of(info: dict[str, Any]) -> list[Cell]:
-    return plan(_stored_suite(info))
-
-
 def _stored_suite(info: dict[str, Any]) -> Suite:
     """The run's suite, from its stored text (and folder, for local plugins), with the
     seeds it ran; refused when it no longer resolves to the stored configuration."""
@@ -124,12 +121,8 @@ def _stored_suite(info: dict[str, Any]) -> Suite:
     return suite
 
 
-def _metrics_suite(info: dict[str, Any], reference: str | Path | None) -> Suite:
-    """The suite the metrics are taken from: the given one (whose cells must be the
-    run's), or the run's own."""
-    stored = _stored_suite(info)
-    if reference is None:
-        return stored
+def _given_suite(info: dict[str, Any], stored: Suite, reference: str | Path) -> Suite:
+    """The suite given to take the metrics from; its cells must be the run's."""
     given = load_suite(reference, seeds=stored.spec.seeds)
     config = json.loads(json.dumps(given.resolved_config()))
     differing = [k for k in _CELL_SECTIONS if config.get(k) != info["config"].get(k)]

@@ -35,6 +35,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from harness.errors import HarnessError
+from harness.output_paths import writable_folder
 from harness.statistics import bootstrap_ci
 from harness.store import ResultsStore
 from harness.suite import FigureKind
@@ -73,13 +74,7 @@ def file_stem(name: str) -> str:
 def save(figure: Figure, folder: Path, name: str, run_id: str) -> list[Path]:
     """Write ``name``.png and ``name``.pdf (see :func:`file_stem`) with the run id in
     their metadata."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HarnessError(
-            f"cannot create the output folder {folder} ({exc.strerror or exc}); pass --to "
-            "with a writable folder"
-        ) from exc
+    writable_folder(folder, "--to")
     written = []
     try:
         for suffix, metadata in (

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.output_paths import writable_folder
 from harness.report.aggregate import LeaderboardTable, all_tables, summarise
 from harness.report.figures import default_figures, draw, load_run_data, save
 from harness.report.render import (
@@ -84,8 +85,8 @@ def write_report(out_dir: str | Path, run_id: str | None, to: Path | None) -> Pa
     folder = to or Path(out_dir) / "reports" / resolved
     summary = summarise(data.results)
     tables = all_tables(summary)
+    writable_folder(folder, "--to")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         _write_tables(folder, summary, tables)
     except OSError as exc:
         raise HarnessError(
