@@ -34,7 +34,7 @@ from harness.metrics.base import Metric
 from harness.records import CellRecord
 from harness.run_lock import RunLock
 from harness.runner.cache import ResultCache
-from harness.runner.cell import Memo, resolve_device
+from harness.runner.cell import Memo, load_cell_dataset, resolve_device
 from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.runner.run import RunSummary
@@ -187,7 +187,8 @@ def _rescore_cells(
             arrays: dict[str, np.ndarray] = {}
             if record.status == "ok":
                 dataset: Dataset = datasets.get(
-                    (cell.dataset.id, cell.seed), functools.partial(_load, cell)
+                    (cell.dataset.id, cell.seed),
+                    functools.partial(load_cell_dataset, cell, None, suite.spec.execution),
                 )
                 stored = store.cell_arrays(source_id, cell.cell_id)
                 products = _stored_products(stored, record, cell, dataset, cache, device,
@@ -199,7 +200,11 @@ def _rescore_cells(
                     and other is not cell
                     and other.cell_id in importances
                 }  # the group's other explainers, as stored
-                evidence = evidence_for(dataset, products, references)
+                try:
+                    evidence = evidence_for(dataset, products, references,
+                                            suite.spec.execution)  # fmt: skip
+                except ValueError as exc:
+                    raise HarnessError(f"cell {cell.cell_id}: {exc}") from exc
                 new, arrays = score_cell(cell, chosen, evidence)
             else:
                 new = unscored(chosen, f"cell {record.status}: {record.error}")
@@ -209,10 +214,6 @@ def _rescore_cells(
     finally:
         progress.finish()
     return counts
-
-
-def _load(cell: Cell) -> Dataset:
-    return cell.dataset.component.load(cell.seed)
 
 
 def _stored_products(
@@ -253,6 +254,12 @@ def _stored_products(
         explain_seconds=float(record.explain_seconds or 0.0),
         train_seconds=float(record.train_seconds or 0.0),
         twin_test_predictions=stored.get("twin_test_predictions"),
+        test_probabilities=stored.get("test_probabilities"),
+        validation_probabilities=stored.get("validation_probabilities"),
+        twin_validation_probabilities=stored.get("twin_validation_probabilities"),
+        class_explanations=stored.get("explanation.per_class"),
+        design_test_predictions=stored.get("design_test_predictions"),
+        twin_test_probabilities=stored.get("twin_test_probabilities"),
         twin_train_seconds=None if twin_seconds is None else float(twin_seconds),
         predict_proba=predict_proba,
     )

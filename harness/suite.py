@@ -66,9 +66,51 @@ class ExecutionOptions(_Strict):
     explain_rows: int = Field(
         200, ge=1, le=10_000_000, description="test rows explained per cell (the first N)"
     )
-    target: Literal["prediction", "label"] = Field(
-        "prediction", description="explained class: the model's prediction or the true label"
+    target: str = Field(
+        "prediction",
+        pattern=r"^(prediction|label|class:[0-9]{1,6})$",
+        description="explained class: the model's prediction, the true label, or 'class:K' "
+        "(class index K for every image, e.g. the disease class)",
     )
+    explain_classes: Literal["target", "all"] = Field(
+        "target",
+        description="'all': also explain every class (stored per class, for metrics that "
+        "read the map of a given class, e.g. activation_consistency_neg)",
+    )
+    select_images: Literal["all", "predicted_positive", "correct_by_both"] = Field(
+        "all",
+        description="explained images that explanation metrics score: all; those "
+        "predicted as class K (needs target = 'class:K'); or those the by-design model "
+        "and its black-box twin both classify correctly (the Soft-CAM paper's set)",
+    )
+    validation_fraction: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="hold out this stratified share of each training split as a "
+        "validation split (never trained on; metrics with split = 'validation' score it, "
+        "e.g. to choose a penalty); None: no validation split",
+    )
+    design_reference: str | None = Field(
+        None,
+        description="select_images = 'correct_by_both': the by-design explainer whose model "
+        "post-hoc cells use with the twin (default: the suite's first by-design explainer)",
+    )
+
+    @model_validator(mode="after")
+    def _selection_needs_its_class(self) -> ExecutionOptions:
+        if self.select_images == "predicted_positive" and not self.target.startswith("class:"):
+            raise ValueError(
+                "select_images = 'predicted_positive' needs target = 'class:K' (K: the "
+                "positive class)"
+            )
+        return self
+
+    @property
+    def target_class(self) -> int | None:
+        """K of ``target = "class:K"``; None for prediction and label."""
+        return int(self.target.split(":")[1]) if self.target.startswith("class:") else None
+
     device: Literal["cpu", "cuda", "auto"] = Field(
         "cpu", description="torch device; 'auto' takes CUDA when available"
     )
@@ -87,7 +129,7 @@ class ExecutionOptions(_Strict):
 #: The kinds of figure a suite may declare (``figures`` and ``report`` draw them).
 FigureKind = Literal[
     "metric", "runtime", "accuracy_localisation", "faithfulness", "gallery", "importance",
-    "trajectory", "sweep",
+    "trajectory", "sweep", "precision_at_k", "patch_deletion",
 ]  # fmt: skip
 
 
@@ -172,6 +214,15 @@ class Suite:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def design_reference(self) -> Resolved[Explainer] | None:
+        """The by-design explainer whose model, with its twin, defines the images that
+        ``select_images = "correct_by_both"`` scores for post-hoc cells."""
+        wanted = self.spec.execution.design_reference
+        by_design = [e for e in self.explainers if e.component.by_design]
+        chosen = [e for e in by_design if wanted is None or e.id == wanted]
+        return chosen[0] if chosen else None
 
     def resolved_config(self) -> dict[str, Any]:
         """The suite with every parameter default filled in (stored with each run)."""
@@ -340,6 +391,7 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
                     f"of this suite{did_you_mean(reference, explainer_ids)} "
                     f"Explainer ids: {', '.join(explainer_ids)}"
                 )
+    problems += _selection_problems(spec.execution, sections["explainers"])
     if problems:
         raise SuiteError("\n".join(f"{where}: {line}" for line in problems))
     return Suite(
@@ -351,6 +403,24 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
         explainers=sections["explainers"],
         metrics=sections["metrics"],
     )
+
+
+def _selection_problems(options: ExecutionOptions, explainers: list[Resolved[Any]]) -> list[str]:
+    """``correct_by_both`` needs a by-design explainer; ``design_reference`` must name one."""
+    by_design = [e.id for e in explainers if e.component.by_design]
+    reference = options.design_reference
+    if reference is not None and reference not in by_design:
+        return [
+            f"execution.design_reference: '{reference}' is not a by-design explainer id of "
+            f"this suite{did_you_mean(reference, by_design)} By-design explainers: "
+            f"{', '.join(by_design) or 'none'}"
+        ]
+    if options.select_images == "correct_by_both" and not by_design:
+        return [
+            "execution.select_images: 'correct_by_both' needs a by-design explainer (e.g. "
+            "softcam) in the suite; use 'all' or add one"
+        ]
+    return []
 
 
 def _resolve(

@@ -139,6 +139,34 @@ def test_boxes_csv_with_two_boxes_on_one_image(tmp_path: Path) -> None:
     assert masks.sum() == expected.sum()  # negatives and training boxes add nothing
 
 
+def test_points_csv_rasterised_as_discs(tmp_path: Path) -> None:
+    make_folder(tmp_path)  # 40×40 images
+    (tmp_path / "points.csv").write_text(
+        "image_id,x,y\n"
+        "testlesion0,20.5,10.5\n"  # a disc of radius 4 original pixels → 2 at 20 px
+        "testhealthy0,,\n"  # no point: a negative
+        "trainlesion1,5,5\n"  # a training image's point: not needed
+    )
+    data = dataset_registry.get("image_folder")(
+        root=tmp_path, size=20, points=tmp_path / "points.csv", point_radius=4
+    ).load(0)
+    masks = data.ground_truth.masks
+    rows, cols = np.mgrid[0:20, 0:20] + 0.5
+    expected = (cols - 10.25) ** 2 + (rows - 5.25) ** 2 <= 2**2  # centre and radius halved
+    np.testing.assert_array_equal(masks[3], expected)
+    assert masks.sum() == expected.sum() == 2 + 4 + 4 + 3  # pixel centres within 2 px, by column
+    (tmp_path / "points.csv").write_text("image_id,x,y\ntestlesion0,3,three\n")
+    with pytest.raises(DatasetError, match=r"points\.csv line 2: y = 'three' is not a number"):
+        dataset_registry.get("image_folder")(root=tmp_path, points=tmp_path / "points.csv").load(0)
+    (tmp_path / "points.csv").write_text("image_id,x\ntestlesion0,3\n")
+    with pytest.raises(DatasetError, match=r"points\.csv lacks the columns y"):
+        dataset_registry.get("image_folder")(root=tmp_path, points=tmp_path / "points.csv").load(0)
+    with pytest.raises(ValueError, match="not boxes and points"):
+        dataset_registry.get("image_folder")(
+            root=tmp_path, boxes=tmp_path / "points.csv", points=tmp_path / "points.csv"
+        )
+
+
 def test_image_folder_problems_are_named(tmp_path: Path) -> None:
     make_folder(tmp_path)
     (tmp_path / "masks/test/lesion").mkdir(parents=True)

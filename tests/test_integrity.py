@@ -82,10 +82,12 @@ DAMAGES: dict[str, tuple[str, str, Callable[[Path], None]]] = {
     "model outputs truncated": ("models", "outputs.npz", _truncate),
     "model outputs foreign": (
         "models", "outputs.npz", lambda p: p.write_bytes(_npz_bytes(other=np.zeros(3)))),
-    "model predictions wrong shape": ("models", "outputs.npz", lambda p: _edit_npz(
-        p, lambda a: a.update(test_predictions=a["test_predictions"][:5]))),
-    "model predictions outside the classes": ("models", "outputs.npz", lambda p: _edit_npz(
-        p, lambda a: a.update(test_predictions=a["test_predictions"] + 7))),
+    "model probabilities wrong shape": ("models", "outputs.npz", lambda p: _edit_npz(
+        p, lambda a: a.update(test_probabilities=a["test_probabilities"][:5]))),
+    "model probabilities above 1": ("models", "outputs.npz", lambda p: _edit_npz(
+        p, lambda a: a.update(test_probabilities=a["test_probabilities"] + 7))),
+    "model probabilities NaN": ("models", "outputs.npz", lambda p: _edit_npz(
+        p, lambda a: a.update(test_probabilities=a["test_probabilities"] * np.nan))),
     "model meta is a list": ("models", "meta.json", lambda p: p.write_text("[]")),
     "model meta lacks a key": ("models", "meta.json", lambda p: p.write_text('{"epochs": 1}')),
     "model meta not JSON": ("models", "meta.json", lambda p: p.write_text("{")),

@@ -38,9 +38,12 @@ def test_logits_are_the_spatial_means_of_the_evidence_maps(lesions) -> None:
         torch.testing.assert_close(network(x), maps.mean(dim=(2, 3)))
 
 
-@pytest.mark.parametrize("recipe_name", ["resnet18", "resnet50", "vgg16"])
-def test_with_no_penalty_softcam_is_its_gap_fc_twin(lesions, recipe_name: str) -> None:
-    recipe = model_registry.get(recipe_name)()
+@pytest.mark.parametrize(
+    ("recipe_name", "params"),
+    [("resnet18", {}), ("resnet50", {}), ("vgg16", {"head": "pointwise_gap"})],
+)
+def test_with_no_penalty_softcam_is_its_gap_fc_twin(lesions, recipe_name: str, params) -> None:
+    recipe = model_registry.get(recipe_name)(**params)
     torch.manual_seed(0)
     twin = recipe.build(lesions).eval()
     torch.manual_seed(0)  # same seed, same construction order: the same backbone weights
@@ -53,6 +56,44 @@ def test_with_no_penalty_softcam_is_its_gap_fc_twin(lesions, recipe_name: str) -
         x = torch.as_tensor(lesions.x_test[:6])
         # mean(W·z + b) over positions = W·mean(z) + b: the same function, maps exposed
         torch.testing.assert_close(softcam(x), twin(x), rtol=1e-4, atol=1e-5)
+
+
+def test_the_twin_is_trained_independently_of_the_evidence_layer(lesions) -> None:
+    """The twin's head and Soft-CAM's evidence layer have the same shape and fan-in; drawn
+    from one stream they started — and with the same batches ended — equal (1.5e-8)."""
+    recipe = model_registry.get("small_cnn")(channels=[8, 16], epochs=3)
+    twin = recipe.fit(lesions, 0, CPU).module
+    softcam = explainer_registry.get("softcam")().fit_model(recipe, lesions, 0, CPU).module
+    head = twin.get_submodule("head").weight.detach()
+    evidence = softcam.evidence.weight.detach()[:, :, 0, 0]
+    assert (head - evidence).abs().max().item() > 1e-2
+    assert (
+        twin(torch.as_tensor(lesions.x_test)) - softcam(torch.as_tensor(lesions.x_test))
+    ).abs().max() > 1e-3
+    # the backbones still start from the same weights, by design
+    torch.manual_seed(0)
+    twin_start = recipe.build(lesions)
+    torch.manual_seed(0)
+    design_start = explainer_registry.get("softcam")().architecture(recipe, lesions, 0)
+    first_twin = twin_start.get_submodule("features.0").weight
+    first_design = design_start.backbone.get_submodule("features.0").weight
+    torch.testing.assert_close(first_twin, first_design)
+    assert not torch.allclose(
+        twin_start.get_submodule("head").weight, design_start.evidence.weight[:, :, 0, 0]
+    )
+
+
+def test_vgg_black_box_is_torchvisions_classifier(lesions) -> None:
+    twin = model_registry.get("vgg16")().build(lesions)
+    linears = [m for m in twin.get_submodule("classifier") if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (25088, 4096),
+        (4096, 4096),
+        (4096, lesions.n_classes),
+    ]
+    assert twin.get_submodule("pool").output_size == (7, 7)
+    with torch.no_grad():
+        assert twin.eval()(torch.as_tensor(lesions.x_test[:2])).shape == (2, lesions.n_classes)
 
 
 def test_vgg_softcam_has_the_two_pointwise_layers_before_the_evidence_layer(lesions) -> None:

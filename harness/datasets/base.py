@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import ClassVar, Literal
 
@@ -47,6 +47,10 @@ class Dataset:
     ``0 … len(class_names) - 1``. Ground-truth masks, when present, are boolean
     (test images, height, width), aligned with ``x_test``.
 
+    ``x_val``/``y_val``: a validation split held out of the training split (None when the
+    suite asks for none, see :func:`with_validation_split`): models never train on it;
+    model selection (e.g. a penalty strength) reads scores on it, not on the test split.
+
     Tables whose features encode original columns (one-hot categories) name those
     ``columns`` and give each feature's column index in ``column_of_feature``; importance
     is then reported per original column (:meth:`per_column`).
@@ -64,6 +68,8 @@ class Dataset:
     ground_truth: GroundTruth = field(default_factory=GroundTruth)
     columns: list[str] | None = None
     column_of_feature: np.ndarray | None = None
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -85,7 +91,8 @@ class Dataset:
         digest = hashlib.sha256()
         truth = self.ground_truth
         for array in (self.x_train, self.y_train, self.x_test, self.y_test,
-                      truth.importance, truth.masks, self.column_of_feature):  # fmt: skip
+                      truth.importance, truth.masks, self.column_of_feature,
+                      self.x_val, self.y_val):  # fmt: skip
             if array is None:
                 digest.update(b"none")
                 continue
@@ -115,6 +122,25 @@ class Dataset:
         if self.modality == "image":
             return tuple(int(s) for s in self.x_train.shape[2:])
         return (self.n_features,)
+
+
+def with_validation_split(dataset: Dataset, fraction: float, seed: int) -> Dataset:
+    """``dataset`` with a stratified ``fraction`` of its training split held out as the
+    validation split (``seed`` draws it); models then train on the rest."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        x_train, x_val, y_train, y_val = train_test_split(
+            dataset.x_train, dataset.y_train, test_size=fraction, random_state=seed,
+            stratify=dataset.y_train,
+        )  # fmt: skip
+    except ValueError as exc:  # too few rows of a class to stratify
+        raise ValueError(
+            f"cannot hold out {fraction:g} of the {len(dataset.y_train)} training rows of "
+            f"'{dataset.name}' as a validation split ({exc}); change "
+            "execution.validation_fraction"
+        ) from exc
+    return replace(dataset, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
 
 
 class DatasetSource(Component):

@@ -1,5 +1,5 @@
 """``image_folder``: a user's own images, ``root/<split>/<class>/*.png|jpg``, with optional
-ground truth as a parallel tree of masks or as a CSV of boxes.
+ground truth as a parallel tree of masks, a CSV of boxes or a CSV of points.
 
 - Classes are the sub-folders of the training split (sorted); the test split may use a
   subset of them. Images are read with Pillow; grayscale (modes L, LA, I, 1) gives one
@@ -14,6 +14,10 @@ ground truth as a parallel tree of masks or as a CSV of boxes.
   original image's pixels (``patientId`` is accepted for ``image_id``; several rows per
   image allowed; rows with empty coordinates are negatives and ignored). ``image_id`` is
   the file name without extension. Boxes are rasterised to masks after scaling.
+- ``points = "points.csv"``: rows ``image_id, x, y`` (one lesion point each, e.g. OCT
+  drusen, in the original image's pixels), rasterised as discs of ``point_radius``
+  original pixels (ellipses after a non-square resize) — the Soft-CAM paper dilates
+  point annotations the same way. Same rules as boxes (empty coordinates: ignored).
 
 Ground truth is kept for the test split (the one that is explained).
 """
@@ -54,11 +58,18 @@ class ImageFolderParams(Params):
     channels: Literal[1, 3] | None = Field(None, description="None: 1 if all are grayscale")
     masks: str | None = Field(None, description="sub-folder of root with a parallel mask tree")
     boxes: SuiteFile | None = Field(None, description="CSV of boxes: image_id,x,y,width,height")
+    points: SuiteFile | None = Field(None, description="CSV of lesion points: image_id,x,y")
+    point_radius: float = Field(
+        5.0, gt=0, le=10_000, description="points: disc radius, original image pixels"
+    )
 
     @model_validator(mode="after")
     def _one_kind_of_truth(self) -> ImageFolderParams:
-        if self.masks is not None and self.boxes is not None:
-            raise ValueError("give `masks` or `boxes`, not both")
+        given = [k for k in ("masks", "boxes", "points") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(
+                f"give one of `masks`, `boxes` and `points`, not {' and '.join(given)}"
+            )
         return self
 
 
@@ -72,17 +83,17 @@ class _Entry:
 
 @dataset_registry.register("image_folder")
 class ImageFolder(DatasetSource):
-    """Your own images in root/<split>/<class>/, with optional masks or a boxes CSV."""
+    """Your own images in root/<split>/<class>/, with optional masks, boxes or points."""
 
     modality: ClassVar[Modality] = "image"
     card = DatasetCard(source="a local image folder", licence="that of the images")
     size = "the folder's images"
-    ground_truth = "masks, when a mask tree or a boxes CSV is given"
+    ground_truth = "masks, when a mask tree or a boxes or points CSV is given"
     params: ImageFolderParams
 
     def ground_truth_kinds(self) -> frozenset[str]:
         p = self.params
-        return frozenset({"masks"}) if p.masks or p.boxes else frozenset()
+        return frozenset({"masks"}) if p.masks or p.boxes or p.points else frozenset()
 
     @property
     def label(self) -> str:
@@ -110,6 +121,8 @@ class ImageFolder(DatasetSource):
                                                 for i, e in enumerate(test)]))  # fmt: skip
         elif p.boxes is not None:
             truth = GroundTruth(masks=self._box_masks(test, pictures[p.test_split], entries))
+        elif p.points is not None:
+            truth = GroundTruth(masks=self._point_masks(test, pictures[p.test_split], entries))
         side_h, side_w = x[p.train_split].shape[2:]
         return Dataset(
             name=f"image_folder:{p.root.name}",
@@ -202,33 +215,69 @@ class ImageFolder(DatasetSource):
         size = self.params.size
         return (size, size) if size is not None else (picture.size[1], picture.size[0])
 
-    def _box_masks(
-        self, test: list[_Entry], pictures: list[Image.Image], entries: dict[str, list[_Entry]]
-    ) -> np.ndarray:
-        p = self.params
-        assert p.boxes is not None
+    def _annotations(
+        self, path: Path, kind: str, needed: list[str], entries: dict[str, list[_Entry]]
+    ) -> pd.DataFrame:
+        """A boxes or points CSV: its rows with every coordinate given, after checking
+        the columns, the image ids and that coordinates are numbers (errors name the file
+        and the line)."""
         try:
-            table = pd.read_csv(p.boxes)
+            table = pd.read_csv(path)
         except (OSError, ValueError) as error:
-            raise DatasetError(
-                f"{self.label}: cannot read boxes CSV {p.boxes} ({error})"
-            ) from error
+            raise DatasetError(f"{self.label}: cannot read {kind} CSV {path} ({error})") from error
         table = table.rename(columns={"patientId": "image_id"})
-        needed = ["image_id", "x", "y", "width", "height"]
-        missing = [c for c in needed if c not in table.columns]
+        missing = [c for c in ["image_id", *needed] if c not in table.columns]
         if missing:
             raise DatasetError(
-                f"{self.label}: boxes CSV {p.boxes} lacks the columns {', '.join(missing)} "
-                f"(needs {', '.join(needed)})"
+                f"{self.label}: {kind} CSV {path} lacks the columns {', '.join(missing)} "
+                f"(needs {', '.join(['image_id', *needed])})"
             )
         known = {e.path.stem for split in entries.values() for e in split}
         for line, image_id in enumerate(table["image_id"].astype(str), start=2):
             if image_id not in known:
                 raise DatasetError(
-                    f"{self.label}: boxes CSV {p.boxes} line {line} refers to image "
+                    f"{self.label}: {kind} CSV {path} line {line} refers to image "
                     f"'{image_id}', which is not in the folder"
                 )
-        boxes = table.dropna(subset=["x", "y", "width", "height"])
+        for column in needed:
+            numbers = pd.to_numeric(table[column], errors="coerce")
+            bad = numbers.isna() & table[column].notna()
+            if bad.any():
+                line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+                raise DatasetError(
+                    f"{self.label}: {kind} CSV {path} line {line}: {column} = "
+                    f"'{table[column][bad].iloc[0]}' is not a number"
+                )
+            table[column] = numbers
+        return table.dropna(subset=needed)
+
+    def _point_masks(
+        self, test: list[_Entry], pictures: list[Image.Image], entries: dict[str, list[_Entry]]
+    ) -> np.ndarray:
+        p = self.params
+        assert p.points is not None
+        points = self._annotations(p.points, "points", ["x", "y"], entries)
+        masks = np.zeros((len(test), *self._shape(pictures[0])), dtype=bool)
+        index = {e.path.stem: i for i, e in enumerate(test)}
+        out_h, out_w = masks.shape[1:]
+        rows, cols = np.arange(out_h)[:, None] + 0.5, np.arange(out_w)[None] + 0.5
+        for row in points.itertuples(index=False):
+            i = index.get(str(row.image_id))
+            if i is None:  # a training image's point: not needed
+                continue
+            width, height = pictures[i].size
+            sx, sy = out_w / width, out_h / height
+            rx, ry = p.point_radius * sx, p.point_radius * sy
+            inside = ((cols - row.x * sx) / rx) ** 2 + ((rows - row.y * sy) / ry) ** 2 <= 1
+            masks[i] |= inside
+        return masks
+
+    def _box_masks(
+        self, test: list[_Entry], pictures: list[Image.Image], entries: dict[str, list[_Entry]]
+    ) -> np.ndarray:
+        p = self.params
+        assert p.boxes is not None
+        boxes = self._annotations(p.boxes, "boxes", ["x", "y", "width", "height"], entries)
         masks = np.zeros((len(test), *self._shape(pictures[0])), dtype=bool)
         index = {e.path.stem: i for i, e in enumerate(test)}
         for row in boxes.itertuples(index=False):

@@ -68,17 +68,24 @@ class _CaptumExplainer(Explainer):
         return Explanation(local=local, signed=self.signed)
 
 
-Baseline = Literal["zero", "train_mean", "blur"]
+Baseline = Literal["zero", "train_mean", "channel_mean", "blur"]
 
 
 def make_baseline(
     kind: Baseline, inputs: torch.Tensor, context: ExplainContext, blur_sigma: float
 ) -> torch.Tensor | float:
-    """Reference input: zeros, the training-split mean, or (images) a Gaussian-blurred copy."""
+    """Reference input: zeros, the training-split mean, (images) the mean colour of each
+    channel over the training images (a flat image), or a Gaussian-blurred copy."""
     if kind == "zero":
         return 0.0
     if kind == "train_mean":
         return torch.as_tensor(context.dataset.train_mean[None], device=inputs.device)
+    if kind == "channel_mean":
+        mean = context.dataset.train_mean
+        if mean.ndim != 3:
+            raise ValueError("baseline 'channel_mean' needs images; use 'zero' or 'train_mean'")
+        flat = np.broadcast_to(mean.mean(axis=(1, 2), keepdims=True), mean.shape)
+        return torch.as_tensor(np.ascontiguousarray(flat)[None], device=inputs.device)
     if context.dataset.modality != "image":
         raise ValueError("baseline 'blur' needs images; use 'zero' or 'train_mean'")
     from torchvision.transforms.functional import gaussian_blur
@@ -93,7 +100,9 @@ class IntegratedGradientsParams(CaptumParams):
         "gausslegendre"
     )
     baseline: Baseline = Field(
-        "zero", description="zeros (raw input units), the training-split mean row, or blur"
+        "zero",
+        description="zeros (raw input units), the training-split mean row, the mean colour "
+        "per channel (images; the Soft-CAM paper's), or blur",
     )
     blur_sigma: float = Field(
         5.0, gt=0, le=1000, description="baseline 'blur': Gaussian σ in pixels"
@@ -253,6 +262,18 @@ def patch_mask(size: torch.Size | tuple[int, ...], patch: int) -> torch.Tensor:
     return (rows[:, None] * per_row + cols[None, :])[None, None]
 
 
+def cam_layer(model: TrainedModel, name: str | None, explainer: str) -> nn.Module:
+    """The feature map class-activation methods use: the module ``name``, else the
+    model's declared ``cam_layer``, else its last ``Conv2d`` (plugin models)."""
+    name = name or model.cam_layer
+    if name is not None:
+        return model.module.get_submodule(name)
+    convolutions = [m for m in model.module.modules() if isinstance(m, nn.Conv2d)]
+    if not convolutions:
+        raise ValueError(f"{explainer} found no Conv2d layer; name one with params.layer")
+    return convolutions[-1]
+
+
 class GradCamParams(Params):
     layer: str | None = Field(
         None, description="dotted module name of the feature map (default: the recipe's)"
@@ -276,22 +297,14 @@ class GradCamExplainer(Explainer):
     requires_traits: ClassVar[frozenset[str]] = frozenset({"convolutional"})
     params: GradCamParams
 
-    def layer(self, model: TrainedModel) -> nn.Module:
-        name = self.params.layer or model.cam_layer
-        if name is not None:
-            return model.module.get_submodule(name)
-        convolutions = [m for m in model.module.modules() if isinstance(m, nn.Conv2d)]
-        if not convolutions:
-            raise ValueError("grad_cam found no Conv2d layer; name one with params.layer")
-        return convolutions[-1]
-
     def explain(
         self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
     ) -> Explanation:
         from captum.attr import LayerAttribution, LayerGradCam
 
         x = torch.as_tensor(inputs, device=model.device)
-        maps = LayerGradCam(model.module, self.layer(model)).attribute(
+        layer = cam_layer(model, self.params.layer, self.name)
+        maps = LayerGradCam(model.module, layer).attribute(
             x,
             target=torch.as_tensor(targets, device=model.device),
             relu_attributions=self.params.relu,

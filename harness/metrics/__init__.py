@@ -2,10 +2,14 @@
 
 from harness.metrics import (  # noqa: F401  (registers)
     agreement,
+    classification,
+    consistency,
     cost,
     faithfulness,
     localisation,
     model,
+    patch_deletion,
+    patch_precision,
     stability,
 )
 from harness.metrics.base import (

@@ -20,7 +20,10 @@ from harness.registry import Registry
 class Evidence:
     """Everything a metric may read for one cell. Fields a cell cannot supply are ``None``.
 
-    ``y_true``/``y_pred``: test labels and the model's predicted classes (int).
+    ``y_true``/``y_pred``: test labels and the model's predicted classes (int);
+    ``y_score``: its class probabilities on the test split (rows × classes).
+    ``y_val``/``val_score``/``twin_val_score``: labels of the validation split and the
+    model's (and twin's) class probabilities on it, when the suite holds one out.
     ``attributions``: local attributions for the explained rows (rows × features).
     ``global_importance``: one score per feature (mean |attribution| for local explainers).
     ``importance``: ground-truth importance per feature (0 = irrelevant).
@@ -30,9 +33,13 @@ class Evidence:
     ``twin_*``: for by-design explainers, the same of the recipe's black-box twin.
     ``reference_importance``: global importance of the explainers already run on the same
     dataset, model recipe and seed, by explainer id.
-    ``inputs``/``targets``: the explained rows and their explained classes;
+    ``inputs``/``targets``/``explained_labels``: the explained rows, their explained
+    classes and their true labels;
     ``predict_proba``: the explained model as a function (rows → class probabilities);
     ``train_mean``: the mean training row (a perturbation baseline).
+    ``class_attributions``: every class's map of the explained rows (rows, classes, …),
+    when the suite explains all classes. ``image_selection``: which explained images the
+    per-image fields hold (``select_images``: all, predicted_positive, correct_by_both).
     """
 
     y_true: np.ndarray | None = None
@@ -45,12 +52,20 @@ class Evidence:
     n_explained: int | None = None
     train_seconds: float | None = None
     twin_y_pred: np.ndarray | None = None
+    y_score: np.ndarray | None = None
+    twin_y_score: np.ndarray | None = None
     twin_train_seconds: float | None = None
     reference_importance: dict[str, np.ndarray] | None = None
     inputs: np.ndarray | None = None
     targets: np.ndarray | None = None
     predict_proba: Callable[[np.ndarray], np.ndarray] | None = None
     train_mean: np.ndarray | None = None
+    class_attributions: np.ndarray | None = None
+    explained_labels: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    val_score: np.ndarray | None = None
+    twin_val_score: np.ndarray | None = None
+    image_selection: str = "all"
 
 
 @dataclass(frozen=True)
@@ -105,11 +120,16 @@ class Metric(Component):
 
     def conventions_hash(self) -> str:
         """Short content hash of :meth:`conventions` (12 hex digits)."""
-        text = json.dumps(self.conventions(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return conventions_hash(self.conventions())
 
     def compute(self, evidence: Evidence) -> MetricResult:
         raise NotImplementedError
+
+
+def conventions_hash(conventions: dict[str, Any]) -> str:
+    """Short content hash of a score's conventions (12 hex digits)."""
+    text = json.dumps(conventions, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 metric_registry: Registry[type[Metric]] = Registry("metric", Metric, "xai_harness.metrics")

@@ -84,23 +84,32 @@ def _curves(
     params: FaithfulnessParams,
     insert: bool,
 ) -> np.ndarray:
-    assert evidence.predict_proba is not None
     rows, n = len(x), order.shape[1]
-    image = x.ndim == 4
-    start, end = (reference, x) if insert else (x, reference)
     counts = np.round(np.linspace(0, 1, params.steps + 1) * n).astype(int)
     # rank[i, f] = position of feature f in row i's order; a feature is switched at step
     # j when rank < counts[j]: one boolean tensor (steps + 1, rows, features) for all steps
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(n)[None].repeat(rows, 0), axis=1)
     switched = rank[None] < counts[:, None, None]
-    if image:  # pixels: all channels together
-        switched = switched.reshape(len(counts), rows, 1, *x.shape[2:])
-    else:
-        switched = switched.reshape(len(counts), rows, *x.shape[1:])
-    batch = np.where(switched, end[None], start[None]).reshape(-1, *x.shape[1:])
-    probabilities = evidence.predict_proba(batch).reshape(len(counts), rows, -1)
+    start, end = (reference, x) if insert else (x, reference)
+    probabilities = switched_probabilities(start, end, switched, evidence)
     return probabilities[:, np.arange(rows), targets].T
+
+
+def switched_probabilities(
+    start: np.ndarray, end: np.ndarray, switched: np.ndarray, evidence: Evidence
+) -> np.ndarray:
+    """Class probabilities (steps, rows, classes) of the inputs that take ``end`` where
+    ``switched`` (steps, rows, features — pixels for images, all channels together) and
+    ``start`` elsewhere, evaluated in one call."""
+    assert evidence.predict_proba is not None
+    steps, rows = switched.shape[:2]
+    if start.ndim == 4:  # pixels: all channels together
+        switched = switched.reshape(steps, rows, 1, *start.shape[2:])
+    else:
+        switched = switched.reshape(steps, rows, *start.shape[1:])
+    batch = np.where(switched, end[None], start[None]).reshape(-1, *start.shape[1:])
+    return evidence.predict_proba(batch).reshape(steps, rows, -1)
 
 
 class _Curve(Metric):

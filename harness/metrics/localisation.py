@@ -287,33 +287,55 @@ def _scaled_positive(maps: np.ndarray) -> np.ndarray:
         return np.where(span > 0, (positive - low) / span, np.nan)
 
 
-@metric_registry.register("activation_precision")
-class ActivationPrecision(_Localisation):
-    """SoftCAM's activation precision: Σ S·M / Σ S with S = min–max(a⁺) per image; [0, 1].
+class NoPositiveParams(Params):
+    no_positive: Literal["missing", "zero"] = Field(
+        "missing",
+        description="a map whose positive part is constant (e.g. no positive value): left "
+        "out ('missing', default) or scored 0 ('zero', the official code's, which "
+        "penalises methods that produce such maps)",
+    )
 
-    Left out: images whose positive part is constant (S undefined) and empty masks.
-    """
+
+class _Activation(_Localisation):
+    """Σ S·M over ``denominator`` with S = min–max(a⁺) per image; maps without a
+    varying positive part follow ``no_positive``."""
 
     fixed_conventions: ClassVar[dict[str, str]] = {
         "scaling": "min-max of the positive part, per image",
-        "constant map": "left out (S undefined)",
     }
-    exclusion: ClassVar[str] = "empty mask or constant map"
+    exclusion: ClassVar[str] = "empty mask or constant map (positive part)"
+    params: NoPositiveParams
 
     def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
         s = _scaled_positive(maps)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return (s * masks).sum(axis=(1, 2)) / s.sum(axis=(1, 2))
+            value = (s * masks).sum(axis=(1, 2)) / self.denominator(s, masks)
+        if self.params.no_positive == "zero":
+            return np.where(np.isnan(s[:, 0, 0]), 0.0, value)
+        return value
+
+    def denominator(self, s: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@metric_registry.register("activation_precision")
+class ActivationPrecision(_Activation):
+    """SoftCAM's activation precision: Σ S·M / Σ S with S = min–max(a⁺) per image; [0, 1].
+
+    Left out: empty masks; maps whose positive part is constant (S undefined) are left
+    out or scored 0 (``no_positive``).
+    """
+
+    def denominator(self, s: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return s.sum(axis=(1, 2))
 
 
 @metric_registry.register("activation_sensitivity")
-class ActivationSensitivity(_Localisation):
-    """SoftCAM's activation sensitivity: Σ S·M / Σ M with S = min–max(a⁺) per image; [0, 1]."""
+class ActivationSensitivity(_Activation):
+    """SoftCAM's activation sensitivity: Σ S·M / Σ M with S = min–max(a⁺) per image; [0, 1].
 
-    fixed_conventions: ClassVar[dict[str, str]] = ActivationPrecision.fixed_conventions
-    exclusion: ClassVar[str] = "empty mask or constant map"
+    Maps whose positive part is constant are left out or scored 0 (``no_positive``).
+    """
 
-    def per_image(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        s = _scaled_positive(maps)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (s * masks).sum(axis=(1, 2)) / masks.sum(axis=(1, 2))
+    def denominator(self, s: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return masks.sum(axis=(1, 2))

@@ -5,24 +5,37 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+from pydantic import Field
 
+from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.metrics.classification import Split, split_outputs
+
+
+class SplitParams(Params):
+    split: Split = Field(
+        "test", description="scored split: test, or the validation split (model selection)"
+    )
 
 
 @metric_registry.register("accuracy")
 class Accuracy(Metric):
-    """Test-split accuracy of the model the explainer ran on (fraction in [0, 1])."""
+    """Accuracy of the model the explainer ran on (fraction in [0, 1]), on the test split
+    or (``split = "validation"``) on the validation split."""
 
     kind = "model"
 
     needs: ClassVar[frozenset[str]] = frozenset({"predictions"})
-    fixed_conventions: ClassVar[dict[str, str]] = {"split": "test"}
+    params: SplitParams
 
     def compute(self, evidence: Evidence) -> MetricResult:
-        assert evidence.y_true is not None and evidence.y_pred is not None
-        if len(evidence.y_true) == 0:
-            return MetricResult.undefined("empty test split")
-        return MetricResult(float(np.mean(evidence.y_true == evidence.y_pred)))
+        outputs = split_outputs(evidence, self.params.split)
+        if isinstance(outputs, str):
+            return MetricResult.undefined(outputs)
+        labels, predictions, _ = outputs
+        if len(labels) == 0:
+            return MetricResult.undefined(f"empty {self.params.split} split")
+        return MetricResult(float(np.mean(labels == predictions)))
 
 
 def design_and_twin_accuracy(evidence: Evidence) -> tuple[float, float]:

@@ -92,6 +92,11 @@ class ModelRecipe(Component):
         """
         raise NotImplementedError
 
+    def cam_layer_name(self) -> str | None:
+        """The feature map of this recipe's black box for class-activation maps (the
+        class's ``cam_layer`` unless a parameter changes the architecture)."""
+        return self.cam_layer
+
     def backbone(self, dataset: Dataset) -> tuple[nn.Module, int] | None:
         """CNNs: the layers before global pooling (input standardisation included) and the
         number of channels of their output feature map; None for other models."""
@@ -111,7 +116,10 @@ class ModelRecipe(Component):
 
         The seed is set before any layer is created, so a by-design variant (another
         ``architecture`` built from this recipe's parts, e.g. with an input gate) and its
-        twin start from the same weights wherever they share layers. ``penalty`` is added
+        twin start from the same weights wherever they share layers — except the black
+        box's head, which CNN recipes draw from a stream of its own
+        (:func:`harness.models.cnn.independent_stream`) so that it is not the by-design
+        layer replacing it. ``penalty`` is added
         to the loss.
         Trained convolutional models are kept in channels-last memory format (any input
         layout works; inference is faster on CPUs).
@@ -138,7 +146,7 @@ class ModelRecipe(Component):
             train_seconds=time.perf_counter() - started,
             epochs_trained=epochs,
             differentiable=self.differentiable,
-            cam_layer=self.cam_layer,
+            cam_layer=self.cam_layer_name(),
         )
 
 

@@ -7,10 +7,14 @@ inside the model.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, ClassVar
 
 import numpy as np
+import torch
 from pydantic import Field
 from torch import nn
 
@@ -65,12 +69,37 @@ class SmallCNN(ModelRecipe):
 
 def gap_linear_classifier(backbone: nn.Sequential, width: int, n_classes: int) -> nn.Sequential:
     """The black box on a CNN backbone: its layers, then global average pooling (``pool``),
-    ``flatten`` and a linear ``head`` from ``width`` channels to the class logits."""
+    ``flatten`` and a linear ``head`` from ``width`` channels to the class logits.
+
+    The head is drawn from its own seeded stream (:func:`independent_stream`)."""
     return nn.Sequential(
         OrderedDict(
             **dict(backbone.named_children()),
             pool=nn.AdaptiveAvgPool2d(1),
             flatten=nn.Flatten(),
-            head=nn.Linear(width, n_classes),
+            head=black_box_head(width, n_classes),
         )
     )
+
+
+def black_box_head(width: int, n_classes: int) -> nn.Linear:
+    """The black box's linear head, drawn from the ``"black-box head"`` stream."""
+    with independent_stream("black-box head"):
+        return nn.Linear(width, n_classes)
+
+
+@contextmanager
+def independent_stream(stream: str) -> Iterator[None]:
+    """Draw what is created inside from a random stream of its own, seeded by the current
+    torch seed and the name ``stream``; the global generator is left as it was.
+
+    Why: a recipe and a by-design variant built with one seed share their backbone's
+    initial weights by design, but the black box's head must not be drawn from the same
+    numbers as the by-design layer that replaces it (Soft-CAM's 1×1 evidence conv has the
+    head's shape and fan-in: both would start — and, seeing the same batches, end —
+    identical, and the twin would be the by-design model itself, not a control).
+    """
+    digest = hashlib.sha256(f"{torch.initial_seed()}:{stream}".encode()).digest()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int.from_bytes(digest[:8], "little") % 2**63)
+        yield

@@ -1,12 +1,15 @@
 """torchvision backbones: ``resnet18``, ``resnet50`` and ``vgg16`` as black-box classifiers.
 
-Each is ``standardize → backbone → global average pooling → linear head`` (the black box
-that Soft-CAM's by-design variant replaces; ``backbone()`` returns the part before the
-pooling). Weights are random (``weights=None``) unless ``weights`` names a local
-state-dict file, e.g. torchvision's ImageNet checkpoint: it is read with
-``torch.load(weights_only=True)`` (no arbitrary unpickling), the classification head is
-left out (it has the wrong number of classes) and, for one-channel images, the first
-convolution's RGB kernels are summed. Nothing is downloaded.
+The ResNets are ``standardize → backbone → global average pooling → linear head`` (the
+black box that Soft-CAM's by-design variant replaces; ``backbone()`` returns the part
+before the pooling); VGG-16's black box is torchvision's own classifier by default (the
+Soft-CAM paper's), see :class:`VGG16`. Heads are drawn from their own seeded stream, so a
+twin never starts from the numbers of the by-design layer that replaces its head.
+Weights are random (``weights=None``) unless ``weights`` names a local state-dict file,
+e.g. torchvision's ImageNet checkpoint: it is read with ``torch.load(weights_only=True)``
+(no arbitrary unpickling), the classification head is left out (it has the wrong number
+of classes) and, for one-channel images, the first convolution's RGB kernels are summed.
+Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from torch import nn
 from harness.component import SuiteFile
 from harness.datasets.base import Dataset, Modality
 from harness.models.base import ModelRecipe, model_registry
-from harness.models.cnn import channel_standardize, gap_linear_classifier
+from harness.models.cnn import channel_standardize, gap_linear_classifier, independent_stream
 from harness.models.training import TrainingParams
 
 
@@ -104,6 +107,8 @@ class _ResNet(ModelRecipe):
 
         constructor = getattr(torchvision.models, type(self).architecture)
         network = constructor(weights=None, num_classes=dataset.n_classes)
+        with independent_stream("black-box head"):  # not the by-design layer's numbers
+            network.fc.reset_parameters()
         channels = dataset.x_train.shape[1]
         if channels != 3:
             network.conv1 = nn.Conv2d(channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -143,25 +148,37 @@ class ResNet50(_ResNet):
     architecture = "resnet50"
 
 
+class VGG16Params(TorchvisionParams):
+    head: Literal["torchvision", "pointwise_gap"] = Field(
+        "torchvision",
+        description="black box: torchvision's classifier (7×7 pooling, 25088→4096→4096→C; "
+        "the Soft-CAM paper's) or Soft-CAM's two 1×1 convs + GAP + linear",
+    )
+
+
 @model_registry.register("vgg16")
 class VGG16(ModelRecipe):
-    """torchvision VGG-16 features, two 1×1 convs 512→4096→4096, GAP + linear head.
+    """torchvision VGG-16: ``features`` (13 convs), then the black-box classifier.
 
-    ``features`` (13 convs), then ``pointwise``: two 1×1 convs with ReLU and dropout 0.5.
+    ``head = "torchvision"`` (default): torchvision's own classifier — adaptive 7×7
+    average pooling, 25088→4096→4096→C with ReLU and dropout 0.5 — the black box the
+    Soft-CAM paper compares with. ``head = "pointwise_gap"``: the two 1×1 convs
+    512→4096→4096 that Soft-CAM adds to VGG (PAPERS.md), then GAP + linear: the twin and
+    Soft-CAM then differ only in where the spatial mean is taken.
 
-    The 1×1 convs are the layers Soft-CAM adds to VGG (PAPERS.md); putting them in the
-    black box too keeps the twin and Soft-CAM in one function class (they differ only in
-    where the spatial mean is taken), as for the ResNets. torchvision's own classifier
-    (7×7 pooling, 25088→4096) is not used; ``weights`` loads ``features`` only. ReLUs are
-    not in place, so every explainer's hooks work. Grad-CAM layer: ``pointwise``.
+    Soft-CAM's backbone (:meth:`backbone`) is ``features`` + the two 1×1 convs
+    (``pointwise``) whatever the head. ``weights`` loads ``features`` only. ReLUs are not
+    in place, so every explainer's hooks work. Grad-CAM layer: the output of ``features``
+    (torchvision head; 2×2 at 64 px) or of ``pointwise`` (``pointwise_gap``).
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
     traits: ClassVar[frozenset[str]] = frozenset({"convolutional"})
-    cam_layer: ClassVar[str | None] = "pointwise"
-    params: TorchvisionParams
+    cam_layer: ClassVar[str | None] = "features"
+    params: VGG16Params
 
-    def backbone(self, dataset: Dataset) -> tuple[nn.Sequential, int]:
+    def features(self, dataset: Dataset) -> nn.Sequential:
+        """torchvision's VGG-16 ``features`` for the dataset's channels, torchvision's init."""
         from torchvision.models.vgg import cfgs, make_layers
 
         features = make_layers(cfgs["D"])
@@ -176,6 +193,9 @@ class VGG16(ModelRecipe):
                 nn.init.zeros_(layer.bias)
         if self.params.weights is not None:
             load_pretrained(features, self.params.weights, within="features.")
+        return features
+
+    def backbone(self, dataset: Dataset) -> tuple[nn.Sequential, int]:
         pointwise = nn.Sequential(
             nn.Conv2d(512, 4096, kernel_size=1),
             nn.ReLU(),
@@ -186,10 +206,31 @@ class VGG16(ModelRecipe):
         )
         layers = OrderedDict(
             standardize=channel_standardize(dataset.x_train),
-            features=features,
+            features=self.features(dataset),
             pointwise=pointwise,
         )
         return nn.Sequential(layers), 4096
 
     def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
-        return gap_linear_classifier(*self.backbone(dataset), dataset.n_classes)
+        if self.params.head == "pointwise_gap":
+            return gap_linear_classifier(*self.backbone(dataset), dataset.n_classes)
+        from torchvision.models import vgg16
+
+        features = self.features(dataset)
+        with independent_stream("black-box head"):
+            classifier = vgg16(weights=None, num_classes=dataset.n_classes).classifier
+        for layer in classifier:
+            if isinstance(layer, nn.ReLU):
+                layer.inplace = False
+        return nn.Sequential(
+            OrderedDict(
+                standardize=channel_standardize(dataset.x_train),
+                features=features,
+                pool=nn.AdaptiveAvgPool2d((7, 7)),
+                flatten=nn.Flatten(),
+                classifier=classifier,
+            )
+        )
+
+    def cam_layer_name(self) -> str | None:
+        return "pointwise" if self.params.head == "pointwise_gap" else "features"

@@ -215,8 +215,10 @@ def gallery_figure(
     results: pd.DataFrame, arrays: dict[str, dict[str, np.ndarray]], dataset: str, model: str
 ) -> Figure | None:
     """Rows = images, columns = the input and each explainer's map (lowest seed); the
-    ground-truth mask's contour is drawn on every panel. Maps are scaled per panel to their
-    own range (diverging colours when signed), so shapes, not magnitudes, are compared."""
+    ground-truth mask's contour is drawn on every panel. Each explainer keeps one colour
+    map down its column: diverging on a symmetric scale (±max |map|) when its explanation
+    is signed, sequential otherwise. Maps are scaled per panel, so shapes, not magnitudes,
+    are compared."""
     cells = results[
         (results["dataset"] == dataset) & (results["model"] == model) & (results["status"] == "ok")
     ].drop_duplicates("cell_id")
@@ -244,8 +246,9 @@ def gallery_figure(
             else:
                 cell = cells["cell_id"].iloc[c - 1]
                 heat = arrays["gallery_maps"][cell][r]
-                if heat.min() < 0 < heat.max():
-                    bound = float(np.abs(heat).max())
+                signed = arrays.get("explanation.signed", {}).get(cell)
+                if bool(signed) if signed is not None else heat.min() < 0:
+                    bound = float(np.abs(heat).max()) or 1.0
                     axis.imshow(heat, cmap="RdBu_r", vmin=-bound, vmax=bound)
                 else:
                     axis.imshow(heat, cmap="viridis")
@@ -254,7 +257,8 @@ def gallery_figure(
             if r == 0:
                 axis.set_title(title, fontsize=7, rotation=30, ha="left", va="bottom")
     figure.suptitle(
-        f"{dataset} / {model}, seed {seed}: maps scaled per panel; red = ground-truth mask",
+        f"{dataset} / {model}, seed {seed}: maps scaled per panel (blue–red: signed, "
+        "symmetric; viridis: unsigned); red contour = ground-truth mask",
         fontsize=9,
     )
     return figure
@@ -367,6 +371,69 @@ def faithfulness_figure(
     return figure
 
 
+#: Curves drawn against k, by figure kind: (metric name, stored array, x label, y label,
+#: title, random-order reference metric).
+K_CURVES = {
+    "precision_at_k": ("topk_patch_precision", "precision_at_k", "k (top-k patches per image)",
+                       "precision@k (patches touching the mask)",
+                       "top-k patch precision (higher is better)", None),
+    "patch_deletion": ("deletion_patch_auc", "curve", "k (top-k patches occluded)",
+                       "still predicted / probability ratio",
+                       "patch deletion (lower area is better)", "deletion_patch_auc_random"),
+}  # fmt: skip
+
+
+def k_curve_figure(
+    results: pd.DataFrame,
+    arrays: dict[str, dict[str, np.ndarray]],
+    dataset: str,
+    model: str,
+    kind: str,
+) -> Figure | None:
+    """One panel per metric id of the kind's metric: each explainer's mean curve over
+    seeds against k with a 95 % bootstrap band over seeds (controls dotted; the random
+    order, where the kind has one, dashed black). Legend: the mean score."""
+    metric_name, key, xlabel, ylabel, title, random_name = K_CURVES[kind]
+    cells = results[(results["dataset"] == dataset) & (results["model"] == model)
+                    & (results["status"] == "ok")]  # fmt: skip
+    metrics = list(dict.fromkeys(cells.loc[cells["metric_name"] == metric_name, "metric"]))
+    metrics = [m for m in metrics if arrays.get(f"{m}.{key}")]
+    if not metrics:
+        return None
+    colours = explainer_colours(list(results["explainer"].unique()))
+    control = controls(results)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5.6 * len(metrics), 4), squeeze=False)
+    for axis, metric in zip(axes[0], metrics, strict=True):
+        stored = arrays[f"{metric}.{key}"]
+        scored = cells[(cells["metric"] == metric) & cells["value"].notna()]
+        for explainer, rows in scored.groupby("explainer", sort=False):
+            stacked = np.array([stored[c] for c in rows["cell_id"] if c in stored], dtype=float)
+            if not len(stacked):
+                continue
+            ks = np.arange(len(stacked[0])) + (1 if kind == "precision_at_k" else 0)
+            mean = np.nanmean(stacked, axis=0)
+            style = ":" if explainer in control else "-"
+            axis.plot(ks, mean, color=colours[explainer], linestyle=style,
+                      label=f"{explainer} ({rows['value'].mean():.3f})")  # fmt: skip
+            if len(stacked) > 1:
+                band = np.array([bootstrap_ci(column[~np.isnan(column)]) for column in stacked.T])
+                axis.fill_between(ks, band[:, 0], band[:, 1], color=colours[explainer], alpha=0.15)
+        if random_name is not None:
+            reference = _random_order_curve(cells, arrays, random_name)
+            if reference is not None:
+                axis.plot(np.arange(len(reference)), reference, color="black", linestyle="--",
+                          linewidth=1.2, label="random order (black box)")  # fmt: skip
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel(ylabel)
+        axis.set_title(f"{title}\n{metric}", fontsize=9)
+        axis.set_ylim(-0.02, 1.02)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    figure.suptitle(f"{dataset} / {model}: mean over seeds, 95% bootstrap band")
+    figure.tight_layout()
+    return figure
+
+
 def _random_order_curve(
     cells: pd.DataFrame, curves: dict[str, dict[str, np.ndarray]], metric_name: str
 ) -> np.ndarray | None:
@@ -457,7 +524,11 @@ class RunData:
 def load_run_data(store: ResultsStore, run_id: str) -> RunData:
     names = ["global_importance", "ground_truth_importance", "score_trajectory",
              "gallery_maps", "gallery_images", "gallery_masks"]  # fmt: skip
-    names += [n for n in store.array_names(run_id) if n.endswith(".curve")]
+    names += [
+        n
+        for n in store.array_names(run_id)
+        if n.endswith((".curve", ".precision_at_k")) or n == "explanation.signed"
+    ]
     return RunData(
         run_id=run_id,
         config=store.run_info(run_id)["config"],
@@ -505,6 +576,8 @@ def draw(spec: dict[str, Any], data: RunData) -> list[tuple[str, Figure]]:
                     arrays["score_trajectory"], truth, d, m),
                 "gallery": lambda d, m: gallery_figure(results, arrays, d, m),
                 "faithfulness": lambda d, m: faithfulness_figure(results, arrays, d, m),
+                "precision_at_k": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
+                "patch_deletion": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
             }[kind](dataset, model)  # fmt: skip
             drawn.append((f"{name}_{dataset}_{model}", figure))
     return [(stem, figure) for stem, figure in drawn if figure is not None]

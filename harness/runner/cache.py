@@ -13,7 +13,8 @@ An entry's key is the SHA-256 of everything that determines it:
   versions of numpy, scikit-learn and scipy — so a cached re-run need not import them.
 
 Models are stored as state dicts (read back with ``torch.load(weights_only=True)``) next to
-their test predictions, training seconds and history (``.npz``, ``allow_pickle=False``);
+their class probabilities on the test (and validation) split, training seconds and history
+(``.npz``, ``allow_pickle=False``);
 explanations as ``.npz`` arrays with a JSON sidecar. Nothing is unpickled. Entries are
 written to a temporary folder and renamed into place, so a crash or a concurrent writer
 never leaves a half entry. An entry read back is checked like fresh output (shapes,
@@ -185,9 +186,17 @@ class ResultCache:
         shutil.rmtree(folder, ignore_errors=True)
         self.discarded += 1
 
-    def save_model(self, key: str, model: TrainedModel, predictions: np.ndarray) -> None:
+    def save_model(
+        self,
+        key: str,
+        model: TrainedModel,
+        probabilities: np.ndarray,
+        validation: np.ndarray | None = None,
+    ) -> None:
         meta = {"train_seconds": model.train_seconds, "epochs": model.epochs_trained}
-        outputs = {"test_predictions": predictions}
+        outputs = {"test_probabilities": probabilities}
+        if validation is not None:
+            outputs["validation_probabilities"] = validation
         outputs |= {f"history.{k}": v for k, v in model.history.items()}
         state = {k: v.detach().cpu().contiguous() for k, v in model.module.state_dict().items()}
         self._write("models", key, {
@@ -198,8 +207,9 @@ class ResultCache:
 
     def load_model(
         self, key: str, cell: Cell, dataset: Dataset, device: torch.device, by_design: bool
-    ) -> tuple[TrainedModel, np.ndarray] | None:
-        """The stored model rebuilt on ``device`` with its test predictions, or None when
+    ) -> tuple[TrainedModel, np.ndarray, np.ndarray | None] | None:
+        """The stored model rebuilt on ``device`` with its class probabilities (rows ×
+        classes) on the test and validation splits (None without one), or None when
         there is none — or when the entry is damaged in any way (unreadable or foreign
         files, missing keys, wrong shapes, non-finite weights), which is then removed."""
         folder = self._entry("models", key)
@@ -215,10 +225,15 @@ class ResultCache:
             ):
                 raise ValueError("state.pt is not a state dict of finite tensors")
             outputs = _read_arrays(folder / "outputs.npz")
-            predictions = outputs["test_predictions"]
+            probabilities = outputs["test_probabilities"]
             history = {k.removeprefix("history."): v for k, v in outputs.items()
                        if k.startswith("history.")}  # fmt: skip
-            _check_predictions(predictions, len(dataset.x_test), dataset.n_classes)
+            _check_probabilities(probabilities, len(dataset.x_test), dataset.n_classes)
+            validation = outputs.get("validation_probabilities")
+            if dataset.x_val is not None:
+                if validation is None:
+                    raise ValueError("no validation probabilities")
+                _check_probabilities(validation, len(dataset.x_val), dataset.n_classes)
             torch.manual_seed(cell.seed)  # as in training; the weights are then replaced
             module = (
                 cell.explainer.component.architecture(recipe, dataset, cell.seed)
@@ -235,9 +250,9 @@ class ResultCache:
         model = TrainedModel(
             module=module, device=device, train_seconds=meta["train_seconds"],
             epochs_trained=meta["epochs"], differentiable=recipe.differentiable,
-            cam_layer=recipe.cam_layer, history=history,
+            cam_layer=recipe.cam_layer_name(), history=history,
         )  # fmt: skip
-        return model, predictions
+        return model, probabilities, validation
 
     def save_explanation(self, key: str, explanation: Explanation, seconds: float) -> None:
         arrays = {name: value for name, value in (("local", explanation.local),
@@ -309,9 +324,15 @@ def _meta(folder: Path, types: dict[str, type]) -> dict[str, Any]:
     return checked
 
 
-def _check_predictions(predictions: np.ndarray, rows: int, classes: int) -> None:
-    """Raise ``ValueError`` unless these are one class index in [0, classes) per test row."""
-    if predictions.shape != (rows,) or predictions.dtype.kind not in "iu":
-        raise ValueError(f"test predictions of shape {predictions.shape}; expected ({rows},)")
-    if rows and (predictions.min() < 0 or predictions.max() >= classes):
-        raise ValueError("test predictions outside the classes")
+def _check_probabilities(probabilities: np.ndarray, rows: int, classes: int) -> None:
+    """Raise ``ValueError`` unless these are class probabilities, one row per test row."""
+    if probabilities.shape != (rows, classes) or probabilities.dtype.kind != "f":
+        raise ValueError(
+            f"test probabilities of shape {probabilities.shape}; expected ({rows}, {classes})"
+        )
+    if (
+        not np.isfinite(probabilities).all()
+        or (probabilities < 0).any()
+        or (probabilities > 1).any()
+    ):
+        raise ValueError("test probabilities outside [0, 1]")

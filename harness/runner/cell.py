@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from harness.datasets.base import Dataset
+from harness.datasets.base import Dataset, with_validation_split
 from harness.errors import HarnessError
 from harness.explainers.base import ExplainContext, Explanation
 from harness.models.base import TrainedModel
@@ -85,11 +85,18 @@ class Memo:
 
 @dataclass
 class Trained:
-    """A trained model, its predictions on the test split, and its cache key (if cached)."""
+    """A trained model, its class probabilities on the test split (rows × classes), its
+    cache key (if cached) and its class probabilities on the validation split (when the
+    dataset has one). Its predictions are the most probable classes."""
 
     model: TrainedModel
-    test_predictions: np.ndarray
+    test_probabilities: np.ndarray
     cache_key: str | None = None
+    validation_probabilities: np.ndarray | None = None
+
+    @property
+    def test_predictions(self) -> np.ndarray:
+        return self.test_probabilities.argmax(axis=1).astype(np.int64)
 
 
 @dataclass
@@ -139,7 +146,7 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
         with clock.time("data"):
             dataset = context.datasets.get(
                 (cell.dataset.id, cell.seed),
-                lambda: _stage("loading the dataset", _load_dataset, cell, cache),
+                lambda: _stage("loading the dataset", load_cell_dataset, cell, cache, options),
             )
         progress.stage(cell.cell_id, "training")
         with clock.time("train"):
@@ -151,32 +158,42 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
                     lambda: _train(cell, dataset, device, cache, by_design=True),
                     variant=cell.explainer.id,
                 )
+            design = _design_partner(cell, context, dataset, device, cache)
         progress.stage(cell.cell_id, "explaining")
         with clock.time("explain"):
             rows = np.arange(min(options.explain_rows, len(dataset.x_test)))
-            targets = (
-                trained.test_predictions[rows]
-                if options.target == "prediction"
-                else dataset.y_test[rows]
-            )
+            targets = _stage("choosing the explained class", explained_classes,
+                             options.target, trained, dataset, rows)  # fmt: skip
             explanation, explain_seconds = _explain_or_reuse(
-                cell, trained, dataset, rows, targets, context
+                cell, trained, dataset, rows, targets, options.target, context
             )
+            per_class = None
+            if options.explain_classes == "all" and explanation.local is not None:
+                per_class = _every_class(cell, trained, dataset, rows, context)
         products = CellProducts(
             rows=rows,
             targets=targets,
             test_predictions=trained.test_predictions,
+            test_probabilities=trained.test_probabilities,
+            validation_probabilities=trained.validation_probabilities,
             explanation=explanation,
             explain_seconds=explain_seconds,
             train_seconds=trained.model.train_seconds,
             twin_test_predictions=twin.test_predictions if trained is not twin else None,
+            twin_test_probabilities=twin.test_probabilities if trained is not twin else None,
+            twin_validation_probabilities=(
+                twin.validation_probabilities if trained is not twin else None
+            ),
             twin_train_seconds=twin.model.train_seconds if trained is not twin else None,
             predict_proba=trained.model.predict_proba,
+            class_explanations=per_class,
+            design_test_predictions=None if design is None else design.test_predictions,
         )
         progress.stage(cell.cell_id, "scoring")
         with clock.time("score"):
             started = time.perf_counter()
-            evidence = evidence_for(dataset, products, references)
+            evidence = _stage("selecting images", evidence_for, dataset, products, references,
+                              options)  # fmt: skip
             scores, metric_arrays = _stage("scoring", score_cell, cell, suite.metrics, evidence)
             score_seconds = time.perf_counter() - started
     except CellFailure as failure:
@@ -197,7 +214,12 @@ def cell_arrays(
     For rescoring (:mod:`harness.rescoring`): the explanation (``explanation.local`` or
     ``explanation.global_scores``, ``explanation.signed``, ``explanation.channel_pooling``),
     the explained ``rows`` and their ``targets``, the model's ``test_predictions`` (and
-    its twin's, with the twin's training seconds, for by-design cells) and the model's
+    its twin's, with the twin's training seconds, for by-design cells), their class
+    probabilities on the test and validation splits (``test_probabilities``,
+    ``validation_probabilities`` and the twin's), the maps of every
+    class (``explanation.per_class``, with ``explain_classes = "all"``), the design
+    reference's predictions (``design_test_predictions``, post-hoc cells with
+    ``select_images = "correct_by_both"``) and the model's
     ``model_cache_key`` (when it is cached). For reports: the global importance and the
     dataset's ground-truth importance (per original column, named in ``column_names``
     for tables), the dataset's card, what the model recorded while training, and for
@@ -219,6 +241,17 @@ def cell_arrays(
     if products.twin_test_predictions is not None:
         arrays["twin_test_predictions"] = np.asarray(products.twin_test_predictions)
         arrays["twin_train_seconds"] = np.array(products.twin_train_seconds)
+    if products.class_explanations is not None:
+        arrays["explanation.per_class"] = np.asarray(products.class_explanations, np.float32)
+    if products.design_test_predictions is not None:
+        arrays["design_test_predictions"] = np.asarray(products.design_test_predictions)
+    probabilities = {
+        "test_probabilities": products.test_probabilities,
+        "twin_test_probabilities": products.twin_test_probabilities,
+        "validation_probabilities": products.validation_probabilities,
+        "twin_validation_probabilities": products.twin_validation_probabilities,
+    }
+    arrays |= {k: np.asarray(v, np.float32) for k, v in probabilities.items() if v is not None}
     if trained.cache_key is not None:
         arrays["model_cache_key"] = np.array(trained.cache_key)
     truth = dataset.ground_truth.importance
@@ -279,9 +312,17 @@ def _stage(what: str, function: Callable[..., T], *args: object) -> T:
         ) from exc
 
 
-def _load_dataset(cell: Cell, cache: ResultCache | None) -> Dataset:
-    """The cell's dataset: from the cache when its source is ``cacheable`` and it is
-    stored there, else loaded (and stored)."""
+def load_cell_dataset(cell: Cell, cache: ResultCache | None, options: ExecutionOptions) -> Dataset:
+    """The cell's dataset — from the cache when its source is ``cacheable`` and it is
+    stored there, else loaded (and stored) — with the suite's validation split held out
+    of its training split (seeded by the cell's seed)."""
+    dataset = _loaded_dataset(cell, cache)
+    if options.validation_fraction is None:
+        return dataset
+    return with_validation_split(dataset, options.validation_fraction, cell.seed)
+
+
+def _loaded_dataset(cell: Cell, cache: ResultCache | None) -> Dataset:
     source = cell.dataset.component
     if cache is None or not source.cacheable:
         return source.load(cell.seed)
@@ -308,9 +349,12 @@ def _train(
         key = cache.model_key(cell, dataset, device, by_design)
         stored = cache.load_model(key, cell, dataset, device, by_design)
         if stored is not None:
-            return Trained(*stored, cache_key=key)
+            model, test, validation = stored
+            return Trained(model, test, key, validation)
         trained = _train(cell, dataset, device, None, by_design=by_design)
-        cache.save_model(key, trained.model, trained.test_predictions)
+        cache.save_model(
+            key, trained.model, trained.test_probabilities, trained.validation_probabilities
+        )
         return replace(trained, cache_key=key)
     recipe = cell.model.component
     if by_design:
@@ -318,7 +362,70 @@ def _train(
         model = _stage(f"training the {cell.explainer.id} model", fit, dataset, cell.seed, device)
     else:
         model = _stage("training", recipe.fit, dataset, cell.seed, device)
-    return Trained(model, _stage("predicting", model.predict, dataset.x_test))
+    test = _stage("predicting", model.predict_proba, dataset.x_test)
+    validation = None
+    if dataset.x_val is not None:
+        validation = _stage("predicting", model.predict_proba, dataset.x_val)
+    return Trained(model, test, validation_probabilities=validation)
+
+
+def _every_class(
+    cell: Cell, trained: Trained, dataset: Dataset, rows: np.ndarray, context: CellContext
+) -> np.ndarray:
+    """Every class's local map of ``rows`` (rows, classes, …), each from the cache or
+    computed like the cell's own explanation (``explain_classes = "all"``)."""
+    maps = []
+    for k in range(dataset.n_classes):
+        targets = np.full(len(rows), k, dtype=np.int64)
+        explanation, _ = _explain_or_reuse(cell, trained, dataset, rows, targets, f"class:{k}",
+                                           context)  # fmt: skip
+        assert explanation.local is not None
+        maps.append(explanation.local)
+    return np.stack(maps, axis=1)
+
+
+def explained_classes(
+    target: str, trained: Trained, dataset: Dataset, rows: np.ndarray
+) -> np.ndarray:
+    """The class each explained row is explained for: the model's prediction, the true
+    label, or class K for every row (``class:K``)."""
+    if target == "prediction":
+        return trained.test_predictions[rows]
+    if target == "label":
+        return dataset.y_test[rows]
+    k = int(target.split(":")[1])
+    if k >= dataset.n_classes:
+        raise ValueError(
+            f"execution.target = '{target}' but dataset '{dataset.name}' has "
+            f"{dataset.n_classes} classes ({', '.join(dataset.class_names)}); use 0…"
+            f"{dataset.n_classes - 1}"
+        )
+    return np.full(len(rows), k, dtype=np.int64)
+
+
+def _design_partner(
+    cell: Cell,
+    context: CellContext,
+    dataset: Dataset,
+    device: torch.device,
+    cache: ResultCache | None,
+) -> Trained | None:
+    """For ``select_images = "correct_by_both"``, a post-hoc cell's partner: the suite's
+    design-reference model of the same dataset, recipe and seed (trained once per group,
+    or from the cache). None when not needed (by-design cells pair with their twin)."""
+    reference = context.suite.design_reference
+    if (
+        context.options.select_images != "correct_by_both"
+        or cell.explainer.component.by_design
+        or reference is None
+    ):
+        return None
+    partner = replace(cell, explainer=reference)
+    return context.models.get(
+        cell.model_key,
+        lambda: _train(partner, dataset, device, cache, by_design=True),
+        variant=reference.id,
+    )
 
 
 def _explain_or_reuse(
@@ -327,14 +434,16 @@ def _explain_or_reuse(
     dataset: Dataset,
     rows: np.ndarray,
     targets: np.ndarray,
+    target: str,
     context: CellContext,
 ) -> tuple[Explanation, float]:
-    """The cell's explanation and its seconds: from the cache when stored there (with the
-    seconds measured then), else computed and stored."""
+    """The cell's explanation of ``rows`` for ``targets`` (chosen by the option
+    ``target``) and its seconds: from the cache when stored there (with the seconds
+    measured then), else computed and stored."""
     cache = context.cache
     if cache is None or trained.cache_key is None:
         return _stage("explaining", _explain, cell, trained.model, dataset, rows, targets)
-    key = cache.explanation_key(trained.cache_key, cell, len(rows), context.options.target)
+    key = cache.explanation_key(trained.cache_key, cell, len(rows), target)
     stored = cache.load_explanation(key, len(rows), dataset.attribution_shape)
     if stored is not None:
         return stored

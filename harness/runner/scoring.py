@@ -21,11 +21,11 @@ import numpy as np
 
 from harness.datasets.base import Dataset
 from harness.explainers.base import Explanation
-from harness.metrics.base import Evidence, Metric
+from harness.metrics.base import Evidence, Metric, conventions_hash
 from harness.records import ScoreRecord
 from harness.runner.plan import Cell
 from harness.store import ResultsStore
-from harness.suite import Resolved
+from harness.suite import ExecutionOptions, Resolved
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,15 @@ class CellProducts:
     """What running one cell produced: everything its metrics are computed from.
 
     ``rows``: the explained test rows (indices); ``targets``: their explained classes;
-    ``test_predictions``: the explained model's class for every test row; seconds are
-    wall time. ``twin_*``: a by-design model's black-box twin. ``predict_proba``: the
-    explained model as a function, or None when it is not available (a rescoring whose
-    run kept no model).
+    ``test_predictions``: the explained model's class for every test row;
+    ``test_probabilities``: its class probabilities (rows × classes; None in runs stored
+    before they were kept); ``validation_probabilities``: the same on the validation split
+    (None without one); seconds are wall time. ``twin_*``: a by-design model's black-box
+    twin. ``predict_proba``: the explained model as a function, or None when it is not
+    available (a rescoring whose run kept no model). ``class_explanations``: every
+    class's map of the explained rows (rows, classes, …), with ``explain_classes = "all"``.
+    ``design_test_predictions``: the design reference's predictions, for a post-hoc
+    cell's ``correct_by_both`` images.
     """
 
     rows: np.ndarray
@@ -47,32 +52,78 @@ class CellProducts:
     train_seconds: float
     twin_test_predictions: np.ndarray | None = None
     twin_train_seconds: float | None = None
+    test_probabilities: np.ndarray | None = None
+    twin_test_probabilities: np.ndarray | None = None
+    validation_probabilities: np.ndarray | None = None
+    twin_validation_probabilities: np.ndarray | None = None
+    class_explanations: np.ndarray | None = None
+    design_test_predictions: np.ndarray | None = None
     predict_proba: Callable[[np.ndarray], np.ndarray] | None = None
 
 
+def scored_images(
+    products: CellProducts, dataset: Dataset, options: ExecutionOptions
+) -> np.ndarray:
+    """Which explained rows explanation metrics score (booleans), by ``select_images``:
+    all; predicted as class K (``target = "class:K"``); or correctly classified by the
+    model and its partner — a by-design model's twin, or a post-hoc cell's design
+    reference. Raises ``ValueError`` when the partner's predictions are missing."""
+    rows = products.rows
+    predicted = products.test_predictions[rows]
+    if options.select_images == "predicted_positive":
+        return np.asarray(predicted == options.target_class)
+    if options.select_images == "all":
+        return np.ones(len(rows), dtype=bool)
+    partner = products.twin_test_predictions
+    if partner is None:
+        partner = products.design_test_predictions
+    if partner is None:
+        raise ValueError(
+            "select_images = 'correct_by_both' but this cell stored no partner predictions "
+            "(twin or design reference); run the suite again"
+        )
+    truth = dataset.y_test[rows]
+    return np.asarray((predicted == truth) & (partner[rows] == truth))
+
+
 def evidence_for(
-    dataset: Dataset, products: CellProducts, references: dict[str, np.ndarray]
+    dataset: Dataset,
+    products: CellProducts,
+    references: dict[str, np.ndarray],
+    options: ExecutionOptions,
 ) -> Evidence:
     """The :class:`Evidence` metrics read, from a cell's products and its dataset
-    (importance and ground truth per original column)."""
+    (importance and ground truth per original column); per-image evidence is limited to
+    the images ``options.select_images`` selects."""
     masks = dataset.ground_truth.masks
     truth = dataset.ground_truth.importance
-    rows = products.rows
+    chosen = scored_images(products, dataset, options)
+    rows = products.rows[chosen]
+    local = products.explanation.local
+    per_class = products.class_explanations
     return Evidence(
         y_true=dataset.y_test,
         y_pred=products.test_predictions,
-        attributions=products.explanation.local,
+        y_score=products.test_probabilities,
+        twin_y_score=products.twin_test_probabilities,
+        y_val=dataset.y_val,
+        val_score=products.validation_probabilities,
+        twin_val_score=products.twin_validation_probabilities,
+        attributions=None if local is None else local[chosen],
+        class_attributions=None if per_class is None else per_class[chosen],
+        image_selection=options.select_images,
         global_importance=dataset.per_column(products.explanation.global_importance),
         importance=None if truth is None else dataset.per_column(truth),
         masks=None if masks is None else masks[rows],
         explain_seconds=products.explain_seconds,
-        n_explained=len(rows),
+        n_explained=len(products.rows),
         train_seconds=products.train_seconds,
         twin_y_pred=products.twin_test_predictions,
         twin_train_seconds=products.twin_train_seconds,
         reference_importance=references,
         inputs=dataset.x_test[rows],
-        targets=products.targets,
+        targets=products.targets[chosen],
+        explained_labels=dataset.y_test[rows],
         predict_proba=products.predict_proba,
         train_mean=dataset.train_mean,
     )
@@ -89,15 +140,19 @@ def score_cell(
         reason = cell.metric_skips.get(metric.id)
         if metric.component.across_seeds and reason is None:
             continue  # scored once its seeds are stored
+        per_image = "attributions" in metric.component.needs
         if reason is not None:
             value, note = math.nan, f"skipped: {reason}"
         elif "model" in metric.component.needs and evidence.predict_proba is None:
             value, note = math.nan, "needs the explained model, which was not kept (no cache)"
+        elif per_image and evidence.attributions is not None and not len(evidence.attributions):
+            value, note = math.nan, f"no explained image selected ({evidence.image_selection})"
         else:
             result = metric.component.compute(evidence)
             value, note = result.value, result.note
             arrays |= {f"{metric.id}.{key}": a for key, a in result.arrays.items()}
-        records.append(score_record(metric, None if math.isnan(value) else value, note))
+        images = evidence.image_selection if per_image else "all"
+        records.append(score_record(metric, None if math.isnan(value) else value, note, images))
     return records, arrays
 
 
@@ -107,17 +162,24 @@ def unscored(metrics: list[Resolved[Metric]], note: str) -> list[ScoreRecord]:
     return [score_record(metric, None, note) for metric in metrics]
 
 
-def score_record(metric: Resolved[Metric], value: float | None, note: str) -> ScoreRecord:
-    """A score row, with the facts of its metric (kind, direction, across seeds)."""
+def score_record(
+    metric: Resolved[Metric], value: float | None, note: str, images: str = "all"
+) -> ScoreRecord:
+    """A score row, with the facts of its metric (kind, direction, across seeds); a
+    per-image metric scored on a selection of the explained images (``images``, see
+    ``select_images``) records it among its conventions."""
     component = metric.component
+    conventions = component.conventions()
+    if images != "all":
+        conventions["images"] = images
     return ScoreRecord(
         metric=metric.id,
         metric_name=component.name,
         value=value,
         higher_is_better=component.higher_is_better,
         unit=component.unit,
-        conventions=component.conventions(),
-        conventions_hash=component.conventions_hash(),
+        conventions=conventions,
+        conventions_hash=conventions_hash(conventions),
         note=note,
         kind=component.kind,
         across_seeds=component.across_seeds,

@@ -1,0 +1,157 @@
+"""The Soft-CAM paper's deletion curve: occlude the map's top-k patches, k = 0…K.
+
+The image is cut into non-overlapping P×P patches (P = 33 at 512 px, scaled with the
+input size; the last row and column of patches may be cut by the border). Patches are
+ranked by the maximum map value inside them, ties in a fixed random order (seed 0);
+with ``foreground`` set, only patches holding at least one pixel whose channel mean
+exceeds it are ranked (the paper's fundus band), the rest are never occluded. The top k
+patches are replaced by the baseline (the training mean per pixel by default; the
+official code uses zeros). The curve, from k = 0 (unperturbed) to K:
+
+* ``accuracy`` (binary tasks, the paper's): the fraction of images still predicted as
+  the explained class, over the images predicted as it before any occlusion (the others
+  are left out and counted in the note: their curve would start at 0);
+* ``probability_ratio`` (more classes): the mean of min(p₀, p_k) / p₀, p the explained
+  class's probability.
+
+``auto`` picks the first for two classes, the second otherwise. The score is the
+trapezoid area over k/K on [0, 1]: lower is better (what the map ranks first matters
+to the model). ``deletion_patch_auc_random`` ranks the patches randomly (seeded): the
+reference to beat. Curves are stored as ``<metric id>.curve`` and ``.k``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from harness.component import Params
+from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.metrics.faithfulness import MAX_BATCH, switched_probabilities
+
+
+class PatchDeletionParams(Params):
+    patches: int = Field(15, ge=1, le=100_000, description="K: patches occluded at the end")
+    patch: int | None = Field(
+        None, ge=1, le=4096, description="P, pixels (None: 33 at 512 px, scaled)"
+    )
+    baseline: Literal["mean", "zero"] = Field(
+        "mean", description="occlusion value: the training mean per pixel, or zeros"
+    )
+    curve: Literal["auto", "accuracy", "probability_ratio"] = "auto"
+    foreground: float | None = Field(
+        None, ge=-1e12, le=1e12,
+        description="rank only patches with a pixel whose channel mean exceeds this "
+        "(raw input units); None: every patch",
+    )  # fmt: skip
+
+
+def patch_ids(height: int, width: int, patch: int) -> np.ndarray:
+    """(H, W) map of non-overlapping patch numbers, row by row."""
+    per_row = -(-width // patch)
+    return (np.arange(height) // patch)[:, None] * per_row + (np.arange(width) // patch)[None]
+
+
+def patch_maxima(maps: np.ndarray, patch: int) -> np.ndarray:
+    """(images, patches): the maximum map value inside each non-overlapping patch,
+    numbered as :func:`patch_ids` numbers them (the border is padded with −∞)."""
+    images, height, width = maps.shape
+    rows, cols = -(-height // patch), -(-width // patch)
+    padded = np.full((images, rows * patch, cols * patch), -np.inf)
+    padded[:, :height, :width] = maps
+    blocks = padded.reshape(images, rows, patch, cols, patch)
+    return blocks.max(axis=(2, 4)).reshape(images, rows * cols)
+
+
+class _PatchDeletion(Metric):
+    needs: ClassVar[frozenset[str]] = frozenset({"attributions", "model"})
+    higher_is_better: ClassVar[bool] = False
+    random_order: ClassVar[bool] = False
+    fixed_conventions: ClassVar[dict[str, str]] = {
+        "ranking": "maximum map value inside each patch; ties in a fixed random order",
+        "x axis": "k / K on [0, 1], k = 0 (unperturbed) included",
+        "area": "trapezoid rule",
+    }
+    params: PatchDeletionParams
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.attributions is not None and evidence.inputs is not None
+        assert evidence.targets is not None
+        x = np.asarray(evidence.inputs, dtype=np.float32)
+        maps = np.asarray(evidence.attributions, dtype=float)
+        if x.ndim != 4 or maps.shape != (len(x), *x.shape[2:]):
+            return MetricResult.undefined("needs image maps at input size")
+        p = self.params
+        height, width = x.shape[2:]
+        size = p.patch or max(1, round(33 * height / 512))
+        ids = patch_ids(height, width, size)
+        n_patches = int(ids.max()) + 1
+        scores = patch_maxima(maps, size)
+        if self.random_order:
+            scores = np.random.default_rng(1).random(scores.shape)
+        if p.foreground is not None:
+            bright = x.mean(axis=1) > p.foreground
+            eligible = patch_maxima(bright.astype(float), size) > 0
+            scores = np.where(eligible, scores, -np.inf)
+        tie_breaker = np.random.default_rng(0).permutation(n_patches)
+        order = np.lexsort((np.broadcast_to(tie_breaker, scores.shape), -scores), axis=1)
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(n_patches)[None].repeat(len(x), 0), axis=1)
+        rank = np.where(np.isneginf(scores), n_patches, rank)  # never occluded
+        k = np.arange(min(p.patches, n_patches) + 1)
+        if p.baseline == "zero":
+            reference = np.zeros_like(x)
+        else:
+            assert evidence.train_mean is not None
+            reference = np.broadcast_to(evidence.train_mean, x.shape).astype(np.float32)
+        chunk = max(1, MAX_BATCH // len(k))
+        curves = []
+        for start in range(0, len(x), chunk):
+            part = slice(start, start + chunk)
+            pixel_rank = rank[part][:, ids]  # (rows, H, W): the rank of each pixel's patch
+            switched = pixel_rank[None] < k[:, None, None, None]
+            probabilities = switched_probabilities(x[part], reference[part], switched, evidence)
+            curves.append(self.curve(probabilities, evidence.targets[part]))
+        per_image = np.concatenate(curves, axis=1)
+        kept = ~np.isnan(per_image[0])
+        if not kept.any():
+            return MetricResult.undefined("no image predicted as its explained class")
+        curve = per_image[:, kept].mean(axis=1)
+        fractions = k / k[-1] if k[-1] else k.astype(float)
+        left_out = int((~kept).sum())
+        note = (f"{left_out} of {len(kept)} images left out (not predicted as the explained "
+                "class before occlusion)") if left_out else ""  # fmt: skip
+        return MetricResult(
+            float(np.trapezoid(curve, fractions)), note, arrays={"curve": curve, "k": k}
+        )
+
+    def curve(self, probabilities: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """(steps, rows): per image, still predicted as the target (binary) or the
+        probability ratio min(p₀, p_k) / p₀."""
+        rows = np.arange(probabilities.shape[1])
+        kind = self.params.curve
+        if kind == "auto":
+            kind = "accuracy" if probabilities.shape[2] == 2 else "probability_ratio"
+        if kind == "accuracy":
+            still = (probabilities.argmax(axis=2) == targets[None]).astype(float)
+            return np.where(still[:1] > 0, still, np.nan)  # NaN: not predicted so at k = 0
+        p = probabilities[:, rows, targets]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(p[:1] > 0, np.minimum(p[:1], p) / p[:1], 0.0)
+
+
+@metric_registry.register("deletion_patch_auc")
+class DeletionPatchAUC(_PatchDeletion):
+    """The Soft-CAM paper's AUDC: area under the top-k patch deletion curve; lower is
+    better. Binary: fraction still predicted as the explained class; else the mean
+    probability ratio min(p₀, p_k)/p₀."""
+
+
+@metric_registry.register("deletion_patch_auc_random")
+class DeletionPatchAUCRandom(_PatchDeletion):
+    """``deletion_patch_auc`` with the patches in a random order (seeded): the reference."""
+
+    kind = "reference"
+    random_order: ClassVar[bool] = True
