@@ -9,6 +9,7 @@ All problems are collected and reported together, one line each, as
 
 from __future__ import annotations
 
+import re
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ class ExecutionOptions(_Strict):
     )
     target: str = Field(
         "prediction",
-        pattern=r"^(prediction|label|class:[0-9]{1,6})$",
+        max_length=20,
         description="explained class: the model's prediction, the true label, or 'class:K' "
         "(class index K for every image, e.g. the disease class)",
     )
@@ -96,6 +97,16 @@ class ExecutionOptions(_Strict):
         description="select_images = 'correct_by_both': the by-design explainer whose model "
         "post-hoc cells use with the twin (default: the suite's first by-design explainer)",
     )
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, target: str) -> str:
+        if not re.fullmatch(r"prediction|label|class:[0-9]{1,6}", target):
+            raise ValueError(
+                f"'{target}' is not an explained class; use 'prediction', 'label' or "
+                "'class:K' with K a class index, e.g. 'class:1'"
+            )
+        return target
 
     @model_validator(mode="after")
     def _selection_needs_its_class(self) -> ExecutionOptions:
