@@ -173,3 +173,68 @@ def test_faithfulness_curves_are_stored_and_their_area_is_the_score(tmp_path: Pa
     insertion = load_arrays(tmp_path, "insertion_auc.curve")
     for cell in deletion:  # both start from / end at the unperturbed image's probability
         assert deletion[cell][0] == pytest.approx(insertion[cell][-1])
+
+
+PAPER_FIGURES = """
+name = "paper_figures"
+seeds = [0, 1]
+metrics = ["topk_patch_precision", "deletion_patch_auc", "deletion_patch_auc_random"]
+[execution]
+explain_rows = 10
+[[datasets]]
+name = "synthetic_lesions"
+params = { n_images = 80, size = 32, radius = [1.5, 3.0] }
+[[models]]
+name = "small_cnn"
+params = { channels = [4, 8], epochs = 1 }
+[[explainers]]
+name = "grad_cam"
+params = { relu = false }
+[[explainers]]
+name = "oracle"
+"""
+
+
+def test_precision_at_k_and_patch_deletion_curves_are_drawn(tmp_path: Path) -> None:
+    from scipy.integrate import trapezoid
+
+    from harness.store import load_arrays
+
+    run_suite(parse_suite(PAPER_FIGURES), tmp_path)
+    results = load_results(tmp_path).set_index(["cell_id", "metric"])["value"]
+    precision = load_arrays(tmp_path, "topk_patch_precision.precision_at_k")
+    for cell, curve in precision.items():  # the score is the curve's mean over k
+        assert curve.shape == (30,)
+        assert np.nanmean(curve) == pytest.approx(results[(cell, "topk_patch_precision")])
+    deletion = load_arrays(tmp_path, "deletion_patch_auc.curve")
+    for cell, curve in deletion.items():
+        assert curve[0] == 1.0  # images predicted as their class before occlusion
+        k = np.arange(len(curve)) / (len(curve) - 1)
+        assert trapezoid(curve, k) == pytest.approx(results[(cell, "deletion_patch_auc")])
+    written = {p.name for p in render_figures(tmp_path, None, tmp_path / "figs")}
+    assert {
+        "precision_at_k_synthetic_lesions_small_cnn.png",
+        "patch_deletion_synthetic_lesions_small_cnn.png",
+    } <= written
+
+
+def test_gallery_keeps_one_colour_map_per_explainer(tmp_path: Path) -> None:
+    """A signed explainer is drawn diverging in every row, even where its map happens to
+    be all positive; an unsigned one sequential (it used to flip by each map's sign)."""
+    import matplotlib.pyplot as plt
+
+    from harness.report.figures import gallery_figure, load_run_data
+    from harness.store import ResultsStore
+
+    run_suite(parse_suite(PAPER_FIGURES), tmp_path)
+    with ResultsStore(tmp_path, create=False) as store:
+        data = load_run_data(store, store.run_with_cells(None)[0])
+    cell = "synthetic_lesions/small_cnn/grad_cam/seed=0"
+    data.arrays["gallery_maps"][cell] = np.abs(data.arrays["gallery_maps"][cell])  # all ≥ 0
+    figure = gallery_figure(data.results, data.arrays, "synthetic_lesions", "small_cnn")
+    assert figure is not None
+    columns = {"grad_cam": 1, "oracle": 2}
+    for explainer, column in columns.items():
+        cmaps = {axis.images[0].get_cmap().name for axis in figure.axes[column::3]}
+        assert cmaps == ({"RdBu_r"} if explainer == "grad_cam" else {"viridis"}), explainer
+    plt.close(figure)

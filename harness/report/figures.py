@@ -46,6 +46,12 @@ def controls(results: pd.DataFrame) -> set[str]:
     return set(results.loc[results["explainer_role"] == "control", "explainer"])
 
 
+def ok_rows(results: pd.DataFrame, dataset: str, model: str) -> pd.DataFrame:
+    """The score rows of the ok cells of one dataset × model."""
+    chosen = (results["dataset"] == dataset) & (results["model"] == model)
+    return results[chosen & (results["status"] == "ok")]
+
+
 def explainer_colours(explainers: list[str]) -> dict[str, Any]:
     """A stable colour per explainer (sorted names → tab10/tab20 colours)."""
     palette = plt.get_cmap("tab10" if len(explainers) <= 10 else "tab20")
@@ -149,9 +155,7 @@ def importance_figure(
 ) -> Figure | None:  # fmt: skip
     """Each explainer's global importance per feature (normalised to sum 1 per seed; mean
     ± sd over seeds); bars of relevant features are coloured, irrelevant ones grey."""
-    cells = results[
-        (results["dataset"] == dataset) & (results["model"] == model) & (results["status"] == "ok")
-    ].drop_duplicates("cell_id")
+    cells = ok_rows(results, dataset, model).drop_duplicates("cell_id")
     cells = cells[(cells["explainer_role"] != "control") & cells["cell_id"].isin(importance)]
     truth_vector = next((truth[c] for c in cells["cell_id"] if c in truth), None)
     if cells.empty or truth_vector is None:
@@ -219,9 +223,7 @@ def gallery_figure(
     map down its column: diverging on a symmetric scale (±max |map|) when its explanation
     is signed, sequential otherwise. Maps are scaled per panel, so shapes, not magnitudes,
     are compared."""
-    cells = results[
-        (results["dataset"] == dataset) & (results["model"] == model) & (results["status"] == "ok")
-    ].drop_duplicates("cell_id")
+    cells = ok_rows(results, dataset, model).drop_duplicates("cell_id")
     cells = cells[cells["cell_id"].isin(arrays["gallery_maps"])]
     if cells.empty:
         return None
@@ -329,9 +331,7 @@ def faithfulness_figure(
 ) -> Figure | None:
     """Mean deletion and insertion curves (over explained rows, then seeds) per explainer;
     the random-order curve of the black box dashed. Legend: the mean area."""
-    cells = results[
-        (results["dataset"] == dataset) & (results["model"] == model) & (results["status"] == "ok")
-    ]
+    cells = ok_rows(results, dataset, model)
     kinds = [
         (kind, cells.loc[cells["metric_name"] == kind, "metric"].iloc[0])
         for kind in ("deletion_auc", "insertion_auc")
@@ -394,8 +394,7 @@ def k_curve_figure(
     seeds against k with a 95 % bootstrap band over seeds (controls dotted; the random
     order, where the kind has one, dashed black). Legend: the mean score."""
     metric_name, key, xlabel, ylabel, title, random_name = K_CURVES[kind]
-    cells = results[(results["dataset"] == dataset) & (results["model"] == model)
-                    & (results["status"] == "ok")]  # fmt: skip
+    cells = ok_rows(results, dataset, model)
     metrics = list(dict.fromkeys(cells.loc[cells["metric_name"] == metric_name, "metric"]))
     metrics = [m for m in metrics if arrays.get(f"{m}.{key}")]
     if not metrics:
