@@ -92,6 +92,12 @@ class ExecutionOptions(_Strict):
         "validation split (never trained on; metrics with split = 'validation' score it, "
         "e.g. to choose a penalty); None: no validation split",
     )
+    data_seed: Seed | None = Field(
+        None,
+        description="generate and split every dataset with this seed, whatever the cell's "
+        "seed (which then varies only the model's initialisation, batch order and the "
+        "explainers' sampling); None: the cell's seed varies the data too",
+    )
     design_reference: str | None = Field(
         None,
         description="select_images = 'correct_by_both': the by-design explainer whose model "

@@ -171,11 +171,25 @@ def test_shap_kernel(tabular: Setting, background: str) -> None:
     x_train = tabular.dataset.x_train
     data = shap.kmeans(x_train, 10) if background == "kmeans" else sample_rows(x_train, 10, SEED)
     explainer = shap.KernelExplainer(tabular.model.predict_proba, data)
-    np.random.seed(SEED)
-    direct = explainer.shap_values(tabular.inputs, nsamples=300, silent=True)
     rows = np.arange(len(tabular.inputs))
-    ours = explain("shap_kernel", tabular, background=background, background_size=10, nsamples=300)
-    np.testing.assert_allclose(ours.local, direct[rows, :, tabular.targets], rtol=1e-6, atol=1e-9)
+    for l1_reg in (False, "num_features(3)"):
+        np.random.seed(SEED)
+        direct = explainer.shap_values(tabular.inputs, nsamples=300, l1_reg=l1_reg, silent=True)
+        ours = explain("shap_kernel", tabular, background=background, background_size=10,
+                       nsamples=300, l1_reg=l1_reg)  # fmt: skip
+        expected = direct[rows, :, tabular.targets]
+        np.testing.assert_allclose(ours.local, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_shap_kernel_keeps_every_feature_by_default(tabular: Setting) -> None:
+    """shap's own default, num_features(10), zeroes features whenever it is set: with
+    l1_reg = 'num_features(3)' at most 3 values per row are non-zero; by default none is
+    forced to 0 (regression: the README said it applied only to small samples)."""
+    selected = explain("shap_kernel", tabular, background_size=10, nsamples=300,
+                       l1_reg="num_features(3)").local  # fmt: skip
+    assert ((selected != 0).sum(axis=1) <= 3).all()
+    kept = explain("shap_kernel", tabular, background_size=10, nsamples=300).local
+    assert tabular.inputs.shape[1] > 3 and (kept != 0).all()
 
 
 def test_shap_permutation(tabular: Setting) -> None:

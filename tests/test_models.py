@@ -66,6 +66,31 @@ def test_early_stopping_stops_and_keeps_the_best_weights(dataset) -> None:
     assert np.mean(model.predict(dataset.x_test) == dataset.y_test) > 0.85
 
 
+def test_early_stopping_reports_the_restored_epoch_and_trims_the_trajectory(dataset) -> None:
+    """Regression: epochs_trained was the last epoch run and the score trajectory kept
+    the epochs after the restored best one."""
+    from harness.explainers import explainer_registry
+    from harness.explainers.scores_activation import ScoresActivation
+    from harness.models.training import train_classifier
+
+    recipe = model_registry.get("mlp")(
+        hidden=[64], epochs=200, early_stopping_patience=3, learning_rate=0.01
+    )
+    seen: list[int] = []
+    torch.manual_seed(0)
+    module = recipe.build(dataset)
+    best = train_classifier(
+        module, dataset.x_train, dataset.y_train, recipe.params, seed=0, device=CPU,
+        observer=lambda m, epoch: seen.append(epoch),
+    )  # fmt: skip
+    assert seen[-1] == best + 3  # stopped 3 stale epochs after the best one
+    trained = explainer_registry.get("scores_activation")().fit_model(recipe, dataset, 0, CPU)
+    trajectory = trained.history["score_trajectory"]
+    assert trajectory.shape[0] == trained.epochs_trained + 1 < 200
+    gate = next(m for m in trained.module.modules() if isinstance(m, ScoresActivation))
+    np.testing.assert_allclose(trajectory[-1], gate.weights().detach().numpy(), rtol=1e-6)
+
+
 def test_standardize_uses_training_statistics_and_guards_constant_columns() -> None:
     layer = Standardize(np.array([1.0, 5.0]), np.array([2.0, 0.0]))
     out = layer(torch.tensor([[3.0, 5.0]]))

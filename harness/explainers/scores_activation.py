@@ -78,7 +78,8 @@ class ScoresActivationExplainer(Explainer):
 
     By design: wraps the tabular model recipe, trains it with the layer, and reads the
     global importance softmax(s / T) from the trained model (explaining costs a read).
-    The score trajectory per epoch is kept as ``score_trajectory`` (epoch 0 = initial).
+    The score trajectory per epoch is kept as ``score_trajectory`` (epoch 0 = initial, up
+    to the epoch whose weights the model keeps — with early stopping, the restored one).
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
@@ -119,7 +120,8 @@ class ScoresActivationExplainer(Explainer):
             dataset, seed, device, observer=record,
             architecture=lambda data: self.architecture(recipe, data, seed),
         )  # fmt: skip
-        trained.history["score_trajectory"] = np.stack(trajectory)
+        # up to the epoch the model ends with (early stopping restores an earlier one)
+        trained.history["score_trajectory"] = np.stack(trajectory[: trained.epochs_trained + 1])
         return trained
 
     def architecture(self, recipe: ModelRecipe, dataset: Dataset, seed: int) -> nn.Module:

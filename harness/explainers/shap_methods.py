@@ -81,8 +81,10 @@ class ShapKernelParams(Params):
         "auto", description="coalitions evaluated per row ('auto': 2·features + 2048)"
     )
     l1_reg: str | float | bool = Field(
-        "num_features(10)",
-        description="shap's feature selection before the regression (shap's default)",
+        False,
+        description="shap's feature selection before the regression: False (default) "
+        "keeps every feature; shap's own default 'num_features(10)' zeroes all but 10 "
+        "features of every row whenever it is set (shap 0.51), whatever the sample size",
     )
 
 

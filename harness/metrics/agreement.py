@@ -64,6 +64,13 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r of the values themselves (scipy): sensitive to magnitudes, not ranks."""
+    from scipy.stats import pearsonr
+
+    return float(pearsonr(a, b).statistic)
+
+
 class _GroundTruthAgreement(Metric):
     """Compares global importance with the ground-truth importance vector."""
 
@@ -98,6 +105,20 @@ class SpearmanGroundTruth(_GroundTruthAgreement):
 
     def statistic(self, scores: np.ndarray, truth: np.ndarray) -> float:
         return spearman(scores, truth)
+
+
+@metric_registry.register("pearson_gt")
+class PearsonGroundTruth(_GroundTruthAgreement):
+    """Pearson r between global importance and ground-truth importance, in [-1, 1].
+
+    Compares values, not ranks (the ScoresActivation paper's agreement statistic); a
+    constant explanation leaves r undefined: recorded as missing with that reason.
+    """
+
+    fixed_conventions: ClassVar[dict[str, str]] = {"statistic": "Pearson r of the values"}
+
+    def statistic(self, scores: np.ndarray, truth: np.ndarray) -> float:
+        return pearson(scores, truth)
 
 
 @metric_registry.register("kendall_gt")
@@ -147,17 +168,11 @@ class ReferenceParams(AgreementParams):
     )
 
 
-@metric_registry.register("spearman_ref")
-class SpearmanReference(Metric):
-    """Spearman ρ between global importance and a reference explainer's, in [-1, 1].
-
-    The reference is another explainer of the same suite (by id), on the same dataset,
-    model recipe and seed — for a by-design explainer, the reference explains its
-    black-box twin. Ties get average ranks; ``sign = "abs"`` compares |scores|.
-    """
+class _ReferenceAgreement(Metric):
+    """Compares global importance with a reference explainer's (by id, same suite)."""
 
     needs: ClassVar[frozenset[str]] = frozenset({"global_importance", "reference"})
-    fixed_conventions: ClassVar[dict[str, str]] = {"ties": "average ranks"}
+    statistic: ClassVar[Statistic]
     params: ReferenceParams
 
     def references(self) -> list[str]:
@@ -174,7 +189,29 @@ class SpearmanReference(Metric):
         return compare_importances(
             evidence.global_importance,
             reference,
-            spearman,
+            type(self).statistic,
             sign=self.params.sign,
             other_name=f"reference '{self.params.reference}'",
         )
+
+
+@metric_registry.register("spearman_ref")
+class SpearmanReference(_ReferenceAgreement):
+    """Spearman ρ between global importance and a reference explainer's, in [-1, 1].
+
+    The reference is another explainer of the same suite (by id), on the same dataset,
+    model recipe and seed — for a by-design explainer, the reference explains its
+    black-box twin. Ties get average ranks; ``sign = "abs"`` compares |scores|.
+    """
+
+    fixed_conventions: ClassVar[dict[str, str]] = {"ties": "average ranks"}
+    statistic = spearman
+
+
+@metric_registry.register("pearson_ref")
+class PearsonReference(_ReferenceAgreement):
+    """Pearson r between global importance and a reference explainer's, in [-1, 1]
+    (values, not ranks); otherwise as ``spearman_ref``."""
+
+    fixed_conventions: ClassVar[dict[str, str]] = {"statistic": "Pearson r of the values"}
+    statistic = pearson

@@ -6,7 +6,9 @@ import itertools
 from typing import ClassVar
 
 import numpy as np
+from pydantic import Field
 
+from harness.component import Params
 from harness.metrics.agreement import AgreementParams, compare_importances, spearman
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 
@@ -17,7 +19,8 @@ class Stability(Metric):
 
     One value per dataset × model × explainer, stored on every seed's row. A seed
     changes the data, the split, the model's initialisation and the explainer's sampling,
-    so this is the stability of the whole pipeline. Pairs whose ρ is undefined (a
+    so this is the stability of the whole pipeline (``execution.data_seed`` holds the
+    data fixed, so that seeds vary the model and the sampling only). Pairs whose ρ is undefined (a
     constant explanation) are left out; with none left the value is missing.
     """
 
@@ -43,3 +46,44 @@ class Stability(Metric):
         if not defined:
             return MetricResult.undefined(rhos[0].note)
         return MetricResult(float(np.mean(defined)))
+
+
+class TopKStabilityParams(Params):
+    k: int = Field(5, ge=1, le=1_000_000, description="size of the top-k feature set")
+
+
+def top_set(importance: np.ndarray, k: int) -> set[int]:
+    """Indices of the k highest |importance| values and of every value tied with the
+    k-th (so a tie never decides membership by feature order)."""
+    values = np.abs(np.asarray(importance, dtype=float))
+    kth = np.sort(values)[::-1][min(k, len(values)) - 1]
+    return set(np.flatnonzero(values >= kth).tolist())
+
+
+@metric_registry.register("topk_stability")
+class TopKStability(Metric):
+    """Mean pairwise Jaccard index of the top-k feature sets (by |global importance|)
+    across seeds, in [0, 1]: 1 when every seed picks the same k features.
+
+    One value per dataset × model × explainer, stored on every seed's row. Features tied
+    with the k-th value all join the set (which may then hold more than k). With
+    ``execution.data_seed`` the seeds vary the model and the sampling only.
+    """
+
+    needs: ClassVar[frozenset[str]] = frozenset({"global_importance"})
+    across_seeds: ClassVar[bool] = True
+    fixed_conventions: ClassVar[dict[str, str]] = {
+        "aggregate": "across seeds: mean over pairs of seeds",
+        "ties": "every feature tied with the k-th |importance| is in the set",
+    }
+    params: TopKStabilityParams
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        raise NotImplementedError("topk_stability is computed across seeds, after all cells")
+
+    def compute_across_seeds(self, importances: list[np.ndarray]) -> MetricResult:
+        if len(importances) < 2:
+            return MetricResult.undefined("topk_stability needs results from at least 2 seeds")
+        sets = [top_set(importance, self.params.k) for importance in importances]
+        jaccard = [len(a & b) / len(a | b) for a, b in itertools.combinations(sets, 2)]
+        return MetricResult(float(np.mean(jaccard)))

@@ -70,7 +70,8 @@ def train_classifier(
     observer: EpochObserver | None = None,
     penalty: Penalty | None = None,
 ) -> int:
-    """Train ``module`` in place with cross-entropy; return the number of epochs run.
+    """Train ``module`` in place with cross-entropy; return the epoch whose weights the
+    module ends with: the last one run, or with early stopping the restored best one.
 
     The batch order comes from a generator seeded with ``seed``. With early stopping, a
     stratified ``validation_fraction`` of the rows is held out and the weights of the
@@ -92,7 +93,7 @@ def train_classifier(
     )
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
-    best_loss, best_state, stale = float("inf"), None, 0
+    best_loss, best_state, best_epoch, stale = float("inf"), None, 0, 0
     epoch = 0
     if observer is not None:
         observer(module, 0)
@@ -118,10 +119,12 @@ def train_classifier(
                 ).item()
             if val_loss < best_loss:
                 best_loss, best_state, stale = val_loss, copy.deepcopy(module.state_dict()), 0
+                best_epoch = epoch
             else:
                 stale += 1
                 if stale >= params.early_stopping_patience:
                     break
     if best_state is not None:
         module.load_state_dict(best_state)
+        return best_epoch
     return epoch

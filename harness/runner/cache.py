@@ -93,12 +93,12 @@ class ResultCache:
             "device": device.type,
         })  # fmt: skip
 
-    def dataset_key(self, cell: Cell) -> str:
+    def dataset_key(self, cell: Cell, seed: int) -> str:
         """A generated dataset's key: the harness's code, the source and its parameters,
-        the seed, and the versions of the libraries that generate it."""
+        the seed it is drawn with, and the versions of the libraries that generate it."""
         source = cell.dataset.component
         versions = {name: _version(name) for name in ("numpy", "scikit-learn", "scipy")}
-        return _key({"code": code_fingerprint(), "seed": cell.seed, "versions": versions,
+        return _key({"code": code_fingerprint(), "seed": seed, "versions": versions,
                      "dataset": [source.name, source.config()]})  # fmt: skip
 
     def save_dataset(self, key: str, dataset: Dataset) -> None:

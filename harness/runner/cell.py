@@ -315,22 +315,24 @@ def _stage(what: str, function: Callable[..., T], *args: object) -> T:
 def load_cell_dataset(cell: Cell, cache: ResultCache | None, options: ExecutionOptions) -> Dataset:
     """The cell's dataset — from the cache when its source is ``cacheable`` and it is
     stored there, else loaded (and stored) — with the suite's validation split held out
-    of its training split (seeded by the cell's seed)."""
-    dataset = _loaded_dataset(cell, cache)
+    of its training split. Both are drawn with the cell's seed, or with the suite's
+    ``data_seed`` when it holds the data fixed across seeds."""
+    seed = cell.seed if options.data_seed is None else options.data_seed
+    dataset = _loaded_dataset(cell, cache, seed)
     if options.validation_fraction is None:
         return dataset
-    return with_validation_split(dataset, options.validation_fraction, cell.seed)
+    return with_validation_split(dataset, options.validation_fraction, seed)
 
 
-def _loaded_dataset(cell: Cell, cache: ResultCache | None) -> Dataset:
+def _loaded_dataset(cell: Cell, cache: ResultCache | None, seed: int) -> Dataset:
     source = cell.dataset.component
     if cache is None or not source.cacheable:
-        return source.load(cell.seed)
-    key = cache.dataset_key(cell)
+        return source.load(seed)
+    key = cache.dataset_key(cell, seed)
     stored = cache.load_dataset(key)
     if stored is not None:
         return stored
-    dataset = source.load(cell.seed)
+    dataset = source.load(seed)
     cache.save_dataset(key, dataset)
     return dataset
 
