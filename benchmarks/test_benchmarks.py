@@ -153,3 +153,29 @@ def test_harness_overhead(benchmark, tmp_path: Path) -> None:
 
     benchmark.extra_info["cells"] = 16
     benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+
+
+SWEEP_1000 = """
+name = "sweep_1000"
+seeds = [0, 1, 2, 3, 4]
+metrics = ["accuracy", "accuracy_gain_pp", "spearman_gt"]
+[[datasets]]
+name = "synthetic_tabular"
+params = { n_samples = { sweep = [300, 500, 1000, 5000, 10000] }, n_features = { sweep = [10, 16, 30, 55, 80] } }
+[[models]]
+name = "mlp"
+[[explainers]]
+name = "scores_activation"
+params = { temperature = { sweep = [1.0, 0.1, 0.02, 0.01] }, rescale = { sweep = [true, false] } }
+"""
+
+
+@pytest.mark.benchmark(group="harness")
+def test_sweep_expansion_and_validation_of_1000_cells(benchmark) -> None:
+    """Parsing, expanding and validating a suite of 25 datasets × 8 explainers × 5 seeds
+    (1,000 cells), then planning it: what `xai-harness validate` does before any cell."""
+    from harness.runner.plan import plan
+    from harness.suite import parse_suite
+
+    cells = benchmark(lambda: plan(parse_suite(SWEEP_1000)))
+    assert len(cells) == 1000

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.claims import ClaimResult, ClaimSpec, evaluate
+from harness.claims import ClaimResult, ClaimSpec, evaluate_all
 from harness.errors import HarnessError
 from harness.regression import Change, compare_runs
 from harness.store import ResultsStore
@@ -69,7 +69,7 @@ def check_run(
             baseline_id, baseline_info = store.run_with_cells(against)
             baseline = store.results(baseline_id)
             comparison = Comparison(baseline_id, [], 0, _timing_caveats(baseline_info, info))
-    report = CheckReport(run_id, [evaluate(claim, results) for claim in claims])
+    report = CheckReport(run_id, [o for claim in claims for o in evaluate_all(claim, results)])
     if comparison is not None:
         comparison.changes, comparison.compared = compare_runs(
             baseline, results, tolerance=tolerance, time_factor=time_factor,

@@ -21,11 +21,12 @@ interval is the point itself and the verdict says so.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,15 +44,33 @@ class ClaimError(HarnessError):
     """A claim that cannot be evaluated (e.g. its selection matches no stored score)."""
 
 
-class Selection(BaseModel):
-    """Which scores a side of a claim reads: ids of the suite; unset means any."""
+#: A swept parameter's value a selection may ask for.
+SweptValue = int | float | str | bool
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+class Selection(BaseModel):
+    """Which scores a side of a claim reads: ids of the suite (an entry's id, or the id
+    of a swept entry's base, which selects every entry it generated); unset means any.
+    Any other key selects a swept parameter's value, e.g. ``n_samples = 300``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
     metric: str | None = None
     explainer: str | None = None
     dataset: str | None = None
     model: str | None = None
+
+    @model_validator(mode="after")
+    def _swept_values_are_scalars(self) -> Selection:
+        for key, value in self.swept().items():
+            if not isinstance(value, SweptValue):
+                raise ValueError(f"{key}: a swept value to select must be a number, a string "
+                                 "or a boolean")  # fmt: skip
+        return self
+
+    def swept(self) -> dict[str, SweptValue]:
+        """The swept parameters' values this side selects."""
+        return dict(self.model_extra or {})
 
     def describe(self) -> str:
         parts = [f"{k}={v}" for k, v in self.model_dump().items() if v is not None]
@@ -74,6 +93,10 @@ class ClaimSpec(BaseModel):
     minuend: Selection | None = None
     subtrahend: Selection | None = None
     op: Op = ">="
+    per: list[str] = Field(
+        default_factory=list,
+        description="swept parameters: check the claim once per combination of their values",
+    )
     value: float | None = Field(None, description="the number the claim compares with")
     tolerance: float = Field(0.0, ge=0, description="op '==': allowed distance")
     top: int = Field(1, ge=1, description="rank: within the top n")
@@ -116,20 +139,32 @@ class ClaimSpec(BaseModel):
 
 def claim_problems(claim: ClaimSpec, ids: dict[str, list[str]]) -> list[str]:
     """Suite-level checks of a claim: every id it names exists in ``ids`` (keys
-    ``metric``, ``explainer``, ``dataset``, ``model``). Messages start with the key."""
+    ``metric``, ``explainer``, ``dataset``, ``model``) and every swept parameter it
+    selects or checks ``per`` is swept (``ids["swept"]``). Messages start with the key."""
     from harness.errors import did_you_mean
 
     names = ["select", "numerator", "denominator", "minuend", "subtrahend"]
     given = [n for n in names if getattr(claim, n) is not None]
+    swept = ids.get("swept", [])
+    known_swept = f"Swept parameters: {', '.join(swept) or 'none (the suite has no sweep)'}"
     problems = []
     for name, side in zip(given, claim.sides(), strict=True):
-        for key, known in ids.items():
+        for key in ("metric", "explainer", "dataset", "model"):
+            known = ids.get(key, [])
             wanted = getattr(side, key)
             if wanted is not None and wanted not in known:
                 problems.append(
                     f"{name}.{key}: '{wanted}' is not a {key} id of this suite"
                     f"{did_you_mean(wanted, known)} Known: {', '.join(known)}"
                 )
+        for key in side.swept():
+            if key not in swept:
+                problems.append(f"{name}.{key}: not a swept parameter of this suite"
+                                f"{did_you_mean(key, swept)} {known_swept}")  # fmt: skip
+    for key in claim.per:
+        if key not in swept:
+            problems.append(f"per: '{key}' is not a swept parameter of this suite"
+                            f"{did_you_mean(key, swept)} {known_swept}")  # fmt: skip
     return problems
 
 
@@ -145,15 +180,34 @@ class ClaimResult:
     seeds: int
     note: str = ""
     bootstrapped: bool = True
+    #: the swept values this verdict is for (claims checked ``per`` regime)
+    regime: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The claim's id, with its regime: ``gain[n_samples=300,n_features=16]``."""
+        if not self.regime:
+            return self.claim.id
+        return f"{self.claim.id}[{','.join(f'{k}={v}' for k, v in self.regime)}]"
 
 
 def per_seed(results: pd.DataFrame, side: Selection, claim_id: str) -> pd.Series:
-    """The selection's value per seed: the mean over the cells it matches (NaN-free)."""
+    """The selection's value per seed: the mean over the cells it matches (NaN-free).
+
+    An id matches an entry's id or the id of the swept entry it was generated from;
+    swept values match the rows whose entry has that value."""
     rows = results
     for key in ("metric", "explainer", "dataset", "model"):
         wanted = getattr(side, key)
         if wanted is not None:
-            rows = rows[rows[key] == wanted]
+            match = rows[key] == wanted
+            if f"{key}_base" in rows.columns:
+                match |= rows[f"{key}_base"] == wanted
+            rows = rows[match]
+    for name, value in side.swept().items():
+        if name not in rows.columns:
+            raise ClaimError(f"claim '{claim_id}': '{name}' is not swept in this run")
+        rows = rows[rows[name] == value]
     values = rows.dropna(subset=["value"]).groupby("seed")["value"].mean()
     if values.empty:
         raise ClaimError(
@@ -213,6 +267,33 @@ def verdict(claim: ClaimSpec, low: float, high: float) -> Verdict:
     if not satisfied(low, claim.value) and not satisfied(high, claim.value):
         return "fails"
     return "inconclusive"
+
+
+def regimes(claim: ClaimSpec, results: pd.DataFrame) -> list[dict[str, Any]]:
+    """The combinations of the claim's ``per`` parameters' values in the run, in the
+    order they first appear."""
+    missing = [name for name in claim.per if name not in results.columns]
+    if missing:
+        raise ClaimError(f"claim '{claim.id}': {', '.join(missing)} not swept in this run")
+    combos = results[claim.per].dropna().drop_duplicates()
+    return [dict(zip(claim.per, row, strict=True)) for row in combos.itertuples(index=False)]
+
+
+def evaluate_all(claim: ClaimSpec, results: pd.DataFrame) -> list[ClaimResult]:
+    """The claim's verdict, or one per regime when it is checked ``per`` swept
+    parameters: in each, rows whose entry sweeps a ``per`` parameter keep only that
+    regime's value (rows of entries that do not sweep it take part in every regime,
+    e.g. the twin's explainer against a swept by-design explainer)."""
+    if not claim.per:
+        return [evaluate(claim, results)]
+    outcomes = []
+    for regime in regimes(claim, results):
+        keep = pd.Series(True, index=results.index)
+        for name, value in regime.items():
+            keep &= results[name].isna() | (results[name] == value)
+        outcome = evaluate(claim, results[keep])
+        outcomes.append(dataclasses.replace(outcome, regime=tuple(regime.items())))
+    return outcomes
 
 
 def evaluate(claim: ClaimSpec, results: pd.DataFrame) -> ClaimResult:

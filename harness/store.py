@@ -30,7 +30,7 @@ import sqlite3
 import time
 import typing
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -52,6 +52,7 @@ from harness.records import (
 )
 from harness.run_lock import run_is_live
 from harness.store_schema import SCHEMA_VERSION, check, create_or_migrate
+from harness.sweeps import with_sweep_columns
 
 STORE_FILENAME = "harness.sqlite"
 
@@ -594,19 +595,30 @@ class ResultsStore:
         frame["seed"] = frame["seed"].astype(np.int64)
         frame["across_seeds"] = frame["across_seeds"].map(
             lambda v: None if pd.isna(v) else bool(v)).astype(object)  # fmt: skip
-        return self._in_suite_order(frame)[RESULT_COLUMNS]
+        configs = self._configs(frame["run_id"].unique())
+        ordered = self._in_suite_order(frame, configs)[RESULT_COLUMNS]
+        return with_sweep_columns(ordered, configs)
 
-    def _in_suite_order(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def _configs(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored suite configuration of each run."""
+        configs = {}
+        for run_id in run_ids:
+            (config,) = self._db.execute(
+                "SELECT config FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            configs[str(run_id)] = json.loads(config) or {}
+        return configs
+
+    def _in_suite_order(
+        self, frame: pd.DataFrame, configs: dict[str, dict[str, Any]]
+    ) -> pd.DataFrame:
         """Rows by cell as stored, and within a cell by the order of the metrics in its
         run's suite (an across-seeds score, appended later, takes its suite place)."""
         if frame.empty:
             return frame
         order: dict[tuple[str, str], int] = {}
-        for run_id in frame["run_id"].unique():
-            (config,) = self._db.execute(
-                "SELECT config FROM runs WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            metrics = (json.loads(config) or {}).get("metrics") or []
+        for run_id, config in configs.items():
+            metrics = config.get("metrics") or []
             for position, entry in enumerate(metrics):
                 order[(str(run_id), str(entry["id"]))] = position
         cells = frame.groupby(["run_id", "cell_id"], sort=False).ngroup()

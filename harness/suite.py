@@ -12,12 +12,21 @@ from __future__ import annotations
 import re
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from harness import sweeps
 from harness.claims import ClaimSpec, claim_problems
 from harness.component import SUITE_FOLDER, Component
 from harness.errors import HarnessError, did_you_mean
@@ -55,10 +64,23 @@ class ComponentSpec(_Strict):
     name: Identifier = Field(description="registered name, or 'package.module:Class'")
     id: Identifier | None = Field(None, description="label in reports (default: the name)")
     params: dict[str, Any] = Field(default_factory=dict)
+    #: set on entries generated from a sweep (:mod:`harness.sweeps`)
+    _base: str | None = PrivateAttr(None)
+    _swept: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @property
     def label(self) -> str:
         return self.id or self.name
+
+    @property
+    def base(self) -> str:
+        """The id of the suite entry this one was generated from (its own id if none)."""
+        return self._base or self.label
+
+    @property
+    def swept(self) -> dict[str, Any]:
+        """The swept parameters' values of a generated entry (empty otherwise)."""
+        return dict(self._swept)
 
 
 class ExecutionOptions(_Strict):
@@ -162,6 +184,8 @@ class FigureSpec(_Strict):
     datasets: list[str] = Field(default_factory=list, description="dataset ids (default all)")
     models: list[str] = Field(default_factory=list, description="model ids (default all)")
     explainers: list[str] = Field(default_factory=list, description="explainer ids (default all)")
+    x: str | None = Field(None, description="kind 'sweep': the swept parameter on the x axis")
+    hue: str | None = Field(None, description="kind 'sweep': a swept parameter drawn as colour")
 
     @model_validator(mode="after")
     def _metric_for_metric_plots(self) -> FigureSpec:
@@ -210,6 +234,9 @@ class Resolved(Generic[C]):
 
     id: str
     component: C
+    #: the id of the suite entry it was generated from, and its swept values (sweeps)
+    base: str = ""
+    swept: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -245,7 +272,11 @@ class Suite:
         """The suite with every parameter default filled in (stored with each run)."""
 
         def entries(items: list[Resolved[Any]]) -> list[dict[str, Any]]:
-            return [{"id": r.id, "name": r.name, "params": r.component.config()} for r in items]
+            return [
+                {"id": r.id, "name": r.name, "params": r.component.config()}
+                | ({"sweep": {"base": r.base, "values": r.swept}} if r.swept else {})
+                for r in items
+            ]
 
         return {
             "name": self.spec.name,
@@ -324,11 +355,64 @@ def _parse_spec(text: str, where: str, seeds: list[int] | None) -> SuiteSpec:
     if seeds is not None:
         data["seeds"] = seeds
     try:
-        return SuiteSpec.model_validate(data)
+        spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
         raise SuiteError(
             "\n".join(f"{where}: {name_claim(line, data)}" for line in describe(exc, SuiteSpec))
         ) from None
+    return _expanded(spec, where)
+
+
+#: Result columns a swept parameter may not be named like (they would clash).
+_RESERVED_COLUMNS = frozenset(
+    {"run_id", "dataset", "model", "explainer", "seed", "metric", "value", "status", "note",
+     "error", "unit", "cell_id", "dataset_base", "model_base", "explainer_base"}
+)  # fmt: skip
+
+
+def _expanded(spec: SuiteSpec, where: str) -> SuiteSpec:
+    """``spec`` with every swept entry replaced by the entries it expands into."""
+    problems: list[str] = []
+    sections: dict[str, list[ComponentSpec]] = {}
+    swept_by: dict[str, str] = {}
+    for section in ("datasets", "models", "explainers", "metrics"):
+        sections[section] = []
+        for index, entry in enumerate(getattr(spec, section)):
+            key = f"{section}[{index}].params"
+            found = sweeps.sweep_problems(entry.params)
+            problems += [f"{key}.{line}" for line in found]
+            swept = [k for k, v in entry.params.items() if sweeps.is_sweep(v)]
+            if swept and section == "metrics":
+                problems.append(f"{key}.{swept[0]}: metrics cannot be swept; list one "
+                                "entry per setting, each with its own id")  # fmt: skip
+                continue
+            for name in swept:
+                if name in _RESERVED_COLUMNS:
+                    problems.append(f"{key}.{name}: a swept parameter may not be named like "
+                                    "a result column")  # fmt: skip
+                if swept_by.setdefault(name, section) != section:
+                    problems.append(f"{key}.{name}: also swept in [{swept_by[name]}]; a "
+                                    "parameter name may be swept in one section only")  # fmt: skip
+            if found or not swept:
+                sections[section].append(entry)
+                continue
+            if sweeps.expansion_size(entry.params) > sweeps.MAX_EXPANSION:
+                problems.append(f"{key}: the sweeps expand into more than "
+                                f"{sweeps.MAX_EXPANSION} entries")  # fmt: skip
+                continue
+            for label, params, values in sweeps.expand(entry.label, entry.params):
+                try:
+                    generated = ComponentSpec(name=entry.name, id=label, params=params)
+                except ValidationError:
+                    problems.append(f"{section}[{index}]: the generated id '{label[:120]}' is "
+                                    "not a valid id (at most 100 characters, no '/'); give "
+                                    "the entry a shorter id or sweep fewer values")  # fmt: skip
+                    break
+                generated._base, generated._swept = entry.label, values
+                sections[section].append(generated)
+    if problems:
+        raise SuiteError("\n".join(f"{where}: {line}" for line in problems))
+    return spec.model_copy(update=sections)
 
 
 #: The sections of a suite that name components, in resolution order.
@@ -349,8 +433,15 @@ def _id_problems(spec: SuiteSpec) -> list[str]:
                     "give each entry a distinct `id`"
                 )
             labels[section].append(entry.label)
-    claim_ids = {"metric": labels["metrics"], "explainer": labels["explainers"],
-                 "dataset": labels["datasets"], "model": labels["models"]}  # fmt: skip
+
+    def with_bases(section: str) -> list[str]:  # a sweep's base id selects all its entries
+        bases = [e.base for e in getattr(spec, section) if e.base != e.label]
+        return labels[section] + list(dict.fromkeys(bases))
+
+    swept = sorted({k for s in SECTIONS for e in getattr(spec, s) for k in e.swept})
+    claim_ids = {"metric": labels["metrics"], "explainer": with_bases("explainers"),
+                 "dataset": with_bases("datasets"), "model": with_bases("models"),
+                 "swept": swept}  # fmt: skip
     seen_claims: set[str] = set()
     for index, claim in enumerate(spec.claims):
         where_claim = f"claims[{index}] (id '{claim.id}')"
@@ -361,6 +452,13 @@ def _id_problems(spec: SuiteSpec) -> list[str]:
     figure_ids = {"metric": labels["metrics"], "datasets": labels["datasets"],
                   "models": labels["models"], "explainers": labels["explainers"]}  # fmt: skip
     for index, figure in enumerate(spec.figures):
+        for key in ("x", "hue"):
+            wanted = getattr(figure, key)
+            if wanted is not None and wanted not in swept:
+                problems.append(
+                    f"figures[{index}].{key}: '{wanted}' is not a swept parameter of this "
+                    f"suite{did_you_mean(wanted, swept)} Swept: {', '.join(swept) or 'none'}"
+                )
         for key, known in figure_ids.items():
             wanted = getattr(figure, key)
             for name in [wanted] if isinstance(wanted, str) else wanted or []:
@@ -458,4 +556,4 @@ def _resolve(
         for line in describe(exc, cls.Params, prefix=f"{key}.params", owner=(registry, cls)):
             problems.append(line)
         return None
-    return Resolved(id=entry.label, component=cls(params))
+    return Resolved(id=entry.label, component=cls(params), base=entry.base, swept=entry.swept)

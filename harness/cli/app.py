@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.errors import HarnessError
 
@@ -25,8 +26,10 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Benchmark explainability methods: run suites, read leaderboards.",
 )
-out = Console()
-err = Console(stderr=True)
+#: No markup: ids and messages print as they are (a swept entry's id holds brackets,
+#: ``synthetic_tabular[n_samples=300]``, which rich would read as a style tag).
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,7 +67,8 @@ def user_errors(command: F) -> F:
             return command(*args, **kwargs)
         except HarnessError as exc:
             for line in str(exc).splitlines():
-                err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+                err.print(Text.assemble(("error:", "red"), f" {line}"), highlight=False,
+                          soft_wrap=True)  # fmt: skip
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -42,7 +42,7 @@ def _dataset_cards() -> list[str]:
         cls = dataset_registry.get(name)
         card = cls.card
         lines = [
-            f"[bold]{name}[/bold] ({cls.modality}) — {cls.summary()}",
+            f"{name} ({cls.modality}) — {cls.summary()}",
             f"  size: {cls.size or 'depends on its parameters'} · ground truth: {cls.ground_truth}",
             f"  source: {card.source or 'not stated'} · licence: {card.licence or 'not stated'}",
         ]

@@ -45,6 +45,6 @@ def rescore(
     print_run_tables(out_dir, summary.run_id)
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
     out.print(
-        f"run [bold]{summary.run_id}[/bold] (a rescoring of {run_id}) stored in "
+        f"run {summary.run_id} (a rescoring of {run_id}) stored in "
         f"{summary.store_path} ({counts}); {summary.stage_seconds['total']:.1f} s"
     )

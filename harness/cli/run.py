@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
 from harness.cli.app import OutOption, app, err, out, user_errors
 from harness.errors import HarnessError
@@ -178,7 +179,7 @@ def print_summary(summary: RunSummary) -> None:
             f"; from the cache: {summary.reused['models']} models, "
             f"{summary.reused['explanations']} explanations"
         )
-    out.print(f"run [bold]{summary.run_id}[/bold] stored in {summary.store_path} ({counts})")
+    out.print(f"run {summary.run_id} stored in {summary.store_path} ({counts})")
     stages = summary.stage_seconds
     parts = " · ".join(f"{stage} {stages[stage]:.1f} s" for stage in (*STAGES, "overhead"))
     out.print(f"wall {stages['total']:.1f} s: {parts}")
@@ -187,7 +188,7 @@ def print_summary(summary: RunSummary) -> None:
         by_error.setdefault(error, []).append(cell_id)
     for error, cells in by_error.items():  # one line per distinct failure
         where = cells[0] if len(cells) == 1 else f"{len(cells)} cells ({cells[0]}, …)"
-        out.print(f"[red]failed[/red] {where}: {error}", highlight=False)
+        out.print(Text.assemble(("failed", "red"), f" {where}: {error}"), highlight=False)
 
 
 def optional_resume_value(args: list[str]) -> list[str]:

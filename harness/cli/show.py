@@ -87,5 +87,5 @@ def show(
         if statuses.get("failed") or statuses.get("skipped"):
             out.print(f"entries: {dict(statuses)}")
         for title, table in shares.items():
-            out.print(f"\n[bold]importance per column (share of total): {title}[/bold]")
+            out.print(f"\nimportance per column (share of total): {title}", style="bold")
             out.print(table.round(3).to_string(), highlight=False)

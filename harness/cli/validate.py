@@ -19,11 +19,21 @@ def validate(suite: SuiteArgument) -> None:
     cells = plan(loaded)
     skipped = [c for c in cells if c.skip_reason]
     out.print(
-        f"[bold]{loaded.name}[/bold]: {len(cells)} cells = {len(loaded.spec.seeds)} seeds × "
+        f"{loaded.name}: {len(cells)} cells = {len(loaded.spec.seeds)} seeds × "
         f"{len(loaded.datasets)} datasets × {len(loaded.models)} models × "
         f"{len(loaded.explainers)} explainers; {len(cells) - len(skipped)} to run, "
         f"{len(skipped)} skipped"
     )
+    for section in ("datasets", "models", "explainers"):
+        expanded: dict[str, list[str]] = {}
+        for entry in getattr(loaded, section):
+            if entry.swept:
+                expanded.setdefault(entry.base, []).append(entry.id)
+        for base, ids in expanded.items():
+            swept = ", ".join(sorted({k for r in getattr(loaded, section) if r.base == base
+                                      for k in r.swept}))  # fmt: skip
+            out.print(f"sweep: {section} '{base}' expands into {len(ids)} entries "
+                      f"(over {swept})", highlight=False)  # fmt: skip
     combos: dict[tuple[str, str, str], str | None] = {}
     metric_skips: dict[tuple[str, str], dict[str, str]] = {}
     for cell in cells:

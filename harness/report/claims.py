@@ -23,7 +23,7 @@ def describe_outcome(outcome: ClaimResult) -> str:
     if outcome.note:
         details += f", {outcome.note}"
     return (
-        f"{outcome.verdict.upper():<12} {claim.id}  {measured} = "
+        f"{outcome.verdict.upper():<12} {outcome.label}  {measured} = "
         f"{format_number(outcome.measured)}{interval}; claim: {claim.statement()} "
         f'({details}) — {claim.source}: "{claim.text}"'
     )
@@ -51,7 +51,7 @@ def write_junit(path: Path, suite: str, run_id: str, outcomes: list[ClaimResult]
     ET.SubElement(properties, "property", name="run_id", value=xml_text(run_id))
     for outcome in outcomes:
         case = ET.SubElement(root, "testcase", classname=xml_text(f"claims.{suite}"),
-                             name=xml_text(outcome.claim.id), time="0")  # fmt: skip
+                             name=xml_text(outcome.label), time="0")  # fmt: skip
         line = xml_text(describe_outcome(outcome))
         if outcome.verdict != "holds":
             failure = ET.SubElement(case, "failure", type=outcome.verdict, message=line)

@@ -149,6 +149,63 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
     return figure
 
 
+#: With a hue, explainers are told apart by line style (colours show the hue).
+LINE_STYLES = ("-", "--", ":", "-.")
+
+#: Metrics a parameter sweep draws when the figure names none (those the run has).
+SWEEP_METRICS = ("accuracy_gain_pp", "accuracy_gain_rel", "spearman_gt", "pearson_gt",
+                 "spearman_ref")  # fmt: skip
+
+
+def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figure | None:
+    """Metrics against a swept parameter ``spec["x"]``: one line per explainer (the
+    entry it was generated from) and, with ``spec["hue"]``, per value of that second
+    swept parameter (colour: the hue's value, line style: the explainer); the mean over
+    seeds with a 95 % bootstrap interval over seeds (each seed's value averaged over the
+    cells of any other swept parameter, named in the title). Panels: ``spec["metric"]``,
+    or those of :data:`SWEEP_METRICS` the run has."""
+    x, hue = spec["x"], spec.get("hue")
+    if x not in results.columns:
+        return None
+    data = results[(results["status"] == "ok") & results["value"].notna() & results[x].notna()]
+    metrics = [spec["metric"]] if spec.get("metric") else [
+        m for m in SWEEP_METRICS if m in set(data["metric"])]  # fmt: skip
+    if data.empty or not metrics:
+        return None
+    swept = [c for c in results.columns[list(results.columns).index("explainer_base") + 1 :]]
+    averaged = [c for c in swept if c not in (x, hue) and data[c].notna().any()]
+    groups = ["explainer_base", *([hue] if hue else [])]
+    colours = explainer_colours(list(dict.fromkeys(data["explainer_base"])))
+    palette = plt.get_cmap("viridis")
+    hues = sorted(data[hue].dropna().unique()) if hue else []
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4), squeeze=False)
+    for axis, metric in zip(axes[0], metrics, strict=True):
+        block = data[data["metric"] == metric]
+        for key, rows in block.groupby(groups, sort=False, dropna=False):
+            key = key if isinstance(key, tuple) else (key,)
+            seeds = rows.groupby([x, "seed"])["value"].mean()
+            points = sorted(seeds.index.get_level_values(0).unique())
+            means = [seeds[p].mean() for p in points]
+            bands = [bootstrap_ci(seeds[p].to_numpy()) for p in points]
+            colour = (palette(hues.index(key[1]) / max(len(hues) - 1, 1))
+                      if hue and key[1] in hues else colours[key[0]])  # fmt: skip
+            label = key[0] if not hue else f"{key[0]}, {hue}={key[1]}"
+            style = LINE_STYLES[list(colours).index(key[0]) % len(LINE_STYLES)] if hue else "-"
+            axis.plot(points, means, marker="o", color=colour, linestyle=style, label=label)
+            low, high = zip(*bands, strict=True)
+            axis.fill_between(points, low, high, color=colour, alpha=0.15)
+        if metric.startswith("accuracy_gain"):
+            axis.axhline(0, color="grey", linewidth=0.8)
+        axis.set_xlabel(x)
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    note = f"; averaged over {', '.join(averaged)}" if averaged else ""
+    figure.suptitle(f"Sweep over {x}: mean and 95% bootstrap CI over seeds{note}", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
 def importance_figure(
     results: pd.DataFrame, importance: dict[str, np.ndarray], truth: dict[str, np.ndarray],
     dataset: str, model: str,
@@ -555,7 +612,10 @@ def draw(spec: dict[str, Any], data: RunData) -> list[tuple[str, Figure]]:
     kind, arrays = spec["kind"], data.arrays
     name = spec.get("name") or (f"metric_{spec['metric']}" if kind == "metric" else kind)
     drawn: list[tuple[str, Figure | None]] = []
-    if kind == "sweep":
+    if kind == "sweep" and spec.get("x"):
+        drawn.append((spec.get("name") or f"sweep_{spec['x']}",
+                      parameter_sweep_figure(results, spec)))  # fmt: skip
+    elif kind == "sweep":
         drawn.append((spec.get("name") or "sweep_irrelevant_features",
                       sweep_figure(results, data.config)))  # fmt: skip
     elif kind == "metric":

@@ -177,6 +177,51 @@ def _cells_section(results: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+VERDICT_COLOURS = {"holds": "#d9f2df", "fails": "#f8d7d7", "inconclusive": "#fff3c4"}
+
+
+def _claims_section(config: dict[str, Any], results: pd.DataFrame) -> str:
+    """The suite's claims evaluated on this run: one row per claim, and for a claim
+    checked ``per`` regime a map of its verdicts — rows: the values of all but the last
+    ``per`` parameter, columns: the last one's — with the measured value in each cell."""
+    from harness.claims import ClaimError, ClaimSpec, evaluate_all, format_number
+
+    claims = [ClaimSpec.model_validate(c) for c in config.get("claims") or []]
+    if not claims:
+        return ""
+    parts = ["<h2>Claims</h2>"]
+    for claim in claims:
+        title = f"<h3>{escape(claim.id)}: {escape(claim.statement())}</h3>"
+        source = f"<p>{escape(claim.source)}: “{escape(claim.text)}”</p>"
+        try:
+            outcomes = evaluate_all(claim, results)
+        except ClaimError as exc:
+            parts.append(f"{title}{source}<p>not evaluated: {escape(str(exc))}</p>")
+            continue
+        cells: dict[tuple[str, str], str] = {}
+        for outcome in outcomes:
+            regime = [f"{k}={v}" for k, v in outcome.regime]
+            row, column = ", ".join(regime[:-1]) or claim.id, regime[-1] if regime else "verdict"
+            interval = (f" [{format_number(outcome.low)}, {format_number(outcome.high)}]"
+                        if outcome.bootstrapped else "")  # fmt: skip
+            cells[(row, column)] = (
+                f'<td style="background:{VERDICT_COLOURS[outcome.verdict]}" '
+                f'title="{escape(outcome.note)}">{escape(outcome.verdict)}<br>'
+                f"{escape(format_number(outcome.measured) + interval)}</td>"
+            )
+        rows = list(dict.fromkeys(r for r, _ in cells))
+        columns = list(dict.fromkeys(c for _, c in cells))
+        header = "".join(f"<th>{escape(c)}</th>" for c in ["", *columns])
+        body = "".join(
+            f"<tr><th>{escape(r)}</th>" + "".join(cells.get((r, c), "<td></td>") for c in columns)
+            + "</tr>"
+            for r in rows
+        )  # fmt: skip
+        parts.append(f'{title}{source}<div class="scroll"><table><tr>{header}</tr>{body}'
+                     "</table></div>")  # fmt: skip
+    return "\n".join(parts)
+
+
 def _page(
     info: dict[str, Any],
     results: pd.DataFrame,
@@ -200,7 +245,8 @@ def _page(
     if others:
         body.append("<h2>Figures</h2>")
         body += [_image(png, stem) for stem, png in others]
-    body += [_conventions_section(results), _cells_section(results)]
+    body += [_claims_section(info["config"], results), _conventions_section(results),
+             _cells_section(results)]  # fmt: skip
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>xai-harness {escape(info['run_id'])}</title><style>{STYLE}</style></head>"

@@ -14,6 +14,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 
 class ProgressReporter(Protocol):
@@ -49,12 +50,12 @@ class RichProgress:
 
     def __init__(self, console: Console) -> None:
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[current]}"),
+            TextColumn("{task.fields[current]}", markup=False),
             console=console,
         )
         self._task: TaskID | None = None
@@ -71,7 +72,7 @@ class RichProgress:
         if self._task is None:
             return
         if status == "failed":
-            self._progress.console.print(f"[red]failed[/red] {cell_id}")
+            self._progress.console.print(Text.assemble(("failed", "red"), f" {cell_id}"))
         self._progress.advance(self._task)
 
     def finish(self) -> None:
