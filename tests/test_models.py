@@ -91,6 +91,37 @@ def test_early_stopping_reports_the_restored_epoch_and_trims_the_trajectory(data
     np.testing.assert_allclose(trajectory[-1], gate.weights().detach().numpy(), rtol=1e-6)
 
 
+def test_early_stopping_on_validation_accuracy(dataset) -> None:
+    """The restored epoch is the first one with the best validation accuracy."""
+    from harness.models.training import train_classifier
+
+    recipe = model_registry.get("mlp")(
+        hidden=[32], epochs=60, early_stopping_patience=4, learning_rate=0.01,
+        early_stopping_metric="accuracy",
+    )  # fmt: skip
+    accuracies: list[float] = []
+    from sklearn.model_selection import train_test_split
+
+    _, x_val, _, y_val = train_test_split(
+        dataset.x_train, dataset.y_train, test_size=0.1, stratify=dataset.y_train,
+        random_state=0,
+    )  # fmt: skip
+
+    def observe(module: torch.nn.Module, epoch: int) -> None:
+        with torch.no_grad():
+            predicted = module.eval()(torch.as_tensor(x_val)).argmax(dim=1).numpy()
+        module.train()
+        accuracies.append(float(np.mean(predicted == y_val)))
+
+    torch.manual_seed(0)
+    module = recipe.build(dataset)
+    best = train_classifier(module, dataset.x_train, dataset.y_train, recipe.params, seed=0,
+                            device=CPU, observer=observe)  # fmt: skip
+    trained = accuracies[1:]  # after each epoch (index 0: before training)
+    assert best == 1 + int(np.argmax(trained))
+    assert len(trained) == best + 4
+
+
 def test_standardize_uses_training_statistics_and_guards_constant_columns() -> None:
     layer = Standardize(np.array([1.0, 5.0]), np.array([2.0, 0.0]))
     out = layer(torch.tensor([[3.0, 5.0]]))

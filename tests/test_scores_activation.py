@@ -45,11 +45,23 @@ def test_gradients_reach_the_scores() -> None:
 
 def test_scores_are_exempt_from_weight_decay_by_default() -> None:
     module = torch.nn.Sequential(ScoresActivation(4), torch.nn.Linear(4, 2))
-    decayed, free = parameter_groups(module, weight_decay=0.1)
+    free, decayed = parameter_groups(module, weight_decay=0.1, learning_rate=1e-3)
     assert free["weight_decay"] == 0.0 and free["params"] == [module[0].scores]
     assert decayed["weight_decay"] == 0.1 and len(decayed["params"]) == 2
+    assert free["lr"] == decayed["lr"] == 1e-3
     module[0].exempt_from_weight_decay = False
-    assert len(parameter_groups(module, weight_decay=0.1)) == 1
+    assert len(parameter_groups(module, weight_decay=0.1, learning_rate=1e-3)) == 1
+
+
+def test_the_scores_take_their_own_learning_rate_or_none() -> None:
+    layer = ScoresActivation(4, learning_rate_multiplier=30.0)
+    module = torch.nn.Sequential(layer, torch.nn.Linear(4, 2))
+    scores, host = parameter_groups(module, weight_decay=0.0, learning_rate=1e-3)
+    assert scores["params"] == [layer.scores] and scores["lr"] == pytest.approx(0.03)
+    assert host["lr"] == 1e-3
+    frozen = torch.nn.Sequential(ScoresActivation(4, learn=False), torch.nn.Linear(4, 2))
+    (only,) = parameter_groups(frozen, weight_decay=0.0, learning_rate=1e-3)
+    assert len(only["params"]) == 2  # the frozen scores are not optimised
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +86,23 @@ def test_with_uniform_scores_the_model_is_its_twin_up_to_the_constant_scale(data
     rescaled = recipe.build(dataset, gate=ScoresActivation(dataset.n_features, rescale=True))
     with torch.no_grad():
         np.testing.assert_allclose(rescaled(x).numpy(), twin(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_uniform_gate_control_trains_into_the_twin_with_rescale(dataset) -> None:
+    """learn_scores = false, rescale = true: the gate multiplies by 1 and never moves, so
+    the control and its twin (same seed, same batches) end with the same weights — its
+    accuracy gain is 0; without rescale the gate scales the inputs by 1/d (see above),
+    which changes training: that part of a gain is not learned scores."""
+    recipe = model_registry.get("mlp")(hidden=[16], epochs=3)
+    twin = recipe.fit(dataset, seed=0, device=CPU)
+    control = explainer_registry.get("scores_activation")(learn_scores=False, rescale=True)
+    model = control.fit_model(recipe, dataset, seed=0, device=CPU)
+    gate = next(m for m in model.module.modules() if isinstance(m, ScoresActivation))
+    assert torch.equal(gate.scores, torch.zeros(dataset.n_features))
+    x = dataset.x_test[:50]
+    np.testing.assert_allclose(model.logits(x), twin.logits(x), rtol=1e-5, atol=1e-6)
+    trajectory = model.history["score_trajectory"]
+    np.testing.assert_allclose(trajectory, 1 / dataset.n_features)  # uniform at every epoch
 
 
 def _one_relevant_feature(seed: int) -> Dataset:

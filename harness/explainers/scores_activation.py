@@ -30,7 +30,9 @@ class ScoresActivation(nn.Module):
 
     ``w`` is positive and sums to 1 (to d with ``rescale``, so the mean weight is 1).
     ``exempt_from_weight_decay`` keeps weight decay off ``s`` (decay would pull the
-    scores towards uniform).
+    scores towards uniform); ``learning_rate_multiplier`` scales the optimiser's step on
+    ``s``; ``learn = False`` freezes ``s`` (the uniform-gate control: same layer, no
+    learned scores).
     """
 
     def __init__(
@@ -41,13 +43,16 @@ class ScoresActivation(nn.Module):
         rescale: bool = False,
         scores: torch.Tensor | None = None,
         exempt_from_weight_decay: bool = True,
+        learning_rate_multiplier: float = 1.0,
+        learn: bool = True,
     ) -> None:
         super().__init__()
         initial = torch.zeros(n_features) if scores is None else scores.clone().float()
-        self.scores = nn.Parameter(initial)
+        self.scores = nn.Parameter(initial, requires_grad=learn)
         self.temperature = temperature
         self.rescale = rescale
         self.exempt_from_weight_decay = exempt_from_weight_decay
+        self.learning_rate_multiplier = learning_rate_multiplier
 
     def weights(self) -> torch.Tensor:
         """softmax(s / T): one positive weight per feature, summing to 1."""
@@ -69,6 +74,17 @@ class ScoresActivationParams(Params):
     rescale: bool = Field(False, description="multiply the weights by d (mean weight 1)")
     weight_decay_on_scores: bool = Field(
         False, description="apply the recipe's weight decay to s too (off: it pulls to uniform)"
+    )
+    scores_learning_rate: float = Field(
+        1.0, gt=0, le=1e6,
+        description="multiplier of the recipe's learning rate for s (Adam moves each score "
+        "by about the learning rate per step)",
+    )  # fmt: skip
+    learn_scores: bool = Field(
+        True,
+        description="false: s frozen at its initial value — the uniform-gate control (with "
+        "init 'zeros': weights 1/d, × d with rescale), separating the effect of learning "
+        "the scores from that of scaling the inputs",
     )
 
 
@@ -105,6 +121,8 @@ class ScoresActivationExplainer(Explainer):
             rescale=self.params.rescale,
             scores=scores,
             exempt_from_weight_decay=not self.params.weight_decay_on_scores,
+            learning_rate_multiplier=self.params.scores_learning_rate,
+            learn=self.params.learn_scores,
         )
 
     def fit_model(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -27,7 +27,12 @@ class TrainingParams(Params):
         None,
         ge=1,
         le=100_000,
-        description="stop after this many epochs without a lower validation loss",
+        description="stop after this many epochs without a better validation score",
+    )
+    early_stopping_metric: Literal["loss", "accuracy"] = Field(
+        "loss",
+        description="early stopping: keep the epoch with the lowest validation loss, or "
+        "the highest validation accuracy (ties: the earlier epoch)",
     )
     validation_fraction: float = Field(
         0.1, gt=0, lt=1, description="training share held out for early stopping"
@@ -42,21 +47,28 @@ EpochObserver = Callable[[nn.Module, int], None]
 Penalty = Callable[[nn.Module], torch.Tensor]
 
 
-def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Adam parameter groups: weight decay everywhere except in submodules that set
-    ``exempt_from_weight_decay = True`` (e.g. a score layer that decay would pull to uniform)."""
-    exempt = {
-        id(p)
-        for m in module.modules()
-        if getattr(m, "exempt_from_weight_decay", False)
-        for p in m.parameters()
-    }
-    decayed = [p for p in module.parameters() if id(p) not in exempt]
-    free = [p for p in module.parameters() if id(p) in exempt]
-    groups = [{"params": decayed, "weight_decay": weight_decay}]
-    if free:
-        groups.append({"params": free, "weight_decay": 0.0})
-    return groups
+def parameter_groups(
+    module: nn.Module, weight_decay: float, learning_rate: float
+) -> list[dict[str, Any]]:
+    """Adam parameter groups of the trainable parameters: weight decay everywhere except
+    in submodules that set ``exempt_from_weight_decay = True`` (e.g. a score layer that
+    decay would pull to uniform), the learning rate times the
+    ``learning_rate_multiplier`` a submodule sets (default 1)."""
+    settings: dict[int, tuple[bool, float]] = {}
+    for m in module.modules():
+        exempt = bool(getattr(m, "exempt_from_weight_decay", False))
+        multiplier = float(getattr(m, "learning_rate_multiplier", 1.0))
+        if exempt or multiplier != 1.0:
+            settings |= {id(p): (exempt, multiplier) for p in m.parameters()}
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
+    for p in module.parameters():
+        if p.requires_grad:
+            groups.setdefault(settings.get(id(p), (False, 1.0)), []).append(p)
+    return [
+        {"params": params, "weight_decay": 0.0 if exempt else weight_decay,
+         "lr": learning_rate * multiplier}
+        for (exempt, multiplier), params in groups.items()
+    ]  # fmt: skip
 
 
 def train_classifier(
@@ -75,7 +87,8 @@ def train_classifier(
 
     The batch order comes from a generator seeded with ``seed``. With early stopping, a
     stratified ``validation_fraction`` of the rows is held out and the weights of the
-    epoch with the lowest validation loss are restored. ``observer`` sees the module
+    epoch with the lowest validation loss (or highest accuracy, ``early_stopping_metric``)
+    are restored. ``observer`` sees the module
     before training (epoch 0) and after every epoch; ``penalty(module)`` is added to the
     loss of every batch.
     """
@@ -89,11 +102,12 @@ def train_classifier(
     inputs = torch.as_tensor(x, device=device)
     labels = torch.as_tensor(y, device=device)
     optimiser = torch.optim.Adam(
-        parameter_groups(module, params.weight_decay), lr=params.learning_rate
+        parameter_groups(module, params.weight_decay, params.learning_rate),
+        lr=params.learning_rate,
     )
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
-    best_loss, best_state, best_epoch, stale = float("inf"), None, 0, 0
+    best_score, best_state, best_epoch, stale = float("inf"), None, 0, 0
     epoch = 0
     if observer is not None:
         observer(module, 0)
@@ -113,12 +127,15 @@ def train_classifier(
         if x_val is not None and params.early_stopping_patience is not None:
             module.eval()
             with torch.no_grad():
-                val_loss = loss_fn(
-                    module(torch.as_tensor(x_val, device=device)),
-                    torch.as_tensor(y_val, device=device),
-                ).item()
-            if val_loss < best_loss:
-                best_loss, best_state, stale = val_loss, copy.deepcopy(module.state_dict()), 0
+                logits = module(torch.as_tensor(x_val, device=device))
+                labels_val = torch.as_tensor(y_val, device=device)
+                score = (
+                    loss_fn(logits, labels_val).item()
+                    if params.early_stopping_metric == "loss"
+                    else -(logits.argmax(dim=1) == labels_val).float().mean().item()
+                )  # lower is better either way
+            if score < best_score:
+                best_score, best_state, stale = score, copy.deepcopy(module.state_dict()), 0
                 best_epoch = epoch
             else:
                 stale += 1
