@@ -64,6 +64,11 @@ class ComponentSpec(_Strict):
     name: Identifier = Field(description="registered name, or 'package.module:Class'")
     id: Identifier | None = Field(None, description="label in reports (default: the name)")
     params: dict[str, Any] = Field(default_factory=dict)
+    explains: Identifier | None = Field(
+        None,
+        description="explainers: the id of a by-design explainer whose model this post-hoc "
+        "explainer explains instead of the black-box twin",
+    )
     #: set on entries generated from a sweep (:mod:`harness.sweeps`)
     _base: str | None = PrivateAttr(None)
     _swept: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -237,6 +242,8 @@ class Resolved(Generic[C]):
     #: the id of the suite entry it was generated from, and its swept values (sweeps)
     base: str = ""
     swept: dict[str, Any] = field(default_factory=dict)
+    #: explainers: the by-design explainer whose model this one explains (None: the twin)
+    explains: str | None = None
 
     @property
     def name(self) -> str:
@@ -259,6 +266,10 @@ class Suite:
     def name(self) -> str:
         return self.spec.name
 
+    def explainer(self, explainer_id: str) -> Resolved[Explainer]:
+        """The explainer of this suite with that id."""
+        return next(e for e in self.explainers if e.id == explainer_id)
+
     @property
     def design_reference(self) -> Resolved[Explainer] | None:
         """The by-design explainer whose model, with its twin, defines the images that
@@ -275,6 +286,7 @@ class Suite:
             return [
                 {"id": r.id, "name": r.name, "params": r.component.config()}
                 | ({"sweep": {"base": r.base, "values": r.swept}} if r.swept else {})
+                | ({"explains": r.explains} if getattr(r, "explains", None) else {})
                 for r in items
             ]
 
@@ -402,7 +414,9 @@ def _expanded(spec: SuiteSpec, where: str) -> SuiteSpec:
                 continue
             for label, params, values in sweeps.expand(entry.label, entry.params):
                 try:
-                    generated = ComponentSpec(name=entry.name, id=label, params=params)
+                    generated = ComponentSpec(
+                        name=entry.name, id=label, params=params, explains=entry.explains
+                    )
                 except ValidationError:
                     problems.append(f"{section}[{index}]: the generated id '{label[:120]}' is "
                                     "not a valid id (at most 100 characters, no '/'); give "
@@ -507,6 +521,7 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
                     f"Explainer ids: {', '.join(explainer_ids)}"
                 )
     problems += _selection_problems(spec.execution, sections["explainers"])
+    problems += _explains_problems(spec, sections["explainers"])
     if problems:
         raise SuiteError("\n".join(f"{where}: {line}" for line in problems))
     return Suite(
@@ -518,6 +533,30 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
         explainers=sections["explainers"],
         metrics=sections["metrics"],
     )
+
+
+def _explains_problems(spec: SuiteSpec, explainers: list[Resolved[Any]]) -> list[str]:
+    """``explains`` only on post-hoc explainers, naming a by-design explainer."""
+    problems = []
+    by_design = [e.id for e in explainers if e.component.by_design]
+    for section in ("datasets", "models", "metrics"):
+        for index, entry in enumerate(getattr(spec, section)):
+            if entry.explains is not None:
+                problems.append(f"{section}[{index}].explains: only explainers explain a model")
+    for index, explainer in enumerate(explainers):
+        wanted = explainer.explains
+        if wanted is None:
+            continue
+        if explainer.component.by_design:
+            problems.append(f"explainers[{index}].explains: '{explainer.id}' is by design; it "
+                            "explains its own model")  # fmt: skip
+        elif wanted not in by_design:
+            problems.append(
+                f"explainers[{index}].explains: '{wanted}' is not a by-design explainer id of "
+                f"this suite{did_you_mean(wanted, by_design)} By-design explainers: "
+                f"{', '.join(by_design) or 'none'}"
+            )
+    return problems
 
 
 def _selection_problems(options: ExecutionOptions, explainers: list[Resolved[Any]]) -> list[str]:
@@ -556,4 +595,7 @@ def _resolve(
         for line in describe(exc, cls.Params, prefix=f"{key}.params", owner=(registry, cls)):
             problems.append(line)
         return None
-    return Resolved(id=entry.label, component=cls(params), base=entry.base, swept=entry.swept)
+    return Resolved(
+        id=entry.label, component=cls(params), base=entry.base, swept=entry.swept,
+        explains=entry.explains,
+    )  # fmt: skip

@@ -153,3 +153,48 @@ def test_without_a_validation_split_validation_scores_say_so(tmp_path):
     _run(tmp_path, ["random"], metrics=metrics)
     row = load_results(tmp_path).iloc[0]
     assert math.isnan(row["value"]) and "validation_fraction" in row["note"]
+
+
+TABLE = ("synthetic_tabular", {"n_samples": 300, "n_features": 6, "n_informative": 3})
+MLP = ("mlp", {"hidden": [8], "epochs": 3})
+
+
+def _explains(explainers: str) -> str:
+    return suite("explains", datasets=[TABLE], models=[MLP], explainers=[],
+                 metrics=["accuracy"]) + explainers  # fmt: skip
+
+
+def test_a_post_hoc_explainer_can_explain_the_by_design_model(tmp_path):
+    text = _explains(
+        '[[explainers]]\nname = "scores_activation"\n'
+        '[[explainers]]\nname = "saliency"\n'
+        '[[explainers]]\nname = "saliency"\nid = "saliency_on_sa"\nexplains = "scores_activation"\n'
+    )
+    summary = run_suite(parse_suite(text), tmp_path)
+    assert summary.counts["ok"] == 3
+    with ResultsStore(tmp_path, create=False) as store:
+        arrays = {c.split("/")[2]: store.cell_arrays(summary.run_id, c)
+                  for c in store.cell_statuses(summary.run_id)}  # fmt: skip
+    np.testing.assert_array_equal(  # the by-design model's predictions, not the twin's
+        arrays["saliency_on_sa"]["test_probabilities"],
+        arrays["scores_activation"]["test_probabilities"],
+    )
+    assert not np.allclose(
+        arrays["saliency_on_sa"]["explanation.local"], arrays["saliency"]["explanation.local"]
+    )
+    config = parse_suite(text).resolved_config()
+    assert config["explainers"][2]["explains"] == "scores_activation"
+
+
+@pytest.mark.parametrize(
+    ("explainers", "message"),
+    [
+        ('[[explainers]]\nname = "saliency"\nexplains = "scores_activatoin"\n'
+         '[[explainers]]\nname = "scores_activation"\n', "did you mean 'scores_activation'"),
+        ('[[explainers]]\nname = "scores_activation"\nexplains = "scores_activation"\n',
+         "is by design; it explains its own model"),
+    ],
+)  # fmt: skip
+def test_explains_must_name_a_by_design_explainer(explainers: str, message: str) -> None:
+    with pytest.raises(SuiteError, match=message):
+        parse_suite(_explains(explainers))

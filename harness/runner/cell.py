@@ -24,7 +24,7 @@ import torch
 
 from harness.datasets.base import Dataset, with_validation_split
 from harness.errors import HarnessError
-from harness.explainers.base import ExplainContext, Explanation
+from harness.explainers.base import ExplainContext, Explainer, Explanation
 from harness.models.base import TrainedModel
 from harness.records import CellRecord, CellStatus, ScoreRecord
 from harness.runner.cache import CacheError, ResultCache
@@ -32,7 +32,7 @@ from harness.runner.plan import Cell
 from harness.runner.progress import ProgressReporter
 from harness.runner.scoring import CellProducts, evidence_for, score_cell, unscored
 from harness.runner.timing import CellTimeout, StageClock, deadline
-from harness.suite import ExecutionOptions, Suite
+from harness.suite import ExecutionOptions, Resolved, Suite
 
 T = TypeVar("T")
 
@@ -153,12 +153,13 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
             twin = context.models.get(cell.model_key, lambda: _train(cell, dataset, device, cache))
             trained = twin
             if cell.explainer.component.by_design:
-                trained = context.models.get(
-                    cell.model_key,
-                    lambda: _train(cell, dataset, device, cache, by_design=True),
-                    variant=cell.explainer.id,
-                )
-            design = _design_partner(cell, context, dataset, device, cache)
+                trained = _by_design_model(cell, cell.explainer, context, dataset, device)
+            elif cell.explainer.explains is not None:  # a post-hoc explainer of a by-design model
+                trained = _by_design_model(
+                    cell, context.suite.explainer(cell.explainer.explains), context, dataset,
+                    device,
+                )  # fmt: skip
+            design = _design_partner(cell, context, dataset, device)
         progress.stage(cell.cell_id, "explaining")
         with clock.time("explain"):
             rows = np.arange(min(options.explain_rows, len(dataset.x_test)))
@@ -405,16 +406,29 @@ def explained_classes(
     return np.full(len(rows), k, dtype=np.int64)
 
 
-def _design_partner(
+def _by_design_model(
     cell: Cell,
+    design: Resolved[Explainer],
     context: CellContext,
     dataset: Dataset,
     device: torch.device,
-    cache: ResultCache | None,
+) -> Trained:
+    """The model by-design explainer ``design`` builds on the cell's dataset, recipe and
+    seed: trained once per group (whichever cell asks first), or from the cache."""
+    owner = replace(cell, explainer=design)
+    return context.models.get(
+        cell.model_key,
+        lambda: _train(owner, dataset, device, context.cache, by_design=True),
+        variant=design.id,
+    )
+
+
+def _design_partner(
+    cell: Cell, context: CellContext, dataset: Dataset, device: torch.device
 ) -> Trained | None:
     """For ``select_images = "correct_by_both"``, a post-hoc cell's partner: the suite's
-    design-reference model of the same dataset, recipe and seed (trained once per group,
-    or from the cache). None when not needed (by-design cells pair with their twin)."""
+    design-reference model of the same dataset, recipe and seed. None when not needed
+    (by-design cells pair with their twin)."""
     reference = context.suite.design_reference
     if (
         context.options.select_images != "correct_by_both"
@@ -422,12 +436,7 @@ def _design_partner(
         or reference is None
     ):
         return None
-    partner = replace(cell, explainer=reference)
-    return context.models.get(
-        cell.model_key,
-        lambda: _train(partner, dataset, device, cache, by_design=True),
-        variant=reference.id,
-    )
+    return _by_design_model(cell, reference, context, dataset, device)
 
 
 def _explain_or_reuse(
