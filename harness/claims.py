@@ -88,10 +88,10 @@ class ClaimSpec(BaseModel):
     kind: Literal["value", "ratio", "difference", "rank"]
     metric: str | None = Field(None, description="value/rank: the metric id (or in select)")
     select: Selection | None = None
-    numerator: Selection | None = None
-    denominator: Selection | None = None
-    minuend: Selection | None = None
-    subtrahend: Selection | None = None
+    numerator: Selection | list[Selection] | None = None
+    denominator: Selection | list[Selection] | None = None
+    minuend: Selection | list[Selection] | None = None
+    subtrahend: Selection | list[Selection] | None = None
     op: Op = ">="
     per: list[str] = Field(
         default_factory=list,
@@ -119,14 +119,27 @@ class ClaimSpec(BaseModel):
             raise ValueError("kind 'rank' needs `select.explainer`")
         return self
 
+    def terms(self) -> list[tuple[str, list[Selection]]]:
+        """Each side the claim reads (``select``, ``numerator``, …) with its selections —
+        several on a side are summed, e.g. explaining time plus the twin's training time
+        — and the claim-level metric filled in."""
+        names = ["select", "numerator", "denominator", "minuend", "subtrahend"]
+        sides = []
+        for name in names:
+            given = getattr(self, name)
+            if given is None:
+                continue
+            chosen = given if isinstance(given, list) else [given]
+            sides.append((name, [
+                s if s.metric is not None or self.metric is None
+                else s.model_copy(update={"metric": self.metric})
+                for s in chosen
+            ]))  # fmt: skip
+        return sides
+
     def sides(self) -> list[Selection]:
-        """The selections read, with the claim-level metric filled in."""
-        chosen = [self.select, self.numerator, self.denominator, self.minuend, self.subtrahend]
-        return [
-            s if s.metric is not None or self.metric is None else s.model_copy(
-                update={"metric": self.metric})
-            for s in chosen if s is not None
-        ]  # fmt: skip
+        """Every selection the claim reads, side by side."""
+        return [s for _, chosen in self.terms() for s in chosen]
 
     def statement(self) -> str:
         """The claim as a formula, e.g. ``ratio ≥ 150``."""
@@ -143,12 +156,10 @@ def claim_problems(claim: ClaimSpec, ids: dict[str, list[str]]) -> list[str]:
     selects or checks ``per`` is swept (``ids["swept"]``). Messages start with the key."""
     from harness.errors import did_you_mean
 
-    names = ["select", "numerator", "denominator", "minuend", "subtrahend"]
-    given = [n for n in names if getattr(claim, n) is not None]
     swept = ids.get("swept", [])
     known_swept = f"Swept parameters: {', '.join(swept) or 'none (the suite has no sweep)'}"
     problems = []
-    for name, side in zip(given, claim.sides(), strict=True):
+    for name, side in ((n, s) for n, chosen in claim.terms() for s in chosen):
         for key in ("metric", "explainer", "dataset", "model"):
             known = ids.get(key, [])
             wanted = getattr(side, key)
@@ -215,6 +226,17 @@ def per_seed(results: pd.DataFrame, side: Selection, claim_id: str) -> pd.Series
             "in this run; check its ids, or whether those cells were skipped or failed"
         )
     return values
+
+
+def summed_per_seed(results: pd.DataFrame, sides: list[Selection], claim_id: str) -> pd.Series:
+    """The sum of several selections' values per seed (the seeds they all have)."""
+    values = [per_seed(results, side, claim_id) for side in sides]
+    total = values[0]
+    for more in values[1:]:
+        total = total.add(more, fill_value=None).dropna()
+    if total.empty:
+        raise ClaimError(f"claim '{claim_id}': the summed selections share no seed")
+    return total
 
 
 def _across_seeds(results: pd.DataFrame, side: Selection) -> bool:
@@ -311,7 +333,7 @@ def evaluate(claim: ClaimSpec, results: pd.DataFrame) -> ClaimResult:
             if len(values) > 1 else None
         )  # fmt: skip
     else:
-        a, b = (per_seed(results, side, claim.id) for side in sides)
+        a, b = (summed_per_seed(results, chosen, claim.id) for _, chosen in claim.terms())
         if claim.kind == "ratio":
             if b.mean() == 0:
                 raise ClaimError(f"claim '{claim.id}': the denominator's mean is 0")

@@ -31,6 +31,7 @@ from harness.environment import collect_environment
 from harness.errors import HarnessError, did_you_mean
 from harness.explainers.base import Explanation
 from harness.metrics.base import Metric
+from harness.models.base import HISTORY_KEYS
 from harness.records import CellRecord
 from harness.run_lock import RunLock
 from harness.runner.cache import ResultCache
@@ -258,6 +259,7 @@ def _stored_products(
         validation_probabilities=stored.get("validation_probabilities"),
         twin_validation_probabilities=stored.get("twin_validation_probabilities"),
         class_explanations=stored.get("explanation.per_class"),
+        history={k: stored[k] for k in HISTORY_KEYS if k in stored},
         design_test_predictions=stored.get("design_test_predictions"),
         twin_test_probabilities=stored.get("twin_test_probabilities"),
         twin_train_seconds=None if twin_seconds is None else float(twin_seconds),

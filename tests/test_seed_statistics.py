@@ -89,3 +89,42 @@ def test_data_seed_holds_the_data_and_varies_the_model(tmp_path: Path) -> None:
     for each in loaded:
         np.testing.assert_array_equal(each.x_train, data.x_train)
         np.testing.assert_array_equal(each.y_test, data.y_test)
+
+
+def test_time_to_ranking_by_hand() -> None:
+    trajectory = np.array([
+        [0.25, 0.25, 0.25, 0.25],  # epoch 0: all tied → {0, 1, 2, 3}
+        [0.4, 0.3, 0.2, 0.1],      # epoch 1: top-2 {0, 1}
+        [0.1, 0.4, 0.3, 0.2],      # epoch 2: {1, 2}
+        [0.2, 0.5, 0.25, 0.05],    # epoch 3: {1, 2}
+        [0.1, 0.6, 0.2, 0.1],      # epoch 4: {1, 2}
+    ])  # fmt: skip
+    seconds = np.array([0.0, 1.5, 3.0, 4.5, 6.0])
+    result = metric_registry.get("time_to_ranking")(k=2).compute(
+        Evidence(history={"score_trajectory": trajectory, "epoch_seconds": seconds})
+    )
+    assert result.value == 3.0 and int(result.arrays["epoch"]) == 2
+    missing = metric_registry.get("time_to_ranking")().compute(Evidence(history={}))
+    assert math.isnan(missing.value) and "trajectory" in missing.note
+
+
+def test_claims_sum_terms_on_a_side() -> None:
+    import pandas as pd
+
+    from harness.claims import ClaimSpec, evaluate_all
+
+    rows = [
+        {"metric": m, "explainer": e, "dataset": "d", "model": "m", "seed": seed, "value": v,
+         "across_seeds": False}
+        for seed in (0, 1, 2)
+        for m, e, v in (("explain_seconds", "shap", 30.0 + seed), ("train_seconds", "sa", 0.5),
+                        ("train_seconds", "twin", 0.5))
+    ]  # fmt: skip
+    claim = ClaimSpec.model_validate({
+        "id": "speed", "source": "s", "text": "t", "kind": "ratio", "op": ">=", "value": 30.0,
+        "numerator": [{"metric": "explain_seconds", "explainer": "shap"},
+                      {"metric": "train_seconds", "explainer": "twin"}],
+        "denominator": {"metric": "train_seconds", "explainer": "sa"},
+    })  # fmt: skip
+    (outcome,) = evaluate_all(claim, pd.DataFrame(rows))
+    assert outcome.measured == pytest.approx((31.0 + 0.5) / 0.5)  # (30 + 1 mean + 0.5) / 0.5

@@ -7,6 +7,7 @@ the model and ``softmax(s / T)`` *is* the global importance, readable at any epo
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -95,7 +96,9 @@ class ScoresActivationExplainer(Explainer):
     By design: wraps the tabular model recipe, trains it with the layer, and reads the
     global importance softmax(s / T) from the trained model (explaining costs a read).
     The score trajectory per epoch is kept as ``score_trajectory`` (epoch 0 = initial, up
-    to the epoch whose weights the model keeps — with early stopping, the restored one).
+    to the epoch whose weights the model keeps — with early stopping, the restored one),
+    and the wall seconds from the start of training to the end of each of those epochs
+    as ``epoch_seconds`` (the cost of reading a ranking after that epoch).
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
@@ -129,17 +132,22 @@ class ScoresActivationExplainer(Explainer):
         self, recipe: ModelRecipe, dataset: Dataset, seed: int, device: torch.device
     ) -> TrainedModel:
         trajectory: list[np.ndarray] = []
+        seconds: list[float] = []
+        started = time.perf_counter()
 
         def record(module: nn.Module, epoch: int) -> None:
             gate = next(m for m in module.modules() if isinstance(m, ScoresActivation))
             trajectory.append(gate.weights().detach().cpu().numpy().copy())
+            seconds.append(time.perf_counter() - started)
 
         trained = recipe.fit(
             dataset, seed, device, observer=record,
             architecture=lambda data: self.architecture(recipe, data, seed),
         )  # fmt: skip
         # up to the epoch the model ends with (early stopping restores an earlier one)
-        trained.history["score_trajectory"] = np.stack(trajectory[: trained.epochs_trained + 1])
+        kept = trained.epochs_trained + 1
+        trained.history["score_trajectory"] = np.stack(trajectory[:kept])
+        trained.history["epoch_seconds"] = np.array(seconds[:kept])
         return trained
 
     def architecture(self, recipe: ModelRecipe, dataset: Dataset, seed: int) -> nn.Module:

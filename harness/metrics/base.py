@@ -22,6 +22,8 @@ class Evidence:
 
     ``y_true``/``y_pred``: test labels and the model's predicted classes (int);
     ``y_score``: its class probabilities on the test split (rows × classes).
+    ``history``: what the explained model recorded while training (e.g.
+    ``score_trajectory``, ``epoch_seconds``).
     ``y_val``/``val_score``/``twin_val_score``: labels of the validation split and the
     model's (and twin's) class probabilities on it, when the suite holds one out.
     ``attributions``: local attributions for the explained rows (rows × features).
@@ -63,6 +65,7 @@ class Evidence:
     class_attributions: np.ndarray | None = None
     explained_labels: np.ndarray | None = None
     y_val: np.ndarray | None = None
+    history: dict[str, np.ndarray] | None = None
     val_score: np.ndarray | None = None
     twin_val_score: np.ndarray | None = None
     image_selection: str = "all"

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+from pydantic import Field
+
+from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 
 
@@ -82,3 +86,45 @@ class TrainOverheadSeconds(Metric):
     def compute(self, evidence: Evidence) -> MetricResult:
         assert evidence.train_seconds is not None and evidence.twin_train_seconds is not None
         return MetricResult(float(evidence.train_seconds - evidence.twin_train_seconds))
+
+
+class TimeToRankingParams(Params):
+    k: int = Field(5, ge=1, le=1_000_000, description="size of the top-k feature set")
+
+
+@metric_registry.register("time_to_ranking")
+class TimeToRanking(Metric):
+    """Wall seconds of training until the top-k features of the by-design ranking stop
+    changing: from the stored per-epoch trajectory (ScoresActivation), the first epoch
+    after which the top-k set (features tied with the k-th weight included) is the same
+    at every later epoch, and the training time up to its end (``epoch_seconds``).
+
+    The epoch is in the note and stored as ``<metric id>.epoch``. Explainers without a
+    trajectory leave it missing, with the reason.
+    """
+
+    kind = "cost"
+    higher_is_better: ClassVar[bool] = False
+    unit: ClassVar[str] = "s"
+    needs: ClassVar[frozenset[str]] = frozenset({"global_importance"})
+    fixed_conventions: ClassVar[dict[str, str]] = {
+        "clock": "wall seconds from the start of training to the end of the epoch",
+        "ties": "every feature tied with the k-th weight is in the set",
+    }
+    params: TimeToRankingParams
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        from harness.metrics.stability import top_set
+
+        history = evidence.history or {}
+        trajectory, seconds = history.get("score_trajectory"), history.get("epoch_seconds")
+        if trajectory is None or seconds is None:
+            return MetricResult.undefined("no per-epoch score trajectory (by-design rankings only)")
+        sets = [top_set(row, self.params.k) for row in trajectory]
+        epoch = len(sets) - 1
+        while epoch > 0 and sets[epoch - 1] == sets[-1]:
+            epoch -= 1
+        return MetricResult(
+            float(seconds[epoch]), f"top-{self.params.k} set final from epoch {epoch}",
+            arrays={"epoch": np.array(epoch)},
+        )  # fmt: skip

@@ -16,6 +16,10 @@ from harness.datasets.base import Dataset, Modality
 from harness.models.training import EpochObserver, Penalty, TrainingParams, train_classifier
 from harness.registry import Registry
 
+#: What models record while training (``TrainedModel.history``) that metrics read; cells
+#: store each under its own name, and a rescoring reads them back from there.
+HISTORY_KEYS = ("score_trajectory", "epoch_seconds")
+
 
 @dataclass
 class TrainedModel:

@@ -188,6 +188,7 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
             twin_train_seconds=twin.model.train_seconds if trained is not twin else None,
             predict_proba=trained.model.predict_proba,
             class_explanations=per_class,
+            history=trained.model.history,
             design_test_predictions=None if design is None else design.test_predictions,
         )
         progress.stage(cell.cell_id, "scoring")

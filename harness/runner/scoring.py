@@ -57,6 +57,7 @@ class CellProducts:
     validation_probabilities: np.ndarray | None = None
     twin_validation_probabilities: np.ndarray | None = None
     class_explanations: np.ndarray | None = None
+    history: dict[str, np.ndarray] | None = None
     design_test_predictions: np.ndarray | None = None
     predict_proba: Callable[[np.ndarray], np.ndarray] | None = None
 
@@ -107,6 +108,7 @@ def evidence_for(
         y_score=products.test_probabilities,
         twin_y_score=products.twin_test_probabilities,
         y_val=dataset.y_val,
+        history=products.history,
         val_score=products.validation_probabilities,
         twin_val_score=products.twin_validation_probabilities,
         attributions=None if local is None else local[chosen],
