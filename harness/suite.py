@@ -69,6 +69,11 @@ class ComponentSpec(_Strict):
         description="explainers: the id of a by-design explainer whose model this post-hoc "
         "explainer explains instead of the black-box twin",
     )
+    explain_rows: int | dict[str, Any] | None = Field(
+        None,
+        description="explainers: test rows this explainer explains (default: "
+        "execution.explain_rows); may be a sweep, { sweep = [50, 100] }",
+    )
     #: set on entries generated from a sweep (:mod:`harness.sweeps`)
     _base: str | None = PrivateAttr(None)
     _swept: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -244,6 +249,8 @@ class Resolved(Generic[C]):
     swept: dict[str, Any] = field(default_factory=dict)
     #: explainers: the by-design explainer whose model this one explains (None: the twin)
     explains: str | None = None
+    #: explainers: the rows it explains, when not ``execution.explain_rows``
+    explain_rows: int | None = None
 
     @property
     def name(self) -> str:
@@ -287,6 +294,7 @@ class Suite:
                 {"id": r.id, "name": r.name, "params": r.component.config()}
                 | ({"sweep": {"base": r.base, "values": r.swept}} if r.swept else {})
                 | ({"explains": r.explains} if getattr(r, "explains", None) else {})
+                | ({"explain_rows": r.explain_rows} if getattr(r, "explain_rows", None) else {})
                 for r in items
             ]
 
@@ -382,6 +390,27 @@ _RESERVED_COLUMNS = frozenset(
 )  # fmt: skip
 
 
+#: The entry key of explainers that may be swept like a parameter.
+EXPLAIN_ROWS = "explain_rows"
+
+
+def _explain_rows_problems(entry: ComponentSpec, section: str, where: str) -> list[str]:
+    """``explain_rows`` only on explainers: a positive number or a sweep of them."""
+    value = entry.explain_rows
+    if value is None:
+        return []
+    if section != "explainers":
+        return [f"{where}.explain_rows: only explainers take explain_rows"]
+    values = value.get(sweeps.SWEEP) if isinstance(value, dict) else [value]
+    if not isinstance(values, list) or not (sweeps.is_sweep(value) or not isinstance(value, dict)):
+        return [f"{where}.explain_rows: give a number of rows or {{ sweep = [50, 100] }}"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 10**7 for v in values):
+        return [
+            f"{where}.explain_rows: rows must be whole numbers from 1 to 10,000,000 (got {values})"
+        ]
+    return []
+
+
 def _expanded(spec: SuiteSpec, where: str) -> SuiteSpec:
     """``spec`` with every swept entry replaced by the entries it expands into."""
     problems: list[str] = []
@@ -391,9 +420,15 @@ def _expanded(spec: SuiteSpec, where: str) -> SuiteSpec:
         sections[section] = []
         for index, entry in enumerate(getattr(spec, section)):
             key = f"{section}[{index}].params"
-            found = sweeps.sweep_problems(entry.params)
+            rows = _explain_rows_problems(entry, section, f"{section}[{index}]")
+            problems += rows
+            # explain_rows sweeps like a parameter (it is taken out again below)
+            params = dict(entry.params)
+            if entry.explain_rows is not None and not rows:
+                params[EXPLAIN_ROWS] = entry.explain_rows
+            found = sweeps.sweep_problems(params)
             problems += [f"{key}.{line}" for line in found]
-            swept = [k for k, v in entry.params.items() if sweeps.is_sweep(v)]
+            swept = [k for k, v in params.items() if sweeps.is_sweep(v)]
             if swept and section == "metrics":
                 problems.append(f"{key}.{swept[0]}: metrics cannot be swept; list one "
                                 "entry per setting, each with its own id")  # fmt: skip
@@ -408,15 +443,17 @@ def _expanded(spec: SuiteSpec, where: str) -> SuiteSpec:
             if found or not swept:
                 sections[section].append(entry)
                 continue
-            if sweeps.expansion_size(entry.params) > sweeps.MAX_EXPANSION:
+            if sweeps.expansion_size(params) > sweeps.MAX_EXPANSION:
                 problems.append(f"{key}: the sweeps expand into more than "
                                 f"{sweeps.MAX_EXPANSION} entries")  # fmt: skip
                 continue
-            for label, params, values in sweeps.expand(entry.label, entry.params):
+            for label, concrete, values in sweeps.expand(entry.label, params):
+                rows_value = concrete.pop(EXPLAIN_ROWS, None)
                 try:
                     generated = ComponentSpec(
-                        name=entry.name, id=label, params=params, explains=entry.explains
-                    )
+                        name=entry.name, id=label, params=concrete, explains=entry.explains,
+                        explain_rows=rows_value,
+                    )  # fmt: skip
                 except ValidationError:
                     problems.append(f"{section}[{index}]: the generated id '{label[:120]}' is "
                                     "not a valid id (at most 100 characters, no '/'); give "
@@ -597,5 +634,5 @@ def _resolve(
         return None
     return Resolved(
         id=entry.label, component=cls(params), base=entry.base, swept=entry.swept,
-        explains=entry.explains,
+        explains=entry.explains, explain_rows=entry.explain_rows,  # type: ignore[arg-type]
     )  # fmt: skip

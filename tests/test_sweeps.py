@@ -183,3 +183,24 @@ def test_validate_reports_the_expanded_count(tmp_path: Path) -> None:
     assert "4 cells" in result.stdout
     assert "sweep: datasets 'synthetic_tabular' expands into 4 entries" in result.stdout
     assert "synthetic_tabular[n_samples=200,n_features=6]" in result.stdout
+
+
+def test_explain_rows_of_an_explainer_can_be_swept(tmp_path: Path) -> None:
+    text = suite(
+        "rows",
+        datasets=[("synthetic_tabular", {"n_samples": 300, "n_features": 6, "n_informative": 3})],
+        models=[MLP],
+        explainers=["saliency"],
+        metrics=["explain_seconds"],
+    ).replace('name = "saliency"', 'name = "saliency"\nexplain_rows = { sweep = [10, 40] }')
+    loaded = parse_suite(text)
+    assert [(e.id, e.explain_rows) for e in loaded.explainers] == [
+        ("saliency[explain_rows=10]", 10), ("saliency[explain_rows=40]", 40),
+    ]  # fmt: skip
+    run_suite(loaded, tmp_path)
+    results = load_results(tmp_path).set_index("explain_rows")
+    assert results.loc[10, "n_explained"] == 10 and results.loc[40, "n_explained"] == 40
+    for bad, message in (("0", "whole numbers from 1 to"), ("{ sweeps = [1] }", "give a number")):
+        broken = text.replace("{ sweep = [10, 40] }", bad)
+        with pytest.raises(SuiteError, match=message):
+            parse_suite(broken)

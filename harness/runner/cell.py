@@ -162,7 +162,8 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
             design = _design_partner(cell, context, dataset, device)
         progress.stage(cell.cell_id, "explaining")
         with clock.time("explain"):
-            rows = np.arange(min(options.explain_rows, len(dataset.x_test)))
+            wanted = cell.explainer.explain_rows or options.explain_rows
+            rows = np.arange(min(wanted, len(dataset.x_test)))
             targets = _stage("choosing the explained class", explained_classes,
                              options.target, trained, dataset, rows)  # fmt: skip
             explanation, explain_seconds = _explain_or_reuse(
