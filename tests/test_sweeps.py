@@ -204,3 +204,14 @@ def test_explain_rows_of_an_explainer_can_be_swept(tmp_path: Path) -> None:
         broken = text.replace("{ sweep = [10, 40] }", bad)
         with pytest.raises(SuiteError, match=message):
             parse_suite(broken)
+
+
+def test_check_summarises_the_regimes_of_each_claim() -> None:
+    from harness.report.claims import describe_outcome, regime_summary
+
+    claim = ClaimSpec(id="gain", source="s", text="t", kind="value", op=">", value=0.0,
+                      select={"metric": "accuracy_gain_pp", "explainer": "sa"},
+                      per=["n_samples"])  # fmt: skip
+    outcomes = evaluate_all(claim, _hand_made_results())
+    assert describe_outcome(outcomes[0]).startswith("HOLDS        gain[n_samples=300]  value = 2")
+    assert regime_summary(outcomes) == ["gain: 1 of 2 regimes hold, 0 fail, 1 inconclusive"]

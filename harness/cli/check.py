@@ -46,7 +46,7 @@ def check(
     inconclusive, or --against flags a change; 2: usage errors)."""
     from harness.checking import check_run
     from harness.output_paths import writable_file
-    from harness.report.claims import describe_outcome, write_junit
+    from harness.report.claims import describe_outcome, regime_summary, write_junit
     from harness.store import STORE_FILENAME, ResultsStore
     from harness.suite import read_spec
 
@@ -77,6 +77,8 @@ def check(
               highlight=False)  # fmt: skip
     for outcome in report.outcomes:
         out.print(describe_outcome(outcome), highlight=False, soft_wrap=True)
+    for line in regime_summary(report.outcomes):
+        out.print(line, highlight=False, soft_wrap=True)
     if junit is not None:
         write_junit(junit, spec.name, report.run_id, report.outcomes)
     comparison = report.comparison

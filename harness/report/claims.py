@@ -29,6 +29,21 @@ def describe_outcome(outcome: ClaimResult) -> str:
     )
 
 
+def regime_summary(outcomes: list[ClaimResult]) -> list[str]:
+    """One line per claim checked per regime: how many regimes hold, fail, are
+    inconclusive (``gain: 12 of 32 regimes hold, 8 fail, 12 inconclusive``)."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in outcomes:
+        if outcome.regime:
+            tally = counts.setdefault(outcome.claim.id, {})
+            tally[outcome.verdict] = tally.get(outcome.verdict, 0) + 1
+    return [
+        f"{claim}: {tally.get('holds', 0)} of {sum(tally.values())} regimes hold, "
+        f"{tally.get('fails', 0)} fail, {tally.get('inconclusive', 0)} inconclusive"
+        for claim, tally in counts.items()
+    ]
+
+
 #: Characters XML 1.0 does not allow anywhere (most control characters, lone surrogates).
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
