@@ -500,8 +500,9 @@ def _id_problems(spec: SuiteSpec) -> list[str]:
             problems.append(f"{where_claim}: the id is used twice; give each claim its own id")
         seen_claims.add(claim.id)
         problems += [f"{where_claim}.{line}" for line in claim_problems(claim, claim_ids)]
-    figure_ids = {"metric": labels["metrics"], "datasets": labels["datasets"],
-                  "models": labels["models"], "explainers": labels["explainers"]}  # fmt: skip
+    figure_ids = {"metric": labels["metrics"], "datasets": with_bases("datasets"),
+                  "models": with_bases("models"),
+                  "explainers": with_bases("explainers")}  # fmt: skip
     for index, figure in enumerate(spec.figures):
         for key in ("x", "hue"):
             wanted = getattr(figure, key)

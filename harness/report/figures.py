@@ -159,8 +159,9 @@ SWEEP_METRICS = ("accuracy_gain_pp", "accuracy_gain_rel", "spearman_gt", "pearso
 
 def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figure | None:
     """Metrics against a swept parameter ``spec["x"]``: one line per explainer (the
-    entry it was generated from) and, with ``spec["hue"]``, per value of that second
-    swept parameter (colour: the hue's value, line style: the explainer); the mean over
+    entry it was generated from; per model too when there are several) and, with
+    ``spec["hue"]``, per value of that second swept parameter (colour: the hue's value,
+    line style: the explainer); the mean over
     seeds with a 95 % bootstrap interval over seeds (each seed's value averaged over the
     cells of any other swept parameter, named in the title). Panels: ``spec["metric"]``,
     or those of :data:`SWEEP_METRICS` the run has."""
@@ -174,11 +175,14 @@ def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figur
         return None
     swept = [c for c in results.columns[list(results.columns).index("explainer_base") + 1 :]]
     averaged = [c for c in swept if c not in (x, hue) and data[c].notna().any()]
-    groups = ["explainer_base", *([hue] if hue else [])]
-    colours = explainer_colours(list(dict.fromkeys(data["explainer_base"])))
+    several_models = data["model"].nunique() > 1  # one line per explainer and model then
+    data = data.assign(line=data["explainer_base"] + (
+        " (" + data["model"] + ")" if several_models else ""))  # fmt: skip
+    groups = ["line", *([hue] if hue else [])]
+    colours = explainer_colours(list(dict.fromkeys(data["line"])))
     palette = plt.get_cmap("viridis")
     hues = sorted(data[hue].dropna().unique()) if hue else []
-    figure, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4), squeeze=False)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(7.5 * len(metrics), 4.2), squeeze=False)
     for axis, metric in zip(axes[0], metrics, strict=True):
         block = data[data["metric"] == metric]
         for key, rows in block.groupby(groups, sort=False, dropna=False):
@@ -199,7 +203,7 @@ def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figur
         axis.set_xlabel(x)
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     note = f"; averaged over {', '.join(averaged)}" if averaged else ""
     figure.suptitle(f"Sweep over {x}: mean and 95% bootstrap CI over seeds{note}", fontsize=10)
     figure.tight_layout()
@@ -607,8 +611,11 @@ def draw(spec: dict[str, Any], data: RunData) -> list[tuple[str, Figure]]:
     filters) as (file stem, figure) pairs; none when the kind does not apply."""
     results = data.results
     for key, column in (("datasets", "dataset"), ("models", "model"), ("explainers", "explainer")):
-        if spec.get(key):
-            results = results[results[column].isin(spec[key])]
+        if spec.get(key):  # an id, or the id of a swept entry (selects all it generated)
+            chosen = results[column].isin(spec[key])
+            if f"{column}_base" in results.columns:
+                chosen |= results[f"{column}_base"].isin(spec[key])
+            results = results[chosen]
     kind, arrays = spec["kind"], data.arrays
     name = spec.get("name") or (f"metric_{spec['metric']}" if kind == "metric" else kind)
     drawn: list[tuple[str, Figure | None]] = []
