@@ -161,7 +161,9 @@ seeds = [0, 1, 2, 3, 4]
 metrics = ["accuracy", "accuracy_gain_pp", "spearman_gt"]
 [[datasets]]
 name = "synthetic_tabular"
-params = { n_samples = { sweep = [300, 500, 1000, 5000, 10000] }, n_features = { sweep = [10, 16, 30, 55, 80] } }
+[datasets.params]
+n_samples = { sweep = [300, 500, 1000, 5000, 10000] }
+n_features = { sweep = [10, 16, 30, 55, 80] }
 [[models]]
 name = "mlp"
 [[explainers]]
