@@ -685,7 +685,9 @@ def load_results(out_dir: str | Path = "results", run_id: str | None = None) -> 
 
     All runs by default, or one run (a unique id prefix is enough). Columns include
     ``run_id, dataset, model, explainer, seed, metric, value, higher_is_better, status``
-    (dataset/model/explainer are the suite's ``id`` labels); ``value`` is NaN where a
+    (dataset/model/explainer are the suite's ``id`` labels), ``dataset_base``,
+    ``model_base``, ``explainer_base`` (the entry a swept id was generated from) and one
+    column per swept parameter; ``value`` is NaN where a
     score could not be computed, with the reason in ``note`` (and ``error`` for failed
     cells).
     """

@@ -20,6 +20,9 @@ from typing import Any
 
 from harness.errors import did_you_mean
 
+#: Result columns naming the suite entry each row's entry was generated from.
+SWEEP_BASE_COLUMNS = ["dataset_base", "model_base", "explainer_base"]
+
 #: The key of a sweep table.
 SWEEP = "sweep"
 #: At most this many values per swept parameter and entries per expanded entry.
@@ -95,8 +98,9 @@ def with_sweep_columns(frame: Any, configs: dict[str, dict[str, Any]]) -> Any:
     run's stored configuration."""
     frame = frame.copy()
     swept_columns: dict[str, list[Any]] = {}
-    for section, column in (("datasets", "dataset"), ("models", "model"),
-                            ("explainers", "explainer")):  # fmt: skip
+    for section, base in zip(("datasets", "models", "explainers"), SWEEP_BASE_COLUMNS,
+                             strict=True):  # fmt: skip
+        column = base.removesuffix("_base")
         lookup: dict[tuple[str, str], dict[str, Any]] = {}
         for run_id, config in configs.items():
             for entry in config.get(section) or []:

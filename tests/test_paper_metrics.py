@@ -255,6 +255,7 @@ def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 @pytest.mark.filterwarnings("ignore:A single label was found")  # scikit-learn, in the test
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")  # likewise
 @settings(max_examples=60, deadline=None)
 @given(labelled_scores(classes=2))
 def test_binary_scores_equal_scikit_learns(data) -> None:

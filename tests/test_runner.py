@@ -14,13 +14,16 @@ from harness.records import RESULT_COLUMNS
 from harness.runner import plan
 from harness.store import ResultsStore
 from harness.suite import load_suite, parse_suite
+from harness.sweeps import SWEEP_BASE_COLUMNS
 from tests.conftest import FAILURES_SUITE, ONE_SEED_SUITE, TINY_SUITE
 
 
 def test_tiny_run_stores_every_cell_and_metric(tiny_run) -> None:
     out, summary = tiny_run
     results = load_results(out, summary.run_id)
-    assert list(results.columns) == RESULT_COLUMNS
+    # the entry each id was generated from follows (the id itself: this suite sweeps nothing)
+    assert list(results.columns) == [*RESULT_COLUMNS, *SWEEP_BASE_COLUMNS]
+    assert (results["dataset_base"] == results["dataset"]).all()
     assert summary.counts == {"ok": 6, "failed": 0, "skipped": 0}
     assert len(results) == 6 * 5  # cells × metrics
     assert set(results["status"]) == {"ok"}
