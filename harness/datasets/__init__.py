@@ -8,6 +8,7 @@ from harness.datasets import (  # noqa: F401  (registers)
     sklearn_bundled,
     synthetic_lesions,
     synthetic_tabular,
+    table_file,
 )
 from harness.datasets.base import Dataset, DatasetCard, DatasetSource, GroundTruth, dataset_registry
 

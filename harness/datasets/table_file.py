@@ -1,0 +1,174 @@
+"""``table_file``: a user's own table — CSV, TSV, Parquet or Feather — as a dataset.
+
+The file is read with pandas (pyarrow for Parquet and Feather; never unpickled), then
+cleaned the way real clinical tables need, in this order:
+
+1. ``drop`` columns are removed (identifiers, or leakage such as follow-up time);
+2. ``missing_values`` per column are set missing (e.g. ``{ Glucose = [0] }``: a zero that
+   means "not measured");
+3. text columns whose every value is a number written with thousands separators
+   (``"265,000"``) become numbers; columns of words for booleans (``TRUE``/``FALSE``,
+   ``t``/``f``, ``yes``/``no``, any case) become 1/0;
+4. the ``target`` column gives the classes; ``positive_above`` (``num > 0``) or
+   ``positive_values`` turns a multi-valued target into a binary task, classes
+   ``negative`` and ``positive``;
+5. the real-table preprocessing of :mod:`harness.datasets.tables` (imputation, one-hot,
+   importance per original column, the dataset card's notes).
+
+``importance`` (ground truth per original column, e.g. where truth is known or planted)
+is spread evenly over a column's encoded features, so it sums back per column. Errors
+name the file, and the line or the column.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from harness.component import SuiteFile
+from harness.datasets.base import (
+    Dataset,
+    DatasetCard,
+    DatasetSource,
+    GroundTruth,
+    Modality,
+    dataset_registry,
+)
+from harness.datasets.tables import DatasetError, TableParams, table_dataset
+from harness.errors import did_you_mean
+
+#: Words read as booleans (lower case).
+BOOLEAN_WORDS = {"true": 1.0, "false": 0.0, "t": 1.0, "f": 0.0, "yes": 1.0, "no": 0.0}
+_GROUPED_NUMBER = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+
+class TableFileParams(TableParams):
+    path: SuiteFile = Field(description="CSV, TSV, Parquet or Feather file (in a suite, "
+                            "relative to its folder)")  # fmt: skip
+    target: str = Field(min_length=1, description="the column with the class labels")
+    drop: list[str] = Field(default_factory=list, description="columns left out")
+    positive_above: float | None = Field(
+        None, ge=-1e300, le=1e300, description="binary task: target > this is 'positive'"
+    )
+    positive_values: list[str] | None = Field(
+        None, min_length=1, description="binary task: these target values are 'positive'"
+    )
+    missing_values: dict[str, list[float | str]] = Field(
+        default_factory=dict, description="per column, values that mean 'not measured'"
+    )
+    importance: dict[str, float] | None = Field(
+        None, description="ground-truth importance per original column (others: 0)"
+    )
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """The file as a frame, by its suffix; errors name the file (and line, for text)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".feather", ".arrow"):
+            return pd.read_feather(path)
+        return pd.read_csv(path, sep="\t" if suffix in (".tsv", ".tab") else ",")
+    except (OSError, ValueError, ImportError) as exc:  # pandas' ParserError is a ValueError
+        raise DatasetError(f"{path}: cannot read the table ({exc})") from exc
+
+
+def cleaned_column(column: pd.Series) -> pd.Series:
+    """Numbers with thousands separators → numbers; boolean words → 1/0; else as is."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return column.astype(float) if pd.api.types.is_bool_dtype(column) else column
+    present = column.dropna().astype(str).str.strip()
+    if present.empty:
+        return column
+    if present.str.lower().isin(BOOLEAN_WORDS.keys()).all():
+        return column.map(lambda v: v if pd.isna(v) else BOOLEAN_WORDS[str(v).strip().lower()])
+    if present.str.match(_GROUPED_NUMBER).all():
+        return pd.to_numeric(column.astype(str).str.replace(",", ""), errors="coerce")
+    return column
+
+
+@dataset_registry.register("table_file")
+class TableFile(DatasetSource):
+    """Your own table file (CSV/TSV/Parquet/Feather) with a target column; see the module."""
+
+    modality: ClassVar[Modality] = "tabular"
+    card = DatasetCard(source="a local table file", licence="that of the file")
+    size = "the file's rows"
+    ground_truth = "importance per column, when `importance` is given"
+    params: TableFileParams
+
+    def ground_truth_kinds(self) -> frozenset[str]:
+        return frozenset({"importance"}) if self.params.importance else frozenset()
+
+    def known_columns(self) -> list[str] | None:
+        return [c for c in self._header() if c not in self.params.drop]
+
+    def _header(self) -> list[str]:
+        path = self.params.path
+        if path.suffix.lower() in (".csv", ".tsv", ".tab", ".txt"):
+            sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+            try:
+                return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0).columns]
+            except (OSError, ValueError) as exc:
+                raise DatasetError(f"{path}: cannot read the header ({exc})") from exc
+        return [str(c) for c in read_table(path).columns]
+
+    def load(self, seed: int) -> Dataset:
+        p = self.params
+        frame = read_table(p.path)
+        frame.columns = [str(c) for c in frame.columns]
+        self._check_columns(list(frame.columns))
+        frame = frame.drop(columns=p.drop)
+        for column, values in p.missing_values.items():
+            frame[column] = frame[column].mask(frame[column].isin(values))
+        frame = frame.apply(cleaned_column)
+        target = frame.pop(p.target)
+        if p.positive_above is not None or p.positive_values is not None:
+            target = self._binary(target)
+        name = f"table_file:{p.path.name}"
+        dataset = table_dataset(name, frame, target, p, seed, DatasetCard(
+            source=str(p.path), licence="that of the file"))  # fmt: skip
+        if not p.importance:
+            return dataset
+        assert dataset.columns is not None and dataset.column_of_feature is not None
+        per_column = np.array([p.importance.get(c, 0.0) for c in dataset.columns])
+        widths = np.bincount(dataset.column_of_feature, minlength=len(dataset.columns))
+        per_feature = (per_column / np.maximum(widths, 1))[dataset.column_of_feature]
+        return replace(dataset, ground_truth=GroundTruth(importance=per_feature))
+
+    def _check_columns(self, columns: list[str]) -> None:
+        p = self.params
+        named = {"target": [p.target], "drop": p.drop, "missing_values": list(p.missing_values),
+                 "importance": list(p.importance or {})}  # fmt: skip
+        for key, wanted in named.items():
+            for column in wanted:
+                if column not in columns:
+                    raise DatasetError(
+                        f"{p.path}: {key} names column '{column}', which the file does not "
+                        f"have{did_you_mean(column, columns)} Columns: {', '.join(columns)}"
+                    )
+        if p.target in p.drop:
+            raise DatasetError(f"{p.path}: the target '{p.target}' is also in drop")
+
+    def _binary(self, target: pd.Series) -> pd.Series:
+        p = self.params
+        if p.positive_above is not None:
+            numbers = pd.to_numeric(target, errors="coerce")
+            bad = numbers.isna() & target.notna()
+            if bad.any():
+                line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+                raise DatasetError(
+                    f"{p.path} line {line}: target '{p.target}' = '{target[bad].iloc[0]}' is "
+                    "not a number; positive_above needs numbers (or use positive_values)"
+                )
+            positive = numbers > p.positive_above
+        else:
+            positive = target.astype(str).isin(p.positive_values or [])
+        return positive.map({True: "positive", False: "negative"}).where(target.notna())

@@ -1,0 +1,92 @@
+"""``table_file``: the four real clinical tables of ../shared, and the errors a user meets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.datasets import dataset_registry
+from harness.datasets.tables import DatasetError
+from harness.suite import SuiteError, parse_suite
+from tests.suite_builder import suite
+
+MEDICAL = Path(__file__).resolve().parents[1].parent / "shared/data/medical"
+ZEROS_MEAN_MISSING = ["Glucose", "BloodPressure", "SkinThickness", "Insulin", "BMI"]
+TABLES = {
+    "heart_disease_uci.csv": {"target": "num", "drop": ["id"], "positive_above": 0},
+    "heart_failure_clinical_records.csv": {"target": "DEATH_EVENT", "drop": ["time"]},
+    "diabetes.csv": {"target": "Outcome",
+                     "missing_values": {c: [0] for c in ZEROS_MEAN_MISSING}},
+    "thyroidDF.csv": {"target": "target", "drop": ["patient_id"]},
+}  # fmt: skip
+
+
+def load(path: Path, **params):
+    return dataset_registry.get("table_file")(path=path, **params).load(0)
+
+
+@pytest.fixture
+def medical() -> Path:
+    if not MEDICAL.is_dir():
+        pytest.skip(f"needs the shared medical tables at {MEDICAL} (present in CI)")
+    return MEDICAL
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_each_real_clinical_table_loads(medical: Path, name: str) -> None:
+    data = load(medical / name, **TABLES[name])
+    assert np.isfinite(data.x_train).all() and np.isfinite(data.x_test).all()
+    assert len(data.x_train) + len(data.x_test) > 250 and data.n_classes >= 2
+    dropped = set(TABLES[name].get("drop", []))
+    assert not dropped & set(data.columns or [])
+
+
+def test_the_mess_is_cleaned(medical: Path) -> None:
+    failure = load(medical / "heart_failure_clinical_records.csv", target="DEATH_EVENT")
+    platelets = failure.feature_names.index("platelets")  # "265,000" read as a number
+    assert failure.x_train[:, platelets].max() > 100_000
+    heart = load(medical / "heart_disease_uci.csv", **TABLES["heart_disease_uci.csv"])
+    assert heart.class_names == ["negative", "positive"]  # num > 0
+    assert "fbs" in heart.feature_names  # TRUE/FALSE became one 0/1 feature, not one-hot
+    assert set(np.unique(heart.x_train[:, heart.feature_names.index("fbs")])) <= {0.0, 1.0} | {
+        float(np.median(heart.x_train[:, heart.feature_names.index("fbs")]))
+    }
+    diabetes = load(medical / "diabetes.csv", **TABLES["diabetes.csv"])
+    glucose = diabetes.x_train[:, diabetes.feature_names.index("Glucose")]
+    assert glucose.min() > 0  # the zeros were missing values, imputed with the median
+
+
+def test_importance_is_ground_truth_per_column(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    rows = ["a,b,colour,y"] + [f"{i % 7},{i % 3},{'red' if i % 2 else 'blue'},{i % 2}"
+                               for i in range(40)]  # fmt: skip
+    path.write_text("\n".join(rows) + "\n")
+    data = load(path, target="y", importance={"a": 1.0, "colour": 2.0})
+    np.testing.assert_allclose(data.per_column(data.ground_truth.importance), [1.0, 0.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("text", "params", "message"),
+    [
+        ("a,label\n1,0\n2,1\n", {"target": "lable"},
+         r"target names column 'lable'.*did you mean 'label'"),
+        ("a,y\n1,0\n2,1\n", {"target": "y", "drop": ["b"]}, "drop names column 'b'"),
+        ("a,y\n1,0\n2,x\n3,1\n", {"target": "y", "positive_above": 0},
+         r"t\.csv line 3: target 'y' = 'x' is not a number"),
+        ('a,y\n1,0\n"2,1\n', {"target": "y"}, r"t\.csv: cannot read the table"),
+    ],
+)  # fmt: skip
+def test_problems_name_the_file_and_the_line_or_column(tmp_path, text, params, message) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(DatasetError, match=message):
+        load(path, **params)
+
+
+def test_a_missing_file_is_refused_when_the_suite_is_validated(tmp_path: Path) -> None:
+    text = suite("table", datasets=[("table_file", {"path": "nowhere.csv", "target": "y"})],
+                 models=["mlp"], explainers=["saliency"])  # fmt: skip
+    with pytest.raises(SuiteError, match=r"params\.path: Path does not point to a file"):
+        parse_suite(text, path=tmp_path / "suite.toml")
