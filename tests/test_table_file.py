@@ -90,3 +90,35 @@ def test_a_missing_file_is_refused_when_the_suite_is_validated(tmp_path: Path) -
                  models=["mlp"], explainers=["saliency"])  # fmt: skip
     with pytest.raises(SuiteError, match=r"params\.path: Path does not point to a file"):
         parse_suite(text, path=tmp_path / "suite.toml")
+
+
+def test_planted_labels_on_a_table_file_beside_the_suite(tmp_path: Path) -> None:
+    """Regression: a planted source's relative path was resolved against the working
+    folder at load time, not beside the suite (the cell failed: 'Path does not point to
+    a file')."""
+    from harness import load_results, run_suite
+
+    rows = ["age,bmi,smoker,y"] + [f"{20 + i % 50},{18 + (i * 7) % 20},{'yes' if i % 3 else 'no'},"
+                                   f"{i % 2}" for i in range(120)]  # fmt: skip
+    (tmp_path / "patients.csv").write_text("\n".join(rows) + "\n")
+    planted = {"source": "table_file", "columns": ["bmi"],
+               "source_params": {"path": "patients.csv", "target": "y"}}  # fmt: skip
+    text = suite("planted_table", datasets=[("planted", planted)],
+                 models=[("mlp", {"hidden": [8], "epochs": 3})], explainers=["oracle"],
+                 metrics=["spearman_gt"])  # fmt: skip
+    (tmp_path / "suite.toml").write_text(text)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    import os
+
+    from harness.suite import load_suite
+
+    previous = os.getcwd()
+    os.chdir(elsewhere)  # the run starts from another folder
+    try:
+        summary = run_suite(load_suite(tmp_path / "suite.toml"), tmp_path / "out")
+    finally:
+        os.chdir(previous)
+    assert summary.counts["ok"] == 1, summary.failures
+    truth = load_results(tmp_path / "out")
+    assert truth["value"].iloc[0] == pytest.approx(1.0)  # the oracle names the planted column

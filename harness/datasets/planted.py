@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, ValidationError, ValidationInfo, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, model_validator
 
 from harness.component import Params
 from harness.datasets.base import (
@@ -59,6 +59,9 @@ class PlantedParams(Params):
         4.0, gt=0, le=1e6, description="logit scale: larger means less label noise"
     )
     function_seed: int = Field(0, ge=0, lt=2**32, description="fixes the drawn columns and weights")
+    #: the source's parameters as validated here — with the suite's folder, so a source's
+    #: relative paths (``table_file``'s ``path``) resolve beside the suite, not the cwd
+    _source: Params | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _source_and_columns(self, info: ValidationInfo) -> PlantedParams:
@@ -76,6 +79,8 @@ class PlantedParams(Params):
             first = exc.errors()[0]
             where = ".".join(map(str, first["loc"])) or "(top level)"
             raise ValueError(f"source_params.{where}: {first['msg']}") from None
+        assert isinstance(params, Params)
+        self._source = params
         names = source_cls(params).known_columns()
         if names is not None:
             unknown = [c for c in self.columns or [] if c not in names]
@@ -114,7 +119,8 @@ class Planted(DatasetSource):
         source_cls = dataset_registry.get(p.source)
         if source_cls.modality != "tabular":
             raise DatasetError(f"{label}: the source must be tabular, not {source_cls.modality}")
-        base = source_cls(**p.source_params).load(seed)
+        params = p._source or source_cls.Params.model_validate(p.source_params)
+        base = source_cls(params).load(seed)
         names = base.column_names
         rng = np.random.default_rng(p.function_seed)
         if p.columns is not None:
