@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -13,39 +13,54 @@ from harness.metrics.agreement import AgreementParams, compare_importances, spea
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 
 
+class _AcrossSeedPairs(Metric):
+    """A statistic over every pair of an explainer's seeds (one value per dataset × model
+    × explainer, stored on every seed's row): the mean of :meth:`pair_value` over the
+    pairs where it is defined; missing with fewer than 2 seeds or no defined pair."""
+
+    needs: ClassVar[frozenset[str]] = frozenset({"global_importance"})
+    across_seeds: ClassVar[bool] = True
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        raise NotImplementedError(f"{self.name} is computed across seeds, after all cells")
+
+    def prepare(self, importance: np.ndarray) -> Any:
+        """What each seed contributes to its pairs (its importance by default)."""
+        return importance
+
+    def pair_value(self, a: Any, b: Any) -> MetricResult:
+        raise NotImplementedError
+
+    def compute_across_seeds(self, importances: list[np.ndarray]) -> MetricResult:
+        if len(importances) < 2:
+            return MetricResult.undefined(f"{self.name} needs results from at least 2 seeds")
+        prepared = [self.prepare(importance) for importance in importances]
+        pairs = [self.pair_value(a, b) for a, b in itertools.combinations(prepared, 2)]
+        defined = [r.value for r in pairs if not np.isnan(r.value)]
+        if not defined:
+            return MetricResult.undefined(pairs[0].note)
+        return MetricResult(float(np.mean(defined)))
+
+
 @metric_registry.register("stability")
-class Stability(Metric):
+class Stability(_AcrossSeedPairs):
     """Mean pairwise Spearman ρ of an explainer's global importance across seeds, in [-1, 1].
 
     One value per dataset × model × explainer, stored on every seed's row. A seed
     changes the data, the split, the model's initialisation and the explainer's sampling,
     so this is the stability of the whole pipeline (``execution.data_seed`` holds the
-    data fixed, so that seeds vary the model and the sampling only). Pairs whose ρ is undefined (a
-    constant explanation) are left out; with none left the value is missing.
+    data fixed, so that seeds vary the model and the sampling only). Pairs whose ρ is
+    undefined (a constant explanation) are left out; with none left the value is missing.
     """
 
-    needs: ClassVar[frozenset[str]] = frozenset({"global_importance"})
-    across_seeds: ClassVar[bool] = True
     fixed_conventions: ClassVar[dict[str, str]] = {
         "aggregate": "across seeds: mean over pairs of seeds",
         "ties": "average ranks",
     }
     params: AgreementParams
 
-    def compute(self, evidence: Evidence) -> MetricResult:
-        raise NotImplementedError("stability is computed across seeds, after all cells")
-
-    def compute_across_seeds(self, importances: list[np.ndarray]) -> MetricResult:
-        if len(importances) < 2:
-            return MetricResult.undefined("stability needs results from at least 2 seeds")
-        rhos = [
-            compare_importances(a, b, spearman, sign=self.params.sign, other_name="other seed")
-            for a, b in itertools.combinations(importances, 2)
-        ]
-        defined = [r.value for r in rhos if not np.isnan(r.value)]
-        if not defined:
-            return MetricResult.undefined(rhos[0].note)
-        return MetricResult(float(np.mean(defined)))
+    def pair_value(self, a: np.ndarray, b: np.ndarray) -> MetricResult:
+        return compare_importances(a, b, spearman, sign=self.params.sign, other_name="other seed")
 
 
 class TopKStabilityParams(Params):
@@ -61,7 +76,7 @@ def top_set(importance: np.ndarray, k: int) -> set[int]:
 
 
 @metric_registry.register("topk_stability")
-class TopKStability(Metric):
+class TopKStability(_AcrossSeedPairs):
     """Mean pairwise Jaccard index of the top-k feature sets (by |global importance|)
     across seeds, in [0, 1]: 1 when every seed picks the same k features.
 
@@ -70,20 +85,14 @@ class TopKStability(Metric):
     ``execution.data_seed`` the seeds vary the model and the sampling only.
     """
 
-    needs: ClassVar[frozenset[str]] = frozenset({"global_importance"})
-    across_seeds: ClassVar[bool] = True
     fixed_conventions: ClassVar[dict[str, str]] = {
         "aggregate": "across seeds: mean over pairs of seeds",
         "ties": "every feature tied with the k-th |importance| is in the set",
     }
     params: TopKStabilityParams
 
-    def compute(self, evidence: Evidence) -> MetricResult:
-        raise NotImplementedError("topk_stability is computed across seeds, after all cells")
+    def prepare(self, importance: np.ndarray) -> set[int]:
+        return top_set(importance, self.params.k)
 
-    def compute_across_seeds(self, importances: list[np.ndarray]) -> MetricResult:
-        if len(importances) < 2:
-            return MetricResult.undefined("topk_stability needs results from at least 2 seeds")
-        sets = [top_set(importance, self.params.k) for importance in importances]
-        jaccard = [len(a & b) / len(a | b) for a, b in itertools.combinations(sets, 2)]
-        return MetricResult(float(np.mean(jaccard)))
+    def pair_value(self, a: set[int], b: set[int]) -> MetricResult:
+        return MetricResult(len(a & b) / len(a | b))

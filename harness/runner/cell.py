@@ -14,7 +14,7 @@ import functools
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -171,7 +171,8 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
             )
             per_class = None
             if options.explain_classes == "all" and explanation.local is not None:
-                per_class = _every_class(cell, trained, dataset, rows, context)
+                known = {options.target_class: explanation.local}  # class:K: explained already
+                per_class = _every_class(cell, trained, dataset, rows, context, known)
         products = CellProducts(
             rows=rows,
             targets=targets,
@@ -375,12 +376,22 @@ def _train(
 
 
 def _every_class(
-    cell: Cell, trained: Trained, dataset: Dataset, rows: np.ndarray, context: CellContext
+    cell: Cell,
+    trained: Trained,
+    dataset: Dataset,
+    rows: np.ndarray,
+    context: CellContext,
+    known: Mapping[int | None, np.ndarray | None],
 ) -> np.ndarray:
-    """Every class's local map of ``rows`` (rows, classes, …), each from the cache or
-    computed like the cell's own explanation (``explain_classes = "all"``)."""
+    """Every class's local map of ``rows`` (rows, classes, …) for ``explain_classes =
+    "all"``: ``known`` ones as given, the others from the cache or computed like the
+    cell's own explanation."""
     maps = []
     for k in range(dataset.n_classes):
+        given = known.get(k)
+        if given is not None:
+            maps.append(given)
+            continue
         targets = np.full(len(rows), k, dtype=np.int64)
         explanation, _ = _explain_or_reuse(cell, trained, dataset, rows, targets, f"class:{k}",
                                            context)  # fmt: skip
