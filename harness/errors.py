@@ -8,7 +8,9 @@ escapes is a bug in the harness (or in a plugin) and keeps its traceback.
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterable
+from typing import Any
 
 
 class HarnessError(Exception):
@@ -28,3 +30,21 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     """Return ``"; did you mean 'x'?"`` for the closest known name, or ``""`` if none is close."""
     close = difflib.get_close_matches(name, list(known), n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class MissingPackageError(HarnessError, ImportError):
+    """An optional package that a chosen component needs is not installed."""
+
+
+def optional_import(module: str, needed_by: str, distribution: str | None = None) -> Any:
+    """Import ``module`` (a package the default install brings, but which a slimmer
+    environment may lack), or raise :class:`MissingPackageError` naming what needs it and
+    the command that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        package = distribution or module
+        raise MissingPackageError(
+            f"{needed_by} needs the Python package '{package}', which is not installed "
+            f"({error}); install it with: pip install {package}"
+        ) from error

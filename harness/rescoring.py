@@ -246,6 +246,10 @@ def _stored_products(
         loaded = cache.load_model(str(stored["model_cache_key"]), cell, dataset, device, by_design)
         if loaded is not None:
             predict_proba = loaded[0].predict_proba
+        elif cell.model.component.given and str(stored["model_cache_key"]) == cache.model_key(
+            cell, dataset, device, False
+        ):  # the same file: load it again
+            predict_proba = cell.model.component.fit(dataset, cell.seed, device).predict_proba
     twin_seconds = stored.get("twin_train_seconds")
     return CellProducts(
         rows=stored["rows"],
@@ -264,4 +268,5 @@ def _stored_products(
         twin_test_probabilities=stored.get("twin_test_probabilities"),
         twin_train_seconds=None if twin_seconds is None else float(twin_seconds),
         predict_proba=predict_proba,
+        model_given=bool(stored.get("model_given", False)),
     )

@@ -59,6 +59,14 @@ def tabular() -> Setting:
 
 
 @pytest.fixture(scope="module")
+def trees() -> Setting:
+    """The tabular setting's dataset with a small XGBoost model (for tree explainers)."""
+    dataset = dataset_registry.get("synthetic_tabular")(n_samples=600).load(seed=SEED)
+    model = model_registry.get("xgboost")(n_estimators=20).fit(dataset, SEED, CPU)
+    return _setting(dataset, model, 6)
+
+
+@pytest.fixture(scope="module")
 def image() -> Setting:
     dataset = dataset_registry.get("digits")(size=16).load(seed=SEED)
     model = model_registry.get("small_cnn")(channels=[8, 16], epochs=2).fit(dataset, SEED, CPU)
@@ -320,7 +328,8 @@ def _by_design(name: str, s: Setting) -> Setting:
 
 @pytest.mark.parametrize(("name", "modality"), list(_cases()))
 def test_same_seed_gives_identical_attributions(request, name: str, modality: str) -> None:
-    s: Setting = request.getfixturevalue(modality)
+    needs_trees = "tree_ensemble" in explainer_registry.get(name).requires_traits
+    s: Setting = request.getfixturevalue("trees" if needs_trees else modality)
     by_design = explainer_registry.get(name).by_design
     first = explain(name, _by_design(name, s) if by_design else s, **FAST.get(name, {}))
     np.random.random(10)  # disturb numpy's global RNG between the calls

@@ -6,9 +6,9 @@ cleaned the way real clinical tables need, in this order:
 1. ``drop`` columns are removed (identifiers, or leakage such as follow-up time);
 2. ``missing_values`` per column are set missing (e.g. ``{ Glucose = [0] }``: a zero that
    means "not measured");
-3. text columns whose every value is a number written with thousands separators
-   (``"265,000"``) become numbers; columns of words for booleans (``TRUE``/``FALSE``,
-   ``t``/``f``, ``yes``/``no``, any case) become 1/0;
+3. text columns whose every value is a number, some written with thousands separators
+   (``"265,000"`` beside ``"527"``), become numbers; columns of words for booleans
+   (``TRUE``/``FALSE``, ``t``/``f``, ``yes``/``no``, any case) become 1/0;
 4. the ``target`` column gives the classes; ``positive_above`` (``num > 0``) or
    ``positive_values`` turns a multi-valued target into a binary task, classes
    ``negative`` and ``positive``;
@@ -41,11 +41,12 @@ from harness.datasets.base import (
     dataset_registry,
 )
 from harness.datasets.tables import DatasetError, TableParams, table_dataset
-from harness.errors import did_you_mean
+from harness.errors import MissingPackageError, did_you_mean, optional_import
 
 #: Words read as booleans (lower case).
 BOOLEAN_WORDS = {"true": 1.0, "false": 0.0, "t": 1.0, "f": 0.0, "yes": 1.0, "no": 0.0}
-_GROUPED_NUMBER = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
+#: a number with or without thousands separators: "265,000", "1,250.5", "527", "-3.2"
+_GROUPED_NUMBER = re.compile(r"^-?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
 
 
 class TableFileParams(TableParams):
@@ -71,11 +72,15 @@ def read_table(path: Path) -> pd.DataFrame:
     """The file as a frame, by its suffix; errors name the file (and line, for text)."""
     suffix = path.suffix.lower()
     try:
+        if suffix in (".parquet", ".pq", ".feather", ".arrow"):
+            optional_import("pyarrow", f"reading {path.name}")
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if suffix in (".feather", ".arrow"):
             return pd.read_feather(path)
         return pd.read_csv(path, sep="\t" if suffix in (".tsv", ".tab") else ",")
+    except MissingPackageError:
+        raise
     except (OSError, ValueError, ImportError) as exc:  # pandas' ParserError is a ValueError
         raise DatasetError(f"{path}: cannot read the table ({exc})") from exc
 
@@ -89,7 +94,7 @@ def cleaned_column(column: pd.Series) -> pd.Series:
         return column
     if present.str.lower().isin(BOOLEAN_WORDS.keys()).all():
         return column.map(lambda v: v if pd.isna(v) else BOOLEAN_WORDS[str(v).strip().lower()])
-    if present.str.match(_GROUPED_NUMBER).all():
+    if present.str.match(_GROUPED_NUMBER).all() and present.str.contains(",").any():
         return pd.to_numeric(column.astype(str).str.replace(",", ""), errors="coerce")
     return column
 

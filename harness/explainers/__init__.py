@@ -7,6 +7,7 @@ from harness.explainers import (  # noqa: F401  (registers)
     lime_methods,
     scores_activation,
     shap_methods,
+    shap_tree,
     softcam,
 )
 from harness.explainers.base import (

@@ -31,7 +31,8 @@ class Evidence:
     ``importance``: ground-truth importance per feature (0 = irrelevant).
     ``masks``: ground-truth masks of the explained rows (images, height, width), boolean.
     ``explain_seconds``: wall time of the explainer call (after warm-up), seconds, for
-    ``n_explained`` rows. ``train_seconds``: wall time of training the explained model.
+    ``n_explained`` rows. ``train_seconds``: wall time of training the explained model
+    (0 with ``model_given``: trained outside the harness and loaded from a file).
     ``twin_*``: for by-design explainers, the same of the recipe's black-box twin.
     ``reference_importance``: global importance of the explainers already run on the same
     dataset, model recipe and seed, by explainer id.
@@ -53,6 +54,7 @@ class Evidence:
     explain_seconds: float | None = None
     n_explained: int | None = None
     train_seconds: float | None = None
+    model_given: bool = False
     twin_y_pred: np.ndarray | None = None
     y_score: np.ndarray | None = None
     twin_y_score: np.ndarray | None = None

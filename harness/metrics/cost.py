@@ -66,6 +66,8 @@ class TrainSeconds(Metric):
 
     def compute(self, evidence: Evidence) -> MetricResult:
         assert evidence.train_seconds is not None
+        if evidence.model_given:
+            return MetricResult(0.0, "given: trained outside the harness, loaded from a file")
         return MetricResult(float(evidence.train_seconds))
 
 

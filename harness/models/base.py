@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from harness.component import Component
+from harness.component import Component, Params
 from harness.datasets.base import Dataset, Modality
+from harness.models.estimators import EstimatorForward, FittedEstimator
 from harness.models.training import EpochObserver, Penalty, TrainingParams, train_classifier
 from harness.registry import Registry
 
@@ -29,6 +32,10 @@ class TrainedModel:
     ``module``, so explainers attribute to the dataset's own features. ``cam_layer`` is
     the dotted name of the feature map that class-activation methods use (None: not a CNN).
     ``history`` holds what was recorded during training (e.g. a score trajectory).
+    ``estimator``: a model that is not a torch network (a tree ensemble…); ``module`` is
+    then its :class:`~harness.models.estimators.EstimatorForward` and probabilities come
+    from the estimator itself. ``given``: trained outside the harness and loaded from a
+    file (``train_seconds`` is 0: nothing was trained).
     """
 
     module: nn.Module
@@ -38,6 +45,19 @@ class TrainedModel:
     differentiable: bool = True
     cam_layer: str | None = None
     history: dict[str, np.ndarray] = field(default_factory=dict)
+    estimator: FittedEstimator | None = None
+    given: bool = False
+
+    @classmethod
+    def of_estimator(
+        cls, estimator: FittedEstimator, train_seconds: float, *, given: bool = False
+    ) -> TrainedModel:
+        """A fitted estimator as a trained model (on the CPU, no gradients)."""
+        return cls(
+            module=EstimatorForward(estimator), device=torch.device("cpu"),
+            train_seconds=train_seconds, epochs_trained=0, differentiable=False,
+            estimator=estimator, given=given,
+        )  # fmt: skip
 
     def logits(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """Class logits for ``x`` (rows like the dataset's), in batches, without gradients.
@@ -54,7 +74,10 @@ class TrainedModel:
         return np.concatenate(outputs) if outputs else np.empty((0, 0), dtype=np.float32)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Softmax class probabilities, rows × classes."""
+        """Class probabilities, rows × classes: the softmax of the logits, or an
+        estimator's own."""
+        if self.estimator is not None:
+            return self.estimator.predict_proba(np.asarray(x))
         logits = self.logits(x)
         return np.asarray(torch.softmax(torch.from_numpy(logits), dim=1).numpy())
 
@@ -69,6 +92,7 @@ TRAITS = {
     "inplace_residual": "adds residuals in place (torchvision ResNet blocks: out += identity)",
     "reused_activations": "calls one activation module several times (torchvision ResNet)",
     "attention": "uses attention (softmax over tokens), which has no DeepLIFT rule",
+    "tree_ensemble": "is a tree ensemble (what shap's TreeExplainer explains exactly)",
 }
 
 
@@ -79,7 +103,10 @@ class ModelRecipe(Component):
     handle the architecture; ``cam_layer`` names the feature map for class-activation maps.
     Recipes with ``accepts_gate`` take an input *gate* module, placed right after input
     standardisation, before the first linear or embedding layer (by-design methods such as
-    ScoresActivation insert themselves there).
+    ScoresActivation insert themselves there). ``given`` recipes train nothing: they load
+    a model trained elsewhere. What the planner reads goes through
+    :meth:`has_gradients` and :meth:`model_traits`, which a recipe whose model depends on
+    its parameters (a given model file) overrides.
     """
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular"})
@@ -87,7 +114,32 @@ class ModelRecipe(Component):
     traits: ClassVar[frozenset[str]] = frozenset()
     cam_layer: ClassVar[str | None] = None
     accepts_gate: ClassVar[bool] = False
-    params: TrainingParams
+    given: ClassVar[bool] = False
+    params: Params
+
+    def has_gradients(self) -> bool:
+        """Whether gradients flow through this recipe's models (torch networks)."""
+        return self.differentiable
+
+    def model_traits(self) -> frozenset[str]:
+        """The traits (keys of :data:`TRAITS`) of this recipe's models."""
+        return self.traits
+
+    def files_fingerprint(self) -> str:
+        """SHA-256 of the files this recipe's parameters name (weights, a model file), so
+        a changed file is another model to the cache."""
+        digest = hashlib.sha256()
+        for value in self.params.model_dump().values():
+            if isinstance(value, Path) and value.is_file():
+                with value.open("rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+        return digest.hexdigest()
+
+    def load_fitted(self, path: Path) -> FittedEstimator:
+        """Estimator recipes: read back a model their :meth:`fit` produced and the cache
+        stored with :meth:`FittedEstimator.save`."""
+        raise NotImplementedError(f"model recipe '{self.name}' trains torch networks")
 
     def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
         """The untrained network for ``dataset`` (raw inputs in, logits out).
@@ -128,6 +180,8 @@ class ModelRecipe(Component):
         Trained convolutional models are kept in channels-last memory format (any input
         layout works; inference is faster on CPUs).
         """
+        if not isinstance(self.params, TrainingParams):
+            raise TypeError(f"model recipe '{self.name}' must override fit()")
         torch.manual_seed(seed)
         started = time.perf_counter()
         module = (architecture(dataset) if architecture else self.build(dataset)).to(device)
@@ -149,7 +203,7 @@ class ModelRecipe(Component):
             device=device,
             train_seconds=time.perf_counter() - started,
             epochs_trained=epochs,
-            differentiable=self.differentiable,
+            differentiable=self.has_gradients(),
             cam_layer=self.cam_layer_name(),
         )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -39,18 +39,24 @@ class TorchvisionParams(TrainingParams):
 
 
 def load_pretrained(module: nn.Module, path: Path, *, within: str = "", drop: str = "") -> None:
-    """Load the tensors of the state dict in ``path`` whose keys start with ``within``
+    """Load the tensors of the state dict in ``path`` (``torch.save``, read with
+    ``weights_only``, or ``.safetensors``) whose keys start with ``within``
     (prefix removed) into ``module``, leaving out keys that then start with ``drop``.
 
     3-channel kernels meant for a 1-channel layer are summed over the colour axis. Raises
     ``ValueError`` naming the file when it holds no state dict or does not fit the module.
     """
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several kinds for a bad file
         raise ValueError(
-            f"{path}: cannot read weights ({type(error).__name__}); expected a file written "
-            "by torch.save(network.state_dict())"
+            f"{path}: cannot read weights ({type(error).__name__}); expected a .safetensors "
+            "file or one written by torch.save(network.state_dict())"
         ) from error
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]

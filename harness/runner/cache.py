@@ -4,7 +4,8 @@ An entry's key is the SHA-256 of everything that determines it:
 
 - a model: the harness's code (a hash of its source files, so any code change
   invalidates), the dataset's spec and data fingerprint (arrays and ground truth), the
-  recipe and its parameters, the by-design explainer and its parameters (if any), the seed
+  recipe and its parameters and the content of the files they name (weights, a given
+  model), the by-design explainer and its parameters (if any), the seed
   and the device type;
 - an explanation: its model's key, the explainer and its parameters, the number of
   explained rows, the target convention and the seed;
@@ -12,7 +13,8 @@ An entry's key is the SHA-256 of everything that determines it:
   never files the user may change): the source and its parameters, the seed and the
   versions of numpy, scikit-learn and scipy — so a cached re-run need not import them.
 
-Models are stored as state dicts (read back with ``torch.load(weights_only=True)``) next to
+Models are stored as state dicts (read back with ``torch.load(weights_only=True)``) — or,
+for estimators such as tree ensembles, in their library's own non-pickle format — next to
 their class probabilities on the test (and validation) split, training seconds and history
 (``.npz``, ``allow_pickle=False``);
 explanations as ``.npz`` arrays with a JSON sidecar. Nothing is unpickled. Entries are
@@ -88,6 +90,7 @@ class ResultCache:
             "dataset": [cell.dataset.component.name, cell.dataset.component.config()],
             "data": dataset.fingerprint,
             "recipe": [cell.model.component.name, cell.model.component.config()],
+            "files": cell.model.component.files_fingerprint(),
             "by_design": [explainer.name, explainer.config()] if by_design else None,
             "seed": cell.seed,
             "device": device.type,
@@ -198,12 +201,17 @@ class ResultCache:
         if validation is not None:
             outputs["validation_probabilities"] = validation
         outputs |= {f"history.{k}": v for k, v in model.history.items()}
-        state = {k: v.detach().cpu().contiguous() for k, v in model.module.state_dict().items()}
-        self._write("models", key, {
-            "state.pt": lambda path: torch.save(state, path),
+        files: dict[str, Any] = {
             "outputs.npz": lambda path: _save_arrays(path, outputs),
             "meta.json": lambda path: path.write_text(json.dumps(meta)),
-        })  # fmt: skip
+        }
+        estimator = model.estimator
+        if estimator is not None:  # in its library's own format
+            files[f"estimator{estimator.suffix}"] = estimator.save
+        else:
+            state = {k: v.detach().cpu().contiguous() for k, v in model.module.state_dict().items()}
+            files["state.pt"] = lambda path: torch.save(state, path)
+        self._write("models", key, files)
 
     def load_model(
         self, key: str, cell: Cell, dataset: Dataset, device: torch.device, by_design: bool
@@ -218,12 +226,6 @@ class ResultCache:
         recipe = cell.model.component
         try:
             meta = _meta(folder, {"train_seconds": float, "epochs": int})
-            state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
-            if not isinstance(state, dict) or not all(
-                isinstance(v, torch.Tensor) and (not v.is_floating_point() or v.isfinite().all())
-                for v in state.values()
-            ):
-                raise ValueError("state.pt is not a state dict of finite tensors")
             outputs = _read_arrays(folder / "outputs.npz")
             probabilities = outputs["test_probabilities"]
             history = {k.removeprefix("history."): v for k, v in outputs.items()
@@ -234,24 +236,29 @@ class ResultCache:
                 if validation is None:
                     raise ValueError("no validation probabilities")
                 _check_probabilities(validation, len(dataset.x_val), dataset.n_classes)
-            torch.manual_seed(cell.seed)  # as in training; the weights are then replaced
-            module = (
-                cell.explainer.component.architecture(recipe, dataset, cell.seed)
-                if by_design else recipe.build(dataset)
-            )  # fmt: skip
-            module.load_state_dict(state)
+            if recipe.has_gradients():
+                module = _stored_network(folder, cell, dataset, by_design)
+                model = TrainedModel(
+                    module=module, device=device, train_seconds=meta["train_seconds"],
+                    epochs_trained=meta["epochs"], cam_layer=recipe.cam_layer_name(),
+                    history=history,
+                )  # fmt: skip
+            else:
+                (stored,) = folder.glob("estimator.*")
+                estimator = recipe.load_fitted(stored)
+                if not np.allclose(estimator.predict_proba(dataset.x_test), probabilities,
+                                   atol=1e-5):  # fmt: skip
+                    raise ValueError("the estimator no longer gives its stored probabilities")
+                model = TrainedModel.of_estimator(estimator, meta["train_seconds"])
         except Exception:  # any damage: recompute and rewrite (nothing was unpickled)
             self._discard(folder)
             return None
-        module = module.to(device).eval()
-        if "convolutional" in recipe.traits:
-            module = module.to(memory_format=torch.channels_last)
+        if model.estimator is None:
+            module = model.module.to(device).eval()
+            if "convolutional" in recipe.model_traits():
+                module = module.to(memory_format=torch.channels_last)
+            model.module = module
         self.hits["models"] += 1
-        model = TrainedModel(
-            module=module, device=device, train_seconds=meta["train_seconds"],
-            epochs_trained=meta["epochs"], differentiable=recipe.differentiable,
-            cam_layer=recipe.cam_layer_name(), history=history,
-        )  # fmt: skip
         return model, probabilities, validation
 
     def save_explanation(self, key: str, explanation: Explanation, seconds: float) -> None:
@@ -291,6 +298,25 @@ class ResultCache:
             return None
         self.hits["explanations"] += 1
         return explanation, meta["seconds"]
+
+
+def _stored_network(folder: Path, cell: Cell, dataset: Dataset, by_design: bool) -> torch.nn.Module:
+    """The cell's network rebuilt with the entry's weights (``state.pt``, read with
+    ``weights_only``); raises on weights that are not a state dict of finite tensors."""
+    state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not all(
+        isinstance(v, torch.Tensor) and (not v.is_floating_point() or v.isfinite().all())
+        for v in state.values()
+    ):
+        raise ValueError("state.pt is not a state dict of finite tensors")
+    torch.manual_seed(cell.seed)  # as in training; the weights are then replaced
+    recipe = cell.model.component
+    module = (
+        cell.explainer.component.architecture(recipe, dataset, cell.seed)
+        if by_design else recipe.build(dataset)
+    )  # fmt: skip
+    module.load_state_dict(state)
+    return module
 
 
 class CacheError(HarnessError):

@@ -148,8 +148,9 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
                 (cell.dataset.id, cell.seed),
                 lambda: _stage("loading the dataset", load_cell_dataset, cell, cache, options),
             )
-        progress.stage(cell.cell_id, "training")
-        with clock.time("train"):
+        given = cell.model.component.given  # loading a model file is not training
+        progress.stage(cell.cell_id, "loading the model" if given else "training")
+        with clock.time("data" if given else "train"):
             twin = context.models.get(cell.model_key, lambda: _train(cell, dataset, device, cache))
             trained = twin
             if cell.explainer.component.by_design:
@@ -192,6 +193,7 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
             class_explanations=per_class,
             history=trained.model.history,
             design_test_predictions=None if design is None else design.test_predictions,
+            model_given=trained.model.given,
         )
         progress.stage(cell.cell_id, "scoring")
         with clock.time("score"):
@@ -223,11 +225,12 @@ def cell_arrays(
     ``validation_probabilities`` and the twin's), the maps of every
     class (``explanation.per_class``, with ``explain_classes = "all"``), the design
     reference's predictions (``design_test_predictions``, post-hoc cells with
-    ``select_images = "correct_by_both"``) and the model's
-    ``model_cache_key`` (when it is cached). For reports: the global importance and the
-    dataset's ground-truth importance (per original column, named in ``column_names``
-    for tables), the dataset's card, what the model recorded while training, and for
-    images the first explained images with their maps and masks (``gallery_*``).
+    ``select_images = "correct_by_both"``), ``model_given`` (a model loaded from a file,
+    not trained) and the model's ``model_cache_key`` (when it is cached). For reports:
+    the global importance and the dataset's ground-truth importance (per original
+    column, named in ``column_names`` for tables), the dataset's card, what the model
+    recorded while training, and for images the first explained images with their maps
+    and masks (``gallery_*``).
     """
     explanation = products.explanation
     arrays: dict[str, np.ndarray] = {**trained.model.history}
@@ -249,6 +252,8 @@ def cell_arrays(
         arrays["explanation.per_class"] = np.asarray(products.class_explanations, np.float32)
     if products.design_test_predictions is not None:
         arrays["design_test_predictions"] = np.asarray(products.design_test_predictions)
+    if products.model_given:
+        arrays["model_given"] = np.array(True)
     probabilities = {
         "test_probabilities": products.test_probabilities,
         "twin_test_probabilities": products.twin_test_probabilities,
@@ -350,7 +355,14 @@ def _train(
     by_design: bool = False,
 ) -> Trained:
     """Train the cell's recipe, or (``by_design``) let the cell's explainer build its model;
-    with a ``cache``, reuse a stored model of the same key instead, or store this one."""
+    with a ``cache``, reuse a stored model of the same key instead, or store this one. A
+    given model is loaded from its file each time (the cache key, which covers the file's
+    content, still lets its explanations be reused)."""
+    recipe = cell.model.component
+    if recipe.given:
+        model = _stage("loading the model", recipe.fit, dataset, cell.seed, device)
+        key = None if cache is None else cache.model_key(cell, dataset, device, False)
+        return _predicted(model, dataset, key)
     if cache is not None:
         key = cache.model_key(cell, dataset, device, by_design)
         stored = cache.load_model(key, cell, dataset, device, by_design)
@@ -362,17 +374,21 @@ def _train(
             key, trained.model, trained.test_probabilities, trained.validation_probabilities
         )
         return replace(trained, cache_key=key)
-    recipe = cell.model.component
     if by_design:
         fit = functools.partial(cell.explainer.component.fit_model, recipe)
         model = _stage(f"training the {cell.explainer.id} model", fit, dataset, cell.seed, device)
     else:
         model = _stage("training", recipe.fit, dataset, cell.seed, device)
+    return _predicted(model, dataset)
+
+
+def _predicted(model: TrainedModel, dataset: Dataset, key: str | None = None) -> Trained:
+    """``model`` with its class probabilities on the test and validation splits."""
     test = _stage("predicting", model.predict_proba, dataset.x_test)
     validation = None
     if dataset.x_val is not None:
         validation = _stage("predicting", model.predict_proba, dataset.x_val)
-    return Trained(model, test, validation_probabilities=validation)
+    return Trained(model, test, key, validation)
 
 
 def _every_class(

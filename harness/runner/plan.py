@@ -59,14 +59,14 @@ def cell_skip_reason(
             f"explainer '{explainer.id}' handles {'/'.join(sorted(method.modalities))} data; "
             f"dataset '{dataset.id}' is {modality}"
         )
-    if method.needs_gradients and not recipe.differentiable:
+    if method.needs_gradients and not recipe.has_gradients():
         return f"explainer '{explainer.id}' needs gradients; model '{model.id}' has none"
     reason = method.recipe_skip_reason(type(recipe))
     if reason is not None:
         return f"explainer '{explainer.id}' cannot use model '{model.id}': {reason}"
-    for trait in sorted(method.requires_traits - recipe.traits):
+    for trait in sorted(method.requires_traits - recipe.model_traits()):
         return f"explainer '{explainer.id}' needs a model that {TRAITS.get(trait, trait)}"
-    for trait in sorted(recipe.traits & method.incompatible_traits.keys()):
+    for trait in sorted(recipe.model_traits() & method.incompatible_traits.keys()):
         return (
             f"explainer '{explainer.id}' cannot explain model '{model.id}': "
             f"{method.incompatible_traits[trait]}"

@@ -41,7 +41,8 @@ class CellProducts:
     available (a rescoring whose run kept no model). ``class_explanations``: every
     class's map of the explained rows (rows, classes, …), with ``explain_classes = "all"``.
     ``design_test_predictions``: the design reference's predictions, for a post-hoc
-    cell's ``correct_by_both`` images.
+    cell's ``correct_by_both`` images. ``model_given``: the model was trained outside
+    the harness and loaded (``train_seconds`` is 0).
     """
 
     rows: np.ndarray
@@ -60,6 +61,7 @@ class CellProducts:
     history: dict[str, np.ndarray] | None = None
     design_test_predictions: np.ndarray | None = None
     predict_proba: Callable[[np.ndarray], np.ndarray] | None = None
+    model_given: bool = False
 
 
 def scored_images(
@@ -120,6 +122,7 @@ def evidence_for(
         explain_seconds=products.explain_seconds,
         n_explained=len(products.rows),
         train_seconds=products.train_seconds,
+        model_given=products.model_given,
         twin_y_pred=products.twin_test_predictions,
         twin_train_seconds=products.twin_train_seconds,
         reference_importance=references,
