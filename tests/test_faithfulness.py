@@ -85,8 +85,33 @@ def test_chunked_rows_give_the_same_areas(monkeypatch: pytest.MonkeyPatch) -> No
     )  # fmt: skip
     metric = metric_registry.get("insertion_auc")(steps=4)
     whole = metric.compute(evidence).value
-    monkeypatch.setattr(faithfulness, "MAX_BATCH", 10)  # 2 rows per chunk
-    assert metric.compute(evidence).value == pytest.approx(whole, abs=1e-12)
+    for budget in (40, 3):  # 2 rows of 5 curve points per chunk; 1 curve point per call
+        monkeypatch.setattr(faithfulness, "BATCH_ELEMENTS", budget)
+        assert metric.compute(evidence).value == pytest.approx(whole, abs=1e-12)
+
+
+def test_memory_is_bounded_by_the_batch_not_the_rows_or_the_input_size(monkeypatch) -> None:
+    """Regression: 4,096 perturbed inputs went through the model at once whatever their
+    size — 224-px images asked for 13 GB in the first convolution. Now each call gets at
+    most BATCH_ELEMENTS input numbers (one image at least), however many images."""
+    sizes: list[int] = []
+
+    def spy(batch: np.ndarray) -> np.ndarray:
+        sizes.append(batch.size)
+        return linear_model(batch.reshape(len(batch), -1)[:, :4])
+
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(faithfulness, "BATCH_ELEMENTS", 3 * 16 * 16 * 10)
+    for images in (3, 40):
+        sizes.clear()
+        evidence = Evidence(
+            attributions=rng.random((images, 16, 16)),
+            inputs=rng.random((images, 3, 16, 16)).astype(np.float32),
+            targets=rng.integers(0, 2, images), predict_proba=spy,
+        )  # fmt: skip
+        metric_registry.get("deletion_auc")(steps=20).compute(evidence)
+        assert max(sizes) <= 3 * 16 * 16 * 10
+        assert sum(sizes) == images * 21 * 3 * 16 * 16  # every curve point evaluated once
 
 
 def test_blur_needs_images() -> None:

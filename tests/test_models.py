@@ -82,7 +82,7 @@ def test_early_stopping_reports_the_restored_epoch_and_trims_the_trajectory(data
     best = train_classifier(
         module, dataset.x_train, dataset.y_train, recipe.params, seed=0, device=CPU,
         observer=lambda m, epoch: seen.append(epoch),
-    )  # fmt: skip
+    ).epoch  # fmt: skip
     assert seen[-1] == best + 3  # stopped 3 stale epochs after the best one
     trained = explainer_registry.get("scores_activation")().fit_model(recipe, dataset, 0, CPU)
     trajectory = trained.history["score_trajectory"]
@@ -116,7 +116,7 @@ def test_early_stopping_on_validation_accuracy(dataset) -> None:
     torch.manual_seed(0)
     module = recipe.build(dataset)
     best = train_classifier(module, dataset.x_train, dataset.y_train, recipe.params, seed=0,
-                            device=CPU, observer=observe)  # fmt: skip
+                            device=CPU, observer=observe).epoch  # fmt: skip
     trained = accuracies[1:]  # after each epoch (index 0: before training)
     assert best == 1 + int(np.argmax(trained))
     assert len(trained) == best + 4

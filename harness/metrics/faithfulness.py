@@ -54,8 +54,17 @@ def baseline_inputs(inputs: np.ndarray, kind: str, train_mean: np.ndarray | None
     return gaussian_filter(inputs, sigma=(0, 0, sigma, sigma))
 
 
-#: Perturbed inputs built and evaluated at once (rows are chunked to stay below it).
-MAX_BATCH = 4096
+#: Numbers (input elements) of perturbed inputs built and evaluated at once: 2²² float32
+#: = 16 MiB, e.g. 4,096 rows of 1,024 features or 27 images of 3×224×224. Rows (and, when
+#: one row's curve exceeds it, curve points) are chunked to stay below it, so memory does
+#: not grow with the number of explained rows or the input size.
+BATCH_ELEMENTS = 2**22
+
+
+def rows_per_batch(input_shape: tuple[int, ...], inputs_per_row: int = 1) -> int:
+    """How many rows, each needing ``inputs_per_row`` inputs of ``input_shape``, fit in
+    :data:`BATCH_ELEMENTS` (at least 1)."""
+    return max(1, BATCH_ELEMENTS // (int(np.prod(input_shape)) * inputs_per_row))
 
 
 def probability_curves(
@@ -65,7 +74,7 @@ def probability_curves(
     assert evidence.inputs is not None and evidence.targets is not None
     x = np.asarray(evidence.inputs, dtype=np.float32)
     reference = baseline_inputs(x, params.baseline, evidence.train_mean, params.blur_sigma)
-    chunk = max(1, MAX_BATCH // (params.steps + 1))
+    chunk = rows_per_batch(x.shape[1:], params.steps + 1)
     return np.concatenate(
         [
             _curves(x[i : i + chunk], reference[i : i + chunk], order[i : i + chunk],
@@ -101,15 +110,21 @@ def switched_probabilities(
 ) -> np.ndarray:
     """Class probabilities (steps, rows, classes) of the inputs that take ``end`` where
     ``switched`` (steps, rows, features — pixels for images, all channels together) and
-    ``start`` elsewhere, evaluated in one call."""
+    ``start`` elsewhere, built and evaluated a few steps at a time (at most
+    :data:`BATCH_ELEMENTS` input elements at once, one step at least)."""
     assert evidence.predict_proba is not None
     steps, rows = switched.shape[:2]
     if start.ndim == 4:  # pixels: all channels together
         switched = switched.reshape(steps, rows, 1, *start.shape[2:])
     else:
         switched = switched.reshape(steps, rows, *start.shape[1:])
-    batch = np.where(switched, end[None], start[None]).reshape(-1, *start.shape[1:])
-    return evidence.predict_proba(batch).reshape(steps, rows, -1)
+    at_once = rows_per_batch(start.shape[1:], rows)  # steps per call
+    parts = []
+    for first in range(0, steps, at_once):
+        chosen = switched[first : first + at_once]
+        batch = np.where(chosen, end[None], start[None]).reshape(-1, *start.shape[1:])
+        parts.append(evidence.predict_proba(batch).reshape(len(chosen), rows, -1))
+    return np.concatenate(parts)
 
 
 class _Curve(Metric):

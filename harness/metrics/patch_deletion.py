@@ -29,7 +29,7 @@ from pydantic import Field
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
-from harness.metrics.faithfulness import MAX_BATCH, switched_probabilities
+from harness.metrics.faithfulness import rows_per_batch, switched_probabilities
 
 
 class PatchDeletionParams(Params):
@@ -106,7 +106,7 @@ class _PatchDeletion(Metric):
         else:
             assert evidence.train_mean is not None
             reference = np.broadcast_to(evidence.train_mean, x.shape).astype(np.float32)
-        chunk = max(1, MAX_BATCH // len(k))
+        chunk = rows_per_batch(x.shape[1:], len(k))
         curves = []
         for start in range(0, len(x), chunk):
             part = slice(start, start + chunk)

@@ -15,13 +15,14 @@ from torch import nn
 
 from harness.component import Component, Params
 from harness.datasets.base import Dataset, Modality
+from harness.models.batched import forward_in_batches
 from harness.models.estimators import EstimatorForward, FittedEstimator
 from harness.models.training import EpochObserver, Penalty, TrainingParams, train_classifier
 from harness.registry import Registry
 
 #: What models record while training (``TrainedModel.history``) that metrics read; cells
 #: store each under its own name, and a rescoring reads them back from there.
-HISTORY_KEYS = ("score_trajectory", "epoch_seconds")
+HISTORY_KEYS = ("score_trajectory", "epoch_seconds", "learning_rate")
 
 
 @dataclass
@@ -59,19 +60,14 @@ class TrainedModel:
             estimator=estimator, given=given,
         )  # fmt: skip
 
-    def logits(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
-        """Class logits for ``x`` (rows like the dataset's), in batches, without gradients.
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Class logits for ``x`` (rows like the dataset's), without gradients, in
+        batches bounded in memory (:mod:`harness.models.batched`); a batch the device has
+        no memory for is split and retried, with a warning the cell records.
 
         Any float dtype is accepted (explainers such as lime and shap pass float64).
         """
-        outputs = []
-        with torch.no_grad():
-            for start in range(0, len(x), batch_size):
-                batch = torch.as_tensor(
-                    x[start : start + batch_size], dtype=torch.float32, device=self.device
-                )
-                outputs.append(self.module(batch).float().cpu().numpy())
-        return np.concatenate(outputs) if outputs else np.empty((0, 0), dtype=np.float32)
+        return forward_in_batches(self.module, x, self.device)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities, rows × classes: the softmax of the logits, or an
@@ -185,7 +181,7 @@ class ModelRecipe(Component):
         torch.manual_seed(seed)
         started = time.perf_counter()
         module = (architecture(dataset) if architecture else self.build(dataset)).to(device)
-        epochs = train_classifier(
+        log = train_classifier(
             module,
             dataset.x_train,
             dataset.y_train,
@@ -202,9 +198,10 @@ class ModelRecipe(Component):
             module=module,
             device=device,
             train_seconds=time.perf_counter() - started,
-            epochs_trained=epochs,
+            epochs_trained=log.epoch,
             differentiable=self.has_gradients(),
             cam_layer=self.cam_layer_name(),
+            history={"learning_rate": np.array(log.learning_rates)},
         )
 
 

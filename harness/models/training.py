@@ -1,17 +1,38 @@
-"""The training loop shared by every recipe: mini-batch Adam with optional early stopping."""
+"""The training loop shared by every recipe: mini-batch Adam (or SGD with Nesterov
+momentum), a constant or cosine-annealed learning rate, optional seeded image
+augmentation, and the last or the best-validation checkpoint (with optional early
+stopping). Only a batch at a time is on the device."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from harness.component import Params
+from harness.models.batched import forward_in_batches
+
+
+class AugmentationParams(Params):
+    """Image augmentation of each training image (torchvision ``transforms.v2``), drawn
+    from a stream seeded by the seed, the epoch and the batch: the same seed gives the
+    same batches. Values are the images' own (colour jitter assumes [0, 1])."""
+
+    horizontal_flip: float = Field(0.0, ge=0, le=1, description="probability of a left–right flip")
+    vertical_flip: float = Field(0.0, ge=0, le=1, description="probability of an up–down flip")
+    rotation: float = Field(0.0, ge=0, le=180, description="rotation by up to ± degrees")
+    color_jitter: float = Field(
+        0.0, ge=0, le=1, description="brightness and contrast (and saturation, RGB) jitter"
+    )
+    resized_crop: float | None = Field(
+        None, gt=0, le=1, description="random resized crop: smallest area share, resized back"
+    )
 
 
 class TrainingParams(Params):
@@ -21,22 +42,56 @@ class TrainingParams(Params):
         30, ge=1, le=100_000, description="maximum number of passes over the training set"
     )
     batch_size: int = Field(128, ge=1, le=1_000_000)
-    learning_rate: float = Field(1e-3, gt=0, le=10, description="Adam step size")
-    weight_decay: float = Field(0.0, ge=0, le=10, description="Adam (L2) weight decay")
+    optimizer: Literal["adam", "sgd"] = Field(
+        "adam", description="Adam, or SGD with momentum (the Soft-CAM paper's)"
+    )
+    learning_rate: float = Field(
+        1e-3, gt=0, le=10, description="step size (of the first epoch, with a schedule)"
+    )
+    weight_decay: float = Field(0.0, ge=0, le=10, description="L2 weight decay")
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum")
+    nesterov: bool = Field(True, description="sgd: Nesterov momentum")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="learning rate per epoch: constant, or cosine-annealed from learning_rate "
+        "to min_learning_rate over the epochs (torch's CosineAnnealingLR)",
+    )
+    min_learning_rate: float = Field(0.0, ge=0, le=10, description="cosine: the floor")
+    augmentation: AugmentationParams | None = Field(
+        None, description="images: seeded augmentation of every training batch"
+    )
+    checkpoint: Literal["last", "best"] = Field(
+        "last",
+        description="weights kept: the last epoch's, or the best on the held-out "
+        "validation rows by early_stopping_metric",
+    )
     early_stopping_patience: int | None = Field(
         None,
         ge=1,
         le=100_000,
         description="stop after this many epochs without a better validation score",
     )
-    early_stopping_metric: Literal["loss", "accuracy"] = Field(
+    early_stopping_metric: Literal["loss", "accuracy", "roc_auc"] = Field(
         "loss",
-        description="early stopping: keep the epoch with the lowest validation loss, or "
-        "the highest validation accuracy (ties: the earlier epoch)",
+        description="early stopping and checkpoint 'best': the epoch with the lowest "
+        "validation loss, or the highest accuracy or ROC-AUC (ties: the earlier epoch)",
     )
     validation_fraction: float = Field(
         0.1, gt=0, lt=1, description="training share held out for early stopping"
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingParams:
+        if self.schedule == "cosine" and self.min_learning_rate > self.learning_rate:
+            raise ValueError("min_learning_rate must not exceed learning_rate")
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
+            raise ValueError("Nesterov momentum needs momentum > 0 (or nesterov = false)")
+        return self
+
+    @property
+    def selects_on_validation(self) -> bool:
+        """Whether rows are held out to choose (or stop at) an epoch."""
+        return self.early_stopping_patience is not None or self.checkpoint == "best"
 
 
 #: Called with the module and the epoch number: 0 before training, then after each epoch.
@@ -71,6 +126,104 @@ def parameter_groups(
     ]  # fmt: skip
 
 
+@dataclass
+class TrainingLog:
+    """What training did: the epoch whose weights the module ends with (the last one run,
+    or the restored best), and the learning rate of every epoch run."""
+
+    epoch: int
+    learning_rates: list[float] = field(default_factory=list)
+
+
+def make_optimiser(module: nn.Module, params: TrainingParams) -> torch.optim.Optimizer:
+    """Adam, or SGD (momentum, Nesterov), over :func:`parameter_groups`."""
+    groups = parameter_groups(module, params.weight_decay, params.learning_rate)
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=params.learning_rate, momentum=params.momentum,
+                               nesterov=params.nesterov)  # fmt: skip
+    return torch.optim.Adam(groups, lr=params.learning_rate)
+
+
+def make_schedule(
+    optimiser: torch.optim.Optimizer, params: TrainingParams
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-epoch learning-rate schedule: None (constant), or cosine annealing from
+    the learning rate to ``min_learning_rate`` over ``epochs`` (η_e = η_min + (η₀ − η_min)
+    · (1 + cos(π e / E)) / 2 for epoch e = 0…E−1)."""
+    if params.schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimiser, T_max=params.epochs, eta_min=params.min_learning_rate
+    )
+
+
+def augmenter(params: AugmentationParams, channels: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """One image (C, H, W) → its augmented copy, with torchvision ``transforms.v2``."""
+    from torchvision.transforms import v2
+
+    steps: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    if params.resized_crop is not None:
+        steps.append(_ResizedCrop(params.resized_crop))
+    if params.horizontal_flip:
+        steps.append(v2.RandomHorizontalFlip(params.horizontal_flip))
+    if params.vertical_flip:
+        steps.append(v2.RandomVerticalFlip(params.vertical_flip))
+    if params.rotation:
+        steps.append(v2.RandomRotation(params.rotation))
+    if params.color_jitter:
+        strength = params.color_jitter
+        saturation = strength if channels == 3 else 0.0
+        steps.append(v2.ColorJitter(brightness=strength, contrast=strength,
+                                    saturation=saturation))  # fmt: skip
+    return v2.Compose(steps)
+
+
+class _ResizedCrop:
+    """``v2.RandomResizedCrop`` back to the image's own size."""
+
+    def __init__(self, smallest: float) -> None:
+        self.smallest = smallest
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms import v2
+
+        size = tuple(image.shape[-2:])
+        return v2.RandomResizedCrop(size, scale=(self.smallest, 1.0), antialias=True)(image)
+
+
+def augmented(
+    batch: torch.Tensor,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    seed: int,
+    epoch: int,
+    index: int,
+) -> torch.Tensor:
+    """Each image of ``batch`` augmented on its own, from torch's CPU generator seeded by
+    (seed, epoch, batch index) — the global generator is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(hash((seed, epoch, index)) % 2**63)
+        return torch.stack([transform(image) for image in batch.cpu()]).to(batch.device)
+
+
+def _validation_score(
+    module: nn.Module, x: np.ndarray, y: np.ndarray, metric: str, device: torch.device
+) -> float:
+    """The held-out rows' score, lower is better: loss, −accuracy or −ROC-AUC."""
+    module.eval()
+    logits = torch.from_numpy(forward_in_batches(module, x, device))
+    labels = torch.as_tensor(y)
+    if metric == "loss":
+        return float(nn.functional.cross_entropy(logits, labels).item())
+    if metric == "accuracy":
+        return -float((logits.argmax(dim=1) == labels).float().mean().item())
+    from sklearn.metrics import roc_auc_score
+
+    probabilities = torch.softmax(logits, dim=1).numpy()
+    if probabilities.shape[1] == 2:
+        return -float(roc_auc_score(y, probabilities[:, 1]))
+    return -float(roc_auc_score(y, probabilities, multi_class="ovr"))
+
+
 def train_classifier(
     module: nn.Module,
     x: np.ndarray,
@@ -81,67 +234,69 @@ def train_classifier(
     device: torch.device,
     observer: EpochObserver | None = None,
     penalty: Penalty | None = None,
-) -> int:
-    """Train ``module`` in place with cross-entropy; return the epoch whose weights the
-    module ends with: the last one run, or with early stopping the restored best one.
+) -> TrainingLog:
+    """Train ``module`` in place with cross-entropy; return the epoch whose weights it
+    ends with and the learning rate of each epoch.
 
-    The batch order comes from a generator seeded with ``seed``. With early stopping, a
-    stratified ``validation_fraction`` of the rows is held out and the weights of the
-    epoch with the lowest validation loss (or highest accuracy, ``early_stopping_metric``)
-    are restored. ``observer`` sees the module
-    before training (epoch 0) and after every epoch; ``penalty(module)`` is added to the
-    loss of every batch.
+    The batch order (and any augmentation) comes from generators seeded with ``seed``;
+    one batch at a time is moved to ``device``. With early stopping or ``checkpoint =
+    "best"``, a stratified ``validation_fraction`` of the rows is held out and the
+    weights of the epoch with the best validation score (``early_stopping_metric``) are
+    restored. ``observer`` sees the module before training (epoch 0) and after every
+    epoch; ``penalty(module)`` is added to the loss of every batch.
     """
     x_val = y_val = None
-    if params.early_stopping_patience is not None:
+    if params.selects_on_validation:
         from sklearn.model_selection import train_test_split
 
         x, x_val, y, y_val = train_test_split(
             x, y, test_size=params.validation_fraction, stratify=y, random_state=seed
         )
-    inputs = torch.as_tensor(x, device=device)
-    labels = torch.as_tensor(y, device=device)
-    optimiser = torch.optim.Adam(
-        parameter_groups(module, params.weight_decay, params.learning_rate),
-        lr=params.learning_rate,
-    )
+    if params.augmentation is not None and x.ndim != 4:
+        raise ValueError("training.augmentation needs images; leave it out for tables")
+    transform = None if params.augmentation is None else augmenter(params.augmentation, x.shape[1])
+    inputs, labels = torch.as_tensor(x), torch.as_tensor(y)
+    if device.type == "cuda":
+        inputs, labels = inputs.pin_memory(), labels.pin_memory()
+    optimiser = make_optimiser(module, params)
+    schedule = make_schedule(optimiser, params)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
     best_score, best_state, best_epoch, stale = float("inf"), None, 0, 0
-    epoch = 0
+    log = TrainingLog(epoch=0)
     if observer is not None:
         observer(module, 0)
     for epoch in range(1, params.epochs + 1):
         module.train()
-        order = torch.randperm(len(inputs), generator=generator).to(device)
-        for start in range(0, len(order), params.batch_size):
+        log.epoch = epoch
+        log.learning_rates.append(float(optimiser.param_groups[0]["lr"]))
+        order = torch.randperm(len(inputs), generator=generator)
+        for index, start in enumerate(range(0, len(order), params.batch_size)):
             batch = order[start : start + params.batch_size]
+            images = inputs[batch].to(device, non_blocking=True)
+            if transform is not None:
+                images = augmented(images, transform, seed, epoch, index)
             optimiser.zero_grad()
-            loss = loss_fn(module(inputs[batch]), labels[batch])
+            loss = loss_fn(module(images), labels[batch].to(device, non_blocking=True))
             if penalty is not None:
                 loss = loss + penalty(module)
             loss.backward()
             optimiser.step()
+        if schedule is not None:
+            schedule.step()
         if observer is not None:
             observer(module, epoch)
-        if x_val is not None and params.early_stopping_patience is not None:
-            module.eval()
-            with torch.no_grad():
-                logits = module(torch.as_tensor(x_val, device=device))
-                labels_val = torch.as_tensor(y_val, device=device)
-                score = (
-                    loss_fn(logits, labels_val).item()
-                    if params.early_stopping_metric == "loss"
-                    else -(logits.argmax(dim=1) == labels_val).float().mean().item()
-                )  # lower is better either way
+        if x_val is not None and y_val is not None:
+            score = _validation_score(module, x_val, y_val, params.early_stopping_metric, device)
             if score < best_score:
                 best_score, best_state, stale = score, copy.deepcopy(module.state_dict()), 0
                 best_epoch = epoch
             else:
                 stale += 1
-                if stale >= params.early_stopping_patience:
+                patience = params.early_stopping_patience
+                if patience is not None and stale >= patience:
                     break
     if best_state is not None:
         module.load_state_dict(best_state)
-        return best_epoch
-    return epoch
+        log.epoch = best_epoch
+    return log

@@ -26,6 +26,7 @@ from harness.datasets.base import Dataset, with_validation_split
 from harness.errors import HarnessError
 from harness.explainers.base import ExplainContext, Explainer, Explanation
 from harness.models.base import TrainedModel
+from harness.models.batched import split_after_out_of_memory
 from harness.records import CellRecord, CellStatus, ScoreRecord
 from harness.runner.cache import CacheError, ResultCache
 from harness.runner.plan import Cell
@@ -507,9 +508,42 @@ def _explain(
     explainer.explain(model, inputs[:1], targets[:1], warm_up)
     context = ExplainContext(dataset=dataset, seed=cell.seed, rows=rows)
     started = time.perf_counter()
-    explanation = explainer.explain(model, inputs, targets, context)
+    explanation = explain_within_memory(explainer, model, inputs, targets, context)
     seconds = time.perf_counter() - started
     problem = explanation.problem(len(rows), dataset.attribution_shape)
     if problem is not None:
         raise CellFailure(f"explainer '{cell.explainer.id}' {problem}")
     return explanation, seconds
+
+
+def explain_within_memory(
+    explainer: Explainer,
+    model: TrainedModel,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    context: ExplainContext,
+) -> Explanation:
+    """``explainer.explain`` on all rows; when the device runs out of memory, on each half
+    of the rows in turn (recursively, down to one row), the local attributions joined —
+    with a :class:`~harness.models.batched.MemorySplitWarning` the cell records.
+    Stochastic explainers then draw per part: the split is part of the result."""
+    try:
+        return explainer.explain(model, inputs, targets, context)
+    except torch.OutOfMemoryError:
+        if len(inputs) == 1:
+            raise
+    half = len(inputs) // 2
+    split_after_out_of_memory(model.device)
+    parts = [
+        explain_within_memory(explainer, model, inputs[part], targets[part],
+                              replace(context, rows=context.rows[part]))
+        for part in (slice(0, half), slice(half, None))
+    ]  # fmt: skip
+    if any(part.local is None for part in parts):
+        raise CellFailure(
+            f"out of {model.device.type} memory, and explainer '{explainer.name}' gives "
+            "global scores only, which cannot be joined from parts of the rows"
+        )
+    first, second = parts
+    assert first.local is not None and second.local is not None
+    return replace(first, local=np.concatenate([first.local, second.local]))

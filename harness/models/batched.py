@@ -1,0 +1,73 @@
+"""Forward passes without gradients in batches whose memory is bounded by their size,
+not by the number of rows — and split again when a device runs out of memory.
+
+A batch holds at most :data:`FORWARD_ELEMENTS` input numbers (and :data:`MAX_ROWS`
+rows): thousands of table rows, a few dozen 224-px images. When the device still runs out
+of memory (``torch.OutOfMemoryError``, CUDA's or another backend's), the batch is halved
+and retried, down to one row, with a :class:`MemorySplitWarning` — which the cell's
+record keeps among its warnings.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+#: Input numbers per forward pass: 2²² float32 = 16 MiB (27 images of 3×224×224).
+FORWARD_ELEMENTS = 2**22
+#: Rows per forward pass at most (small table rows).
+MAX_ROWS = 8192
+
+
+class MemorySplitWarning(RuntimeWarning):
+    """A batch was split and retried because the device ran out of memory (the cell's
+    timings include the failed attempt)."""
+
+
+def split_after_out_of_memory(device: torch.device) -> None:
+    """Free the device's cached blocks and warn that a batch is split and retried."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    warnings.warn(
+        f"out of {device.type} memory: batches were split and retried (timings include the "
+        "failed attempts)",
+        MemorySplitWarning,
+        stacklevel=3,
+    )
+
+
+def rows_per_forward(input_shape: tuple[int, ...]) -> int:
+    """Rows of ``input_shape`` per forward pass: within the element budget, at least 1."""
+    return max(1, min(MAX_ROWS, FORWARD_ELEMENTS // max(1, int(np.prod(input_shape)))))
+
+
+def forward_in_batches(
+    module: nn.Module,
+    x: np.ndarray,
+    device: torch.device,
+    *,
+    rows: int | None = None,
+) -> np.ndarray:
+    """``module``'s outputs for ``x`` (float32, on the CPU as numpy), in batches of
+    ``rows`` (default :func:`rows_per_forward`); a batch that runs out of device memory
+    is halved and retried, down to one row (:func:`split_after_out_of_memory`)."""
+    size = rows or rows_per_forward(tuple(x.shape[1:]))
+    outputs: list[np.ndarray] = []
+    start = 0
+    with torch.no_grad():
+        while start < len(x):
+            chunk = x[start : start + size]
+            try:
+                batch = torch.as_tensor(chunk, dtype=torch.float32, device=device)
+                outputs.append(module(batch).float().cpu().numpy())
+            except torch.OutOfMemoryError:
+                if size == 1:
+                    raise
+                size = max(1, len(chunk) // 2)
+                split_after_out_of_memory(device)
+                continue
+            start += len(chunk)
+    return np.concatenate(outputs) if outputs else np.empty((0, 0), dtype=np.float32)
