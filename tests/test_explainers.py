@@ -96,9 +96,9 @@ def pooled(a: torch.Tensor) -> np.ndarray:
 @pytest.mark.parametrize("baseline", ["zero", "train_mean"])
 def test_integrated_gradients_tabular(tabular: Setting, baseline: str) -> None:
     x, t = tensors(tabular)
-    reference = (
-        0.0 if baseline == "zero" else torch.tensor(tabular.dataset.x_train.mean(0, keepdims=True))
-    )
+    rows = tabular.dataset.x_train.astype(np.float64)  # the mean row, summed in float64
+    mean = rows.mean(0, keepdims=True).astype(np.float32)
+    reference = 0.0 if baseline == "zero" else torch.tensor(mean)
     direct = IntegratedGradients(tabular.model.module).attribute(
         x, baselines=reference, target=t, n_steps=24
     )

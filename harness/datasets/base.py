@@ -10,6 +10,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from harness.component import Component
+from harness.datasets.image_files import ImageFiles, Rows, rows_mean, take
 from harness.registry import Registry
 
 Modality = Literal["tabular", "image"]
@@ -43,9 +44,10 @@ class Dataset:
     """Train/test arrays and what is known about them.
 
     Tabular arrays are ``float32`` of shape (rows, features); image arrays ``float32`` of
-    shape (images, channels, height, width). Labels are ``int64`` class indices in
-    ``0 … len(class_names) - 1``. Ground-truth masks, when present, are boolean
-    (test images, height, width), aligned with ``x_test``.
+    shape (images, channels, height, width) — in memory, or image files decoded a batch
+    at a time (:class:`~harness.datasets.image_files.ImageFiles`, the same indexing).
+    Labels are ``int64`` class indices in ``0 … len(class_names) - 1``. Ground-truth
+    masks, when present, are boolean (test images, height, width), aligned with ``x_test``.
 
     ``x_val``/``y_val``: a validation split held out of the training split (None when the
     suite asks for none, see :func:`with_validation_split`): models never train on it;
@@ -58,9 +60,9 @@ class Dataset:
 
     name: str
     modality: Modality
-    x_train: np.ndarray
+    x_train: Rows
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: Rows
     y_test: np.ndarray
     feature_names: list[str]
     class_names: list[str]
@@ -68,7 +70,7 @@ class Dataset:
     ground_truth: GroundTruth = field(default_factory=GroundTruth)
     columns: list[str] | None = None
     column_of_feature: np.ndarray | None = None
-    x_val: np.ndarray | None = None
+    x_val: Rows | None = None
     y_val: np.ndarray | None = None
 
     @property
@@ -81,8 +83,9 @@ class Dataset:
 
     @cached_property
     def train_mean(self) -> np.ndarray:
-        """The mean training row (float32, shaped like one input), computed once."""
-        return self.x_train.mean(axis=0)
+        """The mean training row (float32, shaped like one input), computed once (batch
+        by batch for images on disk)."""
+        return rows_mean(self.x_train)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -95,6 +98,9 @@ class Dataset:
                       self.x_val, self.y_val):  # fmt: skip
             if array is None:
                 digest.update(b"none")
+                continue
+            if isinstance(array, ImageFiles):
+                array.fingerprint(digest)
                 continue
             array = np.ascontiguousarray(array)
             digest.update(f"{array.dtype}{array.shape}".encode())
@@ -127,20 +133,30 @@ class Dataset:
 def with_validation_split(dataset: Dataset, fraction: float, seed: int) -> Dataset:
     """``dataset`` with a stratified ``fraction`` of its training split held out as the
     validation split (``seed`` draws it); models then train on the rest."""
-    from sklearn.model_selection import train_test_split
-
     try:
-        x_train, x_val, y_train, y_val = train_test_split(
-            dataset.x_train, dataset.y_train, test_size=fraction, random_state=seed,
-            stratify=dataset.y_train,
-        )  # fmt: skip
+        kept, held_out = stratified_split(dataset.y_train, fraction, seed)
     except ValueError as exc:  # too few rows of a class to stratify
         raise ValueError(
             f"cannot hold out {fraction:g} of the {len(dataset.y_train)} training rows of "
             f"'{dataset.name}' as a validation split ({exc}); change "
             "execution.validation_fraction"
         ) from exc
-    return replace(dataset, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
+    return replace(
+        dataset, x_train=take(dataset.x_train, kept), y_train=dataset.y_train[kept],
+        x_val=take(dataset.x_train, held_out), y_val=dataset.y_train[held_out],
+    )  # fmt: skip
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+    """Row indices (kept, held out): scikit-learn's stratified ``train_test_split`` with
+    ``seed`` — the same rows it would split the arrays into — without touching the rows
+    (images on disk stay there)."""
+    from sklearn.model_selection import train_test_split
+
+    kept, held_out = train_test_split(
+        np.arange(len(labels)), test_size=fraction, random_state=seed, stratify=labels
+    )
+    return kept, held_out
 
 
 class DatasetSource(Component):

@@ -44,6 +44,7 @@ from harness.datasets.base import (
     Modality,
     dataset_registry,
 )
+from harness.datasets.image_files import ImageFiles
 from harness.datasets.tables import DatasetError
 
 SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -62,6 +63,9 @@ class ImageFolderParams(Params):
     point_radius: float = Field(
         5.0, gt=0, le=10_000, description="points: disc radius, original image pixels"
     )
+    workers: int = Field(
+        2, ge=0, le=64, description="processes decoding images ahead (0: in the main one)"
+    )
 
     @model_validator(mode="after")
     def _one_kind_of_truth(self) -> ImageFolderParams:
@@ -71,6 +75,14 @@ class ImageFolderParams(Params):
                 f"give one of `masks`, `boxes` and `points`, not {' and '.join(given)}"
             )
         return self
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What an image's header says: (width, height) and Pillow's mode."""
+
+    size: tuple[int, int]
+    mode: str
 
 
 @dataclass(frozen=True)
@@ -103,7 +115,7 @@ class ImageFolder(DatasetSource):
         p = self.params
         classes = self._classes(p.train_split)
         entries = {s: self._entries(s, classes) for s in (p.train_split, p.test_split)}
-        pictures = {s: [self._read(e.path) for e in entries[s]] for s in entries}
+        pictures = {s: [self._header(e.path) for e in entries[s]] for s in entries}
         every = [picture for split in pictures.values() for picture in split]
         channels = p.channels or (1 if all(x.mode in GREY_MODES for x in every) else 3)
         sizes = {x.size for x in every}
@@ -112,7 +124,9 @@ class ImageFolder(DatasetSource):
                 f"{self.label}: images differ in size ({len(sizes)} sizes, e.g. "
                 f"{sorted(sizes)[:2]}); set `size` to resize them"
             )
-        x = {s: self._array(pictures[s], channels) for s in pictures}
+        width, height = (p.size, p.size) if p.size is not None else every[0].size
+        x = {s: ImageFiles([e.path for e in entries[s]], channels, height, width, p.size,
+                           p.workers) for s in entries}  # fmt: skip
         y = {s: np.array([e.label for e in entries[s]], dtype=np.int64) for s in entries}
         test = entries[p.test_split]
         truth = GroundTruth()
@@ -177,20 +191,20 @@ class ImageFolder(DatasetSource):
         except (OSError, UnidentifiedImageError) as error:
             raise DatasetError(f"{self.label}: cannot read image {path} ({error})") from error
 
-    def _array(self, pictures: list[Image.Image], channels: int) -> np.ndarray:
-        from PIL import Image
+    def _header(self, path: Path) -> _Header:
+        """An image's size and mode, read from its header (the pixels stay on disk and
+        are decoded a batch at a time, see :class:`ImageFiles`); a file Pillow cannot
+        open, or whose pixels are cut short, is an error naming it now."""
+        from PIL import Image, UnidentifiedImageError
 
-        size = self.params.size
-        rows = []
-        for picture in pictures:
-            converted = picture.convert("L" if channels == 1 else "RGB")
-            if size is not None:
-                converted = converted.resize((size, size), Image.Resampling.BILINEAR)
-            pixels = np.asarray(converted, dtype=np.float32) / 255.0
-            rows.append(pixels[None] if channels == 1 else pixels.transpose(2, 0, 1))
-        return np.ascontiguousarray(np.stack(rows))
+        try:
+            with Image.open(path) as picture:
+                picture.verify()  # reads the whole file: a truncated one fails here
+                return _Header(picture.size, picture.mode)
+        except (OSError, UnidentifiedImageError, SyntaxError) as error:
+            raise DatasetError(f"{self.label}: cannot read image {path} ({error})") from error
 
-    def _mask_file(self, entry: _Entry, picture: Image.Image) -> np.ndarray:
+    def _mask_file(self, entry: _Entry, picture: _Header) -> np.ndarray:
         from PIL import Image
 
         p = self.params
@@ -211,7 +225,7 @@ class ImageFolder(DatasetSource):
             grey = grey.resize((p.size, p.size), Image.Resampling.NEAREST)
         return np.asarray(grey) > 0
 
-    def _shape(self, picture: Image.Image) -> tuple[int, int]:
+    def _shape(self, picture: _Header) -> tuple[int, int]:
         size = self.params.size
         return (size, size) if size is not None else (picture.size[1], picture.size[0])
 
@@ -252,7 +266,7 @@ class ImageFolder(DatasetSource):
         return table.dropna(subset=needed)
 
     def _point_masks(
-        self, test: list[_Entry], pictures: list[Image.Image], entries: dict[str, list[_Entry]]
+        self, test: list[_Entry], pictures: list[_Header], entries: dict[str, list[_Entry]]
     ) -> np.ndarray:
         p = self.params
         assert p.points is not None
@@ -273,7 +287,7 @@ class ImageFolder(DatasetSource):
         return masks
 
     def _box_masks(
-        self, test: list[_Entry], pictures: list[Image.Image], entries: dict[str, list[_Entry]]
+        self, test: list[_Entry], pictures: list[_Header], entries: dict[str, list[_Entry]]
     ) -> np.ndarray:
         p = self.params
         assert p.boxes is not None

@@ -136,8 +136,9 @@ class Planted(DatasetSource):
                 raise DatasetError(f"{label}: n_relevant {p.n_relevant} > {len(names)} columns")
             chosen = sorted(rng.choice(len(names), size=p.n_relevant, replace=False).tolist())
         features = [self._first_feature(base, column) for column in chosen]
-        mean = base.x_train.mean(axis=0)[features]
-        std = base.x_train.std(axis=0)[features]
+        x_train, x_test = np.asarray(base.x_train), np.asarray(base.x_test)  # a table
+        mean = x_train.mean(axis=0)[features]
+        std = x_train.std(axis=0)[features]
         std[std == 0] = 1.0
 
         def standardised(x: np.ndarray) -> np.ndarray:
@@ -146,8 +147,8 @@ class Planted(DatasetSource):
         weights = rng.choice([-1.0, 1.0], size=len(features)) * rng.uniform(
             0.5, 1.5, size=len(features)
         )
-        s_train = self._signal(standardised(base.x_train), weights)
-        s_test = self._signal(standardised(base.x_test), weights)
+        s_train = self._signal(standardised(x_train), weights)
+        s_test = self._signal(standardised(x_test), weights)
         centre, scale = np.median(s_train), s_train.std() or 1.0
         draw = np.random.default_rng(seed)
 

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from harness.component import Params
 from harness.datasets.base import Modality
+from harness.datasets.image_files import Rows
 from harness.explainers.base import (
     ChannelPooling,
     ExplainContext,
@@ -54,10 +55,11 @@ def numpy_global_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
-def sample_rows(x: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """``size`` rows of ``x`` drawn without replacement with the seed (all rows if fewer)."""
+def sample_rows(x: Rows, size: int, seed: int) -> np.ndarray:
+    """``size`` rows of ``x`` drawn without replacement with the seed (all rows if fewer),
+    as an array (images on disk: only these are decoded)."""
     if len(x) <= size:
-        return x
+        return np.asarray(x)
     return x[np.sort(np.random.default_rng(seed).choice(len(x), size, replace=False))]
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from harness.component import Component, Params
 from harness.datasets.base import Dataset, Modality
+from harness.datasets.image_files import Rows
 from harness.models.batched import forward_in_batches
 from harness.models.estimators import EstimatorForward, FittedEstimator
 from harness.models.training import EpochObserver, Penalty, TrainingParams, train_classifier
@@ -60,7 +61,7 @@ class TrainedModel:
             estimator=estimator, given=given,
         )  # fmt: skip
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
+    def logits(self, x: Rows) -> np.ndarray:
         """Class logits for ``x`` (rows like the dataset's), without gradients, in
         batches bounded in memory (:mod:`harness.models.batched`); a batch the device has
         no memory for is split and retried, with a warning the cell records.
@@ -69,7 +70,7 @@ class TrainedModel:
         """
         return forward_in_batches(self.module, x, self.device)
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+    def predict_proba(self, x: Rows) -> np.ndarray:
         """Class probabilities, rows × classes: the softmax of the logits, or an
         estimator's own."""
         if self.estimator is not None:
@@ -77,7 +78,7 @@ class TrainedModel:
         logits = self.logits(x)
         return np.asarray(torch.softmax(torch.from_numpy(logits), dim=1).numpy())
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: Rows) -> np.ndarray:
         """Predicted class index per row (int64)."""
         return self.logits(x).argmax(axis=1).astype(np.int64)
 

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.datasets.image_files import Rows
+
 #: Input numbers per forward pass: 2²² float32 = 16 MiB (27 images of 3×224×224).
 FORWARD_ELEMENTS = 2**22
 #: Rows per forward pass at most (small table rows).
@@ -46,7 +48,7 @@ def rows_per_forward(input_shape: tuple[int, ...]) -> int:
 
 def forward_in_batches(
     module: nn.Module,
-    x: np.ndarray,
+    x: Rows,
     device: torch.device,
     *,
     rows: int | None = None,

@@ -13,22 +13,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, ClassVar
 
-import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
 
 from harness.datasets.base import Dataset, Modality
+from harness.datasets.image_files import Rows, channel_moments
 from harness.models.base import ModelRecipe, model_registry
 from harness.models.mlp import Standardize
 from harness.models.training import TrainingParams
 
 
-def channel_standardize(x_train: np.ndarray) -> Standardize:
-    """Per-channel (x − mean) / std over the training images (statistics shaped C×1×1)."""
-    return Standardize(
-        x_train.mean(axis=(0, 2, 3))[:, None, None], x_train.std(axis=(0, 2, 3))[:, None, None]
-    )
+def channel_standardize(x_train: Rows) -> Standardize:
+    """Per-channel (x − mean) / std over the training images (statistics shaped C×1×1;
+    batch by batch for images on disk)."""
+    mean, std = channel_moments(x_train)
+    return Standardize(mean[:, None, None], std[:, None, None])
 
 
 class SmallCNNParams(TrainingParams):

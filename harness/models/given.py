@@ -36,6 +36,7 @@ from harness.component import Params, SuiteFile
 from harness.datasets.base import Dataset, Modality
 from harness.errors import optional_import
 from harness.models.base import TRAITS, ModelRecipe, TrainedModel, model_registry
+from harness.models.cnn import channel_standardize
 from harness.models.estimators import (
     PROBABILITY_FLOOR,
     SKLEARN_TRUSTED,
@@ -44,7 +45,7 @@ from harness.models.estimators import (
     SklearnEstimator,
     XGBoostBooster,
 )
-from harness.models.mlp import Standardize
+from harness.models.mlp import Standardize, feature_standardize
 from harness.models.torch_files import load_exported_program, load_state_dict, load_torchscript
 
 Format = Literal[
@@ -212,11 +213,10 @@ class GivenModel(ModelRecipe):
     def _standardize(self, dataset: Dataset) -> Standardize:
         p = self.params
         x = dataset.x_train
-        axes = (0, 2, 3) if x.ndim == 4 else (0,)
         shape = (-1, 1, 1) if x.ndim == 4 else (-1,)
         width = x.shape[1]
         if p.mean is None or p.std is None:
-            return Standardize(x.mean(axis=axes).reshape(shape), x.std(axis=axes).reshape(shape))
+            return channel_standardize(x) if x.ndim == 4 else feature_standardize(x)
         if len(p.mean) != width or len(p.std) != width:
             what = "channels" if x.ndim == 4 else "features"
             raise ValueError(f"mean and std have {len(p.mean)} and {len(p.std)} values; dataset "

@@ -10,6 +10,7 @@ from pydantic import Field
 from torch import nn
 
 from harness.datasets.base import Dataset, Modality
+from harness.datasets.image_files import Rows
 from harness.models.base import ModelRecipe, model_registry
 from harness.models.training import TrainingParams
 
@@ -30,6 +31,12 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
+def feature_standardize(x_train: Rows) -> Standardize:
+    """Per-feature (x − mean) / std over the training rows (tables, held in memory)."""
+    rows = np.asarray(x_train)
+    return Standardize(rows.mean(axis=0), rows.std(axis=0))
+
+
 class MLPParams(TrainingParams):
     hidden: list[Annotated[int, Field(ge=1, le=65_536)]] = Field(
         [64, 64], max_length=64, description="width of each hidden layer (1…65,536)"
@@ -46,9 +53,7 @@ class MLP(ModelRecipe):
     params: MLPParams
 
     def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
-        layers: list[nn.Module] = [
-            Standardize(dataset.x_train.mean(axis=0), dataset.x_train.std(axis=0))
-        ]
+        layers: list[nn.Module] = [feature_standardize(dataset.x_train)]
         if gate is not None:
             layers.append(gate)
         width = dataset.n_features

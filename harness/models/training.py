@@ -6,7 +6,8 @@ stopping). Only a batch at a time is on the device."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import multiprocessing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,6 +17,8 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from harness.component import Params
+from harness.datasets.base import stratified_split
+from harness.datasets.image_files import ImageFiles, Rows, decoded, stacked_tensor, take
 from harness.models.batched import forward_in_batches
 
 
@@ -205,8 +208,26 @@ def augmented(
         return torch.stack([transform(image) for image in batch.cpu()]).to(batch.device)
 
 
+def rows_of(x: Rows, batches: list[torch.Tensor], device: torch.device) -> Iterator[torch.Tensor]:
+    """The rows of each batch of indices, in order, as CPU tensors: indexed from memory,
+    or decoded from image files ahead of time by a ``DataLoader``'s worker processes
+    (none in a daemonic process), pinned for a CUDA device."""
+    if not isinstance(x, ImageFiles):
+        inputs = torch.as_tensor(x)
+        yield from (inputs[batch] for batch in batches)
+        return
+    from torch.utils.data import DataLoader
+
+    workers = 0 if multiprocessing.current_process().daemon else x.workers
+    loader = DataLoader(
+        decoded(x), batch_sampler=[batch.tolist() for batch in batches], num_workers=workers,
+        collate_fn=stacked_tensor, pin_memory=device.type == "cuda",
+    )  # fmt: skip
+    yield from loader
+
+
 def _validation_score(
-    module: nn.Module, x: np.ndarray, y: np.ndarray, metric: str, device: torch.device
+    module: nn.Module, x: Rows, y: np.ndarray, metric: str, device: torch.device
 ) -> float:
     """The held-out rows' score, lower is better: loss, −accuracy or −ROC-AUC."""
     module.eval()
@@ -226,7 +247,7 @@ def _validation_score(
 
 def train_classifier(
     module: nn.Module,
-    x: np.ndarray,
+    x: Rows,
     y: np.ndarray,
     params: TrainingParams,
     *,
@@ -245,19 +266,15 @@ def train_classifier(
     restored. ``observer`` sees the module before training (epoch 0) and after every
     epoch; ``penalty(module)`` is added to the loss of every batch.
     """
-    x_val = y_val = None
+    x_val: Rows | None = None
+    y_val: np.ndarray | None = None
     if params.selects_on_validation:
-        from sklearn.model_selection import train_test_split
-
-        x, x_val, y, y_val = train_test_split(
-            x, y, test_size=params.validation_fraction, stratify=y, random_state=seed
-        )
+        kept, held_out = stratified_split(y, params.validation_fraction, seed)
+        x, x_val, y, y_val = take(x, kept), take(x, held_out), y[kept], y[held_out]
     if params.augmentation is not None and x.ndim != 4:
         raise ValueError("training.augmentation needs images; leave it out for tables")
     transform = None if params.augmentation is None else augmenter(params.augmentation, x.shape[1])
-    inputs, labels = torch.as_tensor(x), torch.as_tensor(y)
-    if device.type == "cuda":
-        inputs, labels = inputs.pin_memory(), labels.pin_memory()
+    labels = torch.as_tensor(y)
     optimiser = make_optimiser(module, params)
     schedule = make_schedule(optimiser, params)
     loss_fn = nn.CrossEntropyLoss()
@@ -270,10 +287,13 @@ def train_classifier(
         module.train()
         log.epoch = epoch
         log.learning_rates.append(float(optimiser.param_groups[0]["lr"]))
-        order = torch.randperm(len(inputs), generator=generator)
-        for index, start in enumerate(range(0, len(order), params.batch_size)):
-            batch = order[start : start + params.batch_size]
-            images = inputs[batch].to(device, non_blocking=True)
+        order = torch.randperm(len(labels), generator=generator)
+        batches = [
+            order[s : s + params.batch_size] for s in range(0, len(order), params.batch_size)
+        ]
+        for index, (batch, rows) in enumerate(zip(batches, rows_of(x, batches, device),
+                                                  strict=True)):  # fmt: skip
+            images = rows.to(device, non_blocking=True)
             if transform is not None:
                 images = augmented(images, transform, seed, epoch, index)
             optimiser.zero_grad()

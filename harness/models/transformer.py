@@ -16,7 +16,7 @@ from torch import nn
 
 from harness.datasets.base import Dataset, Modality
 from harness.models.base import ModelRecipe, model_registry
-from harness.models.mlp import Standardize
+from harness.models.mlp import Standardize, feature_standardize
 from harness.models.training import TrainingParams
 
 
@@ -94,7 +94,7 @@ class FTTransformer(ModelRecipe):
                 f"d_token ({self.params.d_token}) must be divisible by n_heads "
                 f"({self.params.n_heads})"
             )
-        standardize = Standardize(dataset.x_train.mean(axis=0), dataset.x_train.std(axis=0))
+        standardize = feature_standardize(dataset.x_train)
         return TabularTransformer(
             standardize, gate, dataset.n_features, dataset.n_classes, self.params
         )

@@ -106,8 +106,8 @@ class ResultCache:
 
     def save_dataset(self, key: str, dataset: Dataset) -> None:
         truth = dataset.ground_truth
-        arrays = {"x_train": dataset.x_train, "y_train": dataset.y_train,
-                  "x_test": dataset.x_test, "y_test": dataset.y_test}  # fmt: skip
+        arrays = {"x_train": np.asarray(dataset.x_train), "y_train": dataset.y_train,
+                  "x_test": np.asarray(dataset.x_test), "y_test": dataset.y_test}  # fmt: skip
         optional = {"importance": truth.importance, "masks": truth.masks,
                     "column_of_feature": dataset.column_of_feature}  # fmt: skip
         arrays |= {name: value for name, value in optional.items() if value is not None}
@@ -246,8 +246,8 @@ class ResultCache:
             else:
                 (stored,) = folder.glob("estimator.*")
                 estimator = recipe.load_fitted(stored)
-                if not np.allclose(estimator.predict_proba(dataset.x_test), probabilities,
-                                   atol=1e-5):  # fmt: skip
+                given = estimator.predict_proba(np.asarray(dataset.x_test))
+                if not np.allclose(given, probabilities, atol=1e-5):
                     raise ValueError("the estimator no longer gives its stored probabilities")
                 model = TrainedModel.of_estimator(estimator, meta["train_seconds"])
         except Exception:  # any damage: recompute and rewrite (nothing was unpickled)

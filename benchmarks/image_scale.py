@@ -1,0 +1,132 @@
+"""Real-scale images on the CPU: peak memory and throughput for 200 and 2,000 images.
+
+Run: ``python benchmarks/image_scale.py [--sizes 200 2000] [--side 224]``.
+
+For each size, an ``image_folder`` of that many generated RGB images (half for training,
+half for testing; a bright blob on the 'lesion' class, its mask beside it) is written to a
+temporary folder, and one suite runs on it in a fresh process: ``resnet18`` trained for
+one epoch (batch 32), Grad-CAM and Soft-CAM (which trains its own model) on 32 test
+images, pointing game, activation precision and deletion AUC. Printed per size: the peak
+resident memory of that process and of its largest child (the ``DataLoader`` workers that
+decode images ahead; ``resource.getrusage``), images per second of training (both
+models, one epoch each), and images per second of each explainer. Peak memory should
+not grow with the number of images (issue target: within 1.5× from 200 to 2,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RUN = """
+import json, resource, sys
+from harness import run_suite
+from harness.store import ResultsStore
+from harness.suite import load_suite
+suite = load_suite(sys.argv[1])
+summary = run_suite(suite, sys.argv[2])
+with ResultsStore(sys.argv[2], create=False) as store:
+    cells = list(store.cell_records(summary.run_id).values())
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({"peak_mib": peak, "child_peak_mib": children, "counts": summary.counts,
+                  "stages": summary.stage_seconds,
+                  "cells": [[c.explainer, c.train_seconds, c.explain_seconds, c.n_explained]
+                            for c in cells]}))
+"""
+
+SUITE = """
+name = "image_scale"
+version = 1
+seeds = [0]
+metrics = ["accuracy", "pointing_game", "activation_precision", "deletion_auc"]
+
+[execution]
+explain_rows = 32
+
+[[datasets]]
+id = "folder"
+name = "image_folder"
+params = {{ root = "{root}", size = {side}, masks = "masks" }}
+
+[[models]]
+name = "resnet18"
+params = {{ epochs = 1, batch_size = 32 }}
+
+[[explainers]]
+name = "grad_cam"
+
+[[explainers]]
+name = "softcam"
+"""
+
+
+def write_folder(root: Path, images: int, side: int) -> None:
+    """``images`` RGB PNGs, half train and half test, two classes, masks beside them."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    radius = side // 10
+    yy, xx = np.mgrid[:side, :side]
+    for split, count in (("train", images // 2), ("test", images - images // 2)):
+        for i in range(count):
+            klass = ("healthy", "lesion")[i % 2]
+            pixels = rng.integers(0, 140, (side, side, 3), dtype=np.uint8)
+            mask = np.zeros((side, side), np.uint8)
+            if klass == "lesion":
+                r, c = rng.integers(radius, side - radius, 2)
+                inside = (yy - r) ** 2 + (xx - c) ** 2 <= radius**2
+                pixels[inside] = 240
+                mask[inside] = 255
+            for folder, array in ((root / split / klass, pixels),
+                                  (root / "masks" / split / klass, mask)):  # fmt: skip
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(array).save(folder / f"{i}.png")
+
+
+def measure(images: int, side: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "images"
+        started = time.perf_counter()
+        write_folder(root, images, side)
+        written = time.perf_counter() - started
+        suite = Path(folder) / "suite.toml"
+        suite.write_text(SUITE.format(root=root, side=side))
+        out = subprocess.run([sys.executable, "-c", RUN, str(suite), str(Path(folder) / "out")],
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result["write_seconds"] = written
+        return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 2000])
+    parser.add_argument("--side", type=int, default=224)
+    args = parser.parse_args()
+    peaks = {}
+    for images in args.sizes:
+        result = measure(images, args.side)
+        peaks[images] = result["peak_mib"]
+        train_images = images // 2
+        print(f"{images} images at {args.side} px ({train_images} train): cells "
+              f"{result['counts']}, peak memory {result['peak_mib']:,.0f} MiB "
+              f"(largest child {result['child_peak_mib']:,.0f} MiB)")  # fmt: skip
+        for explainer, train, explain, rows in result["cells"]:
+            speed = f"explain {rows / explain:6.1f} images/s" if explain else ""
+            training = f"train {train_images / train:6.1f} images/s" if train else ""
+            print(f"  {explainer:10s} {training}  {speed}")
+    if len(peaks) > 1:
+        low, high = min(peaks), max(peaks)
+        print(f"peak memory {high} / {low} images: {peaks[high] / peaks[low]:.2f}×")
+
+
+if __name__ == "__main__":
+    main()
