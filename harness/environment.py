@@ -66,13 +66,26 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cuda_devices() -> list[dict[str, Any]]:
+    """Name and memory (GiB) of every CUDA device torch sees (none: empty)."""
+    if not torch.cuda.is_available():
+        return []
+    return [
+        {"name": torch.cuda.get_device_name(i),
+         "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
+        for i in range(torch.cuda.device_count())
+    ]  # fmt: skip
+
+
 def machine_fingerprint() -> dict[str, Any]:
-    """CPU model, cores, torch threads, GPU (if any), OS and Python version."""
+    """CPU model, cores, torch threads, GPUs (name and memory of each, if any), OS and
+    Python version."""
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cuda_devices": cuda_devices(),
         "os": platform.platform(),
         "python": platform.python_version(),
         "hostname": platform.node(),

@@ -160,8 +160,17 @@ class ExecutionOptions(_Strict):
         """K of ``target = "class:K"``; None for prediction and label."""
         return int(self.target.split(":")[1]) if self.target.startswith("class:") else None
 
-    device: Literal["cpu", "cuda", "auto"] = Field(
-        "cpu", description="torch device; 'auto' takes CUDA when available"
+    device: str = Field(
+        "cpu",
+        pattern=r"^(cpu|auto|cuda(:\d{1,2})?)$",
+        description="torch device: cpu, cuda, cuda:N (GPU N) or auto (CUDA when available)",
+    )
+    explain_batch: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="rows per explainer call (None: all explained rows at once); bounds "
+        "an explainer's memory on large images",
     )
     threads: int | None = Field(
         None, ge=1, le=4096, description="torch CPU threads (None: torch default)"

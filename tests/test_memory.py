@@ -69,3 +69,51 @@ def test_an_explainer_out_of_memory_explains_each_half():
     with pytest.warns(MemorySplitWarning):
         got = explain_within_memory(explainer, limited, inputs, targets, context).local
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_explaining_in_batches_gives_the_same_maps(tmp_path):
+    """``explain_batch`` explains the rows a few at a time (bounded memory on large
+    images); a deterministic explainer gives the same maps and scores."""
+    from harness import load_results, run_suite
+    from harness.suite import load_suite
+    from tests.suite_builder import suite
+
+    scores = []
+    for batch in (None, 3):
+        execution = {"explain_rows": 10} | ({} if batch is None else {"explain_batch": batch})
+        text = suite(
+            f"batched_{batch}", datasets=[("synthetic_lesions", {"n_images": 60, "size": 32})],
+            models=[("small_cnn", {"channels": [4, 8], "epochs": 1})],
+            explainers=["grad_cam", ("integrated_gradients", {"n_steps": 8})],
+            metrics=["pointing_game", "deletion_auc"], execution=execution,
+        )  # fmt: skip
+        (tmp_path / f"{batch}.toml").write_text(text)
+        out = tmp_path / f"out_{batch}"
+        summary = run_suite(load_suite(tmp_path / f"{batch}.toml"), out)
+        assert summary.counts["ok"] == 2, summary.failures
+        scores.append(load_results(out).sort_values(["explainer", "metric"]).value.to_numpy())
+    np.testing.assert_array_equal(*scores)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("cuda:1", "execution.device = 'cuda:1' but torch sees 0 CUDA devices"),
+     ("gpu", "execution.device")],
+)  # fmt: skip
+def test_a_device_that_is_not_there_is_one_line(device, message, tmp_path):
+    from harness.errors import HarnessError
+    from harness.runner.cell import resolve_device
+    from harness.suite import SuiteError, parse_suite
+    from tests.suite_builder import suite
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the message names its devices instead")
+    text = suite("devices", datasets=["synthetic_tabular"], models=["mlp"],
+                 explainers=["random"], execution={"device": device})  # fmt: skip
+    if device == "gpu":  # not a device name: refused when the suite is read
+        with pytest.raises(SuiteError, match=message):
+            parse_suite(text, path=tmp_path / "suite.toml")
+        return
+    options = parse_suite(text, path=tmp_path / "suite.toml").spec.execution
+    with pytest.raises(HarnessError, match=message):
+        resolve_device(options.device)

@@ -94,3 +94,21 @@ def test_a_timm_cnn_runs_grad_cam_score_cam_and_soft_cam(tmp_path: Path):
     assert summary.counts == {"ok": 3, "failed": 0, "skipped": 0}, summary.failures
     scores = load_results(tmp_path / "out")
     assert scores.value.notna().all(), scores[scores.value.isna()][["explainer", "note"]]
+
+
+def test_pretrained_normalisation_is_declared_by_the_recipe(lesions):
+    """normalisation = "imagenet": the statistics the weights were trained with (timm's
+    pretrained_cfg; torchvision's ImageNet values), averaged for grey images — not the
+    dataset's own."""
+    from harness.models.cnn import IMAGENET_MEAN, IMAGENET_STD, channel_standardize
+
+    grey = lesions.x_train.shape[1] == 1
+    expected_mean = np.mean(IMAGENET_MEAN) if grey else np.array(IMAGENET_MEAN)
+    expected_std = np.mean(IMAGENET_STD) if grey else np.array(IMAGENET_STD)
+    for name, params in (("timm", {"architecture": "resnet10t"}), ("resnet18", {})):
+        recipe = model_registry.get(name)(normalisation="imagenet", **params)
+        layer = recipe.build(lesions).standardize
+        np.testing.assert_allclose(layer.mean.flatten().numpy(), expected_mean, rtol=1e-6)
+        np.testing.assert_allclose(layer.std.flatten().numpy(), expected_std, rtol=1e-6)
+        own = model_registry.get(name)(**params).build(lesions).standardize
+        np.testing.assert_array_equal(own.mean, channel_standardize(lesions.x_train).mean)

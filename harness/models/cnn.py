@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, ClassVar
 
+import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
@@ -29,6 +30,26 @@ def channel_standardize(x_train: Rows) -> Standardize:
     batch by batch for images on disk)."""
     mean, std = channel_moments(x_train)
     return Standardize(mean[:, None, None], std[:, None, None])
+
+
+#: torchvision's ImageNet statistics (RGB), which its pretrained weights expect.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def weights_standardize(
+    x_train: Rows, normalisation: str, mean: tuple[float, ...], std: tuple[float, ...]
+) -> Standardize:
+    """The input standardisation of a CNN: the training images' own channel statistics
+    (``"dataset"``), or those the pretrained weights were trained with (``"imagenet"``:
+    ``mean``/``std`` per RGB channel; for grey images their averages)."""
+    if normalisation == "dataset":
+        return channel_standardize(x_train)
+    channels = x_train.shape[1]
+    means, stds = np.asarray(mean), np.asarray(std)
+    if channels != len(means):
+        means, stds = np.full(channels, means.mean()), np.full(channels, stds.mean())
+    return Standardize(means[:, None, None], stds[:, None, None])
 
 
 class SmallCNNParams(TrainingParams):

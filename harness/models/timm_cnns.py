@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -27,7 +27,7 @@ from harness.component import SuiteFile
 from harness.datasets.base import Dataset, Modality
 from harness.errors import optional_import
 from harness.models.base import ModelRecipe, model_registry
-from harness.models.cnn import channel_standardize, independent_stream
+from harness.models.cnn import independent_stream, weights_standardize
 from harness.models.torchvision_cnns import load_pretrained
 from harness.models.training import TrainingParams
 
@@ -43,6 +43,11 @@ class TimmParams(TrainingParams):
     )
     cam_layer: str | None = Field(
         None, description="module (dotted name inside the timm model) for CAMs; None: auto"
+    )
+    normalisation: Literal["dataset", "imagenet"] = Field(
+        "dataset",
+        description="input standardisation: the training images' channel statistics, or the "
+        "mean and std of the architecture's pretrained weights (timm's pretrained_cfg)",
     )
 
 
@@ -86,11 +91,12 @@ class TimmCNN(ModelRecipe):
         return model
 
     def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
-        return nn.Sequential(
-            OrderedDict(
-                standardize=channel_standardize(dataset.x_train), network=self.network(dataset)
-            )
+        network = self.network(dataset)
+        config: Any = network.pretrained_cfg
+        standardize = weights_standardize(
+            dataset.x_train, self.params.normalisation, tuple(config["mean"]), tuple(config["std"])
         )
+        return nn.Sequential(OrderedDict(standardize=standardize, network=network))
 
     def backbone(self, dataset: Dataset) -> tuple[nn.Module, int]:
         """Standardisation and ``forward_features`` (same construction as :meth:`build`)."""

@@ -26,7 +26,13 @@ from torch import nn
 from harness.component import SuiteFile
 from harness.datasets.base import Dataset, Modality
 from harness.models.base import ModelRecipe, model_registry
-from harness.models.cnn import channel_standardize, gap_linear_classifier, independent_stream
+from harness.models.cnn import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    gap_linear_classifier,
+    independent_stream,
+    weights_standardize,
+)
 from harness.models.training import TrainingParams
 
 
@@ -35,6 +41,11 @@ class TorchvisionParams(TrainingParams):
         None,
         description="local state-dict file for the torchvision network (head left out; in a "
         "suite, relative to its folder); None: random initialisation",
+    )
+    normalisation: Literal["dataset", "imagenet"] = Field(
+        "dataset",
+        description="input standardisation: the training images' channel statistics, or "
+        "ImageNet's (what torchvision's pretrained weights expect)",
     )
 
 
@@ -92,7 +103,17 @@ class ResNetParams(TorchvisionParams):
     )
 
 
-class _ResNet(ModelRecipe):
+class _Torchvision(ModelRecipe):
+    """Shared by the torchvision recipes: the input standardisation they declare."""
+
+    params: TorchvisionParams
+
+    def standardize(self, dataset: Dataset) -> nn.Module:
+        return weights_standardize(dataset.x_train, self.params.normalisation, IMAGENET_MEAN,
+                                   IMAGENET_STD)  # fmt: skip
+
+
+class _ResNet(_Torchvision):
     """torchvision ResNet, first conv adapted to the channel count; head ``network.fc``.
 
     Grad-CAM layer: ``network.layer4``. Its blocks add residuals in place and reuse their
@@ -122,9 +143,7 @@ class _ResNet(ModelRecipe):
             load_pretrained(network, self.params.weights, drop="fc.")
         if self.params.stem == "no_maxpool":
             network.maxpool = nn.Identity()
-        return nn.Sequential(
-            OrderedDict(standardize=channel_standardize(dataset.x_train), network=network)
-        )
+        return nn.Sequential(OrderedDict(standardize=self.standardize(dataset), network=network))
 
     def backbone(self, dataset: Dataset) -> tuple[nn.Module, int]:
         """Everything before ``avgpool`` (same construction order as :meth:`build`)."""
@@ -163,7 +182,7 @@ class VGG16Params(TorchvisionParams):
 
 
 @model_registry.register("vgg16")
-class VGG16(ModelRecipe):
+class VGG16(_Torchvision):
     """torchvision VGG-16: ``features`` (13 convs), then the black-box classifier.
 
     ``head = "torchvision"`` (default): torchvision's own classifier — adaptive 7×7
@@ -211,7 +230,7 @@ class VGG16(ModelRecipe):
             nn.Dropout(0.5),
         )
         layers = OrderedDict(
-            standardize=channel_standardize(dataset.x_train),
+            standardize=self.standardize(dataset),
             features=self.features(dataset),
             pointwise=pointwise,
         )
@@ -230,7 +249,7 @@ class VGG16(ModelRecipe):
                 layer.inplace = False
         return nn.Sequential(
             OrderedDict(
-                standardize=channel_standardize(dataset.x_train),
+                standardize=self.standardize(dataset),
                 features=features,
                 pool=nn.AdaptiveAvgPool2d((7, 7)),
                 flatten=nn.Flatten(),

@@ -149,10 +149,13 @@ class ResultCache:
             return None
         return dataset
 
-    def explanation_key(self, model_key: str, cell: Cell, rows: int, target: str) -> str:
+    def explanation_key(
+        self, model_key: str, cell: Cell, rows: int, target: str, batch: int | None = None
+    ) -> str:
         explainer = cell.explainer.component
         return _key({"model": model_key, "explainer": [explainer.name, explainer.config()],
-                     "rows": rows, "target": target, "seed": cell.seed})  # fmt: skip
+                     "rows": rows, "target": target, "seed": cell.seed,
+                     "batch": batch})  # fmt: skip
 
     def _entry(self, kind: str, key: str) -> Path:
         return self.folder / kind / key[:2] / key

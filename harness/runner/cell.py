@@ -49,11 +49,17 @@ class CellFailure(Exception):
 
 
 def resolve_device(option: str) -> torch.device:
-    """``cpu``, ``cuda`` (must be available) or ``auto`` (CUDA when available)."""
-    if option == "cuda" and not torch.cuda.is_available():
-        raise HarnessError(
-            "execution.device = 'cuda' but torch sees no CUDA device; use 'cpu' or 'auto'"
-        )
+    """``cpu``, ``cuda`` or ``cuda:N`` (must be available) or ``auto`` (CUDA when
+    available)."""
+    if option.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(option.split(":")[1]) if ":" in option else 0
+        if index >= count:
+            seen = f"{count} CUDA device{'s' if count != 1 else ''}"
+            raise HarnessError(
+                f"execution.device = '{option}' but torch sees {seen}; use 'cpu' or 'auto'"
+                + (f", or cuda:0…cuda:{count - 1}" if count else "")
+            )
     if option == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(option)
@@ -481,34 +487,46 @@ def _explain_or_reuse(
     """The cell's explanation of ``rows`` for ``targets`` (chosen by the option
     ``target``) and its seconds: from the cache when stored there (with the seconds
     measured then), else computed and stored."""
-    cache = context.cache
+    cache, batch = context.cache, context.options.explain_batch
     if cache is None or trained.cache_key is None:
-        return _stage("explaining", _explain, cell, trained.model, dataset, rows, targets)
-    key = cache.explanation_key(trained.cache_key, cell, len(rows), target)
+        return _stage("explaining", _explain, cell, trained.model, dataset, rows, targets, batch)
+    key = cache.explanation_key(trained.cache_key, cell, len(rows), target, batch)
     stored = cache.load_explanation(key, len(rows), dataset.attribution_shape)
     if stored is not None:
         return stored
     explanation, seconds = _stage(
-        "explaining", _explain, cell, trained.model, dataset, rows, targets
+        "explaining", _explain, cell, trained.model, dataset, rows, targets, batch
     )
     cache.save_explanation(key, explanation, seconds)
     return explanation, seconds
 
 
 def _explain(
-    cell: Cell, model: TrainedModel, dataset: Dataset, rows: np.ndarray, targets: np.ndarray
+    cell: Cell,
+    model: TrainedModel,
+    dataset: Dataset,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    batch: int | None = None,
 ) -> tuple[Explanation, float]:
-    """Warm up on one row, then time the explainer call on all rows (wall seconds).
+    """Warm up on one row, then time the explainer's calls on all rows (wall seconds):
+    one call, or one per ``batch`` rows (``explain_batch``; local explainers only), the
+    rows' images decoded per call.
 
     ``rows`` are indices into the test split.
     """
     explainer = cell.explainer.component
-    inputs = dataset.x_test[rows]
     warm_up = ExplainContext(dataset=dataset, seed=cell.seed, rows=rows[:1])
-    explainer.explain(model, inputs[:1], targets[:1], warm_up)
-    context = ExplainContext(dataset=dataset, seed=cell.seed, rows=rows)
+    explainer.explain(model, dataset.x_test[rows[:1]], targets[:1], warm_up)
+    size = len(rows) if batch is None or explainer.scope == "global" else batch
     started = time.perf_counter()
-    explanation = explain_within_memory(explainer, model, inputs, targets, context)
+    parts = []
+    for start in range(0, len(rows), size):
+        part = slice(start, start + size)
+        context = ExplainContext(dataset=dataset, seed=cell.seed, rows=rows[part])
+        inputs = dataset.x_test[rows[part]]
+        parts.append(explain_within_memory(explainer, model, inputs, targets[part], context))
+    explanation = joined(parts, explainer.name)
     seconds = time.perf_counter() - started
     problem = explanation.problem(len(rows), dataset.attribution_shape)
     if problem is not None:
@@ -539,11 +557,16 @@ def explain_within_memory(
                               replace(context, rows=context.rows[part]))
         for part in (slice(0, half), slice(half, None))
     ]  # fmt: skip
+    return joined(parts, explainer.name)
+
+
+def joined(parts: list[Explanation], explainer: str) -> Explanation:
+    """Explanations of consecutive parts of the rows as one (local attributions joined)."""
+    if len(parts) == 1:
+        return parts[0]
     if any(part.local is None for part in parts):
         raise CellFailure(
-            f"out of {model.device.type} memory, and explainer '{explainer.name}' gives "
-            "global scores only, which cannot be joined from parts of the rows"
+            f"explainer '{explainer}' gives global scores only, which cannot be joined from "
+            "parts of the rows (after running out of memory)"
         )
-    first, second = parts
-    assert first.local is not None and second.local is not None
-    return replace(first, local=np.concatenate([first.local, second.local]))
+    return replace(parts[0], local=np.concatenate([part.local for part in parts]))
