@@ -159,7 +159,7 @@ def test_cuda_requested_without_a_gpu_is_a_clear_error(
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     text = TINY_SUITE.replace("explain_rows = 50", 'explain_rows = 50\ndevice = "cuda"')
-    with pytest.raises(HarnessError, match="torch sees 0 CUDA devices; use .cpu. or .auto."):
+    with pytest.raises(HarnessError, match="torch sees 0 CUDA devices; use 'cpu' or 'auto'"):
         run_suite(load_suite(write_suite(text)), tmp_path)
     assert not (tmp_path / "harness.sqlite").exists()
 

@@ -282,3 +282,28 @@ def test_shaps_additivity_failure_on_very_deep_trees_says_what_to_do():
     shallow = fit("random_forest", data, n_estimators=200, max_depth=8)
     values = _explain("shap_tree", shallow, data, np.arange(20), np.ones(20, dtype=np.int64))
     assert values.is_finite()
+
+
+def test_a_booster_that_cannot_be_written_is_a_cache_error(dataset, tmp_path: Path, monkeypatch):
+    """The boosters raise their own errors when a file cannot be written (a full disk, a
+    missing folder); the cache turns them into its one-line CacheError like any other."""
+    from harness.runner.cache import CacheError
+    from harness.runner.plan import Cell
+
+    recipe = model_registry.get("lightgbm")(n_estimators=5)
+    model = recipe.fit(dataset, SEED, CPU)
+    with pytest.raises(OSError, match="cannot write"):
+        model.estimator.save(tmp_path / "no such folder" / "model.txt")
+    source = dataset_registry.get("synthetic_tabular")(n_samples=800, n_features=8)
+    cell = Cell(_resolved(source, "syn"), _resolved(recipe, "lgb"),
+                _resolved(explainer_registry.get("random")(), "random"), SEED)  # fmt: skip
+    cache = ResultCache(tmp_path / "cache")
+    original = type(model.estimator).save
+
+    def full_disk(self, path):
+        original(self, tmp_path / "no such folder" / "model.txt")
+
+    monkeypatch.setattr(type(model.estimator), "save", full_disk)
+    with pytest.raises(CacheError, match="cannot write to the cache"):
+        cache.save_model(cache.model_key(cell, dataset, CPU, False), model,
+                         model.predict_proba(dataset.x_test))  # fmt: skip

@@ -69,7 +69,8 @@ class FittedEstimator(ABC):
 
     @abstractmethod
     def save(self, path: Path) -> None:
-        """Write the estimator to ``path`` in its library's own format."""
+        """Write the estimator to ``path`` in its library's own format (``OSError`` when it
+        cannot be written, as for any file)."""
 
     @classmethod
     @abstractmethod
@@ -162,7 +163,10 @@ class _Booster(FittedEstimator):
         return _two_columns(predicted) if predicted.ndim == 1 else predicted.astype(np.float64)
 
     def save(self, path: Path) -> None:
-        self.native.save_model(str(path))
+        try:
+            self.native.save_model(str(path))
+        except Exception as error:  # the libraries raise their own errors on a full disk
+            raise OSError(f"cannot write {path} ({error})") from error
 
     @classmethod
     def load(cls, path: Path, trusted: Sequence[str] = ()) -> _Booster:
