@@ -10,7 +10,7 @@
 - TorchScript (``torch.jit.load``): read by torch's own C++ loader, which builds
   tensors and TorchScript values only; a pickle is not a TorchScript archive. PyTorch
   deprecates TorchScript (2.14 warns); prefer ``torch.export``.
-- State dicts: ``torch.load(weights_only=True)``.
+- State dicts: ``torch.load(weights_only=True)``, or safetensors.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import io
 import json
 import warnings
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import torch
 
@@ -84,17 +86,28 @@ def load_torchscript(path: Path) -> torch.jit.ScriptModule:
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """The state dict in ``path`` (``torch.load(weights_only=True)``)."""
+    """The state dict in ``path``: a ``.safetensors`` file, or one written by
+    ``torch.save`` read with ``torch.load(weights_only=True)`` (a checkpoint that nests it
+    under ``state_dict`` is unwrapped). Raises ``ValueError`` naming the file otherwise."""
     try:
-        with warnings.catch_warnings():  # a note on pickle protocols, before a refusal
-            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(path))
+        else:
+            with warnings.catch_warnings():  # a note on pickle protocols, before a refusal
+                warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several kinds for a bad or refused file
         raise ValueError(
-            f"{path}: refused or unreadable as a state dict ({type(error).__name__}); save "
-            "the weights with torch.save(model.state_dict(), path) — a pickled model is never "
-            "loaded"
+            f"{path}: cannot read weights ({type(error).__name__}); expected a .safetensors "
+            "file or one written by torch.save(network.state_dict()) — a pickled model is "
+            "never loaded"
         ) from error
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in state.values()
+    ):
         raise ValueError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
-    return state
+    return dict(state)

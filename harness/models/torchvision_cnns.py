@@ -15,11 +15,9 @@ Nothing is downloaded.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-import torch
 from pydantic import Field
 from torch import nn
 
@@ -33,6 +31,7 @@ from harness.models.cnn import (
     independent_stream,
     weights_standardize,
 )
+from harness.models.torch_files import load_state_dict
 from harness.models.training import TrainingParams
 
 
@@ -57,24 +56,7 @@ def load_pretrained(module: nn.Module, path: Path, *, within: str = "", drop: st
     3-channel kernels meant for a 1-channel layer are summed over the colour axis. Raises
     ``ValueError`` naming the file when it holds no state dict or does not fit the module.
     """
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state: Any = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several kinds for a bad file
-        raise ValueError(
-            f"{path}: cannot read weights ({type(error).__name__}); expected a .safetensors "
-            "file or one written by torch.save(network.state_dict())"
-        ) from error
-    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
-        state = state["state_dict"]
-    if not isinstance(state, Mapping) or not all(
-        isinstance(v, torch.Tensor) for v in state.values()
-    ):
-        raise ValueError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
+    state = load_state_dict(path)
     chosen = {k[len(within) :]: v for k, v in state.items() if k.startswith(within)}
     chosen = {k: v for k, v in chosen.items() if not (drop and k.startswith(drop))}
     own = module.state_dict()
