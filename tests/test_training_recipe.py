@@ -131,3 +131,21 @@ def test_the_best_validation_checkpoint_is_restored(table, metric):
     assert log.epoch == 1 + int(np.argmax(after))
     for key, value in module.state_dict().items():
         torch.testing.assert_close(value, states[log.epoch][key])
+
+
+def test_mixed_precision_trains_and_predicts_with_float32_weights(lesions):
+    """amp = "bf16" (torch.autocast; on the CPU here): the weights stay float32, the
+    prediction differs from a float32 forward of the same weights only by bfloat16
+    rounding, and explainers call the module in float32."""
+    recipe = model_registry.get("small_cnn")(channels=[4, 8], epochs=2, batch_size=16,
+                                             amp="bf16")  # fmt: skip
+    model = recipe.fit(lesions, 0, CPU)
+    assert model.amp == "bf16"
+    assert all(p.dtype == torch.float32 for p in model.module.parameters())
+    mixed = model.logits(lesions.x_test)
+    with torch.no_grad():
+        full = model.module(torch.as_tensor(lesions.x_test)).numpy()
+    assert mixed.dtype == np.float32 and not np.array_equal(mixed, full)
+    np.testing.assert_allclose(mixed, full, atol=0.05 * np.abs(full).max())
+    plain = model_registry.get("small_cnn")(channels=[4, 8], epochs=2, batch_size=16)
+    assert not np.array_equal(plain.fit(lesions, 0, CPU).logits(lesions.x_test), mixed)

@@ -18,7 +18,13 @@ from harness.datasets.base import Dataset, Modality
 from harness.datasets.image_files import Rows
 from harness.models.batched import forward_in_batches
 from harness.models.estimators import EstimatorForward, FittedEstimator
-from harness.models.training import EpochObserver, Penalty, TrainingParams, train_classifier
+from harness.models.training import (
+    EpochObserver,
+    Penalty,
+    TrainingParams,
+    mixed_precision,
+    train_classifier,
+)
 from harness.registry import Registry
 
 #: What models record while training (``TrainedModel.history``) that metrics read; cells
@@ -37,7 +43,9 @@ class TrainedModel:
     ``estimator``: a model that is not a torch network (a tree ensemble…); ``module`` is
     then its :class:`~harness.models.estimators.EstimatorForward` and probabilities come
     from the estimator itself. ``given``: trained outside the harness and loaded from a
-    file (``train_seconds`` is 0: nothing was trained).
+    file (``train_seconds`` is 0: nothing was trained). ``amp``: the mixed precision its
+    forward passes without gradients run in (``"none"``, ``"bf16"``, ``"fp16"``);
+    explainers call ``module`` in float32.
     """
 
     module: nn.Module
@@ -49,6 +57,7 @@ class TrainedModel:
     history: dict[str, np.ndarray] = field(default_factory=dict)
     estimator: FittedEstimator | None = None
     given: bool = False
+    amp: str = "none"
 
     @classmethod
     def of_estimator(
@@ -68,7 +77,8 @@ class TrainedModel:
 
         Any float dtype is accepted (explainers such as lime and shap pass float64).
         """
-        return forward_in_batches(self.module, x, self.device)
+        with mixed_precision(self.device, self.amp):
+            return forward_in_batches(self.module, x, self.device)
 
     def predict_proba(self, x: Rows) -> np.ndarray:
         """Class probabilities, rows × classes: the softmax of the logits, or an
@@ -203,6 +213,7 @@ class ModelRecipe(Component):
             differentiable=self.has_gradients(),
             cam_layer=self.cam_layer_name(),
             history={"learning_rate": np.array(log.learning_rates)},
+            amp=self.params.amp,
         )
 
 

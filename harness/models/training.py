@@ -63,6 +63,11 @@ class TrainingParams(Params):
     augmentation: AugmentationParams | None = Field(
         None, description="images: seeded augmentation of every training batch"
     )
+    amp: Literal["none", "bf16", "fp16"] = Field(
+        "none",
+        description="mixed precision (torch.autocast) of training and prediction forward "
+        "passes; weights and attributions stay float32",
+    )
     checkpoint: Literal["last", "best"] = Field(
         "last",
         description="weights kept: the last epoch's, or the best on the held-out "
@@ -136,6 +141,12 @@ class TrainingLog:
 
     epoch: int
     learning_rates: list[float] = field(default_factory=list)
+
+
+def mixed_precision(device: torch.device, amp: str) -> torch.autocast:
+    """``torch.autocast`` on ``device`` in bfloat16 or float16 (``amp``), or disabled."""
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype, enabled=amp != "none")
 
 
 def make_optimiser(module: nn.Module, params: TrainingParams) -> torch.optim.Optimizer:
@@ -277,6 +288,7 @@ def train_classifier(
     labels = torch.as_tensor(y)
     optimiser = make_optimiser(module, params)
     schedule = make_schedule(optimiser, params)
+    scaler = torch.amp.GradScaler(device.type, enabled=params.amp == "fp16")
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
     best_score, best_state, best_epoch, stale = float("inf"), None, 0, 0
@@ -297,17 +309,21 @@ def train_classifier(
             if transform is not None:
                 images = augmented(images, transform, seed, epoch, index)
             optimiser.zero_grad()
-            loss = loss_fn(module(images), labels[batch].to(device, non_blocking=True))
-            if penalty is not None:
-                loss = loss + penalty(module)
-            loss.backward()
-            optimiser.step()
+            with mixed_precision(device, params.amp):
+                loss = loss_fn(module(images), labels[batch].to(device, non_blocking=True))
+                if penalty is not None:
+                    loss = loss + penalty(module)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
         if schedule is not None:
             schedule.step()
         if observer is not None:
             observer(module, epoch)
         if x_val is not None and y_val is not None:
-            score = _validation_score(module, x_val, y_val, params.early_stopping_metric, device)
+            with mixed_precision(device, params.amp):
+                score = _validation_score(module, x_val, y_val, params.early_stopping_metric,
+                                          device)  # fmt: skip
             if score < best_score:
                 best_score, best_state, stale = score, copy.deepcopy(module.state_dict()), 0
                 best_epoch = epoch

@@ -244,7 +244,7 @@ class ResultCache:
                 model = TrainedModel(
                     module=module, device=device, train_seconds=meta["train_seconds"],
                     epochs_trained=meta["epochs"], cam_layer=recipe.cam_layer_name(),
-                    history=history,
+                    history=history, amp=getattr(recipe.params, "amp", "none"),
                 )  # fmt: skip
             else:
                 (stored,) = folder.glob("estimator.*")
