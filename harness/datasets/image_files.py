@@ -5,7 +5,8 @@ height, width; float32 in [0, 1]): indexing it with an integer, a slice or an in
 decodes just those files (Pillow; converted to grey or RGB, resized bilinearly to
 ``size``) and returns a numpy array, so memory follows the batch, not the dataset.
 Sequential passes (:meth:`ImageFiles.batches`) go through a torch ``DataLoader`` with
-worker processes (none inside a daemonic process, which may not have children).
+worker processes (none inside a harness worker process, see
+:meth:`ImageFiles.loader_workers`).
 Statistics over a whole split (:func:`rows_mean`, :func:`channel_moments`) are
 accumulated batch by batch in float64, the same way for arrays in memory, so both paths
 give the same numbers; :func:`take` selects rows of either kind without
@@ -76,6 +77,12 @@ class ImageFiles:
         array = self[:]
         return array if dtype is None else array.astype(dtype)
 
+    def loader_workers(self) -> int:
+        """Decoding processes for a ``DataLoader``: ``workers`` in the main process, none
+        inside a worker process (``--jobs``, Dask): the cores are shared among those
+        already, and a process tree within each was measured 7× slower (2 cores)."""
+        return self.workers if multiprocessing.parent_process() is None else 0
+
     def subset(self, rows: np.ndarray) -> ImageFiles:
         """The files of ``rows`` (in that order), still on disk."""
         _, _, height, width = self.shape
@@ -86,8 +93,7 @@ class ImageFiles:
         """Consecutive batches of decoded images, read ahead by worker processes."""
         from torch.utils.data import DataLoader
 
-        workers = 0 if multiprocessing.current_process().daemon else self.workers
-        loader = DataLoader(decoded(self), batch_size=size, num_workers=workers,
+        loader = DataLoader(decoded(self), batch_size=size, num_workers=self.loader_workers(),
                             collate_fn=np.stack)  # fmt: skip
         yield from loader
 

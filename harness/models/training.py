@@ -6,7 +6,6 @@ stopping). Only a batch at a time is on the device."""
 from __future__ import annotations
 
 import copy
-import multiprocessing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -222,16 +221,16 @@ def augmented(
 def rows_of(x: Rows, batches: list[torch.Tensor], device: torch.device) -> Iterator[torch.Tensor]:
     """The rows of each batch of indices, in order, as CPU tensors: indexed from memory,
     or decoded from image files ahead of time by a ``DataLoader``'s worker processes
-    (none in a daemonic process), pinned for a CUDA device."""
+    (:meth:`ImageFiles.loader_workers`), pinned for a CUDA device."""
     if not isinstance(x, ImageFiles):
         inputs = torch.as_tensor(x)
         yield from (inputs[batch] for batch in batches)
         return
     from torch.utils.data import DataLoader
 
-    workers = 0 if multiprocessing.current_process().daemon else x.workers
     loader = DataLoader(
-        decoded(x), batch_sampler=[batch.tolist() for batch in batches], num_workers=workers,
+        decoded(x), batch_sampler=[batch.tolist() for batch in batches],
+        num_workers=x.loader_workers(),
         collate_fn=stacked_tensor, pin_memory=device.type == "cuda",
     )  # fmt: skip
     yield from loader
