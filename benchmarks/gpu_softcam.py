@@ -27,33 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from image_scale import write_folder
-
-SUITE = """
-name = "gpu_softcam"
-version = 1
-seeds = [0]
-metrics = ["accuracy", "pointing_game", "activation_precision", "deletion_auc"]
-
-[execution]
-explain_rows = 64
-device = "{device}"
-
-[[datasets]]
-id = "folder"
-name = "image_folder"
-params = {{ root = "{root}", size = 224, masks = "masks", workers = 4 }}
-
-[[models]]
-name = "resnet50"
-params = {{ epochs = 1, batch_size = 32 }}
-
-[[explainers]]
-name = "softcam"
-
-[[explainers]]
-name = "grad_cam"
-"""
+from image_scale import suite_text, write_folder
 
 
 def run(root: Path, device: str, folder: Path) -> tuple[dict, dict]:
@@ -62,7 +36,8 @@ def run(root: Path, device: str, folder: Path) -> tuple[dict, dict]:
     from harness.suite import load_suite
 
     path = folder / f"{device}.toml"
-    path.write_text(SUITE.format(device=device, root=root))
+    path.write_text(suite_text(root, 224, model="resnet50", explain_rows=64, device=device,
+                               workers=4))  # fmt: skip
     summary = run_suite(load_suite(path), folder / f"out_{device}")
     scores = load_results(folder / f"out_{device}")
     values = {(r.explainer, r.metric): r.value for r in scores.itertuples()}

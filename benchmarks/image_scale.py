@@ -49,15 +49,16 @@ seeds = [0]
 metrics = ["accuracy", "pointing_game", "activation_precision", "deletion_auc"]
 
 [execution]
-explain_rows = 32
+explain_rows = {explain_rows}
+device = "{device}"
 
 [[datasets]]
 id = "folder"
 name = "image_folder"
-params = {{ root = "{root}", size = {side}, masks = "masks" }}
+params = {{ root = "{root}", size = {side}, masks = "masks", workers = {workers} }}
 
 [[models]]
-name = "resnet18"
+name = "{model}"
 params = {{ epochs = 1, batch_size = 32 }}
 
 [[explainers]]
@@ -66,6 +67,16 @@ name = "grad_cam"
 [[explainers]]
 name = "softcam"
 """
+
+
+def suite_text(
+    root: Path, side: int, *, model: str = "resnet18", explain_rows: int = 32,
+    device: str = "cpu", workers: int = 2,
+) -> str:  # fmt: skip
+    """The benchmark suite (one epoch of ``model``, Grad-CAM and Soft-CAM, localisation
+    and deletion) on the image folder at ``root``."""
+    return SUITE.format(root=root, side=side, model=model, explain_rows=explain_rows,
+                        device=device, workers=workers)  # fmt: skip
 
 
 def write_folder(root: Path, images: int, side: int) -> None:
@@ -98,7 +109,7 @@ def measure(images: int, side: int) -> dict:
         write_folder(root, images, side)
         written = time.perf_counter() - started
         suite = Path(folder) / "suite.toml"
-        suite.write_text(SUITE.format(root=root, side=side))
+        suite.write_text(suite_text(root, side))
         out = subprocess.run([sys.executable, "-c", RUN, str(suite), str(Path(folder) / "out")],
                              capture_output=True, text=True, check=True)  # fmt: skip
         result = json.loads(out.stdout.strip().splitlines()[-1])

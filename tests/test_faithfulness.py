@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import load_results, run_suite
+from harness import batching, load_results, run_suite
 from harness.metrics import Evidence, faithfulness, metric_registry
 from harness.suite import parse_suite
 
@@ -86,7 +86,7 @@ def test_chunked_rows_give_the_same_areas(monkeypatch: pytest.MonkeyPatch) -> No
     metric = metric_registry.get("insertion_auc")(steps=4)
     whole = metric.compute(evidence).value
     for budget in (40, 3):  # 2 rows of 5 curve points per chunk; 1 curve point per call
-        monkeypatch.setattr(faithfulness, "BATCH_ELEMENTS", budget)
+        monkeypatch.setattr(batching, "BATCH_ELEMENTS", budget)
         assert metric.compute(evidence).value == pytest.approx(whole, abs=1e-12)
 
 
@@ -101,7 +101,7 @@ def test_memory_is_bounded_by_the_batch_not_the_rows_or_the_input_size(monkeypat
         return linear_model(batch.reshape(len(batch), -1)[:, :4])
 
     rng = np.random.default_rng(0)
-    monkeypatch.setattr(faithfulness, "BATCH_ELEMENTS", 3 * 16 * 16 * 10)
+    monkeypatch.setattr(batching, "BATCH_ELEMENTS", 3 * 16 * 16 * 10)
     for images in (3, 40):
         sizes.clear()
         evidence = Evidence(

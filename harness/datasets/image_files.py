@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-#: Images decoded per batch by sequential passes and statistics.
-BATCH_IMAGES = 64
+from harness.batching import rows_per_batch
 
 
 def decode(path: Path, channels: int, size: int | None) -> np.ndarray:
@@ -51,11 +50,15 @@ class ImageFiles:
 
     def __init__(
         self, paths: Sequence[Path], channels: int, height: int, width: int, size: int | None,
-        workers: int = 2,
+        workers: int = 2, digests: Sequence[bytes] | None = None,
     ) -> None:  # fmt: skip
         self.paths = list(paths)
         self.channels, self.size, self.workers = channels, size, workers
         self.shape = (len(self.paths), channels, height, width)
+        #: SHA-256 of each file, when its reader already took them (else read for it)
+        self.digests = None if digests is None else list(digests)
+        #: Σ x and Σ x² per position, once computed (:func:`pixel_sums`)
+        self.sums: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -86,10 +89,11 @@ class ImageFiles:
     def subset(self, rows: np.ndarray) -> ImageFiles:
         """The files of ``rows`` (in that order), still on disk."""
         _, _, height, width = self.shape
+        digests = None if self.digests is None else [self.digests[int(r)] for r in rows]
         return ImageFiles([self.paths[int(r)] for r in rows], self.channels, height, width,
-                          self.size, self.workers)  # fmt: skip
+                          self.size, self.workers, digests)  # fmt: skip
 
-    def batches(self, size: int = BATCH_IMAGES) -> Iterator[np.ndarray]:
+    def batches(self, size: int) -> Iterator[np.ndarray]:
         """Consecutive batches of decoded images, read ahead by worker processes."""
         from torch.utils.data import DataLoader
 
@@ -100,9 +104,10 @@ class ImageFiles:
     def fingerprint(self, digest: Any) -> None:
         """Feed the files' names and contents, and how they are decoded, to ``digest``."""
         digest.update(repr((self.channels, self.size, self.shape)).encode())
-        for path in self.paths:
+        digests = self.digests or [hashlib.sha256(p.read_bytes()).digest() for p in self.paths]
+        for path, content in zip(self.paths, digests, strict=True):
             digest.update(path.name.encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+            digest.update(content)
 
 
 class _Decoded:
@@ -139,8 +144,10 @@ def take(x: Rows, rows: np.ndarray) -> Rows:
     return x.subset(rows) if isinstance(x, ImageFiles) else x[rows]
 
 
-def in_batches(x: Rows, size: int = BATCH_IMAGES) -> Iterator[np.ndarray]:
-    """``x`` in consecutive batches (decoded ahead by workers for files)."""
+def in_batches(x: Rows, size: int | None = None) -> Iterator[np.ndarray]:
+    """``x`` in consecutive batches (default: :func:`~harness.batching.rows_per_batch`
+    rows), decoded ahead by workers for files."""
+    size = size or rows_per_batch(tuple(x.shape[1:]))
     if isinstance(x, ImageFiles):
         yield from x.batches(size)
     else:
@@ -148,25 +155,34 @@ def in_batches(x: Rows, size: int = BATCH_IMAGES) -> Iterator[np.ndarray]:
             yield x[start : start + size]
 
 
-def rows_mean(x: Rows) -> np.ndarray:
-    """The mean row: float64 sums batch by batch, the same for arrays and files (so both
-    give the same numbers); returned as float32."""
+def pixel_sums(x: Rows) -> tuple[np.ndarray, np.ndarray]:
+    """Σ x and Σ x² over the rows, per input position, in float64, batch by batch — the
+    same for arrays and files (so both give the same numbers). One pass; for files it is
+    kept with them, so the mean image and the channel statistics share it."""
+    if isinstance(x, ImageFiles) and x.sums is not None:
+        return x.sums
     total = np.zeros(x.shape[1:], dtype=np.float64)
+    squares = np.zeros(x.shape[1:], dtype=np.float64)
     for batch in in_batches(x):
-        total += batch.sum(axis=0, dtype=np.float64)
+        values = batch.astype(np.float64)
+        total += values.sum(axis=0)
+        squares += (values**2).sum(axis=0)
+    if isinstance(x, ImageFiles):
+        x.sums = (total, squares)
+    return total, squares
+
+
+def rows_mean(x: Rows) -> np.ndarray:
+    """The mean row (float32), from :func:`pixel_sums`."""
+    total, _ = pixel_sums(x)
     return (total / len(x)).astype(np.float32)
 
 
 def channel_moments(x: Rows) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation over images and pixels (population sd),
-    accumulated batch by batch in float64 — the same for arrays and files."""
-    count, total, squares = 0, np.zeros(x.shape[1]), np.zeros(x.shape[1])
-    for batch in in_batches(x):
-        values = batch.astype(np.float64)
-        count += values.shape[0] * values.shape[2] * values.shape[3]
-        total += values.sum(axis=(0, 2, 3))
-        squares += (values**2).sum(axis=(0, 2, 3))
-    mean = total / count
-    return mean.astype(np.float32), np.sqrt(np.maximum(squares / count - mean**2, 0)).astype(
-        np.float32
-    )
+    from :func:`pixel_sums`."""
+    total, squares = pixel_sums(x)
+    count = len(x) * x.shape[2] * x.shape[3]
+    mean = total.sum(axis=(1, 2)) / count
+    variance = np.maximum(squares.sum(axis=(1, 2)) / count - mean**2, 0)
+    return mean.astype(np.float32), np.sqrt(variance).astype(np.float32)

@@ -24,6 +24,8 @@ Ground truth is kept for the test split (the one that is explained).
 
 from __future__ import annotations
 
+import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -79,10 +81,12 @@ class ImageFolderParams(Params):
 
 @dataclass(frozen=True)
 class _Header:
-    """What an image's header says: (width, height) and Pillow's mode."""
+    """What an image's header says — (width, height) and Pillow's mode — and the file's
+    SHA-256 (the dataset's fingerprint, without reading the file again)."""
 
     size: tuple[int, int]
     mode: str
+    digest: bytes
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,8 @@ class ImageFolder(DatasetSource):
             )
         width, height = (p.size, p.size) if p.size is not None else every[0].size
         x = {s: ImageFiles([e.path for e in entries[s]], channels, height, width, p.size,
-                           p.workers) for s in entries}  # fmt: skip
+                           p.workers, [h.digest for h in pictures[s]])
+             for s in entries}  # fmt: skip
         y = {s: np.array([e.label for e in entries[s]], dtype=np.int64) for s in entries}
         test = entries[p.test_split]
         truth = GroundTruth()
@@ -192,15 +197,16 @@ class ImageFolder(DatasetSource):
             raise DatasetError(f"{self.label}: cannot read image {path} ({error})") from error
 
     def _header(self, path: Path) -> _Header:
-        """An image's size and mode, read from its header (the pixels stay on disk and
-        are decoded a batch at a time, see :class:`ImageFiles`); a file Pillow cannot
-        open, or whose pixels are cut short, is an error naming it now."""
+        """An image's size, mode and SHA-256, from one read of the file (the pixels stay
+        on disk and are decoded a batch at a time, see :class:`ImageFiles`); a file
+        Pillow cannot open, or whose pixels are cut short, is an error naming it now."""
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(path) as picture:
-                picture.verify()  # reads the whole file: a truncated one fails here
-                return _Header(picture.size, picture.mode)
+            content = path.read_bytes()
+            with Image.open(io.BytesIO(content)) as picture:
+                picture.verify()  # a truncated file fails here
+                return _Header(picture.size, picture.mode, hashlib.sha256(content).digest())
         except (OSError, UnidentifiedImageError, SyntaxError) as error:
             raise DatasetError(f"{self.label}: cannot read image {path} ({error})") from error
 

@@ -18,6 +18,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from harness.batching import rows_per_batch
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 
@@ -52,19 +53,6 @@ def baseline_inputs(inputs: np.ndarray, kind: str, train_mean: np.ndarray | None
     from scipy.ndimage import gaussian_filter
 
     return gaussian_filter(inputs, sigma=(0, 0, sigma, sigma))
-
-
-#: Numbers (input elements) of perturbed inputs built and evaluated at once: 2²² float32
-#: = 16 MiB, e.g. 4,096 rows of 1,024 features or 27 images of 3×224×224. Rows (and, when
-#: one row's curve exceeds it, curve points) are chunked to stay below it, so memory does
-#: not grow with the number of explained rows or the input size.
-BATCH_ELEMENTS = 2**22
-
-
-def rows_per_batch(input_shape: tuple[int, ...], inputs_per_row: int = 1) -> int:
-    """How many rows, each needing ``inputs_per_row`` inputs of ``input_shape``, fit in
-    :data:`BATCH_ELEMENTS` (at least 1)."""
-    return max(1, BATCH_ELEMENTS // (int(np.prod(input_shape)) * inputs_per_row))
 
 
 def probability_curves(
@@ -111,7 +99,9 @@ def switched_probabilities(
     """Class probabilities (steps, rows, classes) of the inputs that take ``end`` where
     ``switched`` (steps, rows, features — pixels for images, all channels together) and
     ``start`` elsewhere, built and evaluated a few steps at a time (at most
-    :data:`BATCH_ELEMENTS` input elements at once, one step at least)."""
+    :data:`~harness.batching.BATCH_ELEMENTS` input numbers at once, one step at least).
+    Rows are chunked the same way by :func:`probability_curves`, so memory does not grow
+    with the number of explained rows or the input size."""
     assert evidence.predict_proba is not None
     steps, rows = switched.shape[:2]
     if start.ndim == 4:  # pixels: all channels together

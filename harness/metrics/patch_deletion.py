@@ -27,9 +27,10 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from harness.batching import rows_per_batch
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
-from harness.metrics.faithfulness import rows_per_batch, switched_probabilities
+from harness.metrics.faithfulness import switched_probabilities
 
 
 class PatchDeletionParams(Params):

@@ -1,11 +1,11 @@
 """Forward passes without gradients in batches whose memory is bounded by their size,
 not by the number of rows — and split again when a device runs out of memory.
 
-A batch holds at most :data:`FORWARD_ELEMENTS` input numbers (and :data:`MAX_ROWS`
-rows): thousands of table rows, a few dozen 224-px images. When the device still runs out
-of memory (``torch.OutOfMemoryError``, CUDA's or another backend's), the batch is halved
-and retried, down to one row, with a :class:`MemorySplitWarning` — which the cell's
-record keeps among its warnings.
+A batch holds at most :data:`~harness.batching.BATCH_ELEMENTS` input numbers (and
+:data:`MAX_ROWS` rows): thousands of table rows, a few dozen 224-px images. When the
+device still runs out of memory (``torch.OutOfMemoryError``, CUDA's or another
+backend's), the batch is halved and retried, down to one row, with a
+:class:`MemorySplitWarning` — which the cell's record keeps among its warnings.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.batching import rows_per_batch
 from harness.datasets.image_files import Rows
 
-#: Input numbers per forward pass: 2²² float32 = 16 MiB (27 images of 3×224×224).
-FORWARD_ELEMENTS = 2**22
 #: Rows per forward pass at most (small table rows).
 MAX_ROWS = 8192
 
@@ -43,7 +42,7 @@ def split_after_out_of_memory(device: torch.device) -> None:
 
 def rows_per_forward(input_shape: tuple[int, ...]) -> int:
     """Rows of ``input_shape`` per forward pass: within the element budget, at least 1."""
-    return max(1, min(MAX_ROWS, FORWARD_ELEMENTS // max(1, int(np.prod(input_shape)))))
+    return rows_per_batch(input_shape, max_rows=MAX_ROWS)
 
 
 def forward_in_batches(

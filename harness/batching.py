@@ -1,0 +1,24 @@
+"""How many rows go into one batch: a budget of input numbers, so memory follows the
+batch's size and not the number of rows or the size of an input.
+
+Shared by the model's forward passes (:mod:`harness.models.batched`), the faithfulness
+curves (:mod:`harness.metrics.faithfulness`) and the statistics over streamed images
+(:mod:`harness.datasets.image_files`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Input numbers per batch: 2²² float32 = 16 MiB — 4,096 rows of 1,024 features, or 27
+#: images of 3×224×224.
+BATCH_ELEMENTS = 2**22
+
+
+def rows_per_batch(
+    input_shape: tuple[int, ...], inputs_per_row: int = 1, max_rows: int | None = None
+) -> int:
+    """How many rows, each needing ``inputs_per_row`` inputs of ``input_shape``, fit in
+    :data:`BATCH_ELEMENTS` — at least 1, at most ``max_rows``."""
+    rows = max(1, BATCH_ELEMENTS // (max(1, int(np.prod(input_shape))) * inputs_per_row))
+    return rows if max_rows is None else min(rows, max_rows)
