@@ -3,7 +3,7 @@ batch's size and not the number of rows or the size of an input.
 
 Shared by the model's forward passes (:mod:`harness.models.batched`), the faithfulness
 curves (:mod:`harness.metrics.faithfulness`) and the statistics over streamed images
-(:mod:`harness.datasets.image_files`).
+(:mod:`harness.datasets.streamed_images`).
 """
 
 from __future__ import annotations

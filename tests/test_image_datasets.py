@@ -10,12 +10,15 @@ from PIL import Image
 
 from harness import load_results, run_suite
 from harness.datasets import dataset_registry
+from harness.datasets.mapped_images import MappedImages
 from harness.datasets.medmnist_source import medmnist_file
 from harness.datasets.tables import DatasetError
 from harness.suite import parse_suite
 
 
-def write_medmnist(root: Path, flag: str, size: int, *, rgb: bool = False, labels: int = 1):
+def write_medmnist(
+    root: Path, flag: str, size: int, *, rgb: bool = False, labels: int = 1, compressed: bool = True
+):
     """A small file with the official keys and dtypes (uint8 images, N×1 integer labels)."""
     rng = np.random.default_rng(0)
     arrays = {}
@@ -24,22 +27,66 @@ def write_medmnist(root: Path, flag: str, size: int, *, rgb: bool = False, label
         arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
         arrays[f"{split}_labels"] = (np.arange(n * labels).reshape(n, labels) % 2).astype(np.uint8)
     root.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(medmnist_file(root, flag, size), **arrays)
+    save = np.savez_compressed if compressed else np.savez
+    save(medmnist_file(root, flag, size), **arrays)
     return arrays
 
 
-@pytest.mark.parametrize(("size", "rgb"), [(28, False), (64, True)])
-def test_medmnist_npz_with_the_official_keys(tmp_path: Path, size: int, rgb: bool) -> None:
-    arrays = write_medmnist(tmp_path, "pneumoniamnist", size, rgb=rgb)
+def channels_first(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W[, C]) → float32 (N, C, H, W) in [0, 1], computed independently."""
+    x = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+    return x.astype(np.float32) / 255.0
+
+
+@pytest.mark.parametrize(("size", "rgb", "compressed"),
+                         [(28, False, True), (64, True, True), (28, True, False)])  # fmt: skip
+def test_medmnist_npz_with_the_official_keys(
+    tmp_path: Path, size: int, rgb: bool, compressed: bool
+) -> None:
+    arrays = write_medmnist(tmp_path, "pneumoniamnist", size, rgb=rgb, compressed=compressed)
     data = dataset_registry.get("medmnist")(root=tmp_path, size=size).load(0)
     channels = 3 if rgb else 1
+    assert isinstance(data.x_train, MappedImages)  # memory-mapped, read per batch
     assert data.x_train.shape == (20, channels, size, size) and data.x_train.dtype == np.float32
     assert data.x_test.shape == (10, channels, size, size)
-    first = arrays["train_images"][0]
-    expected = first[None] if not rgb else first.transpose(2, 0, 1)
-    np.testing.assert_allclose(data.x_train[0], expected / 255.0, rtol=1e-6)
+    expected = channels_first(arrays["train_images"])
+    np.testing.assert_array_equal(np.asarray(data.x_train), expected)
+    for index in (3, slice(2, 9), np.array([7, 0, 19]), (4, 0)):
+        np.testing.assert_array_equal(data.x_train[index], expected[index])
     np.testing.assert_array_equal(data.y_test, arrays["test_labels"][:, 0])
     assert data.ground_truth.masks is None and data.class_names == ["0", "1"]
+    # compressed archives are extracted once beside the file; stored ones are mapped in place
+    assert (tmp_path / "extracted").exists() == compressed
+
+
+def test_medmnist_limits_subsets_and_a_changed_file(tmp_path: Path) -> None:
+    write_medmnist(tmp_path, "pneumoniamnist", 28)
+    source = dataset_registry.get("medmnist")(root=tmp_path, max_train=8, max_test=4)
+    data = source.load(0)
+    assert data.x_train.shape == (8, 1, 28, 28) and len(data.y_train) == 8
+    picked = data.x_train.subset(np.array([5, 1]))
+    np.testing.assert_array_equal(np.asarray(picked), np.asarray(data.x_train)[[5, 1]])
+    before = data.fingerprint
+    assert dataset_registry.get("medmnist")(root=tmp_path, max_train=8, max_test=4).load(
+        0).fingerprint == before  # fmt: skip
+    # a new file with other pixels: extracted again, and the cache key changes
+    rng = np.random.default_rng(5)
+    arrays = dict(np.load(medmnist_file(tmp_path, "pneumoniamnist", 28)))
+    arrays["train_images"] = rng.integers(0, 256, arrays["train_images"].shape, dtype=np.uint8)
+    np.savez_compressed(medmnist_file(tmp_path, "pneumoniamnist", 28), **arrays)
+    changed = source.load(0)
+    assert changed.fingerprint != before
+    np.testing.assert_array_equal(np.asarray(changed.x_train),
+                                  channels_first(arrays["train_images"][:8]))  # fmt: skip
+
+
+def test_medmnist_extraction_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    write_medmnist(tmp_path, "pneumoniamnist", 28)
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the extraction folder would be")
+    source = dataset_registry.get("medmnist")(root=tmp_path, extract_dir=blocker / "x")
+    with pytest.raises(DatasetError, match=r"extract its images to .*set `extract_dir`"):
+        source.load(0)
 
 
 def test_medmnist_problems_name_the_file_and_the_fix(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ one store at the same time."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -54,6 +55,27 @@ def test_a_dask_local_cluster_reproduces_the_serial_scores(serial: Path, tmp_pat
     # regression: the workers' summed stage seconds exceed the wall time, and the
     # summary printed a negative overhead
     assert summary.stage_seconds["overhead"] >= 0
+
+
+def visible_gpus() -> str:
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+
+
+def test_dask_on_several_gpus_pins_one_worker_to_each() -> None:
+    """A local cluster for N GPUs has N workers, worker i seeing GPU i only (the pinning is
+    checked through the workers' environment: this machine need not have the GPUs)."""
+    pytest.importorskip("dask.distributed")
+    executor = DaskExecutor(workers=5, gpus=2)
+    assert executor.describe()["jobs"] == 2 and executor.describe()["workers_pinned_to_gpus"]
+    executor.open()
+    try:
+        seen = executor._client.run(visible_gpus)
+    finally:
+        executor.close()
+    assert sorted(seen.values()) == ["0", "1"]
+    # one GPU, or a remote scheduler: workers are not pinned
+    assert DaskExecutor(workers=3, gpus=1).describe()["jobs"] == 3
+    assert not DaskExecutor("tcp://127.0.0.1:1", gpus=4).describe()["workers_pinned_to_gpus"]
 
 
 LOAD_SUITE = """

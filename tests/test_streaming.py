@@ -13,7 +13,8 @@ from PIL import Image
 
 from harness.datasets import dataset_registry
 from harness.datasets.base import with_validation_split
-from harness.datasets.image_files import ImageFiles, channel_moments, rows_mean
+from harness.datasets.image_files import ImageFiles
+from harness.datasets.streamed_images import channel_moments, rows_mean
 from harness.explainers import ExplainContext, explainer_registry
 from harness.metrics import Evidence, metric_registry
 from harness.models import model_registry

@@ -52,15 +52,17 @@ class ExecutorKind(StrEnum):
 
 
 def _executor(
-    kind: ExecutorKind, jobs: int, scheduler: str | None, worker_timeout: float
+    kind: ExecutorKind, jobs: int, scheduler: str | None, worker_timeout: float, device: str
 ) -> Executor:
+    from harness.environment import cuda_devices
     from harness.runner.executor import SerialExecutor
     from harness.runner.parallel import DaskExecutor, ProcessExecutor
 
     if kind is ExecutorKind.dask:
         return DaskExecutor(
-            scheduler, workers=jobs if jobs > 1 else 2, worker_timeout=worker_timeout
-        )
+            scheduler, workers=jobs if jobs > 1 else 2, worker_timeout=worker_timeout,
+            gpus=len(cuda_devices()) if device in ("cuda", "auto") else 0,
+        )  # fmt: skip
     if scheduler is not None:
         raise HarnessError("--scheduler goes with --executor dask")
     return ProcessExecutor(jobs) if jobs > 1 else SerialExecutor()
@@ -137,7 +139,7 @@ def run(
     cache_dir = None if no_cache else (cache or Path(out_dir) / "cache")
     if cache_dir is not None:
         writable_folder(cache_dir, "--cache")
-    chosen = _executor(executor, jobs, scheduler, worker_timeout)
+    chosen = _executor(executor, jobs, scheduler, worker_timeout, loaded.spec.execution.device)
     try:
         with terminate_as_interrupt():
             summary = run_suite(

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from harness.component import Component
-from harness.datasets.image_files import ImageFiles, Rows, rows_mean, take
+from harness.datasets.streamed_images import Rows, StreamedImages, rows_mean, take
 from harness.registry import Registry
 
 Modality = Literal["tabular", "image"]
@@ -45,7 +45,7 @@ class Dataset:
 
     Tabular arrays are ``float32`` of shape (rows, features); image arrays ``float32`` of
     shape (images, channels, height, width) — in memory, or image files decoded a batch
-    at a time (:class:`~harness.datasets.image_files.ImageFiles`, the same indexing).
+    at a time (:class:`~harness.datasets.streamed_images.StreamedImages`, the same indexing).
     Labels are ``int64`` class indices in ``0 … len(class_names) - 1``. Ground-truth
     masks, when present, are boolean (test images, height, width), aligned with ``x_test``.
 
@@ -99,7 +99,7 @@ class Dataset:
             if array is None:
                 digest.update(b"none")
                 continue
-            if isinstance(array, ImageFiles):
+            if isinstance(array, StreamedImages):
                 array.fingerprint(digest)
                 continue
             array = np.ascontiguousarray(array)

@@ -4,10 +4,13 @@ File names follow the official release: ``<flag>.npz`` for 28×28 and ``<flag>_<
 for 64, 128 and 224, each with the keys ``train_images``, ``train_labels``,
 ``val_images``, ``val_labels``, ``test_images``, ``test_labels`` (uint8 images, N×H×W or
 N×H×W×3; integer labels N×1). The standard splits are kept: train → training, test →
-test (val is not used). When the file is missing and the ``medmnist`` package is
-installed, ``download = true`` lets it fetch the file into the folder; otherwise the
-error names the file to put there. MedMNIST has no lesion masks: localisation metrics are
-skipped with that reason.
+test (val is not used). Images are memory-mapped, not loaded
+(:func:`~harness.datasets.mapped_images.map_member`): the archives are compressed, so each
+image member is extracted once, uncompressed, into ``extract_dir`` (default: an
+``extracted`` folder beside the file) and read a batch at a time from there. When the
+file is missing and the ``medmnist`` package is installed, ``download = true`` lets it
+fetch the file into the folder; otherwise the error names the file to put there.
+MedMNIST has no lesion masks: localisation metrics are skipped with that reason.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pydantic import Field
 
 from harness.component import Params, SuitePath
 from harness.datasets.base import Dataset, DatasetCard, DatasetSource, Modality, dataset_registry
+from harness.datasets.mapped_images import MappedImages, map_member
 from harness.datasets.tables import DatasetError
 
 KEYS = ("train_images", "train_labels", "test_images", "test_labels")
@@ -38,6 +42,10 @@ class MedMNISTParams(Params):
     )
     max_test: int | None = Field(None, ge=2, le=100_000_000, description="first N test images only")
     download: bool = Field(False, description="fetch a missing file with the medmnist package")
+    extract_dir: SuitePath | None = Field(
+        None, description="where compressed images are extracted to be memory-mapped "
+        "(default: <root>/extracted)",
+    )  # fmt: skip
 
 
 def medmnist_file(root: Path, flag: str, size: int) -> Path:
@@ -72,16 +80,24 @@ class MedMNIST(DatasetSource):
                 "Zenodo record 10519652), set `root`, or set `download = true` with the "
                 "medmnist package installed and network access"
             )
+        extract_dir = p.extract_dir or root / "extracted"
         try:
             with np.load(path, allow_pickle=False) as archive:
                 missing = [k for k in KEYS if k not in archive.files]
                 if missing:
                     raise DatasetError(f"{label}: {path} lacks the keys {', '.join(missing)}")
-                arrays = {k: archive[k] for k in KEYS}
-        except (OSError, ValueError, zipfile.BadZipFile) as error:
+                labels = {s: archive[f"{s}_labels"] for s in ("train", "test")}
+            images = {s: map_member(path, f"{s}_images", extract_dir) for s in ("train", "test")}
+        except (ValueError, KeyError, zipfile.BadZipFile) as error:
             raise DatasetError(f"{label}: cannot read {path} ({error})") from error
-        x_train, y_train = self._split(arrays, "train", p.max_train, label)
-        x_test, y_test = self._split(arrays, "test", p.max_test, label)
+        except OSError as error:
+            raise DatasetError(
+                f"{label}: cannot read {path} or extract its images to {extract_dir} "
+                f"({error}); check the file, or set `extract_dir` to a writable folder with "
+                "room for the uncompressed images"
+            ) from error
+        x_train, y_train = self._split(images["train"], labels["train"], p.max_train, label)
+        x_test, y_test = self._split(images["test"], labels["test"], p.max_test, label)
         n_classes = int(max(y_train.max(), y_test.max())) + 1
         if len(np.unique(y_train)) < 2:
             raise DatasetError(f"{label}: the training split has a single class")
@@ -104,21 +120,17 @@ class MedMNIST(DatasetSource):
 
     @staticmethod
     def _split(
-        arrays: dict[str, np.ndarray], split: str, limit: int | None, label: str
-    ) -> tuple[np.ndarray, np.ndarray]:
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        images: MappedImages, labels: np.ndarray, limit: int | None, label: str
+    ) -> tuple[MappedImages, np.ndarray]:
         if labels.ndim == 2 and labels.shape[1] > 1:
             raise DatasetError(
                 f"{label}: multi-label targets ({labels.shape[1]} labels per image) are not "
                 "supported; choose a single-label MedMNIST dataset"
             )
-        if images.ndim not in (3, 4) or len(images) != len(labels):
-            raise DatasetError(
-                f"{label}: {split}_images has shape {images.shape} for {len(labels)} labels"
-            )
-        images, labels = images[:limit], labels.reshape(-1)[:limit].astype(np.int64)
-        x = images[:, None] if images.ndim == 3 else np.transpose(images, (0, 3, 1, 2))
-        return np.ascontiguousarray(x, dtype=np.float32) / 255.0, labels
+        if len(images) != len(labels):
+            raise DatasetError(f"{label}: {len(images)} images for {len(labels)} labels")
+        kept = np.arange(min(len(images), limit or len(images)))
+        return images.subset(kept), labels.reshape(-1)[kept].astype(np.int64)
 
     def _download(self, root: Path, label: str) -> None:
         try:

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from harness.component import Params
 from harness.datasets.base import Modality
-from harness.datasets.image_files import Rows
+from harness.datasets.streamed_images import Rows
 from harness.explainers.base import (
     ChannelPooling,
     ExplainContext,

@@ -15,7 +15,7 @@ from torch import nn
 
 from harness.component import Component, Params
 from harness.datasets.base import Dataset, Modality
-from harness.datasets.image_files import Rows
+from harness.datasets.streamed_images import Rows
 from harness.models.batched import forward_in_batches
 from harness.models.estimators import EstimatorForward, FittedEstimator
 from harness.models.training import (

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from harness.batching import rows_per_batch
-from harness.datasets.image_files import Rows
+from harness.datasets.streamed_images import Rows
 
 #: Rows per forward pass at most (small table rows).
 MAX_ROWS = 8192

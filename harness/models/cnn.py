@@ -19,7 +19,7 @@ from pydantic import Field
 from torch import nn
 
 from harness.datasets.base import Dataset, Modality
-from harness.datasets.image_files import Rows, channel_moments
+from harness.datasets.streamed_images import Rows, channel_moments
 from harness.models.base import ModelRecipe, model_registry
 from harness.models.mlp import Standardize
 from harness.models.training import TrainingParams

@@ -10,7 +10,7 @@ from pydantic import Field
 from torch import nn
 
 from harness.datasets.base import Dataset, Modality
-from harness.datasets.image_files import Rows
+from harness.datasets.streamed_images import Rows
 from harness.models.base import ModelRecipe, model_registry
 from harness.models.training import TrainingParams
 

@@ -17,7 +17,13 @@ from torch import nn
 
 from harness.component import Params
 from harness.datasets.base import stratified_split
-from harness.datasets.image_files import ImageFiles, Rows, decoded, stacked_tensor, take
+from harness.datasets.streamed_images import (
+    Rows,
+    StreamedImages,
+    as_torch_dataset,
+    stacked_tensor,
+    take,
+)
 from harness.models.batched import forward_in_batches
 
 
@@ -221,15 +227,15 @@ def augmented(
 def rows_of(x: Rows, batches: list[torch.Tensor], device: torch.device) -> Iterator[torch.Tensor]:
     """The rows of each batch of indices, in order, as CPU tensors: indexed from memory,
     or decoded from image files ahead of time by a ``DataLoader``'s worker processes
-    (:meth:`ImageFiles.loader_workers`), pinned for a CUDA device."""
-    if not isinstance(x, ImageFiles):
+    (:meth:`StreamedImages.loader_workers`), pinned for a CUDA device."""
+    if not isinstance(x, StreamedImages):
         inputs = torch.as_tensor(x)
         yield from (inputs[batch] for batch in batches)
         return
     from torch.utils.data import DataLoader
 
     loader = DataLoader(
-        decoded(x), batch_sampler=[batch.tolist() for batch in batches],
+        as_torch_dataset(x), batch_sampler=[batch.tolist() for batch in batches],
         num_workers=x.loader_workers(),
         collate_fn=stacked_tensor, pin_memory=device.type == "cuda",
     )  # fmt: skip

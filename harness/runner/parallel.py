@@ -158,6 +158,10 @@ class ProcessExecutor(LocalExecutor):
 class DaskExecutor:
     """Model groups as Dask tasks: on the scheduler at ``address``, or on a
     ``LocalCluster`` of ``workers`` single-threaded processes when no address is given.
+    With ``gpus`` > 1 (a local cluster for a suite on ``cuda``/``auto``), the local
+    cluster has one worker per GPU instead, each seeing only its own GPU
+    (``CUDA_VISIBLE_DEVICES``, so its ``cuda`` is that GPU) — what dask-cuda's
+    ``LocalCUDACluster`` does, without the extra package.
 
     Reaching the scheduler takes at most ``connect_timeout`` seconds; when every worker
     is gone for ``worker_timeout`` seconds while groups are unfinished, the run stops
@@ -171,9 +175,11 @@ class DaskExecutor:
         *,
         connect_timeout: float = 10.0,
         worker_timeout: float = 120.0,
+        gpus: int = 0,
     ) -> None:
         self.address = address
-        self.workers = workers
+        self.gpus = gpus if address is None and gpus > 1 else 0
+        self.workers = self.gpus or workers
         self.connect_timeout = connect_timeout
         self.worker_timeout = worker_timeout
         self._client: Any = None
@@ -181,11 +187,15 @@ class DaskExecutor:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "dask", "scheduler": self.address or "LocalCluster",
-                "jobs": self.workers}  # fmt: skip
+                "jobs": self.workers, "workers_pinned_to_gpus": self.gpus > 0}  # fmt: skip
 
     def open(self) -> None:
         from dask.distributed import Client, LocalCluster
 
+        if self.gpus:
+            self._cluster = gpu_pinned_cluster(self.gpus)
+            self._client = Client(self._cluster)
+            return
         if self.address is None:
             self._cluster = LocalCluster(
                 n_workers=self.workers, threads_per_worker=1, processes=True,
@@ -274,6 +284,20 @@ class DaskExecutor:
                 "--resume"
             )
         return alone_since
+
+
+def gpu_pinned_cluster(gpus: int) -> Any:
+    """A local Dask cluster of ``gpus`` single-threaded worker processes, worker ``i``
+    seeing only GPU ``i`` (``CUDA_VISIBLE_DEVICES=i``)."""
+    from dask.distributed import Nanny, Scheduler, SpecCluster
+
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None, "host": "127.0.0.1"}}
+    workers = {
+        f"gpu-{i}": {"cls": Nanny, "options": {
+            "nthreads": 1, "host": "127.0.0.1", "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
+        for i in range(gpus)
+    }  # fmt: skip
+    return SpecCluster(workers=workers, scheduler=scheduler)
 
 
 #: How long one wait for Dask results lasts before the workers are checked, in seconds.
