@@ -187,7 +187,7 @@ class ExecutionOptions(_Strict):
 #: The kinds of figure a suite may declare (``figures`` and ``report`` draw them).
 FigureKind = Literal[
     "metric", "runtime", "accuracy_localisation", "faithfulness", "gallery", "importance",
-    "trajectory", "sweep", "precision_at_k", "patch_deletion",
+    "trajectory", "sweep", "precision_at_k", "patch_deletion", "randomisation",
 ]  # fmt: skip
 
 

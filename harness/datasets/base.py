@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from harness.component import Component
-from harness.datasets.streamed_images import Rows, StreamedImages, rows_mean, take
+from harness.datasets.streamed_images import Rows, StreamedImages, pixel_sums, rows_mean, take
 from harness.registry import Registry
 
 Modality = Literal["tabular", "image"]
@@ -86,6 +86,14 @@ class Dataset:
         """The mean training row (float32, shaped like one input), computed once (batch
         by batch for images on disk)."""
         return rows_mean(self.x_train)
+
+    @cached_property
+    def train_std(self) -> np.ndarray:
+        """The standard deviation of each input position over the training rows
+        (population; float32, shaped like one input), from the same one-pass sums."""
+        total, squares = pixel_sums(self.x_train)
+        mean = total / len(self.x_train)
+        return np.sqrt(np.maximum(squares / len(self.x_train) - mean**2, 0)).astype(np.float32)
 
     @cached_property
     def fingerprint(self) -> str:

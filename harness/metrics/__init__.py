@@ -3,13 +3,18 @@
 from harness.metrics import (  # noqa: F401  (registers)
     agreement,
     classification,
+    complexity,
     consistency,
     cost,
     faithfulness,
+    infidelity,
     localisation,
     model,
     patch_deletion,
     patch_precision,
+    randomisation,
+    road,
+    robustness,
     stability,
 )
 from harness.metrics.base import (

@@ -7,13 +7,17 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from harness.component import Component
+from harness.datasets.base import Modality
 from harness.records import MetricKind
 from harness.registry import Registry
+
+if TYPE_CHECKING:
+    from harness.metrics.reexplaining import Reexplainer
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,13 @@ class Evidence:
     ``inputs``/``targets``/``explained_labels``: the explained rows, their explained
     classes and their true labels;
     ``predict_proba``: the explained model as a function (rows → class probabilities);
-    ``train_mean``: the mean training row (a perturbation baseline).
+    ``train_mean``: the mean training row (a perturbation baseline); ``train_std``: the
+    standard deviation of each input position over the training rows (population), the
+    unit of perturbations declared relative to the data.
+    ``reexplain``: the cell's explainer as a function, for metrics that explain again
+    (randomised models, other classes, perturbed inputs; see
+    :class:`~harness.metrics.reexplaining.Reexplainer`); None when the explainer cannot
+    be run again (a rescoring).
     ``class_attributions``: every class's map of the explained rows (rows, classes, …),
     when the suite explains all classes. ``image_selection``: which explained images the
     per-image fields hold (``select_images``: all, predicted_positive, correct_by_both).
@@ -64,6 +74,8 @@ class Evidence:
     targets: np.ndarray | None = None
     predict_proba: Callable[[np.ndarray], np.ndarray] | None = None
     train_mean: np.ndarray | None = None
+    train_std: np.ndarray | None = None
+    reexplain: Reexplainer | None = None
     class_attributions: np.ndarray | None = None
     explained_labels: np.ndarray | None = None
     y_val: np.ndarray | None = None
@@ -99,7 +111,12 @@ class Metric(Component):
     """
 
     higher_is_better: ClassVar[bool] = True
+    #: what the metric reads besides attributions' evidence: ``attributions`` (local
+    #: maps), ``model`` (``predict_proba``), ``reexplain`` (the explainer again),
+    #: ``importance``/``masks`` (ground truth), ``twin``
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: the data it applies to (others: skipped with the reason)
+    modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular", "image"})
     unit: ClassVar[str] = ""
     #: ``explanation`` (quality of the explanation), ``model`` (of the explained model),
     #: ``cost`` (time) or ``reference`` (what a trivial map scores, to compare with);

@@ -9,6 +9,8 @@
   the explainer ran on (by-design methods change the model), ± sd over seeds both ways;
 - ``faithfulness``: mean deletion and insertion curves per explainer, with the
   random-order reference;
+- ``randomisation``: MPRT similarity per randomised layer (top first) per explainer —
+  the classic sanity-check plot (Adebayo et al. 2018); controls dotted;
 - ``metric``: one metric's mean and 95 % bootstrap CI per model × explainer, per dataset;
 - ``runtime``: explanation time per row on a log scale.
 
@@ -432,6 +434,50 @@ def faithfulness_figure(
     return figure
 
 
+def randomisation_figure(
+    results: pd.DataFrame, arrays: dict[str, dict[str, np.ndarray]], dataset: str, model: str
+) -> Figure | None:
+    """One panel per MPRT metric id: each explainer's similarity to the trained model's
+    explanation after each randomised layer (top first; mean over seeds), controls dotted.
+    Legend: the score (mean over layers)."""
+    cells = ok_rows(results, dataset, model)
+    metrics = list(cells.loc[cells["metric_name"] == "mprt", "metric"].unique())
+    if not metrics:
+        return None
+    colours = explainer_colours(list(results["explainer"].unique()))
+    control = controls(results)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    drawn = False
+    for axis, metric in zip(axes[0], metrics, strict=True):
+        similarity = arrays.get(f"{metric}.similarity", {})
+        layers = arrays.get(f"{metric}.layers", {})
+        names: list[str] = []
+        for explainer, rows in cells[cells["metric"] == metric].groupby("explainer", sort=False):
+            stacked = [similarity[c] for c in rows["cell_id"] if c in similarity]
+            if not stacked or np.isnan(stacked).all():  # constant maps: undefined
+                continue
+            names = [str(n) for n in layers[rows["cell_id"].iloc[0]]]
+            score = rows["value"].mean()
+            axis.plot(range(len(names)), np.mean(stacked, axis=0), marker="o",
+                      color=colours[explainer], linestyle=":" if explainer in control else "-",
+                      label=f"{explainer} ({score:.2f})")  # fmt: skip
+            drawn = True
+        axis.set_xticks(range(len(names)), names, rotation=30, fontsize=8)
+        axis.set_xlabel("randomised layer (from the top)")
+        axis.set_ylabel("similarity to the trained model's map")
+        axis.set_title(f"{metric}: lower means the map depends on the model", fontsize=10)
+        axis.set_ylim(-1.05, 1.05)
+        axis.axhline(0, color="grey", linewidth=0.6)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    if not drawn:
+        plt.close(figure)
+        return None
+    figure.suptitle(f"{dataset} / {model}: model parameter randomisation")
+    figure.tight_layout()
+    return figure
+
+
 #: Curves drawn against k, by figure kind: (metric name, stored array, x label, y label,
 #: title, random-order reference metric).
 K_CURVES = {
@@ -587,7 +633,8 @@ def load_run_data(store: ResultsStore, run_id: str) -> RunData:
     names += [
         n
         for n in store.array_names(run_id)
-        if n.endswith((".curve", ".precision_at_k")) or n == "explanation.signed"
+        if n.endswith((".curve", ".precision_at_k", ".similarity", ".layers"))
+        or n == "explanation.signed"
     ]
     return RunData(
         run_id=run_id,
@@ -644,6 +691,7 @@ def draw(spec: dict[str, Any], data: RunData) -> list[tuple[str, Figure]]:
                 "faithfulness": lambda d, m: faithfulness_figure(results, arrays, d, m),
                 "precision_at_k": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
                 "patch_deletion": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
+                "randomisation": lambda d, m: randomisation_figure(results, arrays, d, m),
             }[kind](dataset, model)  # fmt: skip
             drawn.append((f"{name}_{dataset}_{model}", figure))
     return [(stem, figure) for stem, figure in drawn if figure is not None]

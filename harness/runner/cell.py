@@ -201,6 +201,8 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
             history=trained.model.history,
             design_test_predictions=None if design is None else design.test_predictions,
             model_given=trained.model.given,
+            network=trained.model.module,
+            explain_again=functools.partial(explain_again, cell, trained.model, dataset),
         )
         progress.stage(cell.cell_id, "scoring")
         with clock.time("score"):
@@ -532,6 +534,29 @@ def _explain(
     if problem is not None:
         raise CellFailure(f"explainer '{cell.explainer.id}' {problem}")
     return explanation, seconds
+
+
+def explain_again(
+    cell: Cell,
+    model: TrainedModel,
+    dataset: Dataset,
+    network: torch.nn.Module,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    rows: np.ndarray,
+) -> np.ndarray:
+    """The cell's explainer, with the cell's seed, on ``inputs`` standing for test rows
+    ``rows`` (perturbed copies, or the rows themselves) for classes ``targets``, explaining
+    ``network`` — the model's own or a changed copy (e.g. randomised layers): the local
+    maps, checked like the cell's own. For metrics (:mod:`harness.metrics.reexplaining`)."""
+    explainer = cell.explainer.component
+    variant = model if network is model.module else replace(model, module=network)
+    context = ExplainContext(dataset=dataset, seed=cell.seed, rows=rows)
+    explanation = explain_within_memory(explainer, variant, inputs, targets, context)
+    problem = explanation.problem(len(rows), dataset.attribution_shape)
+    if problem is not None or explanation.local is None:
+        raise CellFailure(f"explainer '{cell.explainer.id}' explained again: {problem}")
+    return np.asarray(explanation.local, dtype=np.float64)
 
 
 def explain_within_memory(

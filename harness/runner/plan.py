@@ -85,6 +85,10 @@ def metric_skip_reason(
 ) -> str | None:
     """Why ``metric`` cannot be computed for this dataset and explainer, or None."""
     needs = metric.component.needs
+    modality = dataset.component.modality
+    if modality not in metric.component.modalities:
+        kinds = "/".join(sorted(metric.component.modalities))
+        return f"metric '{metric.id}' applies to {kinds} data; dataset '{dataset.id}' is {modality}"
     missing = sorted((needs & _GROUND_TRUTH_NEEDS.keys()) - dataset.component.ground_truth_kinds())
     if missing:
         what = " and ".join(_GROUND_TRUTH_NEEDS[m] for m in missing)

@@ -18,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from torch import nn
 
 from harness.datasets.base import Dataset
 from harness.explainers.base import Explanation
 from harness.metrics.base import Evidence, Metric, conventions_hash
+from harness.metrics.reexplaining import ExplainFunction, Reexplainer
 from harness.records import ScoreRecord
 from harness.runner.plan import Cell
 from harness.store import ResultsStore
@@ -42,7 +44,9 @@ class CellProducts:
     class's map of the explained rows (rows, classes, …), with ``explain_classes = "all"``.
     ``design_test_predictions``: the design reference's predictions, for a post-hoc
     cell's ``correct_by_both`` images. ``model_given``: the model was trained outside
-    the harness and loaded (``train_seconds`` is 0).
+    the harness and loaded (``train_seconds`` is 0). ``network``/``explain_again``: the
+    explained model's torch network and the cell's explainer as a function of
+    (network, inputs, targets, test rows) — None where the explainer cannot run again.
     """
 
     rows: np.ndarray
@@ -62,6 +66,8 @@ class CellProducts:
     design_test_predictions: np.ndarray | None = None
     predict_proba: Callable[[np.ndarray], np.ndarray] | None = None
     model_given: bool = False
+    network: nn.Module | None = None
+    explain_again: ExplainFunction | None = None
 
 
 def scored_images(
@@ -131,6 +137,20 @@ def evidence_for(
         explained_labels=dataset.y_test[rows],
         predict_proba=products.predict_proba,
         train_mean=dataset.train_mean,
+        train_std=dataset.train_std,
+        reexplain=_reexplainer(products, rows),
+    )
+
+
+def _reexplainer(products: CellProducts, rows: np.ndarray) -> Reexplainer | None:
+    """The cell's explainer as a function over the scored rows (``rows``: their indices
+    in the test split), or None."""
+    again, network = products.explain_again, products.network
+    if again is None or network is None:
+        return None
+    return Reexplainer(
+        network,
+        lambda net, inputs, targets, positions: again(net, inputs, targets, rows[positions]),
     )
 
 
@@ -150,6 +170,11 @@ def score_cell(
             value, note = math.nan, f"skipped: {reason}"
         elif "model" in metric.component.needs and evidence.predict_proba is None:
             value, note = math.nan, "needs the explained model, which was not kept (no cache)"
+        elif "reexplain" in metric.component.needs and evidence.reexplain is None:
+            value, note = (
+                math.nan,
+                ("needs to run the explainer again, which rescoring does not; run the suite"),
+            )
         elif per_image and evidence.attributions is not None and not len(evidence.attributions):
             value, note = math.nan, f"no explained image selected ({evidence.image_selection})"
         else:

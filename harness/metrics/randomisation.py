@@ -1,0 +1,203 @@
+"""Randomisation sanity checks: does the explanation depend on the model and on the class?
+
+- ``mprt``, model parameter randomisation (Adebayo et al. 2018): the layers with
+  parameters of the explained network, top (output) layer first, are re-initialised
+  (``reset_parameters``, the layer's own initialisation — as Quantus's ``MPRT`` does;
+  seeded), cumulatively (``order = "cascading"``) or one at a time (``"independent"``),
+  and after each step the cell's explainer explains the same rows for the same classes on
+  the changed copy. The similarity of each new map to the original, averaged over rows,
+  gives one point per layer (stored as ``<id>.similarity`` with ``<id>.layers``); the
+  score is their mean (lower is better: an explanation of the model should lose its
+  likeness as the model is destroyed). A map that stays the same at every layer
+  (similarity 1: oracle, centre, a seeded random map) is flagged in the note.
+- ``random_logit`` (Sixt et al. 2020): the similarity of the map for the explained class
+  to the map for another class drawn uniformly (seeded) among the rest, averaged over
+  rows; lower is better.
+
+Similarity per row: ``spearman_abs`` — Spearman's ρ of the flattened |a| (average ranks;
+undefined for a constant map, left out and counted) — or ``ssim`` for images (scikit-image's
+``structural_similarity`` on the two maps, data range the larger of their ranges, as
+Quantus's ``ssim``).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from scipy.stats import rankdata
+from torch import nn
+
+from harness.component import Params
+from harness.errors import optional_import
+from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+
+#: Similarity at or above this at every layer: the explanation ignores the model.
+UNCHANGED = 1 - 1e-9
+
+
+def spearman_abs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Spearman's ρ of |first| and |second| per row (rows, …), average ranks; NaN where
+    either row is constant."""
+    a = rankdata(np.abs(first.reshape(len(first), -1)), axis=1)
+    b = rankdata(np.abs(second.reshape(len(second), -1)), axis=1)
+    a -= a.mean(axis=1, keepdims=True)
+    b -= b.mean(axis=1, keepdims=True)
+    scale = np.sqrt((a**2).sum(axis=1) * (b**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(scale > 0, (a * b).sum(axis=1) / scale, np.nan)
+
+
+def ssim(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Structural similarity per image of maps (images, height, width); the data range is
+    the larger of the two maps' ranges (NaN when both are constant)."""
+    metrics = optional_import("skimage.metrics", "similarity = 'ssim'", "scikit-image")
+    values = []
+    for a, b in zip(first.astype(np.float64), second.astype(np.float64), strict=True):
+        span = max(np.ptp(a), np.ptp(b))
+        values.append(metrics.structural_similarity(a, b, data_range=span) if span else np.nan)
+    return np.array(values)
+
+
+class SimilarityParams(Params):
+    similarity: Literal["spearman_abs", "ssim"] = Field(
+        "spearman_abs", description="per row: Spearman of |a|, or SSIM (images)"
+    )
+    seed: int = Field(0, ge=0, description="draws the re-initialised weights / other classes")
+
+
+class MPRTParams(SimilarityParams):
+    order: Literal["cascading", "independent"] = Field(
+        "cascading", description="randomise layers cumulatively from the top, or one at a time"
+    )
+
+
+def similarity(kind: str, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Per-row similarity of two batches of maps (see the module)."""
+    if kind == "ssim":
+        if first.ndim != 3:
+            raise ValueError("similarity = 'ssim' compares image maps; use 'spearman_abs'")
+        return ssim(first, second)
+    return spearman_abs(first, second)
+
+
+def parameterised_layers(network: nn.Module) -> list[str]:
+    """Names of the modules that hold parameters themselves, in the order they were
+    registered (input side first)."""
+    return [
+        name
+        for name, module in network.named_modules()
+        if any(True for _ in module.parameters(recurse=False))
+    ]
+
+
+def randomise(module: nn.Module, seed: int) -> None:
+    """Re-initialise ``module``'s own parameters from ``seed``: its ``reset_parameters``,
+    else each parameter from N(0, its standard deviation)."""
+    devices = [p.device for p in module.parameters() if p.device.type == "cuda"]
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        torch.manual_seed(seed)
+        reset = getattr(module, "reset_parameters", None)
+        if callable(reset):
+            reset()
+            return
+        for parameter in module.parameters(recurse=False):
+            parameter.normal_(0.0, float(parameter.std()) if parameter.numel() > 1 else 1.0)
+
+
+def mean_defined(values: np.ndarray) -> tuple[float, int]:
+    """Mean of the defined values and how many were undefined (NaN when none is)."""
+    defined = values[~np.isnan(values)]
+    return (float(defined.mean()) if len(defined) else float("nan")), int(np.isnan(values).sum())
+
+
+@metric_registry.register("mprt")
+class MPRT(Metric):
+    """Model parameter randomisation test (Adebayo et al. 2018): mean similarity of the
+    explanation to the randomised models' over the layers; lower is better."""
+
+    higher_is_better: ClassVar[bool] = False
+    needs: ClassVar[frozenset[str]] = frozenset({"attributions", "reexplain"})
+    unit = "similarity"
+    fixed_conventions: ClassVar[dict[str, str]] = {
+        "layers": "modules holding parameters, top (output) first",
+        "randomisation": "reset_parameters (the layer's own initialisation), seeded",
+        "class": "the originally explained class",
+        "value": "mean over layers of the mean similarity over rows",
+    }
+    params: MPRTParams
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.reexplain is not None and evidence.attributions is not None
+        assert evidence.inputs is not None and evidence.targets is not None
+        network = evidence.reexplain.network
+        layers = parameterised_layers(network)[::-1]
+        if not layers:
+            return MetricResult.undefined("the model has no layers with parameters to randomise")
+        original = np.asarray(evidence.attributions, dtype=np.float64)
+        inputs = np.asarray(evidence.inputs, dtype=np.float32)
+        changed = copy.deepcopy(network)
+        curve, undefined = [], 0
+        for step, name in enumerate(layers):
+            if self.params.order == "independent":
+                changed = copy.deepcopy(network)
+            randomise(changed.get_submodule(name), self.params.seed + step)
+            maps = evidence.reexplain(inputs, evidence.targets, network=changed)
+            value, missing = mean_defined(similarity(self.params.similarity, original, maps))
+            curve.append(value)
+            undefined = max(undefined, missing)
+        points = np.array(curve)
+        arrays = {"similarity": points, "layers": np.array(layers)}
+        if np.isnan(points).all():
+            return MetricResult(float("nan"), "the maps are constant: similarity undefined",
+                                arrays)  # fmt: skip
+        notes = []
+        if np.nanmin(points) >= UNCHANGED:
+            notes.append("the explanation does not change when the model is randomised")
+        if undefined:
+            notes.append(f"up to {undefined} constant maps per layer left out")
+        return MetricResult(float(np.nanmean(points)), "; ".join(notes), arrays)
+
+
+@metric_registry.register("random_logit")
+class RandomLogit(Metric):
+    """Similarity of the explained class's map to a random other class's (Sixt et al.
+    2020); lower is better."""
+
+    higher_is_better: ClassVar[bool] = False
+    needs: ClassVar[frozenset[str]] = frozenset({"attributions", "reexplain"})
+    unit = "similarity"
+    fixed_conventions: ClassVar[dict[str, str]] = {
+        "other class": "uniform among the classes other than the explained one, seeded",
+        "value": "mean similarity over rows",
+    }
+    params: SimilarityParams
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.reexplain is not None and evidence.attributions is not None
+        assert evidence.inputs is not None and evidence.targets is not None
+        classes = self._classes(evidence)
+        if classes < 2:
+            return MetricResult.undefined("a single class: no other class to compare with")
+        targets = np.asarray(evidence.targets)
+        shift = np.random.default_rng(self.params.seed).integers(1, classes, len(targets))
+        others = (targets + shift) % classes
+        maps = evidence.reexplain(np.asarray(evidence.inputs, dtype=np.float32), others)
+        original = np.asarray(evidence.attributions, dtype=np.float64)
+        value, undefined = mean_defined(similarity(self.params.similarity, original, maps))
+        if np.isnan(value):
+            return MetricResult.undefined("the maps are constant: similarity undefined")
+        note = f"{undefined} rows with a constant map left out" if undefined else ""
+        if value >= UNCHANGED and not undefined:
+            note = "the explanation is the same for every class"
+        return MetricResult(value, note)
+
+    @staticmethod
+    def _classes(evidence: Evidence) -> int:
+        if evidence.y_score is not None:
+            return int(evidence.y_score.shape[1])
+        assert evidence.predict_proba is not None and evidence.inputs is not None
+        return int(evidence.predict_proba(np.asarray(evidence.inputs[:1])).shape[1])
