@@ -38,7 +38,8 @@ def test_imputing_a_corner_uses_the_in_image_neighbours_only() -> None:
 @pytest.mark.parametrize("share", [0.1, 0.5, 0.9])
 def test_batched_imputation_solves_the_official_system(share: float) -> None:
     """Equal to pytorch-grad-cam's copy of the official imputer (one sparse solve per
-    image), noise off; several images and channels at once."""
+    image), noise off; several images and channels at once — within the float32 solve's
+    tolerance (1e-4, a hundredth of the default noise)."""
     from pytorch_grad_cam.metrics.road import NoisyLinearImputer
 
     rng = np.random.default_rng(1)
@@ -49,7 +50,7 @@ def test_batched_imputation_solves_the_official_system(share: float) -> None:
     for i in range(5):
         kept = torch.from_numpy((~removed[i]).astype(np.float32))  # its mask: 1 = kept
         reference = official(torch.from_numpy(images[i]), kept).numpy()
-        np.testing.assert_allclose(mine[i], reference, atol=2e-6)
+        np.testing.assert_allclose(mine[i], reference, atol=1e-4)
 
 
 def test_noise_only_on_imputed_pixels_and_seeded() -> None:

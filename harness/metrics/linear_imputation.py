@@ -9,7 +9,8 @@ channel; then N(0, noise²) is added to the imputed values only.
 The official code (and pytorch-grad-cam's and Quantus's copies) builds one sparse system
 per image and solves it with ``spsolve`` on the CPU. Here all images and channels are
 solved at once by conjugate gradients on the (symmetric positive definite) system, its
-matrix applied as a 3×3 convolution — on whatever device the images are. Every connected
+matrix applied as sums of shifted copies (a 3×3 stencil) — on whatever device the images
+are. Every connected
 region of removed pixels must touch a kept pixel (else the system is singular): removing
 every pixel is refused.
 """
@@ -20,18 +21,18 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-#: 3×3 neighbour weights (centre 0): direct 1/6, diagonal 1/12.
-NEIGHBOUR_WEIGHTS = torch.tensor(
-    [[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]], dtype=torch.float64
-)
+#: Neighbour weights: the four direct neighbours, and the four diagonal ones.
+DIRECT, DIAGONAL = 1 / 6, 1 / 12
 
 
 def _neighbour_sum(values: torch.Tensor) -> torch.Tensor:
-    """Σ_j w_j·values_j over in-image neighbours, per channel: (images, channels, H, W)."""
-    images, channels, height, width = values.shape
-    kernel = NEIGHBOUR_WEIGHTS.to(values)[None, None]
-    flat = values.reshape(images * channels, 1, height, width)
-    return functional.conv2d(flat, kernel, padding=1).reshape(values.shape)
+    """Σ_j w_j·values_j over in-image neighbours, per channel: (images, channels, H, W)
+    (zero padding: out-of-image neighbours add nothing). Shifted slices, not a
+    convolution: 6× faster in float64 on the CPU (measured)."""
+    p = functional.pad(values, (1, 1, 1, 1))
+    direct = p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
+    diagonal = p[..., :-2, :-2] + p[..., :-2, 2:] + p[..., 2:, :-2] + p[..., 2:, 2:]
+    return DIRECT * direct + DIAGONAL * diagonal
 
 
 def impute(
@@ -39,16 +40,18 @@ def impute(
     removed: np.ndarray,
     noise: float = 0.01,
     generator: torch.Generator | None = None,
-    tolerance: float = 1e-8,
+    tolerance: float = 1e-6,
 ) -> np.ndarray:
     """``images`` (images, channels, H, W) with the pixels where ``removed`` (images, H, W;
     all channels of a pixel together) replaced by noisy linear imputation; float32.
-    ``tolerance``: relative residual at which conjugate gradients stop (float64)."""
+    ``tolerance``: relative residual at which conjugate gradients stop. Arithmetic in
+    float32 with float64 sums: 2–2.6× faster than float64 on the CPU and within 6e-5 of
+    the official float64 solve at 90 % removal (measured; 1/200 of the default noise)."""
     removed_t = torch.as_tensor(np.asarray(removed, dtype=bool))
     if removed_t.flatten(1).all(dim=1).any():
         raise ValueError("noisy linear imputation needs at least one kept pixel per image")
-    x = torch.as_tensor(np.asarray(images), dtype=torch.float64)
-    unknown = removed_t[:, None].expand_as(x).to(torch.float64)
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+    unknown = removed_t[:, None].expand_as(x).to(torch.float32)
     known = 1.0 - unknown
     # s_i: the weight of each pixel's in-image neighbours
     weight_sum = _neighbour_sum(torch.ones_like(x))
@@ -59,9 +62,9 @@ def impute(
     rhs = unknown * _neighbour_sum(known * x)
     solution = conjugate_gradients(system, rhs, tolerance, max_steps=4 * x.shape[-1] * x.shape[-2])
     if noise:
-        draws = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+        draws = torch.randn(x.shape, generator=generator, dtype=torch.float64).float()
         solution = solution + noise * draws * unknown
-    return (known * x + unknown * solution).to(torch.float32).numpy()
+    return (known * x + unknown * solution).numpy()
 
 
 def conjugate_gradients(
@@ -70,21 +73,24 @@ def conjugate_gradients(
     """Solve ``system(u) = rhs`` for each (image, channel) independently (conjugate
     gradients with per-slice step sizes), from zero, until every slice's residual is
     below ``tolerance`` × its right-hand side."""
-    dims = (2, 3)
+    def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # per slice, in float64
+        return (a * b).sum(dim=(2, 3), keepdim=True, dtype=torch.float64)
+
     u = torch.zeros_like(rhs)
     residual = rhs.clone()
     direction = residual.clone()
-    squared = (residual * residual).sum(dim=dims, keepdim=True)
+    squared = dot(residual, residual)
     target = tolerance**2 * squared.clamp_min(1e-300)
     for _ in range(max_steps):
         if bool((squared <= target).all()):
             break
         applied = system(direction)
-        curvature = (direction * applied).sum(dim=dims, keepdim=True)
+        curvature = dot(direction, applied)
         step = torch.where(curvature > 0, squared / curvature.clamp_min(1e-300), 0.0)
-        u = u + step * direction
-        residual = residual - step * applied
-        new_squared = (residual * residual).sum(dim=dims, keepdim=True)
-        direction = residual + torch.where(squared > 0, new_squared / squared, 0.0) * direction
+        u = u + step.to(u.dtype) * direction
+        residual = residual - step.to(u.dtype) * applied
+        new_squared = dot(residual, residual)
+        scale = torch.where(squared > 0, new_squared / squared, 0.0)
+        direction = residual + scale.to(u.dtype) * direction
         squared = new_squared
     return u
