@@ -73,6 +73,7 @@ def conjugate_gradients(
     """Solve ``system(u) = rhs`` for each (image, channel) independently (conjugate
     gradients with per-slice step sizes), from zero, until every slice's residual is
     below ``tolerance`` × its right-hand side."""
+
     def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # per slice, in float64
         return (a * b).sum(dim=(2, 3), keepdim=True, dtype=torch.float64)
 

@@ -2,8 +2,9 @@
 
 - ``mprt``, model parameter randomisation (Adebayo et al. 2018): the layers with
   parameters of the explained network, top (output) layer first, are re-initialised
-  (``reset_parameters``, the layer's own initialisation — as Quantus's ``MPRT`` does;
-  seeded), cumulatively (``order = "cascading"``) or one at a time (``"independent"``),
+  (``reset_parameters``, the layer's own initialisation, torch seeded with ``seed``
+  before each layer — as Quantus's ``MPRT`` does with its ``seed + 1``; equal per layer,
+  tested), cumulatively (``order = "cascading"``) or one at a time (``"independent"``),
   and after each step the cell's explainer explains the same rows for the same classes on
   the changed copy. The similarity of each new map to the original, averaged over rows,
   gives one point per layer (stored as ``<id>.similarity`` with ``<id>.layers``); the
@@ -124,7 +125,8 @@ class MPRT(Metric):
     unit = "similarity"
     fixed_conventions: ClassVar[dict[str, str]] = {
         "layers": "modules holding parameters, top (output) first",
-        "randomisation": "reset_parameters (the layer's own initialisation), seeded",
+        "randomisation": "reset_parameters (the layer's own initialisation), torch seeded "
+        "with `seed` before each layer",
         "class": "the originally explained class",
         "value": "mean over layers of the mean similarity over rows",
     }
@@ -141,10 +143,10 @@ class MPRT(Metric):
         inputs = np.asarray(evidence.inputs, dtype=np.float32)
         changed = copy.deepcopy(network)
         curve, undefined = [], 0
-        for step, name in enumerate(layers):
+        for name in layers:
             if self.params.order == "independent":
                 changed = copy.deepcopy(network)
-            randomise(changed.get_submodule(name), self.params.seed + step)
+            randomise(changed.get_submodule(name), self.params.seed)
             maps = evidence.reexplain(inputs, evidence.targets, network=changed)
             value, missing = mean_defined(similarity(self.params.similarity, original, maps))
             curve.append(value)
