@@ -212,6 +212,60 @@ def test_copies_that_change_the_class_are_left_out_of_relative_stability() -> No
     assert kept.value == pytest.approx(1.0, rel=1e-5) and not kept.note
 
 
+@pytest.mark.parametrize(
+    ("ours", "reference"),
+    [
+        ("max_sensitivity", "MaxSensitivity"),
+        ("avg_sensitivity", "AvgSensitivity"),
+        ("local_lipschitz", "LocalLipschitzEstimate"),
+        ("relative_input_stability", "RelativeInputStability"),
+    ],
+)
+def test_robustness_equals_quantus_on_the_same_copies(ours: str, reference: str) -> None:
+    """Quantus draws its own noise: it is handed the harness's copies in order. Its
+    relative input stability takes ``np.max`` over copies, so one copy that changes the
+    class makes the row NaN (here: the maximum over the copies that keep it, tested
+    above); compared where no copy changes the class."""
+    quantus = quantus_module()
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 3)).eval()
+    x = np.random.default_rng(3).normal(size=(10, 6)).astype(np.float32) + 2.0
+    with torch.no_grad():
+        targets = network(torch.from_numpy(x)).argmax(dim=1).numpy()
+
+    def explain(net, inputs, classes, positions):
+        return gradient_explainer(net, inputs, classes, positions) * np.sign(inputs)
+
+    params = metric_registry.get(ours)(samples=6, seed=2).params
+    copies = perturbed_copies(x, params, np.full(6, 2.0, np.float32))
+    step = {"i": 0}
+
+    def given_copies(arr, indices=None, **kwargs):
+        out = copies[step["i"]].reshape(arr.shape)
+        step["i"] += 1
+        return out
+
+    def one_class(rows: np.ndarray) -> np.ndarray:  # no copy changes the class
+        return np.tile([1.0, 0.0, 0.0], (len(rows), 1))
+
+    evidence = Evidence(attributions=explain(network, x, targets, None), inputs=x,
+                        targets=targets, reexplain=Reexplainer(network, explain),
+                        train_std=np.full(6, 2.0, np.float32), predict_proba=one_class)  # fmt: skip
+    mine = metric(ours, samples=6, seed=2).compute(evidence).value
+    options = dict(nr_samples=6, perturb_func=given_copies, abs=False, normalise=False,
+                   return_nan_when_prediction_changes=False, disable_warnings=True,
+                   display_progressbar=False)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = getattr(quantus, reference)(**options)(
+            model=network, x_batch=x, y_batch=targets, a_batch=evidence.attributions,
+            explain_func=lambda model, inputs, classes, **_: explain(model, inputs, classes, None),
+            device="cpu", batch_size=10,
+        )  # fmt: skip
+    assert step["i"] == 6  # Quantus used exactly the harness's copies
+    assert mine == pytest.approx(float(np.mean(expected)), rel=1e-6)
+
+
 # --- randomisation ---------------------------------------------------------------------
 
 

@@ -20,6 +20,16 @@ Per row the score below, then the mean over rows; lower is better for all.
 - ``relative_input_stability`` (Agarwal et al. 2022; tables): the maximum over copies
   that keep the model's predicted class of ``‖(a − a')/a‖₂ / max(‖(x − x')/x‖₂, ε)``, with
   a zero denominator entry replaced by ε = 1e-6 (OpenXAI's and Quantus's convention).
+
+On the same copies all four equal Quantus's (``MaxSensitivity``, ``AvgSensitivity``,
+``LocalLipschitzEstimate``, ``RelativeInputStability``; tested) — except that Quantus's
+relative input stability takes ``np.max`` over copies including the NaN of a copy that
+changed the class, so one such copy makes its row NaN; here such copies are left out.
+The sensitivities are computed here rather than through captum's ``sensitivity_max``:
+captum has no average, and calls the explanation function under ``torch.no_grad()``,
+where explainers that take gradients themselves fail (pytorch-grad-cam's CAMs raise
+"element 0 of tensors does not require grad"; checked); equality with captum's maximum
+is tested instead.
 """
 
 from __future__ import annotations
