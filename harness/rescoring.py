@@ -4,7 +4,8 @@ what a run stored, into a new run linked to it — nothing stored is rewritten.
 Every ok cell of a run stores its explanation, the explained rows and classes, its
 model's test predictions and the model's cache key (:func:`~harness.runner.cell.
 cell_arrays`); the dataset is reloaded from its seed. Metrics that call the model get it
-from the cache (when the run kept it); the rest need no model and no explainer. The new
+from the cache (when the run kept it), and so do metrics that run the cell's explainer
+again (MPRT, robustness; the explainer is the suite's); the rest need neither. The new
 run holds every cell of the source run (status, timings, role), the source's scores of
 the metrics not rescored, and the rescored ones; its arrays beyond the rescored metrics'
 are read from the source run. Across-seeds metrics are computed in the same pass, from
@@ -35,7 +36,7 @@ from harness.models.base import HISTORY_KEYS
 from harness.records import CellRecord
 from harness.run_lock import RunLock
 from harness.runner.cache import ResultCache
-from harness.runner.cell import Memo, load_cell_dataset, resolve_device
+from harness.runner.cell import Memo, explain_again, load_cell_dataset, resolve_device
 from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.runner.run import RunSummary
@@ -178,7 +179,7 @@ def _rescore_cells(
     rescored = {m.id for m in chosen}
     datasets = Memo()
     device = resolve_device(suite.spec.execution.device)
-    needs_model = any("model" in m.component.needs for m in chosen)
+    needs_model = any({"model", "reexplain"} & m.component.needs for m in chosen)
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     progress.start(f"rescoring {source_id} ({run_id})", len(cells))
     try:
@@ -240,16 +241,16 @@ def _stored_products(
         signed=bool(stored["explanation.signed"]),
         channel_pooling=pooling or None,
     )
-    predict_proba = None
+    model = None
     if needs_model and "model_cache_key" in stored:
         by_design = cell.explainer.component.by_design
         loaded = cache.load_model(str(stored["model_cache_key"]), cell, dataset, device, by_design)
         if loaded is not None:
-            predict_proba = loaded[0].predict_proba
+            model = loaded[0]
         elif cell.model.component.given and str(stored["model_cache_key"]) == cache.model_key(
             cell, dataset, device, False
         ):  # the same file: load it again
-            predict_proba = cell.model.component.fit(dataset, cell.seed, device).predict_proba
+            model = cell.model.component.fit(dataset, cell.seed, device)
     twin_seconds = stored.get("twin_train_seconds")
     return CellProducts(
         rows=stored["rows"],
@@ -267,6 +268,10 @@ def _stored_products(
         design_test_predictions=stored.get("design_test_predictions"),
         twin_test_probabilities=stored.get("twin_test_probabilities"),
         twin_train_seconds=None if twin_seconds is None else float(twin_seconds),
-        predict_proba=predict_proba,
+        predict_proba=None if model is None else model.predict_proba,
         model_given=bool(stored.get("model_given", False)),
+        network=None if model is None else model.module,
+        explain_again=(
+            None if model is None else functools.partial(explain_again, cell, model, dataset)
+        ),
     )

@@ -19,12 +19,15 @@ from harness.suite import parse_suite
 from tests.conftest import TINY_SUITE, cli
 
 #: The tiny suite's metrics, plus one that calls the model (deletion, from the cache),
-#: an across-seeds statistic (stability) and a metric with other conventions.
+#: two that run the explainer again (MPRT, sensitivity: the model from the cache, the
+#: explainer from the suite), an across-seeds statistic (stability) and a metric with
+#: other conventions.
 MORE_METRICS = TINY_SUITE.replace(
     'metrics = ["accuracy", "spearman_gt", "kendall_gt", "topk_precision_gt", "explain_seconds"]',
     'metrics = ["accuracy", "spearman_gt", "kendall_gt", "topk_precision_gt", '
     '"explain_seconds", "stability", { name = "deletion_auc", params = { baseline = "mean" } }, '
-    '{ name = "spearman_gt", id = "spearman_signed", params = { sign = "raw" } }]',
+    '{ name = "spearman_gt", id = "spearman_signed", params = { sign = "raw" } }, "mprt", '
+    '{ name = "max_sensitivity", params = { samples = 3 } }]',
 )
 
 
@@ -67,7 +70,7 @@ def test_rescoring_gives_the_values_of_a_run_that_had_the_metrics_from_the_start
     assert summary.counts == {"ok": 6, "failed": 0, "skipped": 0}
     rescored = load_results(out, summary.run_id)
     assert set(rescored["metric"]) == set(from_the_start["metric"])
-    assert rescored["value"].notna().all()
+    assert rescored["value"].notna().all()  # MPRT of the controls too: similarity 1
     pd.testing.assert_series_equal(_scores(rescored), _scores(from_the_start))
     # append-only: every row that was stored is still there, unchanged
     after = _dump(out)
@@ -75,7 +78,7 @@ def test_rescoring_gives_the_values_of_a_run_that_had_the_metrics_from_the_start
     with ResultsStore(out, create=False) as store:
         info = store.run_info(summary.run_id)
         assert info["source_run"] == run_id and info["status"] == "ok"
-        assert info["config"]["metrics"][-1]["id"] == "spearman_signed"
+        assert info["config"]["metrics"][-1]["id"] == "max_sensitivity"
     assert set(load_results(out, run_id)["metric"]) == {
         "accuracy", "spearman_gt", "kendall_gt", "topk_precision_gt", "explain_seconds"
     }  # fmt: skip
@@ -106,6 +109,10 @@ def test_a_metric_that_calls_the_model_says_so_when_the_run_kept_none(tmp_path: 
     deletion = frame[frame["metric"] == "deletion_auc"]
     assert deletion["value"].isna().all()
     assert (deletion["note"] == "needs the explained model, which was not kept (no cache)").all()
+    again = rescore_run(tmp_path, summary.run_id, suite=suite, metric_ids=["mprt"])
+    mprt = load_results(tmp_path, again.run_id).query("metric == 'mprt'")
+    assert mprt["value"].isna().all()
+    assert mprt["note"].str.startswith("needs the explained model to run the explainer").all()
 
 
 def test_the_command_line_rescores_and_refuses_unknown_metrics(

@@ -48,8 +48,8 @@ class Evidence:
     unit of perturbations declared relative to the data.
     ``reexplain``: the cell's explainer as a function, for metrics that explain again
     (randomised models, other classes, perturbed inputs; see
-    :class:`~harness.metrics.reexplaining.Reexplainer`); None when the explainer cannot
-    be run again (a rescoring).
+    :class:`~harness.metrics.reexplaining.Reexplainer`); None when the model was not kept
+    (a rescoring without the run's cache).
     ``class_attributions``: every class's map of the explained rows (rows, classes, …),
     when the suite explains all classes. ``image_selection``: which explained images the
     per-image fields hold (``select_images``: all, predicted_positive, correct_by_both).

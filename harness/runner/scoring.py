@@ -171,10 +171,10 @@ def score_cell(
         elif "model" in metric.component.needs and evidence.predict_proba is None:
             value, note = math.nan, "needs the explained model, which was not kept (no cache)"
         elif "reexplain" in metric.component.needs and evidence.reexplain is None:
-            value, note = (
-                math.nan,
-                ("needs to run the explainer again, which rescoring does not; run the suite"),
-            )
+            value, note = math.nan, (
+                "needs the explained model to run the explainer again, which was not kept "
+                "(no cache)"
+            )  # fmt: skip
         elif per_image and evidence.attributions is not None and not len(evidence.attributions):
             value, note = math.nan, f"no explained image selected ({evidence.image_selection})"
         else:
