@@ -32,24 +32,29 @@ from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 
 
 def magnitudes(attributions: np.ndarray) -> np.ndarray:
-    """``|a|`` per row, flattened to (rows, features), float64."""
-    return np.abs(np.asarray(attributions, dtype=np.float64).reshape(len(attributions), -1))
+    """``|a|`` per row, flattened to (rows, features): float32 maps stay float32 (sums
+    are taken in float64), anything else becomes float64."""
+    maps = np.asarray(attributions)
+    if maps.dtype != np.float32:
+        maps = maps.astype(np.float64)
+    return np.abs(maps.reshape(len(maps), -1))
 
 
 def gini(values: np.ndarray) -> np.ndarray:
-    """Gini index of each row of non-negative ``values`` (rows, N); NaN for a zero row."""
+    """Gini index of each row of non-negative ``values`` (rows, N); NaN for a zero row.
+    Sorted in the values' own precision, summed in float64."""
     ordered = np.sort(values, axis=1)
     n = ordered.shape[1]
-    weights = 2 * np.arange(1, n + 1) - n - 1
-    total = ordered.sum(axis=1)
+    weights = (2 * np.arange(1, n + 1) - n - 1).astype(np.float64)
+    total = ordered.sum(axis=1, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, (ordered * weights).sum(axis=1) / (n * total), np.nan)
+        return np.where(total > 0, (ordered @ weights) / (n * total), np.nan)
 
 
 def entropy(values: np.ndarray) -> np.ndarray:
     """Shannon entropy (nats) of each row of non-negative ``values`` normalised to sum 1;
     NaN for a zero row."""
-    total = values.sum(axis=1, keepdims=True)
+    total = values.sum(axis=1, keepdims=True, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = values / total
         terms = np.where(p > 0, -p * np.log(np.where(p > 0, p, 1.0)), 0.0)

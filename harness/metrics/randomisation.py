@@ -40,16 +40,23 @@ from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 UNCHANGED = 1 - 1e-9
 
 
-def spearman_abs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Spearman's ρ of |first| and |second| per row (rows, …), average ranks; NaN where
-    either row is constant."""
-    a = rankdata(np.abs(first.reshape(len(first), -1)), axis=1)
-    b = rankdata(np.abs(second.reshape(len(second), -1)), axis=1)
-    a -= a.mean(axis=1, keepdims=True)
-    b -= b.mean(axis=1, keepdims=True)
+def centred_ranks(maps: np.ndarray) -> np.ndarray:
+    """Average ranks of each row's flattened |a|, minus the row's mean rank (float64)."""
+    ranks = rankdata(np.abs(maps.reshape(len(maps), -1)), axis=1)
+    return ranks - ranks.mean(axis=1, keepdims=True)
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation per row of centred ranks; NaN where either row is constant."""
     scale = np.sqrt((a**2).sum(axis=1) * (b**2).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(scale > 0, (a * b).sum(axis=1) / scale, np.nan)
+
+
+def spearman_abs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Spearman's ρ of |first| and |second| per row (rows, …), average ranks; NaN where
+    either row is constant."""
+    return rank_correlation(centred_ranks(first), centred_ranks(second))
 
 
 def ssim(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -76,13 +83,20 @@ class MPRTParams(SimilarityParams):
     )
 
 
-def similarity(kind: str, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Per-row similarity of two batches of maps (see the module)."""
-    if kind == "ssim":
-        if first.ndim != 3:
+class Similarity:
+    """Per-row similarity of maps to one batch of reference maps (see the module); the
+    reference's ranks are computed once, however many maps it is compared with."""
+
+    def __init__(self, kind: str, reference: np.ndarray) -> None:
+        if kind == "ssim" and reference.ndim != 3:
             raise ValueError("similarity = 'ssim' compares image maps; use 'spearman_abs'")
-        return ssim(first, second)
-    return spearman_abs(first, second)
+        self.kind, self.reference = kind, reference
+        self.ranks = centred_ranks(reference) if kind == "spearman_abs" else None
+
+    def __call__(self, maps: np.ndarray) -> np.ndarray:
+        if self.ranks is None:
+            return ssim(self.reference, maps)
+        return rank_correlation(self.ranks, centred_ranks(maps))
 
 
 def parameterised_layers(network: nn.Module) -> list[str]:
@@ -139,7 +153,7 @@ class MPRT(Metric):
         layers = parameterised_layers(network)[::-1]
         if not layers:
             return MetricResult.undefined("the model has no layers with parameters to randomise")
-        original = np.asarray(evidence.attributions, dtype=np.float64)
+        compare = Similarity(self.params.similarity, np.asarray(evidence.attributions))
         inputs = np.asarray(evidence.inputs, dtype=np.float32)
         changed = copy.deepcopy(network)
         curve, undefined = [], 0
@@ -148,7 +162,7 @@ class MPRT(Metric):
                 changed = copy.deepcopy(network)
             randomise(changed.get_submodule(name), self.params.seed)
             maps = evidence.reexplain(inputs, evidence.targets, network=changed)
-            value, missing = mean_defined(similarity(self.params.similarity, original, maps))
+            value, missing = mean_defined(compare(maps))
             curve.append(value)
             undefined = max(undefined, missing)
         points = np.array(curve)
@@ -188,8 +202,8 @@ class RandomLogit(Metric):
         shift = np.random.default_rng(self.params.seed).integers(1, classes, len(targets))
         others = (targets + shift) % classes
         maps = evidence.reexplain(np.asarray(evidence.inputs, dtype=np.float32), others)
-        original = np.asarray(evidence.attributions, dtype=np.float64)
-        value, undefined = mean_defined(similarity(self.params.similarity, original, maps))
+        compare = Similarity(self.params.similarity, np.asarray(evidence.attributions))
+        value, undefined = mean_defined(compare(maps))
         if np.isnan(value):
             return MetricResult.undefined("the maps are constant: similarity undefined")
         note = f"{undefined} rows with a constant map left out" if undefined else ""
