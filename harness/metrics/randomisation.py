@@ -13,7 +13,9 @@
   (similarity 1: oracle, centre, a seeded random map) is flagged in the note.
 - ``random_logit`` (Sixt et al. 2020): the similarity of the map for the explained class
   to the map for another class drawn uniformly (seeded) among the rest, averaged over
-  rows; lower is better.
+  rows; lower is better. With two classes and ``spearman_abs``, a method whose two maps
+  are each other's negatives (SHAP values of probabilities: φ₁ = −φ₀) scores 1 — true
+  of the magnitudes it compares.
 
 Similarity per row: ``spearman_abs`` — Spearman's ρ of the flattened |a| (average ranks;
 undefined for a constant map, left out and counted) — or ``ssim`` for images (scikit-image's
@@ -208,7 +210,7 @@ class RandomLogit(Metric):
             return MetricResult.undefined("the maps are constant: similarity undefined")
         note = f"{undefined} rows with a constant map left out" if undefined else ""
         if value >= UNCHANGED and not undefined:
-            note = "the explanation is the same for every class"
+            note = "the map does not change with the class (similarity 1)"
         return MetricResult(value, note)
 
     @staticmethod
