@@ -34,6 +34,7 @@ is tested instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -158,26 +159,28 @@ class _Robustness(Metric):
         return MetricResult(float(scores[defined].mean()), note)
 
 
-@metric_registry.register("max_sensitivity")
-class MaxSensitivity(_Robustness):
-    """Largest relative change of the map over perturbed copies (Yeh et al. 2019)."""
-
+class _Sensitivity(_Robustness):
     unit = "relative change"
     params: SensitivityParams
+    #: how the copies' relative changes of one row are summarised
+    over_copies: ClassVar[Callable[..., np.ndarray]]
 
     def per_row(self, perturbed: Perturbed, evidence: Evidence) -> np.ndarray:
-        return sensitivities(perturbed, self.params.norm).max(axis=0)
+        return type(self).over_copies(sensitivities(perturbed, self.params.norm), axis=0)
+
+
+@metric_registry.register("max_sensitivity")
+class MaxSensitivity(_Sensitivity):
+    """Largest relative change of the map over perturbed copies (Yeh et al. 2019)."""
+
+    over_copies = np.max
 
 
 @metric_registry.register("avg_sensitivity")
-class AvgSensitivity(_Robustness):
+class AvgSensitivity(_Sensitivity):
     """Mean relative change of the map over perturbed copies (Yeh et al. 2019)."""
 
-    unit = "relative change"
-    params: SensitivityParams
-
-    def per_row(self, perturbed: Perturbed, evidence: Evidence) -> np.ndarray:
-        return sensitivities(perturbed, self.params.norm).mean(axis=0)
+    over_copies = np.mean
 
 
 @metric_registry.register("local_lipschitz")
