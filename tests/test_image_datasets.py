@@ -80,6 +80,17 @@ def test_medmnist_limits_subsets_and_a_changed_file(tmp_path: Path) -> None:
                                   channels_first(arrays["train_images"][:8]))  # fmt: skip
 
 
+def test_a_damaged_extraction_is_extracted_again(tmp_path: Path) -> None:
+    arrays = write_medmnist(tmp_path, "pneumoniamnist", 28)
+    dataset_registry.get("medmnist")(root=tmp_path).load(0)
+    (extracted,) = (tmp_path / "extracted").glob("*train_images*.npy")
+    extracted.write_bytes(extracted.read_bytes()[:500])  # cut short, as by a full disk
+    data = dataset_registry.get("medmnist")(root=tmp_path).load(0)
+    np.testing.assert_array_equal(np.asarray(data.x_train),
+                                  channels_first(arrays["train_images"]))  # fmt: skip
+    assert extracted.stat().st_size > 500
+
+
 def test_medmnist_extraction_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     write_medmnist(tmp_path, "pneumoniamnist", 28)
     blocker = tmp_path / "not_a_folder"

@@ -3,8 +3,9 @@
 An ``.npz`` member written without compression (``np.savez``) is mapped where it lies in
 the archive; a compressed one (``np.savez_compressed``) is first extracted, once, to an
 uncompressed ``.npy`` file named by the member's CRC-32 (a changed archive extracts
-again) and mapped from there. Rows are converted to float32 in [0, 1], channels first,
-when they are read, so memory follows the batch, not the dataset.
+again, and so does a damaged extraction) and mapped from there. Rows are converted to
+float32 in [0, 1], channels first, when they are read, so memory follows the batch, not
+the dataset.
 """
 
 from __future__ import annotations
@@ -71,17 +72,27 @@ def map_member(archive: Path, key: str, extract_dir: Path) -> MappedImages:
                            order="F" if fortran else "C")  # fmt: skip
         return MappedImages(pixels, identity)
     target = extract_dir / f"{archive.stem}.{key}.{info.CRC:08x}.npy"
-    if not target.exists():
-        extract_dir.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
+    if target.exists():
         try:
-            with (zipfile.ZipFile(archive) as zipped, zipped.open(info) as source,
-                  partial.open("wb") as sink):  # fmt: skip
-                shutil.copyfileobj(source, sink, length=1 << 22)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+            return MappedImages(np.load(target, mmap_mode="r", allow_pickle=False), identity)
+        except (ValueError, OSError):  # a damaged extraction (cut short…): extract again
+            target.unlink()
+    _extract(archive, info, target)
     return MappedImages(np.load(target, mmap_mode="r", allow_pickle=False), identity)
+
+
+def _extract(archive: Path, info: zipfile.ZipInfo, target: Path) -> None:
+    """Member ``info`` of ``archive`` written to ``target`` (through a partial file, so
+    an interrupted extraction never leaves a complete-looking one)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    try:
+        with (zipfile.ZipFile(archive) as zipped, zipped.open(info) as source,
+              partial.open("wb") as sink):  # fmt: skip
+            shutil.copyfileobj(source, sink, length=1 << 22)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _npy_header(handle: Any) -> tuple[np.dtype, tuple[int, ...], bool, int]:
