@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from harness import batching, load_results, run_suite
 from harness.metrics import Evidence, faithfulness, metric_registry
@@ -58,6 +61,16 @@ def test_ties_follow_a_fixed_random_permutation_not_the_index_order() -> None:
     assert not (order[0] == np.arange(16)).all()
     # strict values keep their order whatever the tie breaker
     assert faithfulness.ranking(np.array([[0.1, 3.0, 2.0]])).tolist() == [[1, 2, 0]]
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(np.float64, (3, 9), elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, -1.0])))
+def test_ranking_equals_a_two_key_sort(maps: np.ndarray) -> None:
+    """Descending by value, ties by the seeded permutation: the same as numpy's lexsort
+    on (−value, tie-breaking rank), computed independently; many ties by construction."""
+    tie_breaker = np.random.default_rng(0).permutation(maps.shape[1])
+    expected = np.lexsort((np.broadcast_to(tie_breaker, maps.shape), -maps), axis=1)
+    np.testing.assert_array_equal(faithfulness.ranking(maps), expected)
 
 
 def test_pixels_are_removed_in_every_channel_together() -> None:
