@@ -44,6 +44,15 @@ def ranking(attributions: np.ndarray, seed: int = 0) -> np.ndarray:
     return by_tie[np.argsort(-flat[:, by_tie], axis=1, kind="stable")]
 
 
+def rank_of(order: np.ndarray) -> np.ndarray:
+    """The inverse of per-row orders: ``rank[i, f]`` is feature ``f``'s position in row
+    ``i``'s ``order`` (0 = first)."""
+    rank = np.empty_like(order)
+    positions = np.broadcast_to(np.arange(order.shape[1]), order.shape)
+    np.put_along_axis(rank, order, positions, axis=1)
+    return rank
+
+
 def baseline_inputs(inputs: np.ndarray, kind: str, train_mean: np.ndarray | None, sigma: float):
     """The reference input per row: zeros, the training mean, or (images) a blurred copy."""
     if kind == "zero":
@@ -88,9 +97,7 @@ def _curves(
     counts = np.round(np.linspace(0, 1, params.steps + 1) * n).astype(int)
     # rank[i, f] = position of feature f in row i's order; a feature is switched at step
     # j when rank < counts[j]: one boolean tensor (steps + 1, rows, features) for all steps
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(n)[None].repeat(rows, 0), axis=1)
-    switched = rank[None] < counts[:, None, None]
+    switched = rank_of(order)[None] < counts[:, None, None]
     start, end = (reference, x) if insert else (x, reference)
     probabilities = switched_probabilities(start, end, switched, evidence)
     return probabilities[:, np.arange(rows), targets].T

@@ -30,7 +30,7 @@ from pydantic import Field
 from harness.batching import rows_per_batch
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
-from harness.metrics.faithfulness import switched_probabilities
+from harness.metrics.faithfulness import rank_of, ranking, switched_probabilities
 
 
 class PatchDeletionParams(Params):
@@ -96,10 +96,7 @@ class _PatchDeletion(Metric):
             bright = x.mean(axis=1) > p.foreground
             eligible = patch_maxima(bright.astype(float), size) > 0
             scores = np.where(eligible, scores, -np.inf)
-        tie_breaker = np.random.default_rng(0).permutation(n_patches)
-        order = np.lexsort((np.broadcast_to(tie_breaker, scores.shape), -scores), axis=1)
-        rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.arange(n_patches)[None].repeat(len(x), 0), axis=1)
+        rank = rank_of(ranking(scores))  # ties: the fixed permutation of seed 0
         rank = np.where(np.isneginf(scores), n_patches, rank)  # never occluded
         k = np.arange(min(p.patches, n_patches) + 1)
         if p.baseline == "zero":

@@ -31,7 +31,7 @@ from harness.batching import rows_per_batch
 from harness.component import Params
 from harness.datasets.base import Modality
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
-from harness.metrics.faithfulness import ranking
+from harness.metrics.faithfulness import rank_of, ranking
 from harness.metrics.linear_imputation import impute
 
 
@@ -62,8 +62,7 @@ def road_curves(evidence: Evidence, params: ROADParams, *, most_relevant_first: 
     x = np.asarray(evidence.inputs, dtype=np.float32)
     maps = np.asarray(evidence.attributions, dtype=np.float64)
     order = ranking(maps if most_relevant_first else -maps)
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(order.shape[1])[None].repeat(len(x), 0), axis=1)
+    rank = rank_of(order)
     targets = np.asarray(evidence.targets)
     generator = torch.Generator().manual_seed(params.seed)
     size = rows_per_batch(x.shape[1:])
