@@ -85,3 +85,10 @@ class Component:
     def config(self) -> dict[str, Any]:
         """The parameters as plain JSON-able data (what is stored with results)."""
         return self.params.model_dump(mode="json")
+
+    def input_paths(self) -> dict[str, Path]:
+        """The files and folders this component reads, by parameter name (their content
+        is fingerprinted with every run: :mod:`harness.inputs`). Default: every path-valued
+        parameter; a component that reads files it does not name overrides this."""
+        values = self.params.model_dump()
+        return {name: value for name, value in values.items() if isinstance(value, Path)}

@@ -31,6 +31,7 @@ from harness.datasets.base import Dataset
 from harness.environment import collect_environment
 from harness.errors import HarnessError, did_you_mean
 from harness.explainers.base import Explanation
+from harness.inputs import InputChangedError, check_unchanged
 from harness.metrics.base import Metric
 from harness.models.base import HISTORY_KEYS
 from harness.records import CellRecord
@@ -39,7 +40,7 @@ from harness.runner.cache import ResultCache
 from harness.runner.cell import Memo, explain_again, load_cell_dataset, resolve_device
 from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
-from harness.runner.run import RunSummary
+from harness.runner.run import RunSummary, finish_run
 from harness.runner.scoring import (
     CellProducts,
     evidence_for,
@@ -47,7 +48,7 @@ from harness.runner.scoring import (
     score_cell,
     unscored,
 )
-from harness.store import ResultsStore, new_run_id
+from harness.store import STORE_FILENAME, ResultsStore, new_run_id
 from harness.suite import Resolved, Suite, load_suite, parse_suite
 
 #: Sections of a suite that define its cells: a rescoring suite must match the run's.
@@ -68,11 +69,13 @@ def rescore_run(
     The metrics come from ``suite`` (a path or bundled name; its cells must be the run's)
     or, without it, from the run's own suite; ``metric_ids`` chooses some of them
     (default: all). Models for metrics that call the model are read from ``cache_dir``
-    (default: ``<out_dir>/cache``). Returns the new run's summary.
+    (default: ``<out_dir>/cache``). Refused when an input of the run (a table file, an
+    image folder, a model file) or a cell's data changed since it ran. Returns the new
+    run's summary; a rescoring stopped half-way is ``interrupted`` and ``run --resume``
+    continues it (:func:`continue_rescoring`).
     """
-    progress = progress or SilentProgress()
     started = time.perf_counter()
-    with ResultsStore(out_dir) as store:
+    with ResultsStore(existing_store(out_dir)) as store:
         source_id, info = store.run_with_cells(source)
         stored = _stored_suite(info)
         if store.cell_statuses(source_id).keys() != {c.cell_id for c in plan(stored)}:
@@ -80,13 +83,14 @@ def rescore_run(
                 f"run {source_id} is incomplete ({info['status']}): continue it with "
                 "`xai-harness run SUITE --resume` before rescoring it"
             )
+        check_unchanged(info["environment"].get("inputs"), stored, source_id, "rescore")
         metrics_suite = stored if suite is None else _given_suite(info, stored, suite)
         chosen = _chosen(metrics_suite, metric_ids)
-        cells = plan(_with_metrics(metrics_suite, chosen))
-        cache = ResultCache(cache_dir or Path(out_dir) / "cache")
         run_id = new_run_id()
         environment = {**collect_environment(), "rescored": source_id,
-                       "executor": {"kind": "serial", "jobs": 1}}  # fmt: skip
+                       "rescored_metrics": [m.id for m in chosen],
+                       "executor": {"kind": "serial", "jobs": 1},
+                       "inputs": info["environment"].get("inputs")}  # fmt: skip
         with RunLock(store.folder, run_id):
             store.begin_run(
                 suite_name=info["suite_name"],
@@ -97,15 +101,78 @@ def rescore_run(
                 run_id=run_id,
                 source_run=source_id,
             )
-            counts = _rescore_cells(
-                store, source_id, run_id, cells, chosen, metrics_suite, cache, progress
-            )
-            score_across_seeds(chosen, cells, store, run_id)
-            status = "failed" if counts["failed"] else "ok"
-            seconds = {"score": time.perf_counter() - started}
-            seconds["total"] = seconds["score"]
-            store.finish_run(run_id, status=status, stage_seconds=seconds)
-    return RunSummary(run_id, store.path, counts, seconds)
+            return _complete(store, source_id, run_id, metrics_suite, chosen,
+                             _cache(out_dir, cache_dir), progress, started)  # fmt: skip
+
+
+def continue_rescoring(
+    out_dir: str | Path,
+    run_id: str,
+    *,
+    cache_dir: str | Path | None = None,
+    progress: ProgressReporter | None = None,
+) -> RunSummary:
+    """Continue rescoring ``run_id`` (stopped half-way): the cells it stored are kept,
+    the others rescored with the metrics it was rescoring."""
+    started = time.perf_counter()
+    with ResultsStore(existing_store(out_dir)) as store:
+        info = store.run_info(run_id)
+        source_id = str(info["source_run"])
+        source_info = store.run_info(source_id)
+        check_unchanged(source_info["environment"].get("inputs"), _stored_suite(source_info),
+                        source_id, "continue the rescoring of")  # fmt: skip
+        path = Path(info["suite_path"]) if info["suite_path"] else None
+        metrics_suite = parse_suite(info["suite_text"], path=path, seeds=info["config"]["seeds"])
+        chosen = _chosen(metrics_suite, info["environment"].get("rescored_metrics"))
+        with RunLock(store.folder, run_id):
+            store.reopen_run(run_id)
+            return _complete(store, source_id, run_id, metrics_suite, chosen,
+                             _cache(out_dir, cache_dir), progress, started)  # fmt: skip
+
+
+def existing_store(out_dir: str | Path) -> Path:
+    """``out_dir``, which must hold a results store (a rescoring reads one)."""
+    folder = Path(out_dir)
+    if not (folder / STORE_FILENAME).is_file():
+        raise HarnessError(
+            f"no results store in {folder} (no {STORE_FILENAME}); pass --out with the folder "
+            "of the run to rescore"
+        )
+    return folder
+
+
+def _cache(out_dir: str | Path, cache_dir: str | Path | None) -> ResultCache:
+    folder = Path(cache_dir) if cache_dir is not None else Path(out_dir) / "cache"
+    if folder.exists() and not folder.is_dir():
+        raise HarnessError(f"--cache {folder} is a file, not a folder; pass the cache folder")
+    return ResultCache(folder)
+
+
+def _complete(
+    store: ResultsStore,
+    source_id: str,
+    run_id: str,
+    suite: Suite,
+    chosen: list[Resolved[Metric]],
+    cache: ResultCache,
+    progress: ProgressReporter | None,
+    started: float,
+) -> RunSummary:
+    """Rescore the cells of ``run_id`` it has not stored yet, then the across-seeds
+    metrics; the run ends ``ok``/``failed``, or ``interrupted`` when stopped."""
+    cells = plan(_with_metrics(suite, chosen))
+    done = store.cell_statuses(run_id)
+    status, counts = "interrupted", {"ok": 0, "failed": 0, "skipped": 0}
+    try:
+        counts = _rescore_cells(store, source_id, run_id, cells, chosen, suite, cache,
+                                progress or SilentProgress(), done)  # fmt: skip
+        score_across_seeds(chosen, cells, store, run_id)
+        status = "failed" if counts["failed"] else "ok"
+    finally:
+        seconds = {"score": time.perf_counter() - started}
+        seconds["total"] = seconds["score"]
+        finish_run(store, run_id, status, seconds, failing=status == "interrupted")
+    return RunSummary(run_id, store.path, counts, seconds, resumed=len(done))
 
 
 def _stored_suite(info: dict[str, Any]) -> Suite:
@@ -170,9 +237,11 @@ def _rescore_cells(
     suite: Suite,
     cache: ResultCache,
     progress: ProgressReporter,
+    done: dict[str, tuple[str, str | None]],
 ) -> dict[str, int]:
-    """Store every cell of the source run in the new run: its record, the source's
-    scores of the metrics not rescored, and the rescored ones."""
+    """Store every cell of the source run in the new run (but those it stored already,
+    ``done``): its record, the source's scores of the metrics not rescored, and the
+    rescored ones."""
     records = store.cell_records(source_id)
     scores = store.score_records(source_id)
     importances = store.arrays(source_id, "global_importance")
@@ -185,6 +254,10 @@ def _rescore_cells(
     try:
         for cell in cells:
             record = records[cell.cell_id]
+            if cell.cell_id in done:
+                counts[done[cell.cell_id][0]] += 1
+                progress.cell_done(cell.cell_id, "stored")
+                continue
             kept = [s for s in scores.get(cell.cell_id, []) if s.metric not in rescored]
             arrays: dict[str, np.ndarray] = {}
             if record.status == "ok":
@@ -193,6 +266,7 @@ def _rescore_cells(
                     functools.partial(load_cell_dataset, cell, None, suite.spec.execution),
                 )
                 stored = store.cell_arrays(source_id, cell.cell_id)
+                _check_same_data(stored, dataset, cell, source_id)
                 products = _stored_products(stored, record, cell, dataset, cache, device,
                                             needs_model)  # fmt: skip
                 references = {
@@ -216,6 +290,20 @@ def _rescore_cells(
     finally:
         progress.finish()
     return counts
+
+
+def _check_same_data(
+    stored: dict[str, np.ndarray], dataset: Dataset, cell: Cell, source_id: str
+) -> None:
+    """Refuse to score stored predictions against data that changed since the run."""
+    then = stored.get("data_fingerprint")
+    if then is not None and str(then) != dataset.fingerprint:
+        raise InputChangedError(
+            f"cannot rescore run {source_id}: the data of dataset '{cell.dataset.id}' (seed "
+            f"{cell.seed}) differ from those its cells were computed from (content hash "
+            f"{str(then)[:12]}… now {dataset.fingerprint[:12]}…); restore the data, or run "
+            "the suite again"
+        )
 
 
 def _stored_products(

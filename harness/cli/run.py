@@ -183,7 +183,9 @@ def print_summary(summary: RunSummary) -> None:
         )
     out.print(f"run {summary.run_id} stored in {summary.store_path} ({counts})")
     stages = summary.stage_seconds
-    parts = " · ".join(f"{stage} {stages[stage]:.1f} s" for stage in (*STAGES, "overhead"))
+    parts = " · ".join(
+        f"{stage} {stages[stage]:.1f} s" for stage in (*STAGES, "overhead") if stage in stages
+    )
     out.print(f"wall {stages['total']:.1f} s: {parts}")
     by_error: dict[str, list[str]] = {}
     for cell_id, error in summary.failures:

@@ -67,9 +67,17 @@ class MedMNIST(DatasetSource):
     size = "depends on the flag (e.g. pneumoniamnist: 4,708 + 624 images), 28–224 px"
     params: MedMNISTParams
 
+    def _root(self) -> Path:
+        configured = self.params.root or Path(os.environ.get("MEDMNIST_ROOT", "~/.medmnist"))
+        return configured.expanduser()
+
+    def input_paths(self) -> dict[str, Path]:
+        """The official file (the extraction is checked against it when mapped)."""
+        return {"file": medmnist_file(self._root(), self.params.flag, self.params.size)}
+
     def load(self, seed: int) -> Dataset:
         p = self.params
-        root = (p.root or Path(os.environ.get("MEDMNIST_ROOT", "~/.medmnist"))).expanduser()
+        root = self._root()
         path = medmnist_file(root, p.flag, p.size)
         label = f"dataset 'medmnist' ({p.flag}, {p.size} px)"
         if not path.exists() and p.download:

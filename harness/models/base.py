@@ -135,12 +135,11 @@ class ModelRecipe(Component):
     def files_fingerprint(self) -> str:
         """SHA-256 of the files this recipe's parameters name (weights, a model file), so
         a changed file is another model to the cache."""
+        from harness.inputs import path_fingerprint
+
         digest = hashlib.sha256()
-        for value in self.params.model_dump().values():
-            if isinstance(value, Path) and value.is_file():
-                with value.open("rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
+        for path in self.input_paths().values():
+            digest.update(path_fingerprint(path).encode())
         return digest.hexdigest()
 
     def load_fitted(self, path: Path) -> FittedEstimator:

@@ -272,6 +272,7 @@ def cell_arrays(
     arrays |= {k: np.asarray(v, np.float32) for k, v in probabilities.items() if v is not None}
     if trained.cache_key is not None:
         arrays["model_cache_key"] = np.array(trained.cache_key)
+    arrays["data_fingerprint"] = np.array(dataset.fingerprint)
     truth = dataset.ground_truth.importance
     if truth is not None:
         arrays["ground_truth_importance"] = dataset.per_column(truth)

@@ -20,6 +20,7 @@ import torch
 
 from harness.environment import collect_environment
 from harness.errors import HarnessError
+from harness.inputs import check_unchanged, fingerprints
 from harness.records import CellRecord
 from harness.run_lock import RunLock
 from harness.runner.cache import ResultCache
@@ -29,7 +30,7 @@ from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.runner.scoring import score_across_seeds
 from harness.runner.timing import StageClock
-from harness.store import ResultsStore, StoreError, new_run_id
+from harness.store import STORE_FILENAME, ResultsStore, StoreError, new_run_id
 from harness.suite import Suite, load_suite
 
 
@@ -85,6 +86,10 @@ def run_suite(
     :mod:`harness.runner.cache`): what is found there is reused, not recomputed.
     """
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    if resume is not None and (rescoring := _rescoring_to_resume(out_dir, suite, resume)):
+        from harness.rescoring import continue_rescoring
+
+        return continue_rescoring(out_dir, rescoring, cache_dir=cache_dir, progress=progress)
     progress = progress or SilentProgress()
     executor = executor or SerialExecutor()
     cache = ResultCache(cache_dir) if cache_dir is not None else None
@@ -107,7 +112,11 @@ def run_suite(
                 suite_path=str(suite.path) if suite.path else None,
                 suite_text=suite.text,
                 config=suite.resolved_config(),
-                environment={**collect_environment(), "executor": executor.describe()},
+                environment={
+                    **collect_environment(),
+                    "executor": executor.describe(),
+                    "inputs": fingerprints(suite),
+                },
                 run_id=run_id,
             )
             stored: dict[str, tuple[str, str | None]] = {}
@@ -142,7 +151,7 @@ def run_suite(
             stage_seconds = _stage_seconds(clock, time.perf_counter() - run_started)
             for stage, seconds in previous_seconds.items():  # a resumed run adds up
                 stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
-            _finish(store, run_id, status, stage_seconds, failing=not completed)
+            finish_run(store, run_id, status, stage_seconds, failing=not completed)
     if missing:
         raise HarnessError(
             f"run {run_id}: {len(missing)} planned cells were not stored (first: "
@@ -189,7 +198,7 @@ def _stage_seconds(clock: StageClock, total: float) -> dict[str, float]:
     return seconds
 
 
-def _finish(
+def finish_run(
     store: ResultsStore, run_id: str, status: str, stage_seconds: dict[str, float], *,
     failing: bool,
 ) -> None:  # fmt: skip
@@ -202,6 +211,19 @@ def _finish(
     except StoreError:
         if not failing:
             raise
+
+
+def _rescoring_to_resume(out_dir: str | Path, suite: Suite, resume: str) -> str | None:
+    """The run ``resume`` names when it is a rescoring (continued as one), else None."""
+    if not (Path(out_dir) / STORE_FILENAME).is_file():
+        return None
+    with ResultsStore(out_dir, create=False) as store:
+        run_id = (
+            store.latest_run_of(suite.name) if resume == "latest" else store.resolve_run_id(resume)
+        )
+        if run_id is None or not store.run_info(run_id).get("source_run"):
+            return None
+        return run_id
 
 
 def _run_to_resume(store: ResultsStore, suite: Suite, resume: str) -> str:
@@ -219,4 +241,5 @@ def _run_to_resume(store: ResultsStore, suite: Suite, resume: str) -> str:
             f"run {run_id} was made with a different suite configuration (suite "
             f"'{info['suite_name']}'); resume it with the suite it ran, or start a new run"
         )
+    check_unchanged(info["environment"].get("inputs"), suite, run_id, "resume")
     return run_id
