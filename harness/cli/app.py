@@ -9,13 +9,14 @@ standard library at module level; each command imports what it needs when it run
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -26,10 +27,26 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Benchmark explainability methods: run suites, read leaderboards.",
 )
+
+
+class SafeConsole(Console):
+    """A console that shows control characters of the text it prints as visible escapes
+    (:func:`~harness.report.safe_text.printable`): stored strings — ids, claim texts,
+    errors — cannot drive the terminal. Rich's own styling codes are added after."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        from harness.report.safe_text import printable
+
+        return super()._render_buffer(
+            segment if segment.control else Segment(printable(segment.text), segment.style)
+            for segment in buffer
+        )
+
+
 #: No markup: ids and messages print as they are (a swept entry's id holds brackets,
 #: ``synthetic_tabular[n_samples=300]``, which rich would read as a style tag).
-out = Console(markup=False)
-err = Console(stderr=True, markup=False)
+out = SafeConsole(markup=False)
+err = SafeConsole(stderr=True, markup=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

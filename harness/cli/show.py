@@ -61,6 +61,7 @@ def show(
         render_latex,
         render_markdown,
     )
+    from harness.report.safe_text import printable
     from harness.store import ResultsStore, run_status
 
     with ResultsStore(out_dir, create=False) as store:
@@ -68,18 +69,22 @@ def show(
         status = run_status(store, info)
         summary = select(summarise(store.results(run_id)), metric or [], dataset or [])
         shares = importance_tables(store, run_id) if importance else {}
+
+    def echo(text: str, nl: bool = True) -> None:  # stored strings cannot drive the terminal
+        typer.echo(printable(text), nl=nl)
+
     if format is ShowFormat.csv:
-        typer.echo(render_csv(summary), nl=False)
+        echo(render_csv(summary), nl=False)
         return
     header = f"run {run_id} · suite {info['suite_name']} · {info['started_at']} · {status}"
     if format is ShowFormat.latex:
-        typer.echo(f"% {' '.join(header.splitlines())}\n{render_latex(all_tables(summary))}")
+        echo(f"% {' '.join(header.splitlines())}\n{render_latex(all_tables(summary))}")
     elif format is ShowFormat.html:
-        typer.echo(f"{html_comment(header)}\n{render_html(all_tables(summary))}")
+        echo(f"{html_comment(header)}\n{render_html(all_tables(summary))}")
     elif format is ShowFormat.markdown:
-        typer.echo(f"## {markdown_text(header)}\n\n{render_markdown(all_tables(summary))}")
+        echo(f"## {markdown_text(header)}\n\n{render_markdown(all_tables(summary))}")
         for title, table in shares.items():
-            typer.echo("\n" + importance_markdown(title, table))
+            echo("\n" + importance_markdown(title, table))
     else:
         out.print(header, highlight=False)
         print_tables(out, all_tables(summary, "compact"))

@@ -22,6 +22,7 @@ Colours are fixed per explainer across every figure of a run.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import typing
 from dataclasses import dataclass
@@ -71,17 +72,30 @@ def irrelevant_counts(config: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
+#: What a file stem is made of (no separator, no leading dot).
+_STEM = re.compile(r"[\w=+,-][\w.=+,-]{0,170}", re.ASCII)
+#: Names kept as they are in file names: lower-case ASCII letters, digits, ``_.=+,``.
+_PLAIN_NAME = re.compile(r"[a-z0-9_=+,][a-z0-9_.=+,]{0,149}")
+
+
 def file_stem(name: str) -> str:
-    """``name`` as a file name inside the output folder: characters other than letters,
-    digits and ``_.=+,-`` become ``_``, no leading dot, at most 150 characters — so
-    names read from a store (ids) can never point outside it."""
-    stem = re.sub(r"[^\w.=+,-]", "_", name)[:150].lstrip(".")
-    return stem or "figure"
+    """``name`` as a file name inside the output folder, one per name: a plain name
+    (lower-case ASCII letters, digits, ``_.=+,``; no leading dot; at most 150 characters)
+    as it is; any other with its other characters as ``_`` and ``-`` plus 12 hex digits
+    of its SHA-256 appended — so ids that differ only in separators or case (``a b``,
+    ``a_b``, ``A_b``) get different files, also on case-insensitive file systems, and
+    names read from a store can never point outside the folder."""
+    if _PLAIN_NAME.fullmatch(name):
+        return name
+    readable = re.sub(r"[^\w.=+,]", "_", name, flags=re.ASCII)[:120].lstrip(".")
+    return f"{readable or 'figure'}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
 
 
 def save(figure: Figure, folder: Path, name: str, run_id: str) -> list[Path]:
-    """Write ``name``.png and ``name``.pdf (see :func:`file_stem`) with the run id in
-    their metadata."""
+    """Write ``name``.png and ``name``.pdf (``name`` a stem from :func:`run_figures`) with
+    the run id in their metadata."""
+    if not _STEM.fullmatch(name):
+        raise ValueError(f"figure name {name!r} is not a file stem (see file_stem)")
     writable_folder(folder, "--to")
     written = []
     try:
@@ -89,7 +103,7 @@ def save(figure: Figure, folder: Path, name: str, run_id: str) -> list[Path]:
             ("png", {"Title": name, "Description": f"xai-harness run {run_id}"}),
             ("pdf", {"Title": name, "Subject": f"xai-harness run {run_id}"}),
         ):
-            path = folder / f"{file_stem(name)}.{suffix}"
+            path = folder / f"{name}.{suffix}"
             figure.savefig(path, dpi=150, bbox_inches="tight", metadata=metadata)
             written.append(path)
     except OSError as exc:
@@ -653,9 +667,10 @@ def default_figures(data: RunData) -> list[dict[str, Any]]:
     return [{"kind": k} for k in kinds] + [{"kind": "metric", "metric": m} for m in metrics]
 
 
-def draw(spec: dict[str, Any], data: RunData) -> list[tuple[str, Figure]]:
+def draw(spec: dict[str, Any], data: RunData) -> list[tuple[tuple[str, ...], Figure]]:
     """The figures of one spec (kind, optional name, metric and dataset/model/explainer
-    filters) as (file stem, figure) pairs; none when the kind does not apply."""
+    filters) as (name parts, figure) pairs — the name, then the dataset and model ids it
+    shows (see :func:`run_figures`); none when the kind does not apply."""
     results = data.results
     for key, column in (("datasets", "dataset"), ("models", "model"), ("explainers", "explainer")):
         if spec.get(key):  # an id, or the id of a swept entry (selects all it generated)
@@ -665,19 +680,19 @@ def draw(spec: dict[str, Any], data: RunData) -> list[tuple[str, Figure]]:
             results = results[chosen]
     kind, arrays = spec["kind"], data.arrays
     name = spec.get("name") or (f"metric_{spec['metric']}" if kind == "metric" else kind)
-    drawn: list[tuple[str, Figure | None]] = []
+    drawn: list[tuple[tuple[str, ...], Figure | None]] = []
     if kind == "sweep" and spec.get("x"):
-        drawn.append((spec.get("name") or f"sweep_{spec['x']}",
+        drawn.append(((spec.get("name") or f"sweep_{spec['x']}",),
                       parameter_sweep_figure(results, spec)))  # fmt: skip
     elif kind == "sweep":
-        drawn.append((spec.get("name") or "sweep_irrelevant_features",
+        drawn.append(((spec.get("name") or "sweep_irrelevant_features",),
                       sweep_figure(results, data.config)))  # fmt: skip
     elif kind == "metric":
-        drawn.append((name, metric_figure(results, spec["metric"])))
+        drawn.append(((name,), metric_figure(results, spec["metric"])))
     elif kind == "runtime":
-        drawn.append((name, runtime_figure(results)))
+        drawn.append(((name,), runtime_figure(results)))
     elif kind == "accuracy_localisation":
-        drawn += [(f"{name}_{d}", accuracy_localisation_figure(results, d))
+        drawn += [((name, str(d)), accuracy_localisation_figure(results, d))
                   for d in results["dataset"].unique()]  # fmt: skip
     else:
         truth = arrays["ground_truth_importance"]
@@ -693,8 +708,28 @@ def draw(spec: dict[str, Any], data: RunData) -> list[tuple[str, Figure]]:
                 "patch_deletion": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
                 "randomisation": lambda d, m: randomisation_figure(results, arrays, d, m),
             }[kind](dataset, model)  # fmt: skip
-            drawn.append((f"{name}_{dataset}_{model}", figure))
-    return [(stem, figure) for stem, figure in drawn if figure is not None]
+            drawn.append(((name, str(dataset), str(model)), figure))
+    return [(parts, figure) for parts, figure in drawn if figure is not None]
+
+
+def run_figures(data: RunData) -> list[tuple[str, Figure]]:
+    """Every figure of a run — the default ones and the suite's ``[[figures]]`` — with a
+    file stem of its own: the name parts joined by ``_`` (:func:`file_stem`), and where
+    two figures would share a stem (ids that differ only in separators or case, or
+    whose joins coincide: ``a_b`` + ``c`` and ``a`` + ``b_c``), 12 hex digits of the
+    SHA-256 of the parts appended to each."""
+    drawn = [item for spec in default_figures(data) + list(data.config.get("figures", []))
+             for item in draw(spec, data)]  # fmt: skip
+    stems = [file_stem("_".join(parts)) for parts, _ in drawn]
+    owners: dict[str, set[tuple[str, ...]]] = {}
+    for stem, (parts, _) in zip(stems, drawn, strict=True):
+        owners.setdefault(stem.casefold(), set()).add(parts)
+    unique = []
+    for stem, (parts, figure) in zip(stems, drawn, strict=True):
+        if len(owners[stem.casefold()]) > 1:
+            stem += "-" + hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
+        unique.append((stem, figure))
+    return unique
 
 
 def render_figures(out_dir: str | Path, run_id: str | None, to: Path | None) -> list[Path]:
@@ -704,7 +739,6 @@ def render_figures(out_dir: str | Path, run_id: str | None, to: Path | None) -> 
         data = load_run_data(store, store.run_with_cells(run_id)[0])
     folder = to or Path(out_dir) / "figures" / data.run_id
     written: list[Path] = []
-    for spec in default_figures(data) + list(data.config.get("figures", [])):
-        for stem, figure in draw(spec, data):
-            written += save(figure, folder, stem, data.run_id)
+    for stem, figure in run_figures(data):
+        written += save(figure, folder, stem, data.run_id)
     return written

@@ -22,7 +22,7 @@ import pandas as pd
 from harness.errors import HarnessError
 from harness.output_paths import writable_folder
 from harness.report.aggregate import LeaderboardTable, all_tables, summarise
-from harness.report.figures import default_figures, draw, load_run_data, save
+from harness.report.figures import load_run_data, run_figures, save
 from harness.report.render import (
     render_csv,
     render_html,
@@ -94,10 +94,9 @@ def write_report(out_dir: str | Path, run_id: str | None, to: Path | None) -> Pa
             "or pass --to with a writable folder"
         ) from exc
     figures: list[tuple[str, Path]] = []
-    for spec in default_figures(data) + list(data.config.get("figures", [])):
-        for stem, figure in draw(spec, data):
-            png = save(figure, folder / "figures", stem, resolved)[0]
-            figures.append((stem, png))
+    for stem, figure in run_figures(data):
+        png = save(figure, folder / "figures", stem, resolved)[0]
+        figures.append((stem, png))
     page = _page(info, data.results, tables, figures)
     path = folder / "report.html"
     try:

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.report.aggregate import LeaderboardTable
+from harness.report.safe_text import printable, spreadsheet_cell
 
 
 def markdown_text(text: str) -> str:
@@ -229,7 +230,15 @@ def render_text(tables: list[LeaderboardTable], width: int = 200) -> str:
 
 
 def render_csv(summary: pd.DataFrame) -> str:
-    """The :func:`summarise` frame as CSV (machine-readable; one row per entry and metric)."""
+    """The :func:`summarise` frame as CSV (machine-readable; one row per entry and metric),
+    text cells that a spreadsheet would run as formulas neutralised and control
+    characters escaped (:mod:`harness.report.safe_text`)."""
+    text_columns = [c for c in summary.columns if not pd.api.types.is_numeric_dtype(summary[c])]
+    safe = summary.copy()
+    for column in text_columns:
+        safe[column] = safe[column].map(
+            lambda v: spreadsheet_cell(printable(v)) if isinstance(v, str) else v
+        )
     buffer = io.StringIO()
-    summary.to_csv(buffer, index=False)
+    safe.to_csv(buffer, index=False)
     return buffer.getvalue()

@@ -372,7 +372,7 @@ def _train(
     if recipe.given:
         model = _stage("loading the model", recipe.fit, dataset, cell.seed, device)
         key = None if cache is None else cache.model_key(cell, dataset, device, False)
-        return _predicted(model, dataset, key)
+        return _predicted(model, dataset, cell, key)
     if cache is not None:
         key = cache.model_key(cell, dataset, device, by_design)
         stored = cache.load_model(key, cell, dataset, device, by_design)
@@ -389,15 +389,29 @@ def _train(
         model = _stage(f"training the {cell.explainer.id} model", fit, dataset, cell.seed, device)
     else:
         model = _stage("training", recipe.fit, dataset, cell.seed, device)
-    return _predicted(model, dataset)
+    return _predicted(model, dataset, cell)
 
 
-def _predicted(model: TrainedModel, dataset: Dataset, key: str | None = None) -> Trained:
-    """``model`` with its class probabilities on the test and validation splits."""
+def _predicted(
+    model: TrainedModel, dataset: Dataset, cell: Cell, key: str | None = None
+) -> Trained:
+    """``model`` with its class probabilities on the test and validation splits; a
+    model whose outputs are not finite fails the cell, named as the cause."""
     test = _stage("predicting", model.predict_proba, dataset.x_test)
     validation = None
     if dataset.x_val is not None:
         validation = _stage("predicting", model.predict_proba, dataset.x_val)
+    for split, probabilities in (("test", test), ("validation", validation)):
+        if probabilities is None:
+            continue
+        bad = int((~np.isfinite(np.asarray(probabilities, np.float64))).any(axis=-1).sum())
+        if bad:
+            given = "loaded from its file" if model.given else "trained"
+            raise CellFailure(
+                f"model '{cell.model.id}' ({given}) gives non-finite outputs (NaN or inf) on "
+                f"{bad} of {len(probabilities)} {split} rows — its weights may be NaN (a "
+                "diverged training, a damaged file); nothing was explained or scored"
+            )
     return Trained(model, test, key, validation)
 
 
