@@ -5,10 +5,17 @@ A process that writes a run (a new run, or ``--resume``) holds an exclusive ``fl
 however it dies. So a second ``--resume`` of the same run is refused with a clear message
 while the first is alive, and a run stored as ``running`` whose lock is free was
 interrupted (SIGKILL, a crash, a power cut) and can be resumed.
+
+An ``flock`` belongs to the open file, which a forked child shares: a DataLoader reader,
+a process pool's worker or any fork would keep the lock — and the run "being written" —
+after its parent died. So every child closes its copy of the held locks' descriptors as
+it starts (``os.register_at_fork``), and exec'd programs never get them (``O_CLOEXEC``);
+closing a copy does not release the parent's lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -17,6 +24,18 @@ from types import TracebackType
 from harness.errors import HarnessError
 
 LOCK_FOLDER = ".locks"
+#: Descriptors of the locks this process holds (closed in forked children).
+_HELD: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_in_child)
 
 
 def _lock_path(folder: Path, run_id: str) -> Path:
@@ -33,7 +52,7 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -46,6 +65,7 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+        _HELD.add(fd)
         return self
 
     def __exit__(
@@ -55,6 +75,7 @@ class RunLock:
         traceback: TracebackType | None,
     ) -> None:
         if self._fd is not None:
+            _HELD.discard(self._fd)
             os.close(self._fd)  # closing releases the lock
             self._fd = None
 
@@ -63,7 +84,7 @@ def run_is_live(folder: str | Path, run_id: str) -> bool:
     """True while some process holds the lock of run ``run_id`` (it is being written)."""
     path = _lock_path(Path(folder), run_id)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False
     try:

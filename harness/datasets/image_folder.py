@@ -25,7 +25,6 @@ Ground truth is kept for the test split (the one that is explained).
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -46,7 +45,7 @@ from harness.datasets.base import (
     Modality,
     dataset_registry,
 )
-from harness.datasets.image_files import ImageFiles
+from harness.datasets.image_files import MAX_PIXELS, ImageFiles, open_image, read_regular_file
 from harness.datasets.tables import DatasetError
 
 SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -68,6 +67,10 @@ class ImageFolderParams(Params):
     workers: int = Field(
         2, ge=0, le=64, description="processes decoding images ahead (0: in the main one)"
     )
+    max_pixels: int = Field(
+        MAX_PIXELS, ge=1, description="largest image (width × height) read; larger ones are "
+        "refused before decoding (decompression bombs)",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _one_kind_of_truth(self) -> ImageFolderParams:
@@ -77,6 +80,11 @@ class ImageFolderParams(Params):
                 f"give one of `masks`, `boxes` and `points`, not {' and '.join(given)}"
             )
         return self
+
+
+def _reason(error: BaseException, path: Path) -> str:
+    """Why ``path`` could not be read, naming it once."""
+    return str(error) if str(path) in str(error) else f"cannot read image {path} ({error})"
 
 
 @dataclass(frozen=True)
@@ -130,7 +138,7 @@ class ImageFolder(DatasetSource):
             )
         width, height = (p.size, p.size) if p.size is not None else every[0].size
         x = {s: ImageFiles([e.path for e in entries[s]], channels, height, width, p.size,
-                           p.workers, [h.digest for h in pictures[s]])
+                           p.workers, [h.digest for h in pictures[s]], p.max_pixels)
              for s in entries}  # fmt: skip
         y = {s: np.array([e.label for e in entries[s]], dtype=np.int64) for s in entries}
         test = entries[p.test_split]
@@ -187,28 +195,25 @@ class ImageFolder(DatasetSource):
         return entries
 
     def _read(self, path: Path) -> Image.Image:
-        from PIL import Image, UnidentifiedImageError
-
         try:
-            with Image.open(path) as picture:
+            with open_image(read_regular_file(path), path, self.params.max_pixels) as picture:
                 picture.load()
                 return picture.copy()
-        except (OSError, UnidentifiedImageError) as error:
-            raise DatasetError(f"{self.label}: cannot read image {path} ({error})") from error
+        except (OSError, ValueError) as error:
+            raise DatasetError(f"{self.label}: {_reason(error, path)}") from error
 
     def _header(self, path: Path) -> _Header:
         """An image's size, mode and SHA-256, from one read of the file (the pixels stay
-        on disk and are decoded a batch at a time, see :class:`ImageFiles`); a file
-        Pillow cannot open, or whose pixels are cut short, is an error naming it now."""
-        from PIL import Image, UnidentifiedImageError
-
+        on disk and are decoded a batch at a time, see :class:`ImageFiles`); a file that
+        is not a regular one, that Pillow cannot open, that is over the pixel budget or
+        whose pixels are cut short is an error naming it now."""
         try:
-            content = path.read_bytes()
-            with Image.open(io.BytesIO(content)) as picture:
+            content = read_regular_file(path)
+            with open_image(content, path, self.params.max_pixels) as picture:
                 picture.verify()  # a truncated file fails here
                 return _Header(picture.size, picture.mode, hashlib.sha256(content).digest())
-        except (OSError, UnidentifiedImageError, SyntaxError) as error:
-            raise DatasetError(f"{self.label}: cannot read image {path} ({error})") from error
+        except (OSError, ValueError, SyntaxError) as error:
+            raise DatasetError(f"{self.label}: {_reason(error, path)}") from error
 
     def _mask_file(self, entry: _Entry, picture: _Header) -> np.ndarray:
         from PIL import Image

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import multiprocessing
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 
 from harness.batching import rows_per_batch
+
+T = TypeVar("T")
 
 
 class StreamedImages(ABC):
@@ -92,7 +94,21 @@ class StreamedImages(ABC):
 
         loader = DataLoader(as_torch_dataset(self), batch_size=size, num_workers=workers,
                             collate_fn=np.stack)  # fmt: skip
+        yield from read_through(loader)
+
+
+def read_through(loader: Iterable[T]) -> Iterator[T]:
+    """The batches of a ``DataLoader``; an error in one of its reader processes is raised
+    with the reader's own one-line message (torch wraps it in "Caught ValueError in
+    DataLoader worker process 0. Original Traceback …", many lines long)."""
+    try:
         yield from loader
+    except Exception as error:
+        text = str(error)
+        if "Original Traceback" not in text:
+            raise
+        last = [line for line in text.splitlines() if line.strip()][-1].strip()
+        raise ValueError(last.split(": ", 1)[1] if ": " in last else last) from None
 
 
 class _TorchDataset:

@@ -21,6 +21,7 @@ from harness.datasets.streamed_images import (
     Rows,
     StreamedImages,
     as_torch_dataset,
+    read_through,
     stacked_tensor,
     take,
 )
@@ -239,7 +240,7 @@ def rows_of(x: Rows, batches: list[torch.Tensor], device: torch.device) -> Itera
         num_workers=x.loader_workers(),
         collate_fn=stacked_tensor, pin_memory=device.type == "cuda",
     )  # fmt: skip
-    yield from loader
+    yield from read_through(loader)
 
 
 def _validation_score(
