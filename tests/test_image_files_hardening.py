@@ -168,9 +168,10 @@ def test_a_forked_child_does_not_keep_the_run_lock_after_its_parent_died(tmp_pat
             print(child, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
     """)
-    parent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            check=False, timeout=60)  # fmt: skip
-    child = int(parent.stdout.split()[0])
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())  # the child keeps the pipe open: no EOF to wait for
+    parent.wait(timeout=60)
     try:
         os.kill(child, 0)  # the child is alive
         time.sleep(0.2)
