@@ -9,6 +9,7 @@ All problems are collected and reported together, one line each, as
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import tomllib
@@ -420,8 +421,30 @@ def _explain_rows_problems(entry: ComponentSpec, section: str, where: str) -> li
     return []
 
 
+def _planned_cells(spec: SuiteSpec) -> dict[str, int]:
+    """Entries per section after expansion (sweeps counted, nothing expanded) and seeds."""
+    counts = {"seeds": len(spec.seeds)}
+    for section in ("datasets", "models", "explainers"):
+        counts[section] = 0
+        for entry in getattr(spec, section):
+            params = dict(entry.params)
+            if entry.explain_rows is not None:
+                params[EXPLAIN_ROWS] = entry.explain_rows
+            counts[section] += sweeps.expansion_size(params)
+    return counts
+
+
 def _expanded(spec: SuiteSpec, where: str) -> SuiteSpec:
-    """``spec`` with every swept entry replaced by the entries it expands into."""
+    """``spec`` with every swept entry replaced by the entries it expands into — once
+    the number of cells it would plan is known to be within :data:`sweeps.MAX_CELLS`."""
+    counts = _planned_cells(spec)
+    cells = math.prod(counts.values())
+    if cells > sweeps.MAX_CELLS:
+        factors = " × ".join(f"{n:,} {section}" for section, n in counts.items())
+        raise SuiteError(
+            f"{where}: the suite plans {cells:,} cells ({factors}), over the budget of "
+            f"{sweeps.MAX_CELLS:,}; sweep fewer values, or split it into several suites"
+        )
     problems: list[str] = []
     sections: dict[str, list[ComponentSpec]] = {}
     swept_by: dict[str, str] = {}
@@ -486,12 +509,14 @@ def _id_problems(spec: SuiteSpec) -> list[str]:
     labels: dict[str, list[str]] = {}
     for section in SECTIONS:
         labels[section] = []
+        seen: set[str] = set()
         for index, entry in enumerate(getattr(spec, section)):
-            if entry.label in labels[section]:
+            if entry.label in seen:
                 problems.append(
                     f"{section}[{index}]: id '{entry.label}' is used twice in [{section}]; "
                     "give each entry a distinct `id`"
                 )
+            seen.add(entry.label)
             labels[section].append(entry.label)
 
     def with_bases(section: str) -> list[str]:  # a sweep's base id selects all its entries

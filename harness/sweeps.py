@@ -28,6 +28,9 @@ SWEEP = "sweep"
 #: At most this many values per swept parameter and entries per expanded entry.
 MAX_VALUES = 1_000
 MAX_EXPANSION = 100_000
+#: At most this many cells (seeds × datasets × models × explainers) in one suite,
+#: checked before any sweep is expanded.
+MAX_CELLS = 100_000
 
 
 def is_sweep(value: Any) -> bool:

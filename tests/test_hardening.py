@@ -161,3 +161,102 @@ def _is_number(text: str) -> bool:
 def test_an_unmodified_number_column_stays_numeric() -> None:
     frame = pd.DataFrame({"value": np.array([-1.0, 2.0])})
     assert render_csv(frame).splitlines()[1:] == ["-1.0", "2.0"]
+
+
+# -- budgets: sweeps and tables ------------------------------------------------------------
+
+
+def test_a_sweep_over_the_cell_budget_is_refused_before_expanding() -> None:
+    from harness.errors import HarnessError
+    from harness.sweeps import MAX_CELLS
+
+    values = list(range(1_000))
+    text = suite("huge", seeds=[0, 1],
+                 datasets=[("synthetic_tabular", {"n_samples": {"sweep": values},
+                                                  "n_features": {"sweep": values},
+                                                  "n_informative": {"sweep": values}})],
+                 models=["mlp"], explainers=["random"])  # fmt: skip
+    with pytest.raises(HarnessError) as refused:
+        parse_suite(text)  # 2 × 10⁹ cells: a MemoryError after minutes before
+    message = str(refused.value)
+    assert "plans 2,000,000,000 cells (2 seeds × 1,000,000,000 datasets × 1 models" in message
+    assert f"over the budget of {MAX_CELLS:,}" in message and "\n" not in message
+
+
+def test_a_large_sweep_validates_with_its_plan_in_counts(tmp_path: Path) -> None:
+    """10,000 cells: the ids are checked with a set (it was a list: quadratic), and the
+    plan lists 200 combinations and counts the rest."""
+    text = suite("large", datasets=[("synthetic_tabular", {
+                     "n_samples": {"sweep": list(range(100, 1_100))},
+                     "n_features": {"sweep": list(range(5, 15))}})],
+                 models=["mlp"], explainers=["random"])  # fmt: skip
+    (tmp_path / "large.toml").write_text(text)
+    result = cli("validate", str(tmp_path / "large.toml"))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "10000 cells" in result.stdout
+    assert "… and 9,800 more combinations (of 10,000: 10,000 to run)" in result.stdout
+
+
+def _table(tmp_path: Path, text: str, **params: object):
+    from harness.datasets import dataset_registry
+
+    (tmp_path / "t.csv").write_text(text)
+    return dataset_registry.get("table_file")(path=tmp_path / "t.csv", **params)
+
+
+@pytest.mark.parametrize(
+    ("text", "params", "message"),
+    [("age,age,y\n1,2,a\n3,4,b\n", {},
+      r"column 'age' appears twice in the header \(columns 1 and 2\)"),
+     ("a,b,y\n", {}, "no data rows"),
+     ("a,b,y\n1,2,\n3,4,\n5,6,\n", {}, "target column 'y' is empty in all 3 rows"),
+     ("a,b,y\n1,2,p\n3,4,q\n", {}, "too few rows — 2 rows, 2 classes, 0 with at least 2"),
+     ("a,b,c,y\n" + "1,2,3,p\n" * 10, {"max_columns": 3},
+      r"4 columns, over the budget of 3 \(max_columns\)"),
+     ("a,b,y\n" + "1,2,p\n" * 10, {"max_values": 20},
+      r"about 10 rows × 3 columns = 30 values, over the budget of 20 \(max_values\)")],
+)  # fmt: skip
+def test_table_files_that_cannot_make_a_dataset_say_why(tmp_path, text, params, message):
+    from harness.datasets.tables import DatasetError
+
+    with pytest.raises(DatasetError, match=message):
+        _table(tmp_path, text, target="y", **params).load(0)
+
+
+def test_a_wide_table_is_refused_from_its_header_alone(tmp_path: Path) -> None:
+    """10⁶ columns × 24 rows: refused before pandas reads it (it took 15 minutes and
+    4.5 GB before)."""
+    from harness.datasets.tables import DatasetError
+
+    header = ",".join(f"c{i}" for i in range(1_000_000)) + ",y\n"
+    source = _table(tmp_path, header + ("0," * 1_000_000 + "a\n") * 24, target="y")
+    with pytest.raises(DatasetError, match=r"1,000,001 columns, over the budget of 10,000"):
+        source.load(0)
+
+
+def test_a_column_of_lists_is_named(tmp_path: Path) -> None:
+    from harness.datasets import dataset_registry
+    from harness.datasets.tables import DatasetError
+
+    frame = pd.DataFrame({"a": [[1, 2], [3]] * 10, "b": range(20), "y": ["p", "q"] * 10})
+    frame.to_parquet(tmp_path / "t.parquet")
+    source = dataset_registry.get("table_file")(path=tmp_path / "t.parquet", target="y")
+    with pytest.raises(DatasetError, match="column 'a' holds lists, arrays or tables"):
+        source.load(0)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [(["run", "--jobs", "0"], "Invalid value for '--jobs'"),
+     (["run", "--seeds", "0"], "Invalid value for '--seeds'"),
+     (["show", "--bogus"], "No such option: --bogus")],
+)  # fmt: skip
+def test_a_command_line_click_refuses_is_one_error_line(args, fragment, tmp_path) -> None:
+    import subprocess
+
+    result = subprocess.run(["xai-harness", *args], capture_output=True, text=True,
+                            cwd=tmp_path, check=False)  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
+    assert "╭" not in result.stderr and "Traceback" not in result.stderr

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from harness.cli.app import SuiteArgument, app, listing, out, user_errors
+
+#: At most this many (dataset, model, explainer) rows are listed; the rest are counted.
+MAX_LISTED = 200
 
 
 @app.command()
@@ -44,7 +49,13 @@ def validate(suite: SuiteArgument) -> None:
         [dataset, model, explainer, "skipped: " + reason if reason else "run"]
         for (dataset, model, explainer), reason in combos.items()
     ]
-    out.print(listing(["dataset", "model", "explainer", "plan (every seed)"], rows))
+    out.print(listing(["dataset", "model", "explainer", "plan (every seed)"], rows[:MAX_LISTED]))
+    if len(rows) > MAX_LISTED:  # a large sweep: the plan in counts, not 100,000 lines
+        reasons = Counter(reason for reason in combos.values() if reason)
+        out.print(f"… and {len(rows) - MAX_LISTED:,} more combinations (of {len(rows):,}: "
+                  f"{len(rows) - sum(reasons.values()):,} to run)", highlight=False)  # fmt: skip
+        for reason, count in reasons.most_common():
+            out.print(f"skipped ({count:,} combinations): {reason}", highlight=False)
     for (dataset, explainer), skips in metric_skips.items():
         for metric, reason in skips.items():
             out.print(f"metric {metric} not computed for {dataset} × {explainer}: {reason}")

@@ -22,6 +22,7 @@ name the file, and the line or the column.
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -66,6 +67,13 @@ class TableFileParams(TableParams):
     importance: dict[str, float] | None = Field(
         None, description="ground-truth importance per original column (others: 0)"
     )
+    max_columns: int = Field(
+        10_000, ge=2, description="most columns read; a wider file is refused before loading"
+    )
+    max_values: int = Field(
+        50_000_000, ge=2, description="most rows × columns read; a larger file is refused "
+        "before loading",
+    )  # fmt: skip
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -83,6 +91,35 @@ def read_table(path: Path) -> pd.DataFrame:
         raise
     except (OSError, ValueError, ImportError) as exc:  # pandas' ParserError is a ValueError
         raise DatasetError(f"{path}: cannot read the table ({exc})") from exc
+
+
+def table_shape(path: Path) -> tuple[list[str], int]:
+    """A table file's column names and (an upper bound of) its data rows, without
+    loading it: a text file's first line and its line count, a Parquet file's metadata,
+    a Feather file's schema and batch lengths."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            parquet = optional_import("pyarrow.parquet", f"reading {path.name}", "pyarrow")
+            metadata = parquet.read_metadata(path)
+            return [str(n) for n in metadata.schema.to_arrow_schema().names], metadata.num_rows
+        if suffix in (".feather", ".arrow"):
+            pyarrow = optional_import("pyarrow", f"reading {path.name}")
+            with pyarrow.memory_map(str(path)) as source:
+                reader = pyarrow.ipc.open_file(source)
+                rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+                return [str(n) for n in reader.schema.names], rows
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+            first = handle.readline()
+            header = next(
+                csv.reader([first], delimiter="\t" if suffix in (".tsv", ".tab") else ","), []
+            )
+            lines = sum(block.count("\n") for block in iter(lambda: handle.read(1 << 20), ""))
+        return [name.strip() for name in header], lines
+    except MissingPackageError:
+        raise
+    except (OSError, ValueError, ImportError) as exc:  # pyarrow's errors are ValueErrors
+        raise DatasetError(f"{path}: cannot read the header ({exc})") from exc
 
 
 def cleaned_column(column: pd.Series) -> pd.Series:
@@ -116,17 +153,34 @@ class TableFile(DatasetSource):
         return [c for c in self._header() if c not in self.params.drop]
 
     def _header(self) -> list[str]:
-        path = self.params.path
-        if path.suffix.lower() in (".csv", ".tsv", ".tab", ".txt"):
-            sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-            try:
-                return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0).columns]
-            except (OSError, ValueError) as exc:
-                raise DatasetError(f"{path}: cannot read the header ({exc})") from exc
-        return [str(c) for c in read_table(path).columns]
+        """The file's column names, read without loading it; a header naming a column
+        twice, or a file over the column or value budget, refused (naming the figures)."""
+        p = self.params
+        columns, rows = table_shape(p.path)
+        seen: dict[str, int] = {}
+        for index, column in enumerate(columns):
+            if column in seen:
+                raise DatasetError(
+                    f"{p.path}: column '{column}' appears twice in the header (columns "
+                    f"{seen[column] + 1} and {index + 1}); give each column its own name"
+                )
+            seen[column] = index
+        if len(columns) > p.max_columns:
+            raise DatasetError(
+                f"{p.path}: {len(columns):,} columns, over the budget of {p.max_columns:,} "
+                "(max_columns); drop columns first, or raise max_columns"
+            )
+        if len(columns) * rows > p.max_values:
+            raise DatasetError(
+                f"{p.path}: about {rows:,} rows × {len(columns):,} columns = "
+                f"{rows * len(columns):,} values, over the budget of {p.max_values:,} "
+                "(max_values); subsample the file, or raise max_values"
+            )
+        return columns
 
     def load(self, seed: int) -> Dataset:
         p = self.params
+        self._header()  # the budgets and distinct names, before the file is loaded
         frame = read_table(p.path)
         frame.columns = [str(c) for c in frame.columns]
         self._check_columns(list(frame.columns))

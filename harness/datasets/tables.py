@@ -54,6 +54,13 @@ class TableParams(Params):
     )
 
 
+def _holds_containers(column: pd.Series) -> bool:
+    """Whether an object column holds lists, arrays or dicts (Parquet nested types)."""
+    if column.dtype != object:
+        return False
+    return bool(column.map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray)).any())
+
+
 def is_categorical(column: pd.Series) -> bool:
     """Category, string, object and boolean columns are categorical; numbers are not."""
     return not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
@@ -79,8 +86,22 @@ def table_dataset(
 
     if len(frame) != len(target):
         raise DatasetError(f"dataset '{name}': {len(frame)} feature rows but {len(target)} labels")
+    if len(target) == 0:
+        raise DatasetError(f"dataset '{name}': the table has no data rows (a header only?)")
+    nested = [str(c) for c in (*frame.columns, target.name) if _holds_containers(
+        frame[c] if c in frame.columns else target)]  # fmt: skip
+    if nested:
+        raise DatasetError(
+            f"dataset '{name}': column '{nested[0]}' holds lists, arrays or tables, not single "
+            "values; flatten it into columns of its own, or drop it"
+        )
     notes: list[str] = []
     labelled = target.notna().to_numpy()
+    if not labelled.any():
+        raise DatasetError(
+            f"dataset '{name}': the target column '{target.name}' is empty in all "
+            f"{len(target)} rows; choose the column that holds the class labels"
+        )
     if not labelled.all():
         notes.append(f"{int((~labelled).sum())} rows without a target dropped")
     frame, labels = frame.loc[labelled].reset_index(drop=True), target[labelled].astype(str)
@@ -93,6 +114,12 @@ def table_dataset(
     kept = labels.map(counts).to_numpy() >= 2
     frame, labels = frame.loc[kept].reset_index(drop=True), labels[kept].reset_index(drop=True)
     class_names = sorted(labels.unique())
+    if len(class_names) < 2 and len(counts) >= 2:
+        raise DatasetError(
+            f"dataset '{name}': too few rows — {len(labelled)} rows, {len(counts)} classes, "
+            f"{len(class_names)} with at least 2 rows; a train/test split needs each class "
+            "on both sides"
+        )
     if len(class_names) < 2:
         found = f"'{class_names[0]}'" if class_names else "none"
         raise DatasetError(
