@@ -260,3 +260,68 @@ def test_a_command_line_click_refuses_is_one_error_line(args, fragment, tmp_path
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
     assert "╭" not in result.stderr and "Traceback" not in result.stderr
+
+
+# -- MedMNIST: damaged archives and extractions, impossible labels ---------------------------
+
+
+def _medmnist(root: Path):
+    from harness.datasets import dataset_registry
+
+    return dataset_registry.get("medmnist")(root=root)
+
+
+def _flip_bytes_of(path: Path, marker: bytes) -> None:
+    """Flip a byte inside the pixels: the data after ``marker`` (a member's .npy header)."""
+    content = bytearray(path.read_bytes())
+    at = content.index(marker) + 200
+    content[at] ^= 0xFF
+    path.write_bytes(bytes(content))
+
+
+def test_a_stored_member_with_flipped_pixels_is_refused(tmp_path: Path) -> None:
+    from harness.datasets.medmnist_source import medmnist_file
+    from harness.datasets.tables import DatasetError
+    from tests.test_image_datasets import write_medmnist
+
+    write_medmnist(tmp_path, "pneumoniamnist", 28, compressed=False)
+    _flip_bytes_of(medmnist_file(tmp_path, "pneumoniamnist", 28), b"train_images.npy")
+    with pytest.raises(DatasetError, match=r"member train_images of .* is damaged .*CRC-32"):
+        _medmnist(tmp_path).load(0)
+
+
+def test_an_extraction_with_flipped_bytes_of_the_same_size_is_extracted_again(
+    tmp_path: Path,
+) -> None:
+    from tests.test_image_datasets import channels_first, write_medmnist
+
+    arrays = write_medmnist(tmp_path, "pneumoniamnist", 28)
+    _medmnist(tmp_path).load(0)
+    (extracted,) = (tmp_path / "extracted").glob("*train_images*.npy")
+    size = extracted.stat().st_size
+    _flip_bytes_of(extracted, b"NUMPY")
+    assert extracted.stat().st_size == size
+    data = _medmnist(tmp_path).load(0)
+    np.testing.assert_array_equal(np.asarray(data.x_train),
+                                  channels_first(arrays["train_images"]))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [(lambda a: a.update(train_labels=np.zeros((20, 1, 2), np.uint8)),
+      r"multi-label targets \(2 labels per image, labels shaped \(20, 1, 2\)\)"),
+     (lambda a: a.update(test_labels=np.full((10, 1), -1, np.int64)),
+      "labels must be class indices 0, 1, …; found -1"),
+     (lambda a: a.update(test_images=np.zeros((10, 20, 20), np.uint8)),
+      r"training images are \(1, 28, 28\) .* but test images \(1, 20, 20\)")],
+)  # fmt: skip
+def test_impossible_medmnist_contents_are_refused(tmp_path: Path, change, message) -> None:
+    from harness.datasets.medmnist_source import medmnist_file
+    from harness.datasets.tables import DatasetError
+    from tests.test_image_datasets import write_medmnist
+
+    arrays = write_medmnist(tmp_path, "pneumoniamnist", 28)
+    change(arrays)
+    np.savez_compressed(medmnist_file(tmp_path, "pneumoniamnist", 28), **arrays)
+    with pytest.raises(DatasetError, match=message):
+        _medmnist(tmp_path).load(0)

@@ -3,9 +3,11 @@
 An ``.npz`` member written without compression (``np.savez``) is mapped where it lies in
 the archive; a compressed one (``np.savez_compressed``) is first extracted, once, to an
 uncompressed ``.npy`` file named by the member's CRC-32 (a changed archive extracts
-again, and so does a damaged extraction) and mapped from there. Rows are converted to
-float32 in [0, 1], channels first, when they are read, so memory follows the batch, not
-the dataset.
+again, and so does a damaged extraction) and mapped from there. Each time a member is
+mapped, the bytes mapped — in the archive or the extraction — are checked against the
+CRC-32 the archive records for it: flipped bits are found, not only a wrong size.
+Rows are converted to float32 in [0, 1], channels first, when they are read, so memory
+follows the batch, not the dataset.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -66,19 +69,42 @@ def map_member(archive: Path, key: str, extract_dir: Path) -> MappedImages:
             name_length = int.from_bytes(local[26:28], "little")
             extra_length = int.from_bytes(local[28:30], "little")
             start = info.header_offset + 30 + name_length + extra_length
+            if _crc32(handle, start, info.file_size) != info.CRC:
+                raise ValueError(
+                    f"member {key} of {archive} is damaged (its bytes do not match the CRC-32 "
+                    "the archive records); download the file again"
+                )
             handle.seek(start)
             dtype, shape, fortran, offset = _npy_header(handle)
         pixels = np.memmap(archive, dtype=dtype, mode="r", offset=offset, shape=shape,
                            order="F" if fortran else "C")  # fmt: skip
         return MappedImages(pixels, identity)
     target = extract_dir / f"{archive.stem}.{key}.{info.CRC:08x}.npy"
-    if target.exists():
-        try:
-            return MappedImages(np.load(target, mmap_mode="r", allow_pickle=False), identity)
-        except (ValueError, OSError):  # a damaged extraction (cut short…): extract again
-            target.unlink()
-    _extract(archive, info, target)
+    if target.exists() and not _is_extraction_of(target, info):
+        target.unlink()  # damaged (cut short, bits flipped): extract again
+    if not target.exists():
+        _extract(archive, info, target)  # zipfile checks the CRC-32 as it inflates
     return MappedImages(np.load(target, mmap_mode="r", allow_pickle=False), identity)
+
+
+def _crc32(handle: Any, start: int, length: int) -> int:
+    """CRC-32 of ``length`` bytes of ``handle`` from ``start`` (as zip archives keep)."""
+    handle.seek(start)
+    crc, left = 0, length
+    while left > 0:
+        block = handle.read(min(left, 1 << 22))
+        if not block:
+            return -1  # cut short
+        crc, left = zlib.crc32(block, crc), left - len(block)
+    return crc
+
+
+def _is_extraction_of(target: Path, info: zipfile.ZipInfo) -> bool:
+    """Whether ``target`` holds exactly member ``info``'s bytes (size and CRC-32)."""
+    if target.stat().st_size != info.file_size:
+        return False
+    with target.open("rb") as handle:
+        return _crc32(handle, 0, info.file_size) == info.CRC
 
 
 def _extract(archive: Path, info: zipfile.ZipInfo, target: Path) -> None:

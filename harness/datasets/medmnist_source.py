@@ -106,6 +106,12 @@ class MedMNIST(DatasetSource):
             ) from error
         x_train, y_train = self._split(images["train"], labels["train"], p.max_train, label)
         x_test, y_test = self._split(images["test"], labels["test"], p.max_test, label)
+        if x_train.shape[1:] != x_test.shape[1:]:
+            raise DatasetError(
+                f"{label}: training images are {x_train.shape[1:]} (channels, height, width) "
+                f"but test images {x_test.shape[1:]}; {path} mixes sizes (a damaged or "
+                "foreign file?)"
+            )
         n_classes = int(max(y_train.max(), y_test.max())) + 1
         if len(np.unique(y_train)) < 2:
             raise DatasetError(f"{label}: the training split has a single class")
@@ -130,13 +136,20 @@ class MedMNIST(DatasetSource):
     def _split(
         images: MappedImages, labels: np.ndarray, limit: int | None, label: str
     ) -> tuple[MappedImages, np.ndarray]:
-        if labels.ndim == 2 and labels.shape[1] > 1:
+        per_image = int(np.prod(labels.shape[1:])) if labels.ndim > 1 else 1
+        if per_image != 1:
             raise DatasetError(
-                f"{label}: multi-label targets ({labels.shape[1]} labels per image) are not "
-                "supported; choose a single-label MedMNIST dataset"
+                f"{label}: multi-label targets ({per_image} labels per image, labels shaped "
+                f"{labels.shape}) are not supported; choose a single-label MedMNIST dataset"
             )
         if len(images) != len(labels):
             raise DatasetError(f"{label}: {len(images)} images for {len(labels)} labels")
+        if not np.issubdtype(labels.dtype, np.integer) or (len(labels) and labels.min() < 0):
+            found = labels.min() if np.issubdtype(labels.dtype, np.number) else labels.dtype
+            raise DatasetError(
+                f"{label}: labels must be class indices 0, 1, …; found {found} "
+                "(a damaged or foreign file?)"
+            )
         kept = np.arange(min(len(images), limit or len(images)))
         return images.subset(kept), labels.reshape(-1)[kept].astype(np.int64)
 
