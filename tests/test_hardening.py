@@ -325,3 +325,22 @@ def test_impossible_medmnist_contents_are_refused(tmp_path: Path, change, messag
     np.savez_compressed(medmnist_file(tmp_path, "pneumoniamnist", 28), **arrays)
     with pytest.raises(DatasetError, match=message):
         _medmnist(tmp_path).load(0)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [("testlesion0,nan,3\n", r"line 2: x = 'nan' is not a number"),
+     ("testlesion0,3,4\ntestlesion1,inf,3\n", r"line 3: x = 'inf' is not a number"),
+     ("testlesion0,3,\n", r"line 2: some coordinates are empty")],
+)  # fmt: skip
+def test_points_that_are_not_numbers_are_errors_not_empty_masks(tmp_path, rows, message):
+    from harness.datasets import dataset_registry
+    from harness.datasets.tables import DatasetError
+    from tests.test_image_datasets import make_folder
+
+    make_folder(tmp_path)
+    (tmp_path / "points.csv").write_text("image_id,x,y\n" + rows)
+    source = dataset_registry.get("image_folder")(root=tmp_path, size=20,
+                                                   points=tmp_path / "points.csv")  # fmt: skip
+    with pytest.raises(DatasetError, match=message):
+        source.load(0)

@@ -246,8 +246,8 @@ class ImageFolder(DatasetSource):
         """A boxes or points CSV: its rows with every coordinate given, after checking
         the columns, the image ids and that coordinates are numbers (errors name the file
         and the line)."""
-        try:
-            table = pd.read_csv(path)
+        try:  # only an empty cell is missing: "nan", "NA" or "null" are not numbers
+            table = pd.read_csv(path, keep_default_na=False, na_values=[""])
         except (OSError, ValueError) as error:
             raise DatasetError(f"{self.label}: cannot read {kind} CSV {path} ({error})") from error
         table = table.rename(columns={"patientId": "image_id"})
@@ -266,14 +266,22 @@ class ImageFolder(DatasetSource):
                 )
         for column in needed:
             numbers = pd.to_numeric(table[column], errors="coerce")
-            bad = numbers.isna() & table[column].notna()
+            bad = ~np.isfinite(numbers.to_numpy(dtype=float)) & table[column].notna().to_numpy()
             if bad.any():
-                line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+                line = int(np.flatnonzero(bad)[0]) + 2
                 raise DatasetError(
                     f"{self.label}: {kind} CSV {path} line {line}: {column} = "
                     f"'{table[column][bad].iloc[0]}' is not a number"
                 )
             table[column] = numbers
+        given = table[needed].notna()
+        partial = (given.any(axis=1) & ~given.all(axis=1)).to_numpy()
+        if partial.any():
+            line = int(np.flatnonzero(partial)[0]) + 2
+            raise DatasetError(
+                f"{self.label}: {kind} CSV {path} line {line}: some coordinates are empty; give "
+                f"all of {', '.join(needed)}, or none (a negative image)"
+            )
         return table.dropna(subset=needed)
 
     def _point_masks(
