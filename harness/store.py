@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import io
 import json
 import os
 import re
 import secrets
+import shutil
 import sqlite3
 import time
 import typing
@@ -101,14 +103,35 @@ def check_run_id(run_id: str, where: Path) -> str:
     return run_id
 
 
+#: Below this many free bytes, SQLite's "disk I/O error" is a full disk: writing its
+#: journal failed for want of space (SQLite reports SQLITE_FULL only for the database).
+_NEARLY_FULL = 1 << 20
+
+
+def _out_of_space(exc: BaseException, path: Path) -> bool:
+    """Whether ``exc`` comes from a full disk under ``path``."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    if "full" in str(exc):
+        return True
+    if "disk I/O error" not in str(exc):
+        return False
+    try:
+        return shutil.disk_usage(path.parent).free < _NEARLY_FULL
+    except OSError:
+        return False
+
+
 def _store_error(exc: BaseException, path: Path) -> StoreError:
     """The :class:`StoreError` for a low-level failure while using the store at ``path``."""
     text = str(exc)
-    if "full" in text and isinstance(exc, sqlite3.OperationalError):
+    if _out_of_space(exc, path):
         return StoreError(
-            f"the disk holding the results store {path} is full ({text}); cells stored so "
-            "far are kept: free some space, then continue with `xai-harness run SUITE "
-            "--out DIR --resume`"
+            f"no space left: the disk holding the results store {path} is full ({text}); "
+            "the store is intact and cells stored so far are kept: free some space, then "
+            "continue with `xai-harness run SUITE --out DIR --resume`"
         )
     if "readonly" in text or "read-only" in text:
         return StoreError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from harness import load_results, run_suite
 from harness.report.figures import file_stem, render_figures
 from harness.report.render import render_csv
 from harness.report.safe_text import printable, spreadsheet_cell
+from harness.store import ResultsStore
 from harness.suite import parse_suite
 from tests.conftest import cli
 from tests.suite_builder import suite
@@ -344,3 +346,40 @@ def test_points_that_are_not_numbers_are_errors_not_empty_masks(tmp_path, rows, 
                                                    points=tmp_path / "points.csv")  # fmt: skip
     with pytest.raises(DatasetError, match=message):
         source.load(0)
+
+
+# -- a full disk is a full disk, not a damaged store ----------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("free_kb", [0, 8])
+def test_a_full_disk_says_no_space_for_run_and_rescore(tmp_path: Path, free_kb: int) -> None:
+    """SQLite says "disk I/O error" when its journal cannot grow: with the disk full,
+    that is "no space left", not a damaged store (which told the user to move it aside)."""
+    import subprocess
+
+    from tests.test_store_damage import _tmpfs
+
+    text = suite("tiny", datasets=[("synthetic_tabular", {"n_samples": 200})],
+                 models=[("mlp", {"hidden": [8], "epochs": 2})], explainers=["random"])  # fmt: skip
+    (tmp_path / "tiny.toml").write_text(text)
+    stored = tmp_path / "stored"
+    run_id = run_suite(parse_suite(text), stored).run_id
+    with _tmpfs(tmp_path / "small", "400k") as small:
+        subprocess.run(["cp", "-r", str(stored), str(small / "copy")], check=True)
+        before = (small / "copy/harness.sqlite").read_bytes()
+        total = os.statvfs(small).f_bavail * os.statvfs(small).f_frsize
+        (small / "fill").write_bytes(b"\0" * max(total - free_kb * 1024, 0))
+        for command in (["run", str(tmp_path / "tiny.toml"), "--out", str(small / "new"),
+                         "--no-cache"],
+                        ["rescore", run_id, "--out", str(small / "copy")]):  # fmt: skip
+            result = subprocess.run(["xai-harness", *command], capture_output=True, text=True,
+                                    check=False)  # fmt: skip
+            errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+            assert result.returncode == 2 and len(errors) == 1, result.stderr
+            assert "no space left" in errors[0] and "damaged" not in errors[0], errors[0]
+        (small / "fill").unlink()
+        with ResultsStore(small / "copy", create=False) as store:
+            assert store.run_ids()[0] == run_id  # nothing stored was lost
+        assert len(load_results(small / "copy", run_id)) == len(load_results(stored, run_id))
+        assert before[:100] == (small / "copy/harness.sqlite").read_bytes()[:100]
