@@ -42,6 +42,7 @@ from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.runner.run import RunSummary, finish_run
 from harness.runner.scoring import (
+    NOT_KEPT,
     CellProducts,
     evidence_for,
     score_across_seeds,
@@ -267,8 +268,8 @@ def _rescore_cells(
                 )
                 stored = store.cell_arrays(source_id, cell.cell_id)
                 _check_same_data(stored, dataset, cell, source_id)
-                products = _stored_products(stored, record, cell, dataset, cache, device,
-                                            needs_model)  # fmt: skip
+                products, absence = _stored_products(stored, record, cell, dataset, cache,
+                                                     device, needs_model)  # fmt: skip
                 references = {
                     other.explainer.id: importances[other.cell_id]
                     for other in cells
@@ -281,7 +282,7 @@ def _rescore_cells(
                                             suite.spec.execution)  # fmt: skip
                 except ValueError as exc:
                     raise HarnessError(f"cell {cell.cell_id}: {exc}") from exc
-                new, arrays = score_cell(cell, chosen, evidence)
+                new, arrays = score_cell(cell, chosen, evidence, absence)
             else:
                 new = unscored(chosen, f"cell {record.status}: {record.error}")
             store.record_cell(run_id, record, kept + new, arrays)
@@ -314,9 +315,9 @@ def _stored_products(
     cache: ResultCache,
     device: Any,
     needs_model: bool,
-) -> CellProducts:
-    """A cell's products as its run stored them; the model from the cache when a
-    rescored metric calls it and the run kept it."""
+) -> tuple[CellProducts, str]:
+    """A cell's products as its run stored them — the model from the cache when a
+    rescored metric calls it and the run kept it — and, when there is no model, why."""
     if "test_predictions" not in stored:
         raise HarnessError(
             f"cell {cell.cell_id} stored no explanation or predictions (it was run by an "
@@ -329,9 +330,10 @@ def _stored_products(
         signed=bool(stored["explanation.signed"]),
         channel_pooling=pooling or None,
     )
-    model = None
+    model, absence = None, NOT_KEPT
     if needs_model and "model_cache_key" in stored:
         by_design = cell.explainer.component.by_design
+        damaged_before = cache.discarded
         loaded = cache.load_model(str(stored["model_cache_key"]), cell, dataset, device, by_design)
         if loaded is not None:
             model = loaded[0]
@@ -339,6 +341,13 @@ def _stored_products(
             cell, dataset, device, False
         ):  # the same file: load it again
             model = cell.model.component.fit(dataset, cell.seed, device)
+        elif cache.discarded > damaged_before:
+            absence = (f"whose copy in the cache {cache.folder} was damaged (removed); run "
+                       "the suite again to score it")  # fmt: skip
+        else:
+            absence = (
+                f"which is no longer in the cache {cache.folder} (deleted, or another --cache?)"
+            )
     twin_seconds = stored.get("twin_train_seconds")
     return CellProducts(
         rows=stored["rows"],
@@ -362,4 +371,4 @@ def _stored_products(
         explain_again=(
             None if model is None else functools.partial(explain_again, cell, model, dataset)
         ),
-    )
+    ), absence

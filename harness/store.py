@@ -125,8 +125,9 @@ def _out_of_space(exc: BaseException, path: Path) -> bool:
 
 
 def _store_error(exc: BaseException, path: Path) -> StoreError:
-    """The :class:`StoreError` for a low-level failure while using the store at ``path``."""
-    text = str(exc)
+    """The :class:`StoreError` for a low-level failure while using the store at ``path``
+    (in one line: a decoding error's own text may span several)."""
+    text = " ".join(str(exc).split())
     if _out_of_space(exc, path):
         return StoreError(
             f"no space left: the disk holding the results store {path} is full ({text}); "

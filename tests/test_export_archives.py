@@ -225,3 +225,12 @@ def test_no_crafted_archive_runs_planted_code(members, tmp_path_factory, plan):
     _second_wall_only(path)  # each wall holds by itself
     assert not marker.exists(), plan
     path.unlink()
+
+
+def test_an_unreadable_program_is_one_line_without_torch_tracebacks(members, tmp_path, capfd):
+    damaged = {**members, "data/weights/weight_0": members["data/weights/weight_0"][:8]}
+    path = _write(tmp_path / "m.pt2", [(f"{ROOT}/{n}", d) for n, d in damaged.items()])
+    with pytest.raises(ValueError, match=r"m\.pt2: cannot read the exported program"):
+        load_exported_program(path)
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err and "Logging error" not in captured.err, captured.err

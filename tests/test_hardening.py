@@ -383,3 +383,26 @@ def test_a_full_disk_says_no_space_for_run_and_rescore(tmp_path: Path, free_kb: 
             assert store.run_ids()[0] == run_id  # nothing stored was lost
         assert len(load_results(small / "copy", run_id)) == len(load_results(stored, run_id))
         assert before[:100] == (small / "copy/harness.sqlite").read_bytes()[:100]
+
+
+def test_a_damaged_cached_model_is_named_as_such_when_rescoring(tmp_path: Path) -> None:
+    from harness.rescoring import rescore_run
+
+    text = suite("cached", metrics=["accuracy", "deletion_auc"],
+                 datasets=[("synthetic_tabular", {"n_samples": 200})],
+                 models=[("mlp", {"hidden": [8], "epochs": 2})],
+                 explainers=[("integrated_gradients", {"n_steps": 4})])  # fmt: skip
+    out = tmp_path / "out"
+    source = run_suite(parse_suite(text), out, cache_dir=out / "cache").run_id
+    (state,) = (out / "cache").rglob("state.pt")
+    state.write_bytes(state.read_bytes()[:100])  # truncated
+    rescored = rescore_run(out, source, metric_ids=["deletion_auc"]).run_id
+    notes = load_results(out, rescored).query("metric == 'deletion_auc'")["note"]
+    assert notes.str.contains("whose copy in the cache .* was damaged", regex=True).all(), notes
+
+
+def test_a_store_error_whose_cause_spans_lines_is_one_line() -> None:
+    from harness.store import _store_error
+
+    error = _store_error(ValueError("1 validation error\n  field\n    broken"), Path("s.sqlite"))
+    assert "\n" not in str(error) and "1 validation error field broken" in str(error)

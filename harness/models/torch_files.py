@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import warnings
@@ -42,6 +43,8 @@ _EXPORT_MEMBERS = re.compile(
     r"|data/constants/\w+_constants_config\.json|data/constants/tensor_\d+"
     r"|extra/[\w.-]+"
 )
+#: torch's loggers that report (with tracebacks) a failure it then raises anyway.
+_TORCH_EXPORT_LOGGERS = ("torch.export", "torch._export")
 #: What a payload entry of a weights or constants configuration may name, per folder.
 _PAYLOAD_NAMES = {"weights": re.compile(r"weight_\d+"), "constants": re.compile(r"tensor_\d+")}
 
@@ -132,10 +135,15 @@ class _NoUnpickling:
 
 @contextmanager
 def _weights_only_loading() -> Iterator[None]:
-    """Every ``torch.load`` weights-only (torch's ``TORCH_FORCE_WEIGHTS_ONLY_LOAD``) and
-    plain unpickling in torch's archive reader refused, for the duration."""
+    """Every ``torch.load`` weights-only (torch's ``TORCH_FORCE_WEIGHTS_ONLY_LOAD``),
+    plain unpickling in torch's archive reader refused and torch's export loggers quiet,
+    for the duration."""
     from torch.export.pt2_archive import _package
 
+    quiet = [logging.getLogger(name) for name in _TORCH_EXPORT_LOGGERS]
+    saved_levels = [logger.level for logger in quiet]
+    for logger in quiet:  # torch logs tracebacks of what it then raises (ours is one line)
+        logger.setLevel(logging.CRITICAL + 1)
     saved_env = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
     saved_pickle = _package.pickle
     saved_object_loader = getattr(torch._C, "_pickle_load_obj", None)
@@ -153,6 +161,8 @@ def _weights_only_loading() -> Iterator[None]:
         _package.pickle = saved_pickle
         if saved_object_loader is not None:
             torch._C._pickle_load_obj = saved_object_loader
+        for logger, level in zip(quiet, saved_levels, strict=True):
+            logger.setLevel(level)
 
 
 def load_exported_program(path: Path) -> torch.export.ExportedProgram:

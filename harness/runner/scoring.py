@@ -154,11 +154,16 @@ def _reexplainer(products: CellProducts, rows: np.ndarray) -> Reexplainer | None
     )
 
 
+#: Why a metric that calls the model has none, when nothing more specific is known.
+NOT_KEPT = "which was not kept (no cache)"
+
+
 def score_cell(
-    cell: Cell, metrics: list[Resolved[Metric]], evidence: Evidence
+    cell: Cell, metrics: list[Resolved[Metric]], evidence: Evidence, model_absence: str = NOT_KEPT
 ) -> tuple[list[ScoreRecord], dict[str, np.ndarray]]:
     """Every per-cell metric's score record, and the arrays metrics return (stored as
-    ``<metric id>.<key>``). Across-seeds metrics are left to :func:`score_across_seeds`."""
+    ``<metric id>.<key>``). Across-seeds metrics are left to :func:`score_across_seeds`.
+    ``model_absence`` says why the model is missing, for metrics that call it."""
     records: list[ScoreRecord] = []
     arrays: dict[str, np.ndarray] = {}
     for metric in metrics:
@@ -169,12 +174,12 @@ def score_cell(
         if reason is not None:
             value, note = math.nan, f"skipped: {reason}"
         elif "model" in metric.component.needs and evidence.predict_proba is None:
-            value, note = math.nan, "needs the explained model, which was not kept (no cache)"
+            value, note = math.nan, f"needs the explained model, {model_absence}"
         elif "reexplain" in metric.component.needs and evidence.reexplain is None:
-            value, note = math.nan, (
-                "needs the explained model to run the explainer again, which was not kept "
-                "(no cache)"
-            )  # fmt: skip
+            value, note = (
+                math.nan,
+                f"needs the explained model to run the explainer again, {model_absence}",
+            )
         elif per_image and evidence.attributions is not None and not len(evidence.attributions):
             value, note = math.nan, f"no explained image selected ({evidence.image_selection})"
         else:
