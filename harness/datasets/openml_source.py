@@ -121,6 +121,13 @@ class OpenMLDataset(DatasetSource):
         p = self.params
         return f"data_id={p.data_id}" if p.data_id is not None else f"name='{p.name}'"
 
+    def input_paths(self) -> dict[str, Path]:
+        """The dataset's own folder in the OpenML cache (not the whole cache), when there."""
+        p = self.params
+        root = cache_root(p.cache_dir)
+        data_id = p.data_id if p.data_id is not None else cached_id(root, str(p.name), p.version)
+        return {} if data_id is None else {"cache": datasets_folder(root) / str(data_id)}
+
     def load(self, seed: int) -> Dataset:
         p = self.params
         root = cache_root(p.cache_dir)
