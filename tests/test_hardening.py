@@ -406,3 +406,29 @@ def test_a_store_error_whose_cause_spans_lines_is_one_line() -> None:
 
     error = _store_error(ValueError("1 validation error\n  field\n    broken"), Path("s.sqlite"))
     assert "\n" not in str(error) and "1 validation error field broken" in str(error)
+
+
+def test_a_cached_model_with_a_flipped_bit_of_the_same_size_is_recomputed(tmp_path: Path) -> None:
+    """The cache checks each entry's SHA-256 digests: a weight changed in place (a valid,
+    finite number of the same size) is found, not used."""
+    from harness.runner.cache import ResultCache
+    from harness.runner.cell import load_cell_dataset
+    from harness.runner.plan import plan
+
+    text = suite("cached", metrics=["accuracy"],
+                 datasets=[("synthetic_tabular", {"n_samples": 200})],
+                 models=[("mlp", {"hidden": [8], "epochs": 2})], explainers=["random"])  # fmt: skip
+    first = run_suite(parse_suite(text), tmp_path / "a", cache_dir=tmp_path / "cache")
+    (state,) = (tmp_path / "cache").rglob("state.pt")
+    weights = torch.load(state, weights_only=True)
+    name = next(k for k, v in weights.items() if v.is_floating_point())
+    weights[name].view(-1)[0] += 1.0  # a valid, finite, same-shaped state dict
+    torch.save(weights, state)
+    cache = ResultCache(tmp_path / "cache")
+    (cell,) = plan(parse_suite(text))
+    dataset = load_cell_dataset(cell, None, parse_suite(text).spec.execution)
+    key = cache.model_key(cell, dataset, torch.device("cpu"), False)
+    assert cache.load_model(key, cell, dataset, torch.device("cpu"), False) is None
+    assert cache.discarded == 1
+    again = run_suite(parse_suite(text), tmp_path / "b", cache_dir=tmp_path / "cache")
+    assert again.reused["models"] == 0 and first.counts == again.counts

@@ -114,7 +114,21 @@ DAMAGES: dict[str, tuple[str, str, Callable[[Path], None]]] = {
     "dataset changed (fingerprint)": ("datasets", "arrays.npz", lambda p: _edit_npz(
         p, lambda a: a.update(y_test=1 - a["y_test"]))),
     "dataset meta is a list": ("datasets", "meta.json", lambda p: p.write_text("[]")),
+    # the digests themselves (the damages above are checked behind valid digests too)
+    "model digests foreign": ("models", "digests.json", lambda p: p.write_text("{}")),
+    "explanation digests truncated": ("explanations", "digests.json", _truncate),
+    "dataset digests missing": ("datasets", "digests.json", lambda p: p.unlink()),
 }  # fmt: skip
+
+
+def _refresh_digests(entry: Path) -> None:
+    """The entry's digests rewritten to match its (damaged) files, so the damage reaches
+    the checks behind them — as if the cache itself had written bad content."""
+    from harness.inputs import file_digest
+    from harness.runner.cache import DIGESTS
+
+    digests = {p.name: file_digest(p) for p in sorted(entry.iterdir()) if p.name != DIGESTS}
+    (entry / DIGESTS).write_text(json.dumps(digests))
 
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
@@ -129,6 +143,8 @@ def test_a_damaged_cache_entry_is_recomputed_rewritten_and_scores_stay_right(
     assert entries, f"no {kind} entry to damage"
     for path in entries:
         spoil(path)
+        if name != "digests.json":
+            _refresh_digests(path.parent)
     out = tmp_path / "out"
     summary = run_suite(parse_suite(ONE_SEED_SUITE), out, cache_dir=copy)
     # every cell is ok, with every planned score stored and equal to the undamaged run's

@@ -22,7 +22,8 @@ written to a temporary folder and renamed into place, so a crash or a concurrent
 never leaves a half entry. An entry read back is checked like fresh output (shapes,
 dtypes, finite values, metadata keys and ranges); a damaged one — truncated, foreign,
 incomplete, wrong-shaped, non-finite — counts as a miss, is removed and is rewritten.
-A cache that cannot be written (full disk) is a :class:`CacheError`.
+Each entry keeps the SHA-256 of its files (``digests.json``), checked before anything
+is read back. A cache that cannot be written (full disk) is a :class:`CacheError`.
 """
 
 from __future__ import annotations
@@ -44,8 +45,12 @@ import torch
 from harness.datasets.base import Dataset, DatasetCard, GroundTruth
 from harness.errors import HarnessError
 from harness.explainers.base import Explanation
+from harness.inputs import file_digest
 from harness.models.base import TrainedModel
 from harness.runner.plan import Cell
+
+#: The file of an entry that lists its other files' SHA-256.
+DIGESTS = "digests.json"
 
 
 @cache
@@ -129,6 +134,7 @@ class ResultCache:
         if not folder.is_dir():
             return None
         try:
+            _check_digests(folder)
             meta = json.loads((folder / "meta.json").read_text())
             arrays = _read_arrays(folder / "arrays.npz")
             dataset = Dataset(
@@ -175,6 +181,8 @@ class ResultCache:
             staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tmp-"))
             for name, write in files.items():
                 write(staging / name)
+            digests = {p.name: file_digest(p) for p in sorted(staging.iterdir())}
+            (staging / DIGESTS).write_text(json.dumps(digests))
             os.replace(staging, final)
         except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
             if staging is not None:
@@ -228,6 +236,7 @@ class ResultCache:
             return None
         recipe = cell.model.component
         try:
+            _check_digests(folder)
             meta = _meta(folder, {"train_seconds": float, "epochs": int})
             outputs = _read_arrays(folder / "outputs.npz")
             probabilities = outputs["test_probabilities"]
@@ -285,6 +294,7 @@ class ResultCache:
         if not folder.is_dir():
             return None
         try:
+            _check_digests(folder)
             meta = _meta(folder, {"signed": bool, "seconds": float})
             pooling = json.loads((folder / "meta.json").read_text()).get("channel_pooling")
             if pooling is not None and not isinstance(pooling, str):
@@ -320,6 +330,18 @@ def _stored_network(folder: Path, cell: Cell, dataset: Dataset, by_design: bool)
     )  # fmt: skip
     module.load_state_dict(state)
     return module
+
+
+def _check_digests(folder: Path) -> None:
+    """Raise ``ValueError`` unless the entry's files are exactly those its digests list,
+    each with the SHA-256 written with it (a flipped bit, not only a wrong size)."""
+    digests = json.loads((folder / DIGESTS).read_text())
+    present = {p.name for p in folder.iterdir() if p.name != DIGESTS}
+    if not isinstance(digests, dict) or set(digests) != present:
+        raise ValueError("the entry's files are not those it was written with")
+    for name, expected in digests.items():
+        if file_digest(folder / name) != expected:
+            raise ValueError(f"{name} does not hash to its digest")
 
 
 class CacheError(HarnessError):
