@@ -138,6 +138,11 @@ def test_a_stopped_rescoring_is_continued_as_a_rescoring(table_suite: Path, tmp_
         assert store.run_ids() == [source, rescored]
         info = store.run_info(rescored)
         assert info["status"] == "ok" and info["source_run"] == source
+    with ResultsStore(out, create=False) as store:  # taken from the source, not run again
+        continued = store.cell_records(rescored)
+        original = store.cell_records(source)
+    for cell_id, record in continued.items():
+        assert record.train_seconds == original[cell_id].train_seconds, cell_id
     again = load_results(out, rescored)
     assert len(again) == len(expected)
     assert sorted(again["value"].dropna()) == sorted(expected["value"].dropna())
