@@ -21,6 +21,9 @@ MetricKind = Literal["explanation", "model", "cost", "reference"]
 ExplainerRole = Literal["post_hoc", "by_design", "control"]
 
 CellStatus = Literal["ok", "failed", "skipped"]
+#: A score is ``ok`` (a value, or none because the metric is undefined there — its note
+#: says why) or ``failed`` (its metric raised, or gave an impossible value).
+ScoreStatus = Literal["ok", "failed"]
 
 #: Columns of :func:`load_results`, in order.
 RESULT_COLUMNS = [
@@ -86,7 +89,9 @@ class ScoreRecord:
     """One metric of one cell; ``value`` is None when it could not be computed (see ``note``).
 
     ``kind``, ``higher_is_better`` and ``across_seeds`` are the metric's facts, stored on
-    the row so that reports never need the metric's plugin.
+    the row so that reports never need the metric's plugin. ``status`` is ``failed`` when
+    the metric itself failed (the cell's other scores and products are stored all the
+    same, so a rescoring can fill it in once the metric is fixed).
     """
 
     metric: str
@@ -99,3 +104,4 @@ class ScoreRecord:
     note: str = ""
     kind: MetricKind = "explanation"
     across_seeds: bool = False
+    status: ScoreStatus = "ok"

@@ -168,12 +168,16 @@ def _complete(
         counts = _rescore_cells(store, source_id, run_id, cells, chosen, suite, cache,
                                 progress or SilentProgress(), done)  # fmt: skip
         score_across_seeds(chosen, cells, store, run_id)
-        status = "failed" if counts["failed"] else "ok"
+        failures = [(cell_id, score.note) for cell_id, scores in
+                    store.score_records(run_id).items() for score in scores
+                    if score.status == "failed"]  # fmt: skip
+        status = "failed" if counts["failed"] or failures else "ok"
     finally:
         seconds = {"score": time.perf_counter() - started}
         seconds["total"] = seconds["score"]
         finish_run(store, run_id, status, seconds, failing=status == "interrupted")
-    return RunSummary(run_id, store.path, counts, seconds, resumed=len(done))
+    return RunSummary(run_id, store.path, counts, seconds, failures, resumed=len(done),
+                      failed_scores=len(failures))  # fmt: skip
 
 
 def _stored_suite(info: dict[str, Any]) -> Suite:

@@ -373,8 +373,8 @@ class ResultsStore:
     ) -> None:
         db.executemany(
             "INSERT INTO scores (run_id, cell_id, metric, metric_name, value, higher_is_better, "
-            "unit, conventions, conventions_hash, note, kind, across_seeds) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "unit, conventions, conventions_hash, note, kind, across_seeds, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     run_id,
@@ -389,6 +389,7 @@ class ResultsStore:
                     s.note or None,
                     s.kind,
                     int(s.across_seeds),
+                    s.status,
                 )
                 for s in scores
             ],
@@ -408,15 +409,25 @@ class ResultsStore:
         return {(str(cell_id), str(metric)) for cell_id, metric in rows}
 
     def _array_runs(self, run_id: str) -> list[str]:
-        """The run, then the run it rescored (whose arrays a rescoring does not copy)."""
-        if self.version < 2:
-            return [run_id]
-        row = self._db.execute("SELECT source_run FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return [run_id] + ([check_run_id(row[0], self.path)] if row and row[0] else [])
+        """The run, then the run it rescored, and so on to the run that ran the cells:
+        a rescoring stores only the arrays it computed, so a cell's arrays resolve
+        through the whole chain (the nearest run that has one wins)."""
+        chain = [run_id]
+        while self.version >= 2:
+            row = self._db.execute(
+                "SELECT source_run FROM runs WHERE run_id = ?", (chain[-1],)
+            ).fetchone()
+            if not row or not row[0]:
+                break
+            source = check_run_id(row[0], self.path)
+            if source in chain:
+                raise ValueError(f"runs.source_run of run {chain[-1]} leads back to {source}")
+            chain.append(source)
+        return chain
 
     @_reads
     def array_names(self, run_id: str) -> list[str]:
-        """The names of the arrays stored by the cells of a run (or of the run it
+        """The names of the arrays stored by the cells of a run (or of the runs it
         rescored), sorted."""
         names: set[str] = set()
         for run in self._array_runs(run_id):
@@ -426,15 +437,15 @@ class ResultsStore:
 
     @_reads
     def arrays(self, run_id: str, name: str) -> dict[str, np.ndarray]:
-        """The array ``name`` of every cell of a run that stored one, by cell id; for a
-        rescoring, the rescored run's arrays where the rescoring stored none."""
-        for run in self._array_runs(run_id):
+        """The array ``name`` of every cell of a run that stored one, by cell id —
+        through the chain of runs it rescored, the nearest run's where several have one."""
+        found: dict[str, np.ndarray] = {}
+        for run in reversed(self._array_runs(run_id)):
             rows = self._db.execute(
                 "SELECT cell_id, data FROM arrays WHERE run_id = ? AND name = ?", (run, name)
             ).fetchall()
-            if rows:
-                return {str(cell_id): _from_npy(data) for cell_id, data in rows}
-        return {}
+            found |= {str(cell_id): _from_npy(data) for cell_id, data in rows}
+        return found
 
     @_writes
     def finish_run(self, run_id: str, *, status: str, stage_seconds: dict[str, float]) -> None:
@@ -469,36 +480,36 @@ class ResultsStore:
     @_reads
     def score_records(self, run_id: str) -> dict[str, list[ScoreRecord]]:
         """The stored scores of a run as records, by cell id."""
+        status = "status" if self.version >= 3 else "NULL"
         rows = self._db.execute(
             "SELECT cell_id, metric, metric_name, value, higher_is_better, unit, conventions, "
-            "conventions_hash, note, kind, across_seeds FROM scores WHERE run_id = ? "
-            "ORDER BY rowid",
+            f"conventions_hash, note, kind, across_seeds, {status} FROM scores "
+            "WHERE run_id = ? ORDER BY rowid",
             (run_id,),
         ).fetchall()
         records: dict[str, list[ScoreRecord]] = {}
         for row in rows:
-            cell_id, metric, name, value, higher, unit, conventions, digest, note, kind, across = (
-                row
-            )
+            cell_id, metric, name, value, higher, unit, conventions, digest, note, kind = row[:10]
             record = ScoreRecord(
                 metric=metric, metric_name=name, value=None if value is None else float(value),
                 higher_is_better=bool(higher), unit=unit, conventions=json.loads(conventions),
                 conventions_hash=digest, note=note or "", kind=kind or "explanation",
-                across_seeds=bool(across),
+                across_seeds=bool(row[10]), status="failed" if row[11] == "failed" else "ok",
             )  # fmt: skip
             records.setdefault(str(cell_id), []).append(record)
         return records
 
     @_reads
     def cell_arrays(self, run_id: str, cell_id: str) -> dict[str, np.ndarray]:
-        """Every array one cell stored (of the run, or of the run it rescored), by name."""
-        for run in self._array_runs(run_id):
+        """Every array one cell stored, by name — through the chain of runs it rescored,
+        the nearest run's where several have one."""
+        found: dict[str, np.ndarray] = {}
+        for run in reversed(self._array_runs(run_id)):
             rows = self._db.execute(
                 "SELECT name, data FROM arrays WHERE run_id = ? AND cell_id = ?", (run, cell_id)
             ).fetchall()
-            if rows:
-                return {str(name): _from_npy(data) for name, data in rows}
-        return {}
+            found |= {str(name): _from_npy(data) for name, data in rows}
+        return found
 
     @_reads
     def cell_statuses(self, run_id: str) -> dict[str, tuple[str, str | None]]:
@@ -591,7 +602,7 @@ class ResultsStore:
             "s.kind AS metric_kind, s.across_seeds, c.explainer_role"
             if self.version >= 2  # older stores hold no facts: filled below
             else "NULL AS metric_kind, NULL AS across_seeds, NULL AS explainer_role"
-        )
+        ) + (", s.status AS score_status" if self.version >= 3 else ", NULL AS score_status")
         query = (
             "SELECT c.run_id, c.dataset, c.model, c.explainer, c.seed, s.metric, s.value, "
             "s.higher_is_better, c.status, s.note, c.error, s.unit, c.cell_id, "
@@ -607,6 +618,9 @@ class ResultsStore:
             params = (run_id,)
         query += " ORDER BY r.rowid, c.rowid, s.rowid"
         frame = pd.read_sql_query(query, self._db, params=params)
+        # a failed score of an ok cell reads as failed (the cell's other scores are ok)
+        failed = (frame.pop("score_status") == "failed").to_numpy()
+        frame["status"] = frame["status"].where(~failed, "failed")
         frame[["metric_kind", "across_seeds", "explainer_role"]] = frame[
             ["metric_kind", "across_seeds", "explainer_role"]].astype(object)  # fmt: skip
         if frame[["metric_kind", "across_seeds", "explainer_role"]].isna().to_numpy().any():

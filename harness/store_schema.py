@@ -18,7 +18,7 @@ from pathlib import Path
 from harness.errors import StoreError
 
 #: The version this harness writes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -89,6 +89,9 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE cells ADD COLUMN explainer_role TEXT",
         "ALTER TABLE scores ADD COLUMN kind TEXT",
         "ALTER TABLE scores ADD COLUMN across_seeds INTEGER",
+    ],
+    3: [  # a metric that fails fails only its own score (NULL: written before, ok)
+        "ALTER TABLE scores ADD COLUMN status TEXT",
     ],
 }
 

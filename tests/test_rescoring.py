@@ -161,3 +161,27 @@ def test_across_seeds_statistics_are_one_row_per_cell_appended_after_the_seeds(
         )
         stored = frame[(frame["explainer"] == explainer) & (frame["metric"] == "stability")]
         assert len(stored) == 2 and np.allclose(stored["value"], expected.value, equal_nan=True)
+
+
+def test_a_chain_of_three_rescorings_gives_the_values_of_a_run_with_every_metric(
+    source: tuple[Path, str], from_the_start: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A rescoring of a rescoring of a rescoring: each cell's arrays resolve through the
+    whole chain (a rescoring stores only what it computed)."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(source[0], out)
+    suite = tmp_path / "more.toml"
+    suite.write_text(MORE_METRICS)
+    run_id = source[1]
+    for chosen in (["deletion_auc", "stability"], ["mprt", "spearman_signed"],
+                   ["max_sensitivity"]):  # fmt: skip
+        summary = rescore_run(out, run_id, suite=suite, metric_ids=chosen)
+        assert summary.counts == {"ok": 6, "failed": 0, "skipped": 0}
+        run_id = summary.run_id
+    rescored = load_results(out, run_id)
+    assert set(rescored["metric"]) == set(from_the_start["metric"])
+    pd.testing.assert_series_equal(_scores(rescored), _scores(from_the_start))
+    with ResultsStore(out, create=False) as store:
+        assert all(store.run_info(r)["status"] == "ok" for r in store.run_ids())

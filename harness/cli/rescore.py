@@ -34,7 +34,7 @@ def rescore(
     """Compute metrics — new ones, or existing ones with other conventions — from what a
     run stored (explanations, predictions; the model from the cache for metrics that call
     it) and store them as a new run linked to it; the source run is not changed."""
-    from harness.cli.run import print_run_tables
+    from harness.cli.run import print_failures, print_run_tables
     from harness.rescoring import rescore_run
     from harness.runner.progress import RichProgress
 
@@ -44,7 +44,12 @@ def rescore(
     )  # fmt: skip
     print_run_tables(out_dir, summary.run_id)
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
+    if summary.failed_scores:
+        counts += f"; {summary.failed_scores} scores failed"
     out.print(
         f"run {summary.run_id} (a rescoring of {run_id}) stored in "
         f"{summary.store_path} ({counts}); {summary.stage_seconds['total']:.1f} s"
     )
+    print_failures(summary)
+    if summary.any_failed:
+        raise typer.Exit(1)

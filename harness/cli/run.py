@@ -181,12 +181,19 @@ def print_summary(summary: RunSummary) -> None:
             f"; from the cache: {summary.reused['models']} models, "
             f"{summary.reused['explanations']} explanations"
         )
+    if summary.failed_scores:
+        counts += f"; {summary.failed_scores} scores failed"
     out.print(f"run {summary.run_id} stored in {summary.store_path} ({counts})")
     stages = summary.stage_seconds
     parts = " · ".join(
         f"{stage} {stages[stage]:.1f} s" for stage in (*STAGES, "overhead") if stage in stages
     )
     out.print(f"wall {stages['total']:.1f} s: {parts}")
+    print_failures(summary)
+
+
+def print_failures(summary: RunSummary) -> None:
+    """Each distinct failure of a run — a cell's, or a metric's — once."""
     by_error: dict[str, list[str]] = {}
     for cell_id, error in summary.failures:
         by_error.setdefault(error, []).append(cell_id)

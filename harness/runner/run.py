@@ -21,7 +21,7 @@ import torch
 from harness.environment import collect_environment
 from harness.errors import HarnessError
 from harness.inputs import check_unchanged, fingerprints
-from harness.records import CellRecord
+from harness.records import CellRecord, ScoreRecord
 from harness.run_lock import RunLock
 from harness.runner.cache import ResultCache
 from harness.runner.cell import cell_record, resolve_device
@@ -47,9 +47,13 @@ class RunSummary:
     #: models and explanations taken from the cache (in this process; serial runs)
     reused: dict[str, int] = field(default_factory=dict)
 
+    #: scores whose metric failed in cells that are otherwise ok
+    failed_scores: int = 0
+
     @property
     def any_failed(self) -> bool:
-        return self.counts.get("failed", 0) > 0
+        """A cell or a score failed (the exit code is then 1)."""
+        return self.counts.get("failed", 0) > 0 or self.failed_scores > 0
 
 
 @dataclass
@@ -58,11 +62,17 @@ class _Tally:
 
     counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0, "skipped": 0})
     failures: list[tuple[str, str]] = field(default_factory=list)
+    failed_scores: int = 0
 
-    def add(self, record: CellRecord) -> None:
+    def add(self, record: CellRecord, scores: list[ScoreRecord] | None = None) -> None:
         self.counts[record.status] += 1
         if record.status == "failed":
             self.failures.append((record.cell_id, record.error or ""))
+            return
+        for score in scores or []:
+            if score.status == "failed":
+                self.failed_scores += 1
+                self.failures.append((record.cell_id, score.note))
 
 
 def run_suite(
@@ -137,14 +147,14 @@ def run_suite(
             for _, record, scores, arrays in executor.run(suite, work, clock, progress, cache):
                 with clock.time("store"):
                     store.record_cell(run_id, record, scores, arrays)
-                tally.add(record)
+                tally.add(record, scores)
                 progress.cell_done(record.cell_id, record.status)
             with clock.time("score"):
                 score_across_seeds(suite.metrics, cells, store, run_id)
             now_stored = store.cell_statuses(run_id)
             missing = [c.cell_id for c in cells if c.cell_id not in now_stored]
             if not missing:  # a run is ok only when every planned cell is stored
-                status = "failed" if tally.counts["failed"] else "ok"
+                status = "failed" if tally.counts["failed"] or tally.failed_scores else "ok"
             completed = True
         finally:
             progress.finish()
@@ -158,9 +168,8 @@ def run_suite(
             f"{missing[0]}); the run is marked 'interrupted' — continue it with --resume"
         )
     reused = dict(cache.hits) if cache is not None else {}
-    return RunSummary(
-        run_id, store.path, tally.counts, stage_seconds, tally.failures, len(stored), reused
-    )
+    return RunSummary(run_id, store.path, tally.counts, stage_seconds, tally.failures,
+                      len(stored), reused, tally.failed_scores)  # fmt: skip
 
 
 def _work(

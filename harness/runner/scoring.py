@@ -24,7 +24,7 @@ from harness.datasets.base import Dataset
 from harness.explainers.base import Explanation
 from harness.metrics.base import Evidence, Metric, conventions_hash
 from harness.metrics.reexplaining import ExplainFunction, Reexplainer
-from harness.records import ScoreRecord
+from harness.records import ScoreRecord, ScoreStatus
 from harness.runner.plan import Cell
 from harness.store import ResultsStore
 from harness.suite import ExecutionOptions, Resolved
@@ -183,8 +183,17 @@ def score_cell(
         elif per_image and evidence.attributions is not None and not len(evidence.attributions):
             value, note = math.nan, f"no explained image selected ({evidence.image_selection})"
         else:
-            result = metric.component.compute(evidence)
-            value, note = result.value, result.note
+            try:
+                result = metric.component.compute(evidence)
+                value, note = float(result.value), result.note
+                problem = _impossible(value, note)
+            except Exception as error:  # the metric's failure, not the cell's
+                problem = f"{type(error).__name__}: {_first_line(error)}"
+            if problem is not None:
+                images = evidence.image_selection if per_image else "all"
+                records.append(score_record(metric, None, f"metric '{metric.id}' failed: "
+                                            f"{problem}", images, status="failed"))  # fmt: skip
+                continue
             arrays |= {f"{metric.id}.{key}": a for key, a in result.arrays.items()}
         images = evidence.image_selection if per_image else "all"
         records.append(score_record(metric, None if math.isnan(value) else value, note, images))
@@ -197,8 +206,27 @@ def unscored(metrics: list[Resolved[Metric]], note: str) -> list[ScoreRecord]:
     return [score_record(metric, None, note) for metric in metrics]
 
 
+def _impossible(value: float, note: str) -> str | None:
+    """Why a metric's result cannot be stored as it is: an infinite value, or none
+    without a note saying why it is undefined."""
+    if math.isinf(value):
+        return f"it returned {value}"
+    if math.isnan(value) and not note:
+        return "it returned NaN without saying why"
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else "(no message)"
+
+
 def score_record(
-    metric: Resolved[Metric], value: float | None, note: str, images: str = "all"
+    metric: Resolved[Metric],
+    value: float | None,
+    note: str,
+    images: str = "all",
+    status: ScoreStatus = "ok",
 ) -> ScoreRecord:
     """A score row, with the facts of its metric (kind, direction, across seeds); a
     per-image metric scored on a selection of the explained images (``images``, see
@@ -218,6 +246,7 @@ def score_record(
         note=note,
         kind=component.kind,
         across_seeds=component.across_seeds,
+        status=status,
     )
 
 
@@ -245,7 +274,17 @@ def score_across_seeds(
             missing = [c for c in cell_ids if (c, metric.id) not in stored]
             if not missing:
                 continue
-            result = metric.component.compute_across_seeds([importances[c] for c in cell_ids])
+            try:
+                result = metric.component.compute_across_seeds([importances[c] for c in cell_ids])
+                problem = _impossible(float(result.value), result.note)
+            except Exception as error:  # the metric's failure, not the run's
+                problem = f"{type(error).__name__}: {_first_line(error)}"
+            if problem is not None:
+                failed = score_record(metric, None, f"metric '{metric.id}' failed: {problem}",
+                                      status="failed")  # fmt: skip
+                for cell_id in missing:
+                    store.add_scores(run_id, cell_id, [failed])
+                continue
             value = None if math.isnan(result.value) else result.value
             note = result.note or f"across {len(cell_ids)} seeds: one value for all of them"
             for cell_id in missing:

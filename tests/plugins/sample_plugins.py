@@ -126,3 +126,25 @@ class PositiveRate(Metric):
     def compute(self, evidence: Evidence) -> MetricResult:
         assert evidence.y_pred is not None
         return MetricResult(float(np.mean(evidence.y_pred == 1)))
+
+
+class BrokenUntilFixed(Metric):
+    """Mean absolute attribution — but it raises until ``XAI_TEST_METRIC_FIXED`` is set
+    (a plugin metric with a bug, then its fix)."""
+
+    needs: ClassVar[frozenset[str]] = frozenset({"attributions"})
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        import os
+
+        if not os.environ.get("XAI_TEST_METRIC_FIXED"):
+            raise ZeroDivisionError("a bug in the plugin")
+        assert evidence.attributions is not None
+        return MetricResult(float(np.abs(evidence.attributions).mean()))
+
+
+class InfiniteMetric(Metric):
+    """Returns infinity: an impossible value, stored as a failed score."""
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        return MetricResult(float("inf"))

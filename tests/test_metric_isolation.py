@@ -1,0 +1,76 @@
+"""Issue 26: a metric that raises, or gives an impossible value, fails only its own
+entries; the cell's other scores, its explanation and its products are stored, so a
+rescoring fills the metric in once it is fixed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import load_results, run_suite
+from harness.rescoring import rescore_run
+from harness.store import ResultsStore, load_arrays
+from tests.conftest import ONE_SEED_SUITE, cli
+
+BROKEN = ONE_SEED_SUITE.replace(
+    '"explain_seconds"]',
+    '"explain_seconds", { name = "sample_plugins:BrokenUntilFixed", id = "broken" }, '
+    '{ name = "sample_plugins:InfiniteMetric", id = "infinite" }]',
+)
+
+
+@pytest.fixture
+def broken_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plugins_on_path: None) -> Path:
+    monkeypatch.delenv("XAI_TEST_METRIC_FIXED", raising=False)
+    (tmp_path / "broken.toml").write_text(BROKEN)
+    return tmp_path / "broken.toml"
+
+
+def test_a_raising_metric_fails_only_its_own_entries(broken_suite: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    summary = run_suite(broken_suite, out)
+    assert summary.counts == {"ok": 3, "failed": 0, "skipped": 0}
+    assert summary.failed_scores == 6 and summary.any_failed
+    results = load_results(out)
+    broken = results[results["metric"].isin(["broken", "infinite"])]
+    assert (broken["status"] == "failed").all() and broken["value"].isna().all()
+    assert (
+        broken.query("metric == 'broken'")["note"]
+        .str.contains("metric 'broken' failed: ZeroDivisionError: a bug in the plugin")
+        .all()
+    )
+    assert broken.query("metric == 'infinite'")["note"].str.contains("returned inf").all()
+    others = results[~results["metric"].isin(["broken", "infinite"])]
+    assert (others["status"] == "ok").all()
+    assert others.query("metric == 'accuracy'")["value"].notna().all()
+    arrays = load_arrays(out, "explanation.local", summary.run_id)
+    assert len(arrays) == 3  # the explanations are stored
+    with ResultsStore(out, create=False) as store:
+        assert store.run_info(summary.run_id)["status"] == "failed"
+
+
+def test_the_command_line_exits_1_and_shows_the_failure_as_a_footnote(
+    broken_suite: Path, tmp_path: Path
+) -> None:
+    result = cli("run", str(broken_suite), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1, result.stdout + result.stderr
+    text = " ".join(result.stdout.split())
+    assert "6 scores failed" in text and "ZeroDivisionError: a bug in the plugin" in text
+    assert "failed [" in text  # the leaderboard entry points at its footnote
+
+
+def test_a_rescoring_with_the_fixed_metric_fills_it_in(
+    broken_suite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    source = run_suite(broken_suite, out).run_id
+    monkeypatch.setenv("XAI_TEST_METRIC_FIXED", "1")
+    result = cli("rescore", source, "--out", str(out), "--metric", "broken")
+    assert result.exit_code == 1, result.stdout + result.stderr  # 'infinite' still fails
+    with ResultsStore(out, create=False) as store:
+        rescored = store.run_ids()[-1]
+    fixed = load_results(out, rescored).query("metric == 'broken'")
+    assert (fixed["status"] == "ok").all() and fixed["value"].notna().all()
+    summary = rescore_run(out, source, metric_ids=["broken", "accuracy"])
+    assert summary.failed_scores == 3  # the copied 'infinite' scores keep their status
