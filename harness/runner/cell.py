@@ -504,15 +504,17 @@ def _explain_or_reuse(
     """The cell's explanation of ``rows`` for ``targets`` (chosen by the option
     ``target``) and its seconds: from the cache when stored there (with the seconds
     measured then), else computed and stored."""
-    cache, batch = context.cache, context.options.explain_batch
+    cache, batch, clock = context.cache, context.options.explain_batch, context.clock
     if cache is None or trained.cache_key is None:
-        return _stage("explaining", _explain, cell, trained.model, dataset, rows, targets, batch)
+        return _stage(
+            "explaining", _explain, cell, trained.model, dataset, rows, targets, batch, clock
+        )
     key = cache.explanation_key(trained.cache_key, cell, len(rows), target, batch)
     stored = cache.load_explanation(key, len(rows), dataset.attribution_shape)
     if stored is not None:
         return stored
     explanation, seconds = _stage(
-        "explaining", _explain, cell, trained.model, dataset, rows, targets, batch
+        "explaining", _explain, cell, trained.model, dataset, rows, targets, batch, clock
     )
     cache.save_explanation(key, explanation, seconds)
     return explanation, seconds
@@ -525,10 +527,13 @@ def _explain(
     rows: np.ndarray,
     targets: np.ndarray,
     batch: int | None = None,
+    clock: StageClock | None = None,
 ) -> tuple[Explanation, float]:
-    """Warm up on one row, then time the explainer's calls on all rows (wall seconds):
-    one call, or one per ``batch`` rows (``explain_batch``; local explainers only), the
-    rows' images decoded per call.
+    """Warm up on one row, then time the explainer's calls on all rows (wall seconds of
+    the calls alone): one call, or one per ``batch`` rows (``explain_batch``; local
+    explainers only). Each call's rows are read (streamed images decoded) before its
+    clock starts; that time is the run's ``decode`` stage (``clock``), not the
+    explainer's.
 
     ``rows`` are indices into the test split.
     """
@@ -536,15 +541,20 @@ def _explain(
     warm_up = ExplainContext(dataset=dataset, seed=cell.seed, rows=rows[:1])
     explainer.explain(model, dataset.x_test[rows[:1]], targets[:1], warm_up)
     size = len(rows) if batch is None or explainer.scope == "global" else batch
-    started = time.perf_counter()
+    seconds = decoding = 0.0
     parts = []
     for start in range(0, len(rows), size):
         part = slice(start, start + size)
         context = ExplainContext(dataset=dataset, seed=cell.seed, rows=rows[part])
+        read = time.perf_counter()
         inputs = dataset.x_test[rows[part]]
+        started = time.perf_counter()
         parts.append(explain_within_memory(explainer, model, inputs, targets[part], context))
+        seconds += time.perf_counter() - started
+        decoding += started - read
+    if clock is not None:
+        clock.transfer("explain", "decode", decoding)
     explanation = joined(parts, explainer.name)
-    seconds = time.perf_counter() - started
     problem = explanation.problem(len(rows), dataset.attribution_shape)
     if problem is not None:
         raise CellFailure(f"explainer '{cell.explainer.id}' {problem}")

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 #: Stages whose wall time is accounted for separately; the rest of a run is "overhead".
-STAGES = ("data", "train", "explain", "score", "store")
+#: ``decode``: reading the explained rows (decoding streamed images) for the explainer.
+STAGES = ("data", "train", "decode", "explain", "score", "store")
 
 
 @dataclass
@@ -26,6 +27,11 @@ class StageClock:
             yield
         finally:
             self.seconds[stage] += time.perf_counter() - started
+
+    def transfer(self, source: str, target: str, seconds: float) -> None:
+        """Count ``seconds`` measured inside stage ``source`` as stage ``target``'s."""
+        self.seconds[source] -= seconds
+        self.seconds[target] = self.seconds.get(target, 0.0) + seconds
 
 
 class CellTimeout(BaseException):
