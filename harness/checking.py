@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.claims import ClaimResult, ClaimSpec, evaluate_all
 from harness.errors import HarnessError
-from harness.regression import Change, compare_runs
+from harness.regression import Change, NotComparable, compare_runs, not_comparable, without
 from harness.store import ResultsStore
 
 
@@ -27,6 +27,8 @@ class Comparison:
     changes: list[Change]
     compared: int
     timings_left_out: list[str] = field(default_factory=list)
+    #: entries of both runs whose definitions differ: neither moved nor unmoved
+    not_comparable: list[NotComparable] = field(default_factory=list)
 
 
 @dataclass
@@ -39,7 +41,8 @@ class CheckReport:
 
     @property
     def failed(self) -> bool:
-        moved = self.comparison is not None and bool(self.comparison.changes)
+        comparison = self.comparison
+        moved = comparison is not None and bool(comparison.changes or comparison.not_comparable)
         return moved or any(o.verdict != "holds" for o in self.outcomes)
 
 
@@ -69,10 +72,15 @@ def check_run(
             baseline_id, baseline_info = store.run_with_cells(against)
             baseline = store.results(baseline_id)
             comparison = Comparison(baseline_id, [], 0, _timing_caveats(baseline_info, info))
+            comparison.not_comparable = not_comparable(
+                baseline, results, baseline_info["config"], info["config"]
+            )
     report = CheckReport(run_id, [o for claim in claims for o in evaluate_all(claim, results)])
     if comparison is not None:
+        unlike = comparison.not_comparable
+        comparable = [without(frame, unlike) for frame in (baseline, results)]
         comparison.changes, comparison.compared = compare_runs(
-            baseline, results, tolerance=tolerance, time_factor=time_factor,
+            comparable[0], comparable[1], tolerance=tolerance, time_factor=time_factor,
             per_metric=per_metric, timings=not comparison.timings_left_out,
         )  # fmt: skip
         report.comparison = comparison

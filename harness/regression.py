@@ -7,12 +7,20 @@ a shared machine is multiplicative; every other metric by absolute difference,
 ``tolerance`` by default or a per-metric value. An entry that has a value in one run and
 none in the other is flagged; an entry present in only one run is reported as added or
 removed.
+
+Only like is compared with like (:func:`not_comparable`): an entry whose metric (name or
+conventions), dataset, model or explainer specification differs between the two runs is
+listed as *not comparable* with what differs — never as moved or unmoved, since a change
+of definition is not a regression and an unchanged value under another definition is
+not an all-clear.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -87,3 +95,73 @@ def _reason(
     if abs(after - before) > tolerance:
         return f"changed by {after - before:+.3g} (allowed ±{tolerance:g})"
     return ""
+
+
+@dataclass(frozen=True)
+class NotComparable:
+    """An entry of both runs whose scores mean different things: what differs."""
+
+    dataset: str
+    model: str
+    explainer: str
+    metric: str
+    differs: str
+
+
+#: The suite sections whose entries' specifications an entry's scores depend on.
+_SPECS = {"dataset": "datasets", "model": "models", "explainer": "explainers"}
+
+
+def _spec(config: dict[str, Any] | None, section: str, entry_id: str) -> Any:
+    """The name and parameters of entry ``entry_id`` of ``section`` in a stored config."""
+    for entry in (config or {}).get(section) or []:
+        if str(entry.get("id")) == entry_id:
+            return [entry.get("name"), entry.get("params")]
+    return None
+
+
+def _definition(group: pd.DataFrame) -> tuple[str, dict[str, Any]]:
+    """A metric's name and conventions on one side (the first row's; every row of an
+    entry shares them)."""
+    name = str(group["metric_name"].iloc[0]) if "metric_name" in group else ""
+    raw = group["conventions"].iloc[0] if "conventions" in group else None
+    conventions = json.loads(raw) if isinstance(raw, str) else (raw or {})
+    return name, conventions
+
+
+def not_comparable(
+    baseline: pd.DataFrame,
+    current: pd.DataFrame,
+    baseline_config: dict[str, Any] | None = None,
+    current_config: dict[str, Any] | None = None,
+) -> list[NotComparable]:
+    """The entries of both runs that cannot be compared, and why: the metric's name or
+    conventions differ, or the stored specification (name and parameters) of the
+    dataset, model or explainer with that id."""
+    old = dict(iter(baseline.groupby(_KEYS, sort=False)))
+    new = dict(iter(current.groupby(_KEYS, sort=False)))
+    found = []
+    for key in (k for k in new if k in old):
+        differs = []
+        (old_name, old_conv), (new_name, new_conv) = _definition(old[key]), _definition(new[key])
+        if old_name != new_name:
+            differs.append(f"metric {old_name} vs {new_name}")
+        changed = sorted(k for k in old_conv.keys() | new_conv.keys()
+                         if old_conv.get(k) != new_conv.get(k))  # fmt: skip
+        differs += [f"convention {k}: {old_conv.get(k)!r} vs {new_conv.get(k)!r}" for k in changed]
+        if baseline_config is not None and current_config is not None:
+            for column, section in _SPECS.items():
+                entry = str(key[_KEYS.index(column)])
+                if _spec(baseline_config, section, entry) != _spec(current_config, section, entry):
+                    differs.append(f"{column} '{entry}' is specified otherwise")
+        if differs:
+            dataset, model, explainer, metric = map(str, key)
+            found.append(NotComparable(dataset, model, explainer, metric, "; ".join(differs)))
+    return found
+
+
+def without(frame: pd.DataFrame, entries: list[NotComparable]) -> pd.DataFrame:
+    """``frame`` without the rows of ``entries``."""
+    unlike = {(n.dataset, n.model, n.explainer, n.metric) for n in entries}
+    keys = frame[_KEYS].astype(str).apply(tuple, axis=1)
+    return frame[~keys.isin(unlike)]

@@ -85,11 +85,15 @@ def check(
     if comparison is not None:
         for caveat in comparison.timings_left_out:
             out.print(f"timings not compared: {caveat}", highlight=False, soft_wrap=True)
+        unlike = comparison.not_comparable
         out.print(
             f"against {comparison.baseline}: {len(comparison.changes)} of {comparison.compared} "
-            "entries moved",
+            "entries moved" + (f"; {len(unlike)} not comparable" if unlike else ""),
             highlight=False,
         )
+        for n in unlike:
+            out.print(f"  NOT COMPARABLE {n.dataset}/{n.model}/{n.explainer} {n.metric}: "
+                      f"{n.differs}", highlight=False, soft_wrap=True)  # fmt: skip
         for c in comparison.changes:
             out.print(
                 f"  MOVED {c.dataset}/{c.model}/{c.explainer} {c.metric}: "
