@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from harness.datasets.base import Dataset
 from harness.environment import collect_environment
@@ -210,14 +211,34 @@ def _given_suite(info: dict[str, Any], stored: Suite, reference: str | Path) -> 
 
 
 def _chosen(suite: Suite, metric_ids: list[str] | None) -> list[Resolved[Metric]]:
-    known = [m.id for m in suite.metrics]
-    for wanted in metric_ids or []:
-        if wanted not in known:
+    """The suite's metrics with those ids (default: all of them); an id the suite does
+    not list is taken as the name of a registered metric, at its default parameters
+    (its conventions are stored with its scores, as always)."""
+    known = {m.id: m for m in suite.metrics}
+    chosen = []
+    for wanted in metric_ids or list(known):
+        if wanted in known:
+            chosen.append(known[wanted])
+            continue
+        from harness.metrics import metric_registry
+
+        try:
+            metric_class = metric_registry.get(wanted)
+        except HarnessError as exc:
+            names = [*known, *metric_registry.names()]
             raise HarnessError(
-                f"--metric '{wanted}' is not a metric of suite '{suite.name}'"
-                f"{did_you_mean(wanted, known)} Its metrics: {', '.join(known)}"
-            )
-    return [m for m in suite.metrics if not metric_ids or m.id in metric_ids]
+                f"--metric '{wanted}' is neither a metric of suite '{suite.name}' "
+                f"({', '.join(known)}) nor a registered metric{did_you_mean(wanted, names)}"
+            ) from exc
+        try:
+            metric = metric_class()
+        except ValidationError as exc:
+            raise HarnessError(
+                f"--metric '{wanted}' has no default for {len(exc.errors())} parameter(s); "
+                "give them in a suite's [metrics] and pass that suite"
+            ) from exc
+        chosen.append(Resolved(id=wanted, component=metric))
+    return chosen
 
 
 def _with_metrics(suite: Suite, metrics: list[Resolved[Metric]]) -> Suite:

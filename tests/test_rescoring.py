@@ -185,3 +185,31 @@ def test_a_chain_of_three_rescorings_gives_the_values_of_a_run_with_every_metric
     pd.testing.assert_series_equal(_scores(rescored), _scores(from_the_start))
     with ResultsStore(out, create=False) as store:
         assert all(store.run_info(r)["status"] == "ok" for r in store.run_ids())
+
+
+def test_any_registered_metric_can_be_rescored_at_its_defaults(
+    source: tuple[Path, str], tmp_path: Path
+) -> None:
+    """`rescore RUN --metric NAME` with a metric the run's suite did not list: at its
+    default parameters, which its stored conventions record; no suite needed."""
+    import json
+    import shutil
+
+    from harness.metrics import metric_registry
+
+    out = tmp_path / "out"
+    shutil.copytree(source[0], out)
+    result = cli("rescore", source[1], "--out", str(out), "--metric", "complexity",
+                 "--metric", "deletion_auc")  # fmt: skip
+    assert result.exit_code == 0, result.stdout + result.stderr
+    with ResultsStore(out, create=False) as store:
+        rescored = store.run_ids()[-1]
+    frame = load_results(out, rescored)
+    for name in ("complexity", "deletion_auc"):
+        rows = frame[frame["metric"] == name]
+        assert len(rows) == 6 and rows["value"].notna().all(), rows
+        defaults = metric_registry.get(name)().conventions()
+        assert all(json.loads(c) == defaults for c in rows["conventions"])
+    wrong = cli("rescore", source[1], "--out", str(out), "--metric", "complexityy")
+    assert wrong.exit_code == 2 and "nor a registered metric; did you mean 'complexity'" in (
+        " ".join(wrong.stderr.split()))  # fmt: skip
