@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from harness.component import Component
 from harness.errors import HarnessError, UnknownNameError, did_you_mean
@@ -31,10 +31,19 @@ class Registry(Generic[T]):
     ``importlib.metadata`` group that installed plugins use.
     """
 
-    def __init__(self, kind: str, base: T, entry_point_group: str) -> None:
+    def __init__(
+        self,
+        kind: str,
+        base: T,
+        entry_point_group: str,
+        check: Callable[[Any, str], None] | None = None,
+    ) -> None:
         self.kind = kind
         self.base = base
         self.entry_point_group = entry_point_group
+        #: called with each class and its name as it is registered or found: raises a
+        #: :class:`HarnessError` for a declaration the harness cannot honour
+        self.check = check
         self._builtins: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -131,3 +140,5 @@ class Registry(Generic[T]):
                 f"{self.kind} '{name}' is {cls!r}, not a subclass of "
                 f"{self.base.__module__}.{self.base.__qualname__}"
             )
+        if self.check is not None:
+            self.check(cls, name)

@@ -74,3 +74,17 @@ def test_a_rescoring_with_the_fixed_metric_fills_it_in(
     assert (fixed["status"] == "ok").all() and fixed["value"].notna().all()
     summary = rescore_run(out, source, metric_ids=["broken", "accuracy"])
     assert summary.failed_scores == 3  # the copied 'infinite' scores keep their status
+
+
+def test_a_metric_declaring_an_unknown_need_is_refused_at_validation(
+    tmp_path: Path, plugins_on_path: None
+) -> None:
+    from tests.conftest import assert_user_error
+
+    text = ONE_SEED_SUITE.replace(
+        '"explain_seconds"]', '"explain_seconds", "sample_plugins:MisdeclaredMetric"]'
+    )
+    (tmp_path / "s.toml").write_text(text)
+    result = cli("validate", str(tmp_path / "s.toml"))
+    line = assert_user_error(result, "declares needs 'mask'", "did you mean 'masks'?")
+    assert "Valid needs: attributions, predictions, model" in line

@@ -13,6 +13,7 @@ import numpy as np
 
 from harness.component import Component
 from harness.datasets.base import Modality
+from harness.errors import HarnessError, did_you_mean
 from harness.records import MetricKind
 from harness.registry import Registry
 
@@ -111,9 +112,7 @@ class Metric(Component):
     """
 
     higher_is_better: ClassVar[bool] = True
-    #: what the metric reads besides attributions' evidence: ``attributions`` (local
-    #: maps), ``model`` (``predict_proba``), ``reexplain`` (the explainer again),
-    #: ``importance``/``masks`` (ground truth), ``twin``
+    #: what the metric reads: names from :data:`NEEDS` (checked when it is registered)
     needs: ClassVar[frozenset[str]] = frozenset()
     #: the data it applies to (others: skipped with the reason)
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular", "image"})
@@ -148,10 +147,40 @@ class Metric(Component):
         raise NotImplementedError
 
 
+#: What a metric may declare it ``needs`` — a closed vocabulary, checked when a metric
+#: is registered or named in a suite — and what each stands for.
+NEEDS: dict[str, str] = {
+    "attributions": "the local maps of the explained rows",
+    "predictions": "the model's predictions on the test split",
+    "model": "the explained model as a function (predict_proba)",
+    "reexplain": "the cell's explainer, to run it again (e.g. on a changed model)",
+    "importance": "the dataset's ground-truth feature importance",
+    "masks": "the dataset's ground-truth masks",
+    "twin": "the by-design model's black-box twin",
+    "global_importance": "the explainer's global importance",
+    "reference": "another explainer's global importance (named by the metric)",
+    "train_seconds": "the model's training time",
+    "explain_seconds": "the explainer's time",
+    "n_explained": "the number of explained rows",
+}
+
+
+def check_needs(cls: type[Metric], name: str) -> None:
+    """Refuse a metric class whose ``needs`` the harness does not provide."""
+    unknown = sorted(set(cls.needs) - NEEDS.keys())
+    if unknown:
+        raise HarnessError(
+            f"metric '{name}' declares needs '{unknown[0]}', which the harness does not "
+            f"provide{did_you_mean(unknown[0], NEEDS)} Valid needs: {', '.join(NEEDS)}"
+        )
+
+
 def conventions_hash(conventions: dict[str, Any]) -> str:
     """Short content hash of a score's conventions (12 hex digits)."""
     text = json.dumps(conventions, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-metric_registry: Registry[type[Metric]] = Registry("metric", Metric, "xai_harness.metrics")
+metric_registry: Registry[type[Metric]] = Registry(
+    "metric", Metric, "xai_harness.metrics", check=check_needs
+)

@@ -148,3 +148,12 @@ class InfiniteMetric(Metric):
 
     def compute(self, evidence: Evidence) -> MetricResult:
         return MetricResult(float("inf"))
+
+
+class MisdeclaredMetric(Metric):
+    """Declares a need the harness does not provide ('mask' for 'masks')."""
+
+    needs: ClassVar[frozenset[str]] = frozenset({"attributions", "mask"})
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        return MetricResult(0.0)
