@@ -36,12 +36,12 @@ from harness.inputs import InputChangedError, check_unchanged
 from harness.metrics.base import Metric
 from harness.models.base import HISTORY_KEYS
 from harness.records import CellRecord
-from harness.run_lock import RunLock
 from harness.runner.cache import ResultCache
 from harness.runner.cell import Memo, explain_again, load_cell_dataset, resolve_device
+from harness.runner.lifecycle import RunEnd, stored_run
 from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
-from harness.runner.run import RunSummary, finish_run
+from harness.runner.run import RunSummary
 from harness.runner.scoring import (
     NOT_KEPT,
     CellProducts,
@@ -93,18 +93,19 @@ def rescore_run(
                        "rescored_metrics": [m.id for m in chosen],
                        "executor": {"kind": "serial", "jobs": 1},
                        "inputs": info["environment"].get("inputs")}  # fmt: skip
-        with RunLock(store.folder, run_id):
-            store.begin_run(
-                suite_name=info["suite_name"],
-                suite_path=info["suite_path"],
-                suite_text=metrics_suite.text,
-                config=_merged_config(info["config"], chosen),
-                environment=environment,
-                run_id=run_id,
-                source_run=source_id,
-            )
+        begin = functools.partial(
+            store.begin_run,
+            suite_name=info["suite_name"],
+            suite_path=info["suite_path"],
+            suite_text=metrics_suite.text,
+            config=_merged_config(info["config"], chosen),
+            environment=environment,
+            run_id=run_id,
+            source_run=source_id,
+        )
+        with stored_run(store, run_id, begin) as end:
             return _complete(store, source_id, run_id, metrics_suite, chosen,
-                             _cache(out_dir, cache_dir), progress, started)  # fmt: skip
+                             _cache(out_dir, cache_dir), progress, started, end)  # fmt: skip
 
 
 def continue_rescoring(
@@ -126,10 +127,9 @@ def continue_rescoring(
         path = Path(info["suite_path"]) if info["suite_path"] else None
         metrics_suite = parse_suite(info["suite_text"], path=path, seeds=info["config"]["seeds"])
         chosen = _chosen(metrics_suite, info["environment"].get("rescored_metrics"))
-        with RunLock(store.folder, run_id):
-            store.reopen_run(run_id)
+        with stored_run(store, run_id, functools.partial(store.reopen_run, run_id)) as end:
             return _complete(store, source_id, run_id, metrics_suite, chosen,
-                             _cache(out_dir, cache_dir), progress, started)  # fmt: skip
+                             _cache(out_dir, cache_dir), progress, started, end)  # fmt: skip
 
 
 def existing_store(out_dir: str | Path) -> Path:
@@ -159,12 +159,14 @@ def _complete(
     cache: ResultCache,
     progress: ProgressReporter | None,
     started: float,
+    end: RunEnd,
 ) -> RunSummary:
     """Rescore the cells of ``run_id`` it has not stored yet, then the across-seeds
-    metrics; the run ends ``ok``/``failed``, or ``interrupted`` when stopped."""
+    metrics; ``end`` says how the run ends: ``ok``/``failed``, or ``interrupted`` when
+    stopped."""
     cells = plan(_with_metrics(suite, chosen))
     done = store.cell_statuses(run_id)
-    status, counts = "interrupted", {"ok": 0, "failed": 0, "skipped": 0}
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
     try:
         counts = _rescore_cells(store, source_id, run_id, cells, chosen, suite, cache,
                                 progress or SilentProgress(), done)  # fmt: skip
@@ -172,11 +174,12 @@ def _complete(
         failures = [(cell_id, score.note) for cell_id, scores in
                     store.score_records(run_id).items() for score in scores
                     if score.status == "failed"]  # fmt: skip
-        status = "failed" if counts["failed"] or failures else "ok"
+        end.status = "failed" if counts["failed"] or failures else "ok"
+        end.completed = True
     finally:
         seconds = {"score": time.perf_counter() - started}
         seconds["total"] = seconds["score"]
-        finish_run(store, run_id, status, seconds, failing=status == "interrupted")
+        end.stage_seconds = seconds
     return RunSummary(run_id, store.path, counts, seconds, failures, resumed=len(done),
                       failed_scores=len(failures))  # fmt: skip
 

@@ -213,3 +213,34 @@ def test_any_registered_metric_can_be_rescored_at_its_defaults(
     wrong = cli("rescore", source[1], "--out", str(out), "--metric", "complexityy")
     assert wrong.exit_code == 2 and "nor a registered metric; did you mean 'complexity'" in (
         " ".join(wrong.stderr.split()))  # fmt: skip
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_a_rescoring_that_stops_is_interrupted_never_running(
+    source: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: type
+) -> None:
+    """One lifecycle for run and rescore: however the work stops (Ctrl-C, a bug), the
+    run is finished as interrupted — `show` and `--resume` then work."""
+    import shutil
+
+    import harness.rescoring as rescoring
+
+    out = tmp_path / "out"
+    shutil.copytree(source[0], out)
+
+    def stopping(*args: object, **kwargs: object) -> None:
+        raise stop("stopped")
+
+    monkeypatch.setattr(rescoring, "score_across_seeds", stopping)
+    with pytest.raises(stop):
+        rescore_run(out, source[1])
+    monkeypatch.undo()
+    with ResultsStore(out, create=False) as store:
+        rescored = store.run_ids()[-1]
+        assert store.run_info(rescored)["status"] == "interrupted"
+    assert cli("show", "--out", str(out)).exit_code == 0
+    (tmp_path / "tiny.toml").write_text(TINY_SUITE)
+    resumed = cli("run", str(tmp_path / "tiny.toml"), "--out", str(out), "--resume", rescored)
+    assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
+    with ResultsStore(out, create=False) as store:
+        assert store.run_info(rescored)["status"] == "ok"

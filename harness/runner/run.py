@@ -9,6 +9,7 @@ stored cell as it is.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from contextlib import ExitStack
@@ -22,15 +23,15 @@ from harness.environment import collect_environment
 from harness.errors import HarnessError
 from harness.inputs import check_unchanged, fingerprints
 from harness.records import CellRecord, ScoreRecord
-from harness.run_lock import RunLock
 from harness.runner.cache import ResultCache
 from harness.runner.cell import cell_record, resolve_device
 from harness.runner.executor import Executor, GroupWork, SerialExecutor, model_groups
+from harness.runner.lifecycle import stored_run
 from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.runner.scoring import score_across_seeds
 from harness.runner.timing import StageClock
-from harness.store import STORE_FILENAME, ResultsStore, StoreError, new_run_id
+from harness.store import STORE_FILENAME, ResultsStore, new_run_id
 from harness.suite import Suite, load_suite
 
 
@@ -116,8 +117,8 @@ def run_suite(
         held.callback(executor.close)
         if resume is None:
             run_id = new_run_id()
-            held.enter_context(RunLock(store.folder, run_id))
-            store.begin_run(
+            begin = functools.partial(
+                store.begin_run,
                 suite_name=suite.name,
                 suite_path=str(suite.path) if suite.path else None,
                 suite_text=suite.text,
@@ -129,19 +130,19 @@ def run_suite(
                 },
                 run_id=run_id,
             )
+            end = held.enter_context(stored_run(store, run_id, begin))
             stored: dict[str, tuple[str, str | None]] = {}
             previous_seconds: dict[str, float] = {}
         else:
             run_id = _run_to_resume(store, suite, resume)
-            held.enter_context(RunLock(store.folder, run_id))  # one writer per run
+            end = held.enter_context(
+                stored_run(store, run_id, functools.partial(store.reopen_run, run_id))
+            )
             stored = store.cell_statuses(run_id)
             previous_seconds = store.run_info(run_id)["stage_seconds"] or {}
-            store.reopen_run(run_id)
         tally = _Tally()
         progress.start(f"{suite.name} ({run_id})", len(cells))
-        status = "interrupted"  # unless the loop completes: Ctrl-C, or a store failure
         missing: list[str] = []
-        completed = False
         try:
             work = _work(cells, stored, store, run_id, tally, progress)
             for _, record, scores, arrays in executor.run(suite, work, clock, progress, cache):
@@ -154,14 +155,15 @@ def run_suite(
             now_stored = store.cell_statuses(run_id)
             missing = [c.cell_id for c in cells if c.cell_id not in now_stored]
             if not missing:  # a run is ok only when every planned cell is stored
-                status = "failed" if tally.counts["failed"] or tally.failed_scores else "ok"
-            completed = True
+                failed = tally.counts["failed"] or tally.failed_scores
+                end.status = "failed" if failed else "ok"
+            end.completed = True
         finally:
             progress.finish()
             stage_seconds = _stage_seconds(clock, time.perf_counter() - run_started)
             for stage, seconds in previous_seconds.items():  # a resumed run adds up
                 stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
-            finish_run(store, run_id, status, stage_seconds, failing=not completed)
+            end.stage_seconds = stage_seconds
     if missing:
         raise HarnessError(
             f"run {run_id}: {len(missing)} planned cells were not stored (first: "
@@ -205,21 +207,6 @@ def _stage_seconds(clock: StageClock, total: float) -> dict[str, float]:
     seconds = {**clock.seconds, "total": total}
     seconds["overhead"] = max(0.0, total - sum(clock.seconds.values()))
     return seconds
-
-
-def finish_run(
-    store: ResultsStore, run_id: str, status: str, stage_seconds: dict[str, float], *,
-    failing: bool,
-) -> None:  # fmt: skip
-    """Record the run's end. When that fails too (the disk is still full) while another
-    error is on its way out (``failing``), that error is the one to report: the run then
-    stays ``running`` in the store, which readers show as interrupted once this process
-    is gone."""
-    try:
-        store.finish_run(run_id, status=status, stage_seconds=stage_seconds)
-    except StoreError:
-        if not failing:
-            raise
 
 
 def _rescoring_to_resume(out_dir: str | Path, suite: Suite, resume: str) -> str | None:
