@@ -19,8 +19,11 @@
 
 Similarity per row: ``spearman_abs`` — Spearman's ρ of the flattened |a| (average ranks;
 undefined for a constant map, left out and counted) — or ``ssim`` for images (scikit-image's
-``structural_similarity`` on the two maps, data range the larger of their ranges, as
-Quantus's ``ssim``).
+2-D ``structural_similarity`` on the two maps, data range the larger of their ranges).
+Quantus's ``ssim`` is not the same: its ``RandomLogit`` flattens each map first (its
+windows then run across rows) and takes the range of both maps together — on 64 pairs
+of smooth 28×28 maps the mean is 0.414 here and 0.387 in Quantus, pairs up to 0.19
+apart.
 """
 
 from __future__ import annotations

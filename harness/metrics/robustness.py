@@ -13,7 +13,8 @@ Per row the score below, then the mean over rows; lower is better for all.
   copies of ``‖a(x) − a(x')‖ / ‖a(x)‖`` (``norm``: Frobenius or max-abs, over the flat
   map); a zero ``a(x)`` divides by 1, as captum does. ``max_sensitivity`` equals
   ``captum.metrics.sensitivity_max`` on the same copies (tested); Quantus's
-  ``MaxSensitivity``/``AvgSensitivity`` divide the same way.
+  ``MaxSensitivity``/``AvgSensitivity`` divide the same way except for a zero map, which
+  Quantus divides by zero (``numerator / denominator``, no guard: inf, or NaN for 0/0).
 - ``local_lipschitz`` (Alvarez-Melis & Jaakkola 2018): the maximum over copies of
   ``‖a(x) − a(x')‖₂ / ‖x − x'‖₂`` (input units), Gaussian copies by default as in Quantus's
   ``LocalLipschitzEstimate``.
@@ -22,9 +23,13 @@ Per row the score below, then the mean over rows; lower is better for all.
   a zero denominator entry replaced by ε = 1e-6 (OpenXAI's and Quantus's convention).
 
 On the same copies all four equal Quantus's (``MaxSensitivity``, ``AvgSensitivity``,
-``LocalLipschitzEstimate``, ``RelativeInputStability``; tested) — except that Quantus's
-relative input stability takes ``np.max`` over copies including the NaN of a copy that
-changed the class, so one such copy makes its row NaN; here such copies are left out.
+``LocalLipschitzEstimate``, ``RelativeInputStability``; tested) — with Quantus's
+``normalise=False`` and ``abs=False``: by default Quantus normalises every map first
+(divides it by its largest magnitude), which changes the Lipschitz estimate (the values
+differ 2.5–70× on the issue's maps). Other differences: a zero map (above), and
+Quantus's relative input stability takes ``np.max`` over copies including the NaN of a
+copy that changed the class, so one such copy makes its row NaN; here such copies are
+left out.
 The sensitivities are computed here rather than through captum's ``sensitivity_max``:
 captum has no average, and calls the explanation function under ``torch.no_grad()``,
 where explainers that take gradients themselves fail (pytorch-grad-cam's CAMs raise
