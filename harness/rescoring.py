@@ -37,7 +37,13 @@ from harness.metrics.base import Metric
 from harness.models.base import HISTORY_KEYS
 from harness.records import CellRecord
 from harness.runner.cache import ResultCache
-from harness.runner.cell import Memo, explain_again, load_cell_dataset, resolve_device
+from harness.runner.cell import (
+    Memo,
+    baseline_of,
+    explain_again,
+    load_cell_dataset,
+    resolve_device,
+)
 from harness.runner.lifecycle import RunEnd, stored_run
 from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
@@ -399,4 +405,5 @@ def _stored_products(
         explain_again=(
             None if model is None else functools.partial(explain_again, cell, model, dataset)
         ),
+        input_baseline=functools.partial(baseline_of, cell, dataset),
     ), absence

@@ -20,14 +20,16 @@ from tests.conftest import TINY_SUITE, cli
 
 #: The tiny suite's metrics, plus one that calls the model (deletion, from the cache),
 #: two that run the explainer again (MPRT, sensitivity: the model from the cache, the
-#: explainer from the suite), an across-seeds statistic (stability) and a metric with
-#: other conventions.
+#: explainer from the suite), an across-seeds statistic (stability), a metric with
+#: other conventions and infidelity (which pairs IG's input-multiplied maps with the
+#: explainer's baseline, also when rescoring).
 MORE_METRICS = TINY_SUITE.replace(
     'metrics = ["accuracy", "spearman_gt", "kendall_gt", "topk_precision_gt", "explain_seconds"]',
     'metrics = ["accuracy", "spearman_gt", "kendall_gt", "topk_precision_gt", '
     '"explain_seconds", "stability", { name = "deletion_auc", params = { baseline = "mean" } }, '
     '{ name = "spearman_gt", id = "spearman_signed", params = { sign = "raw" } }, "mprt", '
-    '{ name = "max_sensitivity", params = { samples = 3 } }]',
+    '{ name = "max_sensitivity", params = { samples = 3 } }, '
+    '{ name = "infidelity", params = { samples = 5 } }]',
 )
 
 
@@ -78,7 +80,7 @@ def test_rescoring_gives_the_values_of_a_run_that_had_the_metrics_from_the_start
     with ResultsStore(out, create=False) as store:
         info = store.run_info(summary.run_id)
         assert info["source_run"] == run_id and info["status"] == "ok"
-        assert info["config"]["metrics"][-1]["id"] == "max_sensitivity"
+        assert info["config"]["metrics"][-1]["id"] == "infidelity"
     assert set(load_results(out, run_id)["metric"]) == {
         "accuracy", "spearman_gt", "kendall_gt", "topk_precision_gt", "explain_seconds"
     }  # fmt: skip
@@ -176,7 +178,7 @@ def test_a_chain_of_three_rescorings_gives_the_values_of_a_run_with_every_metric
     suite.write_text(MORE_METRICS)
     run_id = source[1]
     for chosen in (["deletion_auc", "stability"], ["mprt", "spearman_signed"],
-                   ["max_sensitivity"]):  # fmt: skip
+                   ["max_sensitivity", "infidelity"]):  # fmt: skip
         summary = rescore_run(out, run_id, suite=suite, metric_ids=chosen)
         assert summary.counts == {"ok": 6, "failed": 0, "skipped": 0}
         run_id = summary.run_id

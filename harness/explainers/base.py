@@ -143,6 +143,15 @@ class Explainer(Component):
         """Attributions for ``inputs`` (rows × features) towards class indices ``targets``."""
         raise NotImplementedError
 
+    def input_baseline(self, inputs: np.ndarray, context: ExplainContext) -> np.ndarray | None:
+        """For a map multiplied by the input — a = (x − b) ∘ (…), as Integrated Gradients,
+        DeepLIFT, input × gradient, SHAP and single-feature ablation give — its reference
+        b for ``inputs`` (an array that broadcasts to them); None for a map per unit of
+        input (gradients, CAMs, LIME's weights, controls). Metrics that compare a map
+        with the change of the output under a perturbation (infidelity) need to know
+        which (captum's ``multiply_by_inputs``)."""
+        return None
+
 
 ChannelPooling = Literal["sum_abs", "sum"]
 

@@ -94,6 +94,17 @@ def make_baseline(
     return gaussian_blur(inputs, kernel_size=[size, size], sigma=[blur_sigma, blur_sigma])
 
 
+def baseline_array(
+    kind: Baseline, inputs: np.ndarray, context: ExplainContext, blur_sigma: float = 1.0
+) -> np.ndarray:
+    """:func:`make_baseline` as an array that broadcasts to ``inputs``."""
+    tensor = torch.as_tensor(np.ascontiguousarray(inputs))
+    baseline = make_baseline(kind, tensor, context, blur_sigma)
+    if isinstance(baseline, torch.Tensor):
+        return baseline.detach().cpu().numpy()
+    return np.full((1, *inputs.shape[1:]), baseline, dtype=np.float64)
+
+
 class IntegratedGradientsParams(CaptumParams):
     n_steps: int = Field(50, ge=1, le=10_000, description="points on the straight-line path")
     method: Literal["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right"] = (
@@ -141,6 +152,9 @@ class IntegratedGradientsExplainer(_CaptumExplainer):
             "internal_batch_size": p.internal_batch_size,
         }
 
+    def input_baseline(self, inputs: np.ndarray, context: ExplainContext) -> np.ndarray:
+        return baseline_array(self.params.baseline, inputs, context, self.params.blur_sigma)
+
 
 class SaliencyParams(CaptumParams):
     abs: bool = Field(True, description="absolute gradient (captum's default) or signed")
@@ -172,6 +186,9 @@ class InputXGradientExplainer(_CaptumExplainer):
 
         return InputXGradient(model.module)
 
+    def input_baseline(self, inputs: np.ndarray, context: ExplainContext) -> np.ndarray:
+        return baseline_array("zero", inputs, context)
+
 
 class DeepLiftParams(CaptumParams):
     baseline: Literal["zero", "train_mean"] = "zero"
@@ -197,6 +214,9 @@ class DeepLiftExplainer(_CaptumExplainer):
         self, model: TrainedModel, inputs: torch.Tensor, context: ExplainContext
     ) -> dict[str, Any]:
         return {"baselines": make_baseline(self.params.baseline, inputs, context, 1.0)}
+
+    def input_baseline(self, inputs: np.ndarray, context: ExplainContext) -> np.ndarray:
+        return baseline_array(self.params.baseline, inputs, context)
 
 
 @explainer_registry.register("guided_backprop")
@@ -238,6 +258,13 @@ class FeatureAblationExplainer(_CaptumExplainer):
         from captum.attr import FeatureAblation
 
         return FeatureAblation(model.module)
+
+    def input_baseline(self, inputs: np.ndarray, context: ExplainContext) -> np.ndarray | None:
+        """Tables only: one feature ablated at a time gives (x − b)-multiplied maps; an
+        image patch's value is shared by its pixels, which is not."""
+        if context.dataset.modality == "image":
+            return None
+        return baseline_array(self.params.baseline, inputs, context)
 
     def attribute_kwargs(
         self, model: TrainedModel, inputs: torch.Tensor, context: ExplainContext

@@ -117,6 +117,14 @@ class ShapKernel(Explainer):
             )
         return Explanation(local=select_class(values, targets))
 
+    def input_baseline(self, inputs: np.ndarray, context: ExplainContext) -> np.ndarray:
+        """The background's (weighted) mean row: SHAP values sum to f(x) − E_background f."""
+        background = self.background(context)
+        if hasattr(background, "weights"):  # shap.kmeans: weighted centroids
+            weights = np.asarray(background.weights, dtype=np.float64)
+            return (weights @ np.asarray(background.data)) / weights.sum()
+        return np.asarray(background, dtype=np.float64).mean(axis=0)
+
 
 class ShapPermutationParams(Params):
     background_size: int = Field(
@@ -150,6 +158,12 @@ class ShapPermutation(Explainer):
             )
             result = explainer(inputs, max_evals=p.max_evals, batch_size=p.batch_size, silent=True)
         return Explanation(local=select_class(result.values, targets))
+
+    def input_baseline(self, inputs: np.ndarray, context: ExplainContext) -> np.ndarray:
+        """The background sample's mean row."""
+        background = sample_rows(context.dataset.x_train, self.params.background_size,
+                                 context.seed)  # fmt: skip
+        return np.asarray(background, dtype=np.float64).mean(axis=0)
 
 
 class ShapTorchParams(Params):

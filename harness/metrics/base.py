@@ -76,6 +76,9 @@ class Evidence:
     predict_proba: Callable[[np.ndarray], np.ndarray] | None = None
     train_mean: np.ndarray | None = None
     train_std: np.ndarray | None = None
+    #: for maps multiplied by the input (a = (x − b) ∘ …), the explainer's baseline b
+    #: for the scored rows (broadcasts to ``inputs``); None for maps per unit of input
+    input_baseline: np.ndarray | None = None
     reexplain: Reexplainer | None = None
     class_attributions: np.ndarray | None = None
     explained_labels: np.ndarray | None = None

@@ -203,6 +203,7 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
             model_given=trained.model.given,
             network=trained.model.module,
             explain_again=functools.partial(explain_again, cell, trained.model, dataset),
+            input_baseline=functools.partial(baseline_of, cell, dataset),
         )
         progress.stage(cell.cell_id, "scoring")
         with clock.time("score"):
@@ -582,6 +583,15 @@ def explain_again(
     if problem is not None or explanation.local is None:
         raise CellFailure(f"explainer '{cell.explainer.id}' explained again: {problem}")
     return np.asarray(explanation.local, dtype=np.float64)
+
+
+def baseline_of(
+    cell: Cell, dataset: Dataset, inputs: np.ndarray, rows: np.ndarray
+) -> np.ndarray | None:
+    """The cell's explainer's baseline for ``inputs`` (test rows ``rows``) when its maps
+    are multiplied by the input (:meth:`Explainer.input_baseline`), else None."""
+    context = ExplainContext(dataset=dataset, seed=cell.seed, rows=rows)
+    return cell.explainer.component.input_baseline(inputs, context)
 
 
 def explain_within_memory(

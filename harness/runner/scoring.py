@@ -68,6 +68,9 @@ class CellProducts:
     model_given: bool = False
     network: nn.Module | None = None
     explain_again: ExplainFunction | None = None
+    #: (inputs, their test rows) → the explainer's baseline for maps multiplied by the
+    #: input (:meth:`Explainer.input_baseline`), or None
+    input_baseline: Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None = None
 
 
 def scored_images(
@@ -108,6 +111,8 @@ def evidence_for(
     truth = dataset.ground_truth.importance
     chosen = scored_images(products, dataset, options)
     rows = products.rows[chosen]
+    inputs = dataset.x_test[rows]
+    baseline_of = products.input_baseline
     local = products.explanation.local
     per_class = products.class_explanations
     return Evidence(
@@ -132,7 +137,8 @@ def evidence_for(
         twin_y_pred=products.twin_test_predictions,
         twin_train_seconds=products.twin_train_seconds,
         reference_importance=references,
-        inputs=dataset.x_test[rows],
+        inputs=inputs,
+        input_baseline=None if baseline_of is None else baseline_of(inputs, rows),
         targets=products.targets[chosen],
         explained_labels=dataset.y_test[rows],
         predict_proba=products.predict_proba,
