@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from harness import load_results, run_suite
 from harness.cli import app
-from harness.report.figures import irrelevant_counts, render_figures
+from harness.report.figures import feature_counts, render_figures
 from harness.suite import parse_suite
 
 SWEEP = """
@@ -50,9 +50,9 @@ def sweep_run(tmp_path_factory: pytest.TempPathFactory):
     return out, summary.run_id
 
 
-def test_irrelevant_counts_come_from_the_resolved_config() -> None:
+def test_feature_counts_come_from_the_resolved_config() -> None:
     config = parse_suite(SWEEP).resolved_config()
-    assert irrelevant_counts(config) == {"irrelevant_2": 2, "irrelevant_6": 6}
+    assert feature_counts(config) == {"irrelevant_2": (3, 2), "irrelevant_6": (4, 6)}
 
 
 def test_every_applicable_figure_is_written_with_the_run_id(sweep_run, tmp_path: Path) -> None:

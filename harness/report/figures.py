@@ -61,14 +61,15 @@ def explainer_colours(explainers: list[str]) -> dict[str, Any]:
     return {name: palette(i % palette.N) for i, name in enumerate(sorted(explainers))}
 
 
-def irrelevant_counts(config: dict[str, Any]) -> dict[str, int]:
-    """Number of irrelevant features per dataset id, for datasets whose params say it."""
+def feature_counts(config: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """(relevant, irrelevant) features per dataset id, for datasets whose stored
+    parameters say them."""
     counts = {}
     for entry in config["datasets"]:
         params = entry["params"]
         if {"n_features", "n_informative"} <= params.keys():
             relevant = params["n_informative"] + params.get("n_redundant", 0)
-            counts[entry["id"]] = params["n_features"] - relevant
+            counts[entry["id"]] = (relevant, params["n_features"] - relevant)
     return counts
 
 
@@ -121,25 +122,35 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
 
     Mean over seeds with ± 1 sd bars. None when fewer than two datasets form a sweep.
     """
-    counts = irrelevant_counts(config)
+    features = feature_counts(config)
+    counts = {dataset: irrelevant for dataset, (_, irrelevant) in features.items()}
     data = results[results["dataset"].isin(counts) & (results["status"] == "ok")].copy()
     if data["dataset"].nunique() < 2:
         return None
     data["irrelevant"] = data["dataset"].map(counts)
     colours = explainer_colours(list(results["explainer"].unique()))
     control = controls(results)
-    panels = [
+    named = [
         ("accuracy_gain_pp", "accuracy gain over the twin (pp)"),
         ("spearman_gt", "Spearman ρ with ground truth"),
         ("spearman_ref", "Spearman ρ with the reference explainer"),
     ]
-    panels = [(m, label) for m, label in panels if m in set(data["metric"])]
+    panels = [  # by the metric's name, whatever id the suite gave it
+        (metric, f"{label} ({metric})" if metric != name else label)
+        for name, label in named
+        for metric in data.loc[data["metric_name"] == name, "metric"].unique()
+    ]
+    if not panels:
+        return None
+    relevant = {features[d][0] for d in data["dataset"].unique()}
+    relevant_note = f"{relevant.pop()} relevant" if len(relevant) == 1 else "relevant: varies"
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     figure.subplots_adjust(wspace=0.35)
     explainers = sorted(data["explainer"].unique())
     spread = 0.012 * (max(counts.values()) - min(counts.values()) or 1)
     for axis, (metric, label) in zip(axes[0], panels, strict=True):
         block = data[(data["metric"] == metric) & data["value"].notna()]
+        gain = (block["metric_name"] == "accuracy_gain_pp").any()
         for explainer, rows in block.groupby("explainer"):
             stats = rows.groupby("irrelevant")["value"].agg(["mean", "std"]).sort_index()
             # dodge: explainers with equal values (e.g. a tie-capped ρ) stay visible
@@ -149,9 +160,9 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
                 markersize=4, capsize=3, label=explainer, color=colours[explainer],
                 linestyle=":" if explainer in control else "-",
             )  # fmt: skip
-        if metric == "accuracy_gain_pp":
+        if gain:
             axis.axhline(0, color="grey", linewidth=0.8)
-        axis.set_xlabel("irrelevant features (5 relevant)")
+        axis.set_xlabel(f"irrelevant features ({relevant_note})")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
     handles: dict[str, Any] = {}  # label → artist, first panel that has it
@@ -168,7 +179,7 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
 #: With a hue, explainers are told apart by line style (colours show the hue).
 LINE_STYLES = ("-", "--", ":", "-.")
 
-#: Metrics a parameter sweep draws when the figure names none (those the run has).
+#: Metrics (names) a parameter sweep draws when the figure names none (those the run has).
 SWEEP_METRICS = ("accuracy_gain_pp", "accuracy_gain_rel", "spearman_gt", "pearson_gt",
                  "spearman_ref")  # fmt: skip
 
@@ -185,8 +196,15 @@ def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figur
     if x not in results.columns:
         return None
     data = results[(results["status"] == "ok") & results["value"].notna() & results[x].notna()]
-    metrics = [spec["metric"]] if spec.get("metric") else [
-        m for m in SWEEP_METRICS if m in set(data["metric"])]  # fmt: skip
+    metrics = (
+        [spec["metric"]]
+        if spec.get("metric")
+        else [  # by name, whatever their ids
+            m
+            for name in SWEEP_METRICS
+            for m in data.loc[data["metric_name"] == name, "metric"].unique()
+        ]
+    )
     if data.empty or not metrics:
         return None
     swept = [c for c in results.columns[list(results.columns).index("explainer_base") + 1 :]]
