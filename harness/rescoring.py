@@ -43,6 +43,7 @@ from harness.runner.cell import (
     explain_again,
     load_cell_dataset,
     resolve_device,
+    untrained_network,
 )
 from harness.runner.lifecycle import RunEnd, stored_run
 from harness.runner.plan import Cell, plan
@@ -368,7 +369,8 @@ def _stored_products(
     if needs_model and "model_cache_key" in stored:
         by_design = cell.explainer.component.by_design
         damaged_before = cache.discarded
-        loaded = cache.load_model(str(stored["model_cache_key"]), cell, dataset, device, by_design)
+        untrained = functools.partial(untrained_network, cell, dataset, by_design)
+        loaded = cache.load_model(str(stored["model_cache_key"]), cell, dataset, device, untrained)
         if loaded is not None:
             model = loaded[0]
         elif cell.model.component.given and str(stored["model_cache_key"]) == cache.model_key(

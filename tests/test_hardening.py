@@ -4,6 +4,7 @@ and CSV output — refuse or neutralise what an attacker or a careless user give
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 from pathlib import Path
@@ -412,7 +413,7 @@ def test_a_cached_model_with_a_flipped_bit_of_the_same_size_is_recomputed(tmp_pa
     """The cache checks each entry's SHA-256 digests: a weight changed in place (a valid,
     finite number of the same size) is found, not used."""
     from harness.runner.cache import ResultCache
-    from harness.runner.cell import load_cell_dataset
+    from harness.runner.cell import load_cell_dataset, untrained_network
     from harness.runner.plan import plan
 
     text = suite("cached", metrics=["accuracy"],
@@ -428,7 +429,8 @@ def test_a_cached_model_with_a_flipped_bit_of_the_same_size_is_recomputed(tmp_pa
     (cell,) = plan(parse_suite(text))
     dataset = load_cell_dataset(cell, None, parse_suite(text).spec.execution)
     key = cache.model_key(cell, dataset, torch.device("cpu"), False)
-    assert cache.load_model(key, cell, dataset, torch.device("cpu"), False) is None
+    untrained = functools.partial(untrained_network, cell, dataset, False)
+    assert cache.load_model(key, cell, dataset, torch.device("cpu"), untrained) is None
     assert cache.discarded == 1
     again = run_suite(parse_suite(text), tmp_path / "b", cache_dir=tmp_path / "cache")
     assert again.reused["models"] == 0 and first.counts == again.counts

@@ -204,12 +204,13 @@ def test_a_damaged_stored_tree_model_is_recomputed(dataset, tmp_path: Path):
     model = recipe.fit(dataset, SEED, CPU)
     key = cache.model_key(cell, dataset, CPU, by_design=False)
     cache.save_model(key, model, model.predict_proba(dataset.x_test))
-    loaded = cache.load_model(key, cell, dataset, CPU, by_design=False)
+    no_network = lambda: None  # noqa: E731 (a tree ensemble builds no network)
+    loaded = cache.load_model(key, cell, dataset, CPU, untrained=no_network)
     assert loaded is not None and loaded[0].estimator is not None
     np.testing.assert_array_equal(loaded[0].predict(dataset.x_test), model.predict(dataset.x_test))
     (stored,) = tmp_path.rglob("estimator.json")
     stored.write_text('{"learner": "damaged"}')
-    assert cache.load_model(key, cell, dataset, CPU, by_design=False) is None
+    assert cache.load_model(key, cell, dataset, CPU, untrained=no_network) is None
     assert cache.discarded == 1
 
 

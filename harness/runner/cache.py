@@ -34,6 +34,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -225,12 +226,19 @@ class ResultCache:
         self._write("models", key, files)
 
     def load_model(
-        self, key: str, cell: Cell, dataset: Dataset, device: torch.device, by_design: bool
+        self,
+        key: str,
+        cell: Cell,
+        dataset: Dataset,
+        device: torch.device,
+        untrained: Callable[[], torch.nn.Module],
     ) -> tuple[TrainedModel, np.ndarray, np.ndarray | None] | None:
-        """The stored model rebuilt on ``device`` with its class probabilities (rows ×
-        classes) on the test and validation splits (None without one), or None when
-        there is none — or when the entry is damaged in any way (unreadable or foreign
-        files, missing keys, wrong shapes, non-finite weights), which is then removed."""
+        """The stored model on ``device`` — its weights loaded into the network
+        ``untrained()`` builds (the cache stores and loads; building networks is the
+        models' and explainers' business) — with its class probabilities (rows × classes)
+        on the test and validation splits (None without one), or None when there is none
+        — or when the entry is damaged in any way (unreadable or foreign files, missing
+        keys, wrong shapes, non-finite weights), which is then removed."""
         folder = self._entry("models", key)
         if not folder.is_dir():
             return None
@@ -249,7 +257,8 @@ class ResultCache:
                     raise ValueError("no validation probabilities")
                 _check_probabilities(validation, len(dataset.x_val), dataset.n_classes)
             if recipe.has_gradients():
-                module = _stored_network(folder, cell, dataset, by_design)
+                module = untrained()
+                module.load_state_dict(_stored_state(folder))
                 model = TrainedModel(
                     module=module, device=device, train_seconds=meta["train_seconds"],
                     epochs_trained=meta["epochs"], cam_layer=recipe.cam_layer_name(),
@@ -313,23 +322,16 @@ class ResultCache:
         return explanation, meta["seconds"]
 
 
-def _stored_network(folder: Path, cell: Cell, dataset: Dataset, by_design: bool) -> torch.nn.Module:
-    """The cell's network rebuilt with the entry's weights (``state.pt``, read with
-    ``weights_only``); raises on weights that are not a state dict of finite tensors."""
+def _stored_state(folder: Path) -> dict[str, torch.Tensor]:
+    """The entry's weights (``state.pt``, read with ``weights_only``); raises on weights
+    that are not a state dict of finite tensors."""
     state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(
         isinstance(v, torch.Tensor) and (not v.is_floating_point() or v.isfinite().all())
         for v in state.values()
     ):
         raise ValueError("state.pt is not a state dict of finite tensors")
-    torch.manual_seed(cell.seed)  # as in training; the weights are then replaced
-    recipe = cell.model.component
-    module = (
-        cell.explainer.component.architecture(recipe, dataset, cell.seed)
-        if by_design else recipe.build(dataset)
-    )  # fmt: skip
-    module.load_state_dict(state)
-    return module
+    return state
 
 
 def _check_digests(folder: Path) -> None:

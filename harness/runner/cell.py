@@ -376,7 +376,13 @@ def _train(
         return _predicted(model, dataset, cell, key)
     if cache is not None:
         key = cache.model_key(cell, dataset, device, by_design)
-        stored = cache.load_model(key, cell, dataset, device, by_design)
+        stored = cache.load_model(
+            key,
+            cell,
+            dataset,
+            device,
+            functools.partial(untrained_network, cell, dataset, by_design),
+        )
         if stored is not None:
             model, test, validation = stored
             return Trained(model, test, key, validation)
@@ -391,6 +397,17 @@ def _train(
     else:
         model = _stage("training", recipe.fit, dataset, cell.seed, device)
     return _predicted(model, dataset, cell)
+
+
+def untrained_network(cell: Cell, dataset: Dataset, by_design: bool) -> torch.nn.Module:
+    """The cell's network as it was before training (seeded as in training): the
+    recipe's, or the by-design explainer's architecture on it — what stored weights are
+    loaded into."""
+    torch.manual_seed(cell.seed)
+    recipe = cell.model.component
+    if by_design:
+        return cell.explainer.component.architecture(recipe, dataset, cell.seed)
+    return recipe.build(dataset)
 
 
 def _predicted(
