@@ -15,6 +15,19 @@ from typing import Any, Literal
 #: What a metric measures: the explanation, the model, the cost — or it is a reference
 #: (a baseline to read other scores against, never ranked).
 MetricKind = Literal["explanation", "model", "cost", "reference"]
+#: What family a metric belongs to — a closed set that figures and report cards choose
+#: metrics by (never by name); ``other`` for plugins that do not say.
+MetricFamily = Literal[
+    "model",
+    "cost",
+    "agreement",
+    "localisation",
+    "faithfulness",
+    "randomisation",
+    "robustness",
+    "complexity",
+    "other",
+]
 
 #: An explainer is post-hoc, by-design (it builds the model it explains) or a control
 #: (a reference explanation: oracle, inverted, random, constant, centre).
@@ -55,6 +68,8 @@ RESULT_COLUMNS = [
     "metric_kind",
     "across_seeds",
     "explainer_role",
+    "metric_family",
+    "metric_version",
 ]
 
 
@@ -105,3 +120,7 @@ class ScoreRecord:
     kind: MetricKind = "explanation"
     across_seeds: bool = False
     status: ScoreStatus = "ok"
+    #: the metric's family and the version of its definition (None: stored before they
+    #: were kept)
+    family: MetricFamily | None = None
+    metric_version: int | None = None

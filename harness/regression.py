@@ -120,13 +120,14 @@ def _spec(config: dict[str, Any] | None, section: str, entry_id: str) -> Any:
     return None
 
 
-def _definition(group: pd.DataFrame) -> tuple[str, dict[str, Any]]:
-    """A metric's name and conventions on one side (the first row's; every row of an
-    entry shares them)."""
+def _definition(group: pd.DataFrame) -> tuple[str, int | None, dict[str, Any]]:
+    """A metric's name, definition version (None: stored before versions were kept)
+    and conventions on one side (the first row's; every row of an entry shares them)."""
     name = str(group["metric_name"].iloc[0]) if "metric_name" in group else ""
+    version = group["metric_version"].iloc[0] if "metric_version" in group else None
     raw = group["conventions"].iloc[0] if "conventions" in group else None
     conventions = json.loads(raw) if isinstance(raw, str) else (raw or {})
-    return name, conventions
+    return name, None if version is None or pd.isna(version) else int(version), conventions
 
 
 def not_comparable(
@@ -143,9 +144,12 @@ def not_comparable(
     found = []
     for key in (k for k in new if k in old):
         differs = []
-        (old_name, old_conv), (new_name, new_conv) = _definition(old[key]), _definition(new[key])
+        old_name, old_version, old_conv = _definition(old[key])
+        new_name, new_version, new_conv = _definition(new[key])
         if old_name != new_name:
             differs.append(f"metric {old_name} vs {new_name}")
+        if None not in (old_version, new_version) and old_version != new_version:
+            differs.append(f"metric version {old_version} vs {new_version}")
         changed = sorted(k for k in old_conv.keys() | new_conv.keys()
                          if old_conv.get(k) != new_conv.get(k))  # fmt: skip
         differs += [f"convention {k}: {old_conv.get(k)!r} vs {new_conv.get(k)!r}" for k in changed]

@@ -373,8 +373,8 @@ class ResultsStore:
     ) -> None:
         db.executemany(
             "INSERT INTO scores (run_id, cell_id, metric, metric_name, value, higher_is_better, "
-            "unit, conventions, conventions_hash, note, kind, across_seeds, status) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "unit, conventions, conventions_hash, note, kind, across_seeds, status, family, "
+            "metric_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     run_id,
@@ -390,6 +390,8 @@ class ResultsStore:
                     s.kind,
                     int(s.across_seeds),
                     s.status,
+                    s.family,
+                    s.metric_version,
                 )
                 for s in scores
             ],
@@ -480,10 +482,10 @@ class ResultsStore:
     @_reads
     def score_records(self, run_id: str) -> dict[str, list[ScoreRecord]]:
         """The stored scores of a run as records, by cell id."""
-        status = "status" if self.version >= 3 else "NULL"
+        since_3 = "status, family, metric_version" if self.version >= 3 else "NULL, NULL, NULL"
         rows = self._db.execute(
             "SELECT cell_id, metric, metric_name, value, higher_is_better, unit, conventions, "
-            f"conventions_hash, note, kind, across_seeds, {status} FROM scores "
+            f"conventions_hash, note, kind, across_seeds, {since_3} FROM scores "
             "WHERE run_id = ? ORDER BY rowid",
             (run_id,),
         ).fetchall()
@@ -495,6 +497,7 @@ class ResultsStore:
                 higher_is_better=bool(higher), unit=unit, conventions=json.loads(conventions),
                 conventions_hash=digest, note=note or "", kind=kind or "explanation",
                 across_seeds=bool(row[10]), status="failed" if row[11] == "failed" else "ok",
+                family=row[12], metric_version=None if row[13] is None else int(row[13]),
             )  # fmt: skip
             records.setdefault(str(cell_id), []).append(record)
         return records
@@ -602,7 +605,11 @@ class ResultsStore:
             "s.kind AS metric_kind, s.across_seeds, c.explainer_role"
             if self.version >= 2  # older stores hold no facts: filled below
             else "NULL AS metric_kind, NULL AS across_seeds, NULL AS explainer_role"
-        ) + (", s.status AS score_status" if self.version >= 3 else ", NULL AS score_status")
+        ) + (
+            ", s.status AS score_status, s.family AS metric_family, s.metric_version"
+            if self.version >= 3
+            else ", NULL AS score_status, NULL AS metric_family, NULL AS metric_version"
+        )
         query = (
             "SELECT c.run_id, c.dataset, c.model, c.explainer, c.seed, s.metric, s.value, "
             "s.higher_is_better, c.status, s.note, c.error, s.unit, c.cell_id, "
@@ -633,6 +640,11 @@ class ResultsStore:
         frame["seed"] = frame["seed"].astype(np.int64)
         frame["across_seeds"] = frame["across_seeds"].map(
             lambda v: None if pd.isna(v) else bool(v)).astype(object)  # fmt: skip
+        # family and version: None for rows stored before they were kept (not guessed)
+        frame["metric_family"] = frame["metric_family"].map(
+            lambda v: None if pd.isna(v) else str(v)).astype(object)  # fmt: skip
+        frame["metric_version"] = frame["metric_version"].map(
+            lambda v: None if pd.isna(v) else int(v)).astype(object)  # fmt: skip
         configs = self._configs(frame["run_id"].unique())
         ordered = self._in_suite_order(frame, configs)[RESULT_COLUMNS]
         return with_sweep_columns(ordered, configs)

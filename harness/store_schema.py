@@ -90,8 +90,11 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE scores ADD COLUMN kind TEXT",
         "ALTER TABLE scores ADD COLUMN across_seeds INTEGER",
     ],
-    3: [  # a metric that fails fails only its own score (NULL: written before, ok)
+    3: [  # a metric that fails fails only its own score (NULL: written before, ok);
+        # the metric's family and definition version (NULL: written before)
         "ALTER TABLE scores ADD COLUMN status TEXT",
+        "ALTER TABLE scores ADD COLUMN family TEXT",
+        "ALTER TABLE scores ADD COLUMN metric_version INTEGER",
     ],
 }
 

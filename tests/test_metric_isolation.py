@@ -88,3 +88,38 @@ def test_a_metric_declaring_an_unknown_need_is_refused_at_validation(
     result = cli("validate", str(tmp_path / "s.toml"))
     line = assert_user_error(result, "declares needs 'mask'", "did you mean 'masks'?")
     assert "Valid needs: attributions, predictions, model" in line
+
+
+def test_every_registered_metric_declares_a_family_of_the_closed_set() -> None:
+    import typing
+
+    from harness.metrics import metric_registry
+    from harness.records import MetricFamily
+
+    families = set(typing.get_args(MetricFamily)) - {"other"}
+    for name in metric_registry.names():
+        cls = metric_registry.get(name)
+        assert cls.family in families, (name, cls.family)
+        assert isinstance(cls.version, int) and cls.version >= 1
+    assert metric_registry.get("infidelity").version == 2  # its definition changed
+
+
+def test_scores_store_their_family_and_version_and_versions_are_compared(
+    tmp_path: Path,
+) -> None:
+    from harness.regression import not_comparable
+
+    (tmp_path / "s.toml").write_text(ONE_SEED_SUITE)
+    out = tmp_path / "out"
+    run_id = run_suite(tmp_path / "s.toml", out).run_id
+    results = load_results(out, run_id)
+    facts = results.drop_duplicates("metric").set_index("metric")
+    assert facts.loc["accuracy", "metric_family"] == "model"
+    assert facts.loc["spearman_gt", "metric_family"] == "agreement"
+    assert facts.loc["explain_seconds", "metric_family"] == "cost"
+    assert (results["metric_version"] == 1).all()
+    newer = results.assign(metric_version=results["metric_version"].where(
+        results["metric"] != "kendall_gt", 2))  # fmt: skip
+    unlike = not_comparable(results, newer)
+    assert {n.metric for n in unlike} == {"kendall_gt"}
+    assert all("metric version 1 vs 2" in n.differs for n in unlike)

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.records import MetricFamily
 
 
 class AgreementParams(Params):
@@ -73,6 +74,8 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 class _GroundTruthAgreement(Metric):
     """Compares global importance with the ground-truth importance vector."""
+
+    family: ClassVar[MetricFamily] = "agreement"
 
     needs: ClassVar[frozenset[str]] = frozenset({"global_importance", "importance"})
     undefined_for_constant_scores: ClassVar[bool] = True
@@ -170,6 +173,8 @@ class ReferenceParams(AgreementParams):
 
 class _ReferenceAgreement(Metric):
     """Compares global importance with a reference explainer's (by id, same suite)."""
+
+    family: ClassVar[MetricFamily] = "agreement"
 
     needs: ClassVar[frozenset[str]] = frozenset({"global_importance", "reference"})
     statistic: ClassVar[Statistic]

@@ -14,7 +14,7 @@ import numpy as np
 from harness.component import Component
 from harness.datasets.base import Modality
 from harness.errors import HarnessError, did_you_mean
-from harness.records import MetricKind
+from harness.records import MetricFamily, MetricKind
 from harness.registry import Registry
 
 if TYPE_CHECKING:
@@ -124,6 +124,11 @@ class Metric(Component):
     #: ``cost`` (time) or ``reference`` (what a trivial map scores, to compare with);
     #: leaderboards rank explainers by their explanation metrics only.
     kind: ClassVar[MetricKind] = "explanation"
+    #: the family it belongs to (figures and report cards choose metrics by family)
+    family: ClassVar[MetricFamily] = "other"
+    #: the version of its definition: raised when what the metric computes changes, so
+    #: stored scores of two versions are never compared as like with like
+    version: ClassVar[int] = 1
     fixed_conventions: ClassVar[dict[str, Any]] = {}
 
     #: True for statistics over an explainer's seeds (one value per dataset × model ×

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.records import MetricFamily
 
 ClassificationScore = Literal[
     "accuracy", "roc_auc", "average_precision", "sensitivity", "specificity", "balanced_accuracy"
@@ -104,6 +105,7 @@ def classification_score(
 
 
 class _Classification(Metric):
+    family: ClassVar[MetricFamily] = "model"
     kind = "model"
     needs: ClassVar[frozenset[str]] = frozenset({"predictions"})
     score: ClassVar[ClassificationScore]
@@ -169,6 +171,8 @@ class GainParams(PositiveClassParams):
 class GainOverTwin(Metric):
     """A by-design model's classification ``score`` minus its black-box twin's, in
     percentage points (100 × the difference of the fractions); positive: by design wins."""
+
+    family: ClassVar[MetricFamily] = "model"
 
     kind = "model"
     needs: ClassVar[frozenset[str]] = frozenset({"predictions", "twin"})

@@ -29,6 +29,7 @@ from pydantic import Field
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.records import MetricFamily
 
 
 def magnitudes(attributions: np.ndarray) -> np.ndarray:
@@ -70,6 +71,7 @@ def share_above(values: np.ndarray, threshold: float) -> np.ndarray:
 
 
 class _Complexity(Metric):
+    family: ClassVar[MetricFamily] = "complexity"
     needs: ClassVar[frozenset[str]] = frozenset({"attributions"})
     fixed_conventions: ClassVar[dict[str, str]] = {
         "magnitude": "|a| of the map (channels pooled)",

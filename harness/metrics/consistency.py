@@ -29,6 +29,7 @@ from pydantic import Field
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.records import MetricFamily
 
 
 class ConsistencyParams(Params):
@@ -65,6 +66,7 @@ def class_maps(evidence: Evidence, images: np.ndarray, classes: np.ndarray) -> n
 
 
 class _Consistency(Metric):
+    family: ClassVar[MetricFamily] = "faithfulness"
     needs: ClassVar[frozenset[str]] = frozenset({"attributions"})
     positive: ClassVar[bool] = True
     fixed_conventions: ClassVar[dict[str, str]] = {

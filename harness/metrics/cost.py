@@ -9,6 +9,7 @@ from pydantic import Field
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.records import MetricFamily
 
 
 @metric_registry.register("explain_seconds")
@@ -18,6 +19,8 @@ class ExplainSeconds(Metric):
     Measured with ``time.perf_counter`` around the explainer call alone, after a warm-up
     call on one row; the torch thread count is recorded with the cell.
     """
+
+    family: ClassVar[MetricFamily] = "cost"
 
     kind = "cost"
 
@@ -38,6 +41,8 @@ class ExplainSeconds(Metric):
 class ExplainSecondsPerRow(Metric):
     """``explain_seconds`` divided by the number of explained rows, in seconds per row."""
 
+    family: ClassVar[MetricFamily] = "cost"
+
     kind = "cost"
 
     higher_is_better: ClassVar[bool] = False
@@ -53,6 +58,8 @@ class ExplainSecondsPerRow(Metric):
 @metric_registry.register("train_seconds")
 class TrainSeconds(Metric):
     """Wall time of training the explained model, in seconds (by-design: the wrapped model)."""
+
+    family: ClassVar[MetricFamily] = "cost"
 
     kind = "cost"
 
@@ -77,6 +84,8 @@ class TrainOverheadSeconds(Metric):
 
     Both are trained in the same process, one after the other, on the same data and seed.
     """
+
+    family: ClassVar[MetricFamily] = "cost"
 
     kind = "cost"
 
@@ -104,6 +113,8 @@ class TimeToRanking(Metric):
     The epoch is in the note and stored as ``<metric id>.epoch``. Explainers without a
     trajectory leave it missing, with the reason.
     """
+
+    family: ClassVar[MetricFamily] = "cost"
 
     kind = "cost"
     higher_is_better: ClassVar[bool] = False

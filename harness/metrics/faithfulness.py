@@ -21,6 +21,7 @@ from pydantic import Field
 from harness.batching import rows_per_batch
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.records import MetricFamily
 
 
 class FaithfulnessParams(Params):
@@ -128,6 +129,7 @@ def switched_probabilities(
 
 
 class _Curve(Metric):
+    family: ClassVar[MetricFamily] = "faithfulness"
     needs: ClassVar[frozenset[str]] = frozenset({"attributions", "model"})
     insert: ClassVar[bool] = False
     random_order: ClassVar[bool] = False

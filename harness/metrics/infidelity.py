@@ -37,6 +37,7 @@ from pydantic import Field
 from harness.batching import rows_per_batch
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.records import MetricFamily
 
 
 class InfidelityParams(Params):
@@ -90,6 +91,10 @@ def perturbation_function(evidence: Evidence, params: InfidelityParams):
 class Infidelity(Metric):
     """Normalised infidelity (Yeh et al. 2019; captum): how well Iᵀa predicts the change
     of the explained class's probability under perturbations I; lower is better."""
+
+    family: ClassVar[MetricFamily] = "faithfulness"
+    #: 2: maps multiplied by the input are paired with I / (x − baseline)
+    version: ClassVar[int] = 2
 
     higher_is_better: ClassVar[bool] = False
     needs: ClassVar[frozenset[str]] = frozenset({"attributions", "model"})

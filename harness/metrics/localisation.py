@@ -17,6 +17,7 @@ from pydantic import Field
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.records import MetricFamily
 
 Sign = Literal["raw", "positive", "abs"]
 
@@ -44,6 +45,8 @@ def summarise_images(per_image: np.ndarray, valid: np.ndarray, why: str) -> Metr
 
 class _Localisation(Metric):
     """Checks shapes and masks, then ``per_image`` on flattened maps (images, pixels)."""
+
+    family: ClassVar[MetricFamily] = "localisation"
 
     needs: ClassVar[frozenset[str]] = frozenset({"attributions", "masks"})
     exclusion: ClassVar[str] = "empty mask"

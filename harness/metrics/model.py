@@ -10,6 +10,7 @@ from pydantic import Field
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 from harness.metrics.classification import Split, split_outputs
+from harness.records import MetricFamily
 
 
 class SplitParams(Params):
@@ -22,6 +23,8 @@ class SplitParams(Params):
 class Accuracy(Metric):
     """Accuracy of the model the explainer ran on (fraction in [0, 1]), on the test split
     or (``split = "validation"``) on the validation split."""
+
+    family: ClassVar[MetricFamily] = "model"
 
     kind = "model"
 
@@ -55,6 +58,8 @@ class AccuracyGainPoints(Metric):
     Twin: the same recipe and seed without the by-design change.
     """
 
+    family: ClassVar[MetricFamily] = "model"
+
     kind = "model"
 
     needs: ClassVar[frozenset[str]] = frozenset({"predictions", "twin"})
@@ -72,6 +77,8 @@ class AccuracyGainRelative(Metric):
 
     100 · (acc_design − acc_twin) / acc_twin; undefined when the twin's accuracy is 0.
     """
+
+    family: ClassVar[MetricFamily] = "model"
 
     kind = "model"
 

@@ -31,6 +31,7 @@ from harness.batching import rows_per_batch
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 from harness.metrics.faithfulness import rank_of, ranking, switched_probabilities
+from harness.records import MetricFamily
 
 
 class PatchDeletionParams(Params):
@@ -67,6 +68,7 @@ def patch_maxima(maps: np.ndarray, patch: int) -> np.ndarray:
 
 
 class _PatchDeletion(Metric):
+    family: ClassVar[MetricFamily] = "faithfulness"
     needs: ClassVar[frozenset[str]] = frozenset({"attributions", "model"})
     higher_is_better: ClassVar[bool] = False
     random_order: ClassVar[bool] = False

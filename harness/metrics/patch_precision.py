@@ -41,6 +41,7 @@ from pydantic import Field
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.records import MetricFamily
 
 #: The official window: offsets (rows, columns) of the cells a visited cell excludes.
 OFFICIAL_WINDOW = [(dr, dc) for dr in range(-2, 2) for dc in range(-1, 3)]
@@ -171,6 +172,8 @@ class TopKPatchPrecision(Metric):
     (hit: the patch touches the mask); in [0, 1]. See the module docstring for the rules.
 
     Images with an empty mask are left out (counted in the note)."""
+
+    family: ClassVar[MetricFamily] = "localisation"
 
     needs: ClassVar[frozenset[str]] = frozenset({"attributions", "masks"})
     fixed_conventions: ClassVar[dict[str, str]] = {

@@ -40,6 +40,7 @@ from torch import nn
 from harness.component import Params
 from harness.errors import optional_import
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.records import MetricFamily
 
 #: Similarity at or above this at every layer: the explanation ignores the model.
 UNCHANGED = 1 - 1e-9
@@ -139,6 +140,8 @@ class MPRT(Metric):
     """Model parameter randomisation test (Adebayo et al. 2018): mean similarity of the
     explanation to the randomised models' over the layers; lower is better."""
 
+    family: ClassVar[MetricFamily] = "randomisation"
+
     higher_is_better: ClassVar[bool] = False
     needs: ClassVar[frozenset[str]] = frozenset({"attributions", "reexplain"})
     unit = "similarity"
@@ -187,6 +190,8 @@ class MPRT(Metric):
 class RandomLogit(Metric):
     """Similarity of the explained class's map to a random other class's (Sixt et al.
     2020); lower is better."""
+
+    family: ClassVar[MetricFamily] = "randomisation"
 
     higher_is_better: ClassVar[bool] = False
     needs: ClassVar[frozenset[str]] = frozenset({"attributions", "reexplain"})

@@ -33,6 +33,7 @@ from harness.datasets.base import Modality
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 from harness.metrics.faithfulness import rank_of, ranking
 from harness.metrics.linear_imputation import impute
+from harness.records import MetricFamily
 
 
 class ROADParams(Params):
@@ -84,6 +85,7 @@ def road_curves(evidence: Evidence, params: ROADParams, *, most_relevant_first: 
 
 
 class _ROAD(Metric):
+    family: ClassVar[MetricFamily] = "faithfulness"
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
     needs: ClassVar[frozenset[str]] = frozenset({"attributions", "model"})
     most_relevant_first: ClassVar[bool] = True

@@ -49,6 +49,7 @@ from pydantic import Field
 from harness.component import Params
 from harness.datasets.base import Modality
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.records import MetricFamily
 
 #: OpenXAI's and Quantus's floor for relative changes (relative input stability).
 RELATIVE_FLOOR = 1e-6
@@ -139,6 +140,7 @@ def sensitivities(perturbed: Perturbed, norm: str) -> np.ndarray:
 
 
 class _Robustness(Metric):
+    family: ClassVar[MetricFamily] = "robustness"
     higher_is_better: ClassVar[bool] = False
     needs: ClassVar[frozenset[str]] = frozenset({"attributions", "reexplain"})
     fixed_conventions: ClassVar[dict[str, str]] = {

@@ -11,12 +11,15 @@ from pydantic import Field
 from harness.component import Params
 from harness.metrics.agreement import AgreementParams, compare_importances, spearman
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
+from harness.records import MetricFamily
 
 
 class _AcrossSeedPairs(Metric):
     """A statistic over every pair of an explainer's seeds (one value per dataset × model
     × explainer, stored on every seed's row): the mean of :meth:`pair_value` over the
     pairs where it is defined; missing with fewer than 2 seeds or no defined pair."""
+
+    family: ClassVar[MetricFamily] = "robustness"
 
     needs: ClassVar[frozenset[str]] = frozenset({"global_importance"})
     across_seeds: ClassVar[bool] = True

@@ -362,23 +362,38 @@ def gallery_figure(
 
 
 #: Localisation metrics drawn against accuracy, in this order, when the run has them.
+#: Localisation metrics drawn for runs stored before metric families were kept.
 LOCALISATION_PANELS = (
-    ("pointing_game", "pointing game"),
-    ("energy_pointing_game", "energy pointing game"),
-    ("activation_precision", "activation precision"),
-    ("activation_sensitivity", "activation sensitivity"),
-    ("relevance_rank_accuracy", "relevance rank accuracy"),
-    ("mask_roc_auc", "mask ROC-AUC"),
+    "pointing_game",
+    "energy_pointing_game",
+    "activation_precision",
+    "activation_sensitivity",
+    "relevance_rank_accuracy",
+    "mask_roc_auc",
 )
 
 
+def family_metrics(data: pd.DataFrame, family: str, legacy: tuple[str, ...] = ()) -> list[str]:
+    """The ids of the explanation metrics of ``family`` in ``data`` (stored with each
+    score), in suite order — whatever the suite named them; for rows stored before
+    families were kept, the metrics named ``legacy``."""
+    rows = data.drop_duplicates("metric")
+    kinds = rows["metric_kind"].fillna("explanation") if "metric_kind" in rows else None
+    explanation = rows if kinds is None else rows[kinds == "explanation"]
+    known = explanation["metric_family"].notna() if "metric_family" in explanation else None
+    if known is not None and known.any():
+        return list(explanation.loc[explanation["metric_family"] == family, "metric"])
+    return list(explanation.loc[explanation["metric_name"].isin(legacy), "metric"])
+
+
 def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure | None:
-    """Localisation against model accuracy: one point per model × explainer (mean ± sd over
-    seeds on both axes); colour = explainer, marker = model. None without both metrics."""
+    """Each localisation metric (by family) against model accuracy: one point per model ×
+    explainer (mean ± sd over seeds on both axes); colour = explainer, marker = model.
+    None without accuracy or a localisation metric."""
     data = results[(results["dataset"] == dataset) & results["value"].notna()]
-    by_name = data.drop_duplicates("metric").set_index("metric_name")["metric"]
-    panels = [(by_name[m], label) for m, label in LOCALISATION_PANELS if m in by_name]
-    if "accuracy" not in by_name or not panels:
+    panels = [(m, m) for m in family_metrics(data, "localisation", LOCALISATION_PANELS)]
+    accuracies = data.loc[data["metric_name"] == "accuracy", "metric"].unique()
+    if not len(accuracies) or not panels:
         return None
     colours = explainer_colours(list(results["explainer"].unique()))
     control = controls(results)
@@ -386,7 +401,7 @@ def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure 
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.6 * rows), squeeze=False)
-    accuracy = data[data["metric"] == by_name["accuracy"]].set_index("cell_id")["value"]
+    accuracy = data[data["metric"] == accuracies[0]].set_index("cell_id")["value"]
     for axis, (metric, label) in zip(axes.flat, panels, strict=False):
         block = data[data["metric"] == metric].copy()
         block["accuracy"] = block["cell_id"].map(accuracy)

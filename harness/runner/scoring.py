@@ -253,6 +253,8 @@ def score_record(
         kind=component.kind,
         across_seeds=component.across_seeds,
         status=status,
+        family=component.family,
+        metric_version=component.version,
     )
 
 
