@@ -80,9 +80,13 @@ def check_run(
         unlike = comparison.not_comparable
         comparable = [without(frame, unlike) for frame in (baseline, results)]
         comparison.changes, comparison.compared = compare_runs(
-            comparable[0], comparable[1], tolerance=tolerance, time_factor=time_factor,
-            per_metric=per_metric, timings=not comparison.timings_left_out,
-        )  # fmt: skip
+            comparable[0],
+            comparable[1],
+            tolerance=tolerance,
+            time_factor=time_factor,
+            per_metric=per_metric,
+            timings=not comparison.timings_left_out,
+        )
         report.comparison = comparison
     return report
 

@@ -64,8 +64,9 @@ class Selection(BaseModel):
     def _swept_values_are_scalars(self) -> Selection:
         for key, value in self.swept().items():
             if not isinstance(value, SweptValue):
-                raise ValueError(f"{key}: a swept value to select must be a number, a string "
-                                 "or a boolean")  # fmt: skip
+                raise ValueError(
+                    f"{key}: a swept value to select must be a number, a string or a boolean"
+                )
         return self
 
     def swept(self) -> dict[str, SweptValue]:
@@ -104,9 +105,11 @@ class ClaimSpec(BaseModel):
     @model_validator(mode="after")
     def _fields_of_its_kind(self) -> ClaimSpec:
         needed = {
-            "value": ["select"], "rank": ["select"],
-            "ratio": ["numerator", "denominator"], "difference": ["minuend", "subtrahend"],
-        }[self.kind]  # fmt: skip
+            "value": ["select"],
+            "rank": ["select"],
+            "ratio": ["numerator", "denominator"],
+            "difference": ["minuend", "subtrahend"],
+        }[self.kind]
         missing = [f for f in needed if getattr(self, f) is None]
         if missing:
             raise ValueError(f"kind '{self.kind}' needs {' and '.join(missing)}")
@@ -130,11 +133,17 @@ class ClaimSpec(BaseModel):
             if given is None:
                 continue
             chosen = given if isinstance(given, list) else [given]
-            sides.append((name, [
-                s if s.metric is not None or self.metric is None
-                else s.model_copy(update={"metric": self.metric})
-                for s in chosen
-            ]))  # fmt: skip
+            sides.append(
+                (
+                    name,
+                    [
+                        s
+                        if s.metric is not None or self.metric is None
+                        else s.model_copy(update={"metric": self.metric})
+                        for s in chosen
+                    ],
+                )
+            )
         return sides
 
     def sides(self) -> list[Selection]:
@@ -170,12 +179,16 @@ def claim_problems(claim: ClaimSpec, ids: dict[str, list[str]]) -> list[str]:
                 )
         for key in side.swept():
             if key not in swept:
-                problems.append(f"{name}.{key}: not a swept parameter of this suite"
-                                f"{did_you_mean(key, swept)} {known_swept}")  # fmt: skip
+                problems.append(
+                    f"{name}.{key}: not a swept parameter of this suite"
+                    f"{did_you_mean(key, swept)} {known_swept}"
+                )
     for key in claim.per:
         if key not in swept:
-            problems.append(f"per: '{key}' is not a swept parameter of this suite"
-                            f"{did_you_mean(key, swept)} {known_swept}")  # fmt: skip
+            problems.append(
+                f"per: '{key}' is not a swept parameter of this suite"
+                f"{did_you_mean(key, swept)} {known_swept}"
+            )
     return problems
 
 
@@ -271,8 +284,11 @@ def _two_sided(
 
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
-}  # fmt: skip
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+}
 
 
 def verdict(claim: ClaimSpec, low: float, high: float) -> Verdict:
@@ -330,8 +346,9 @@ def evaluate(claim: ClaimSpec, results: pd.DataFrame) -> ClaimResult:
             values = values.iloc[:1]  # one statistic of all seeds, repeated on each row
         samples = (
             values.to_numpy()[resample_indices(len(values))].mean(axis=1)
-            if len(values) > 1 else None
-        )  # fmt: skip
+            if len(values) > 1
+            else None
+        )
     else:
         a, b = (summed_per_seed(results, chosen, claim.id) for _, chosen in claim.terms())
         if claim.kind == "ratio":

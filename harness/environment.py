@@ -71,10 +71,12 @@ def cuda_devices() -> list[dict[str, Any]]:
     if not torch.cuda.is_available():
         return []
     return [
-        {"name": torch.cuda.get_device_name(i),
-         "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
+        {
+            "name": torch.cuda.get_device_name(i),
+            "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1),
+        }
         for i in range(torch.cuda.device_count())
-    ]  # fmt: skip
+    ]
 
 
 def machine_fingerprint() -> dict[str, Any]:

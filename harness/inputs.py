@@ -59,9 +59,11 @@ def path_fingerprint(path: Path) -> str:
 def suite_inputs(suite: Suite) -> dict[str, Path]:
     """Every file or folder the suite's components read, keyed ``section.id.what``."""
     sections: dict[str, list[Resolved[Any]]] = {
-        "datasets": suite.datasets, "models": suite.models,
-        "explainers": suite.explainers, "metrics": suite.metrics,
-    }  # fmt: skip
+        "datasets": suite.datasets,
+        "models": suite.models,
+        "explainers": suite.explainers,
+        "metrics": suite.metrics,
+    }
     return {
         f"{section}.{entry.id}.{what}": path
         for section, entries in sections.items()

@@ -68,9 +68,15 @@ def compare_runs(
         before = float(old.loc[key, "mean"]) if key in old.index else math.nan
         after = float(new.loc[key, "mean"]) if key in new.index else math.nan
         kind = (new if key in new.index else old).loc[key, "kind"]
-        reason = _reason(key in old.index, key in new.index, before, after,
-                         kind == "cost", time_factor,
-                         per_metric.get(key[3], tolerance))  # fmt: skip
+        reason = _reason(
+            key in old.index,
+            key in new.index,
+            before,
+            after,
+            kind == "cost",
+            time_factor,
+            per_metric.get(key[3], tolerance),
+        )
         if reason:
             dataset, model, explainer, metric = map(str, key)
             changes.append(Change(dataset, model, explainer, metric, before, after, reason))
@@ -78,9 +84,14 @@ def compare_runs(
 
 
 def _reason(
-    in_old: bool, in_new: bool, before: float, after: float, timing: bool,
-    time_factor: float, tolerance: float,
-) -> str:  # fmt: skip
+    in_old: bool,
+    in_new: bool,
+    before: float,
+    after: float,
+    timing: bool,
+    time_factor: float,
+    tolerance: float,
+) -> str:
     """Why an entry is flagged ("" when it is not)."""
     if not (in_old and in_new):
         return "entry removed" if in_old else "entry added"
@@ -150,8 +161,9 @@ def not_comparable(
             differs.append(f"metric {old_name} vs {new_name}")
         if None not in (old_version, new_version) and old_version != new_version:
             differs.append(f"metric version {old_version} vs {new_version}")
-        changed = sorted(k for k in old_conv.keys() | new_conv.keys()
-                         if old_conv.get(k) != new_conv.get(k))  # fmt: skip
+        changed = sorted(
+            k for k in old_conv.keys() | new_conv.keys() if old_conv.get(k) != new_conv.get(k)
+        )
         differs += [f"convention {k}: {old_conv.get(k)!r} vs {new_conv.get(k)!r}" for k in changed]
         if baseline_config is not None and current_config is not None:
             for column, section in _SPECS.items():

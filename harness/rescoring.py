@@ -96,10 +96,13 @@ def rescore_run(
         metrics_suite = stored if suite is None else _given_suite(info, stored, suite)
         chosen = _chosen(metrics_suite, metric_ids)
         run_id = new_run_id()
-        environment = {**collect_environment(), "rescored": source_id,
-                       "rescored_metrics": [m.id for m in chosen],
-                       "executor": {"kind": "serial", "jobs": 1},
-                       "inputs": info["environment"].get("inputs")}  # fmt: skip
+        environment = {
+            **collect_environment(),
+            "rescored": source_id,
+            "rescored_metrics": [m.id for m in chosen],
+            "executor": {"kind": "serial", "jobs": 1},
+            "inputs": info["environment"].get("inputs"),
+        }
         begin = functools.partial(
             store.begin_run,
             suite_name=info["suite_name"],
@@ -111,8 +114,17 @@ def rescore_run(
             source_run=source_id,
         )
         with stored_run(store, run_id, begin) as end:
-            return _complete(store, source_id, run_id, metrics_suite, chosen,
-                             _cache(out_dir, cache_dir), progress, started, end)  # fmt: skip
+            return _complete(
+                store,
+                source_id,
+                run_id,
+                metrics_suite,
+                chosen,
+                _cache(out_dir, cache_dir),
+                progress,
+                started,
+                end,
+            )
 
 
 def continue_rescoring(
@@ -129,14 +141,27 @@ def continue_rescoring(
         info = store.run_info(run_id)
         source_id = str(info["source_run"])
         source_info = store.run_info(source_id)
-        check_unchanged(source_info["environment"].get("inputs"), _stored_suite(source_info),
-                        source_id, "continue the rescoring of")  # fmt: skip
+        check_unchanged(
+            source_info["environment"].get("inputs"),
+            _stored_suite(source_info),
+            source_id,
+            "continue the rescoring of",
+        )
         path = Path(info["suite_path"]) if info["suite_path"] else None
         metrics_suite = parse_suite(info["suite_text"], path=path, seeds=info["config"]["seeds"])
         chosen = _chosen(metrics_suite, info["environment"].get("rescored_metrics"))
         with stored_run(store, run_id, functools.partial(store.reopen_run, run_id)) as end:
-            return _complete(store, source_id, run_id, metrics_suite, chosen,
-                             _cache(out_dir, cache_dir), progress, started, end)  # fmt: skip
+            return _complete(
+                store,
+                source_id,
+                run_id,
+                metrics_suite,
+                chosen,
+                _cache(out_dir, cache_dir),
+                progress,
+                started,
+                end,
+            )
 
 
 def existing_store(out_dir: str | Path) -> Path:
@@ -175,20 +200,39 @@ def _complete(
     done = store.cell_statuses(run_id)
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     try:
-        counts = _rescore_cells(store, source_id, run_id, cells, chosen, suite, cache,
-                                progress or SilentProgress(), done)  # fmt: skip
+        counts = _rescore_cells(
+            store,
+            source_id,
+            run_id,
+            cells,
+            chosen,
+            suite,
+            cache,
+            progress or SilentProgress(),
+            done,
+        )
         score_across_seeds(chosen, cells, store, run_id)
-        failures = [(cell_id, score.note) for cell_id, scores in
-                    store.score_records(run_id).items() for score in scores
-                    if score.status == "failed"]  # fmt: skip
+        failures = [
+            (cell_id, score.note)
+            for cell_id, scores in store.score_records(run_id).items()
+            for score in scores
+            if score.status == "failed"
+        ]
         end.status = "failed" if counts["failed"] or failures else "ok"
         end.completed = True
     finally:
         seconds = {"score": time.perf_counter() - started}
         seconds["total"] = seconds["score"]
         end.stage_seconds = seconds
-    return RunSummary(run_id, store.path, counts, seconds, failures, resumed=len(done),
-                      failed_scores=len(failures))  # fmt: skip
+    return RunSummary(
+        run_id,
+        store.path,
+        counts,
+        seconds,
+        failures,
+        resumed=len(done),
+        failed_scores=len(failures),
+    )
 
 
 def _stored_suite(info: dict[str, Any]) -> Suite:
@@ -258,8 +302,7 @@ def _with_metrics(suite: Suite, metrics: list[Resolved[Metric]]) -> Suite:
 def _merged_config(config: dict[str, Any], chosen: list[Resolved[Metric]]) -> dict[str, Any]:
     """The source run's configuration with the rescored metrics in place (same id) or
     appended (new id)."""
-    entries = {m.id: {"id": m.id, "name": m.name, "params": m.component.config()}
-               for m in chosen}  # fmt: skip
+    entries = {m.id: {"id": m.id, "name": m.name, "params": m.component.config()} for m in chosen}
     metrics = [entries.pop(e["id"], e) for e in config["metrics"]] + list(entries.values())
     return {**config, "metrics": metrics}
 
@@ -303,8 +346,9 @@ def _rescore_cells(
                 )
                 stored = store.cell_arrays(source_id, cell.cell_id)
                 _check_same_data(stored, dataset, cell, source_id)
-                products, absence = _stored_products(stored, record, cell, dataset, cache,
-                                                     device, needs_model)  # fmt: skip
+                products, absence = _stored_products(
+                    stored, record, cell, dataset, cache, device, needs_model
+                )
                 references = {
                     other.explainer.id: importances[other.cell_id]
                     for other in cells
@@ -313,8 +357,7 @@ def _rescore_cells(
                     and other.cell_id in importances
                 }  # the group's other explainers, as stored
                 try:
-                    evidence = evidence_for(dataset, products, references,
-                                            suite.spec.execution)  # fmt: skip
+                    evidence = evidence_for(dataset, products, references, suite.spec.execution)
                 except ValueError as exc:
                     raise HarnessError(f"cell {cell.cell_id}: {exc}") from exc
                 new, arrays = score_cell(cell, chosen, evidence, absence)
@@ -378,8 +421,10 @@ def _stored_products(
         ):  # the same file: load it again
             model = cell.model.component.fit(dataset, cell.seed, device)
         elif cache.discarded > damaged_before:
-            absence = (f"whose copy in the cache {cache.folder} was damaged (removed); run "
-                       "the suite again to score it")  # fmt: skip
+            absence = (
+                f"whose copy in the cache {cache.folder} was damaged (removed); run "
+                "the suite again to score it"
+            )
         else:
             absence = (
                 f"which is no longer in the cache {cache.folder} (deleted, or another --cache?)"

@@ -158,9 +158,14 @@ _WRITE_FAILURES = (sqlite3.Error, OSError)
 #: What reading one raises: also values that cannot be decoded (bad JSON, NULL, text
 #: where a number belongs), which only a damaged or foreign store holds.
 _READ_FAILURES = (
-    *_WRITE_FAILURES, pd.errors.DatabaseError, json.JSONDecodeError, zlib.error, TypeError,
-    ValueError, KeyError,
-)  # fmt: skip
+    *_WRITE_FAILURES,
+    pd.errors.DatabaseError,
+    json.JSONDecodeError,
+    zlib.error,
+    TypeError,
+    ValueError,
+    KeyError,
+)
 
 M = TypeVar("M", bound=Callable[..., Any])
 
@@ -350,9 +355,12 @@ class ResultsStore:
             ) from exc
 
     def _insert_cell(
-        self, run_id: str, cell: CellRecord, scores: list[ScoreRecord],
+        self,
+        run_id: str,
+        cell: CellRecord,
+        scores: list[ScoreRecord],
         arrays: dict[str, np.ndarray],
-    ) -> None:  # fmt: skip
+    ) -> None:
         with self._transaction() as db:
             row = asdict(cell)
             columns = [*row, "run_id", "finished_at"]
@@ -493,12 +501,20 @@ class ResultsStore:
         for row in rows:
             cell_id, metric, name, value, higher, unit, conventions, digest, note, kind = row[:10]
             record = ScoreRecord(
-                metric=metric, metric_name=name, value=None if value is None else float(value),
-                higher_is_better=bool(higher), unit=unit, conventions=json.loads(conventions),
-                conventions_hash=digest, note=note or "", kind=kind or "explanation",
-                across_seeds=bool(row[10]), status="failed" if row[11] == "failed" else "ok",
-                family=row[12], metric_version=None if row[13] is None else int(row[13]),
-            )  # fmt: skip
+                metric=metric,
+                metric_name=name,
+                value=None if value is None else float(value),
+                higher_is_better=bool(higher),
+                unit=unit,
+                conventions=json.loads(conventions),
+                conventions_hash=digest,
+                note=note or "",
+                kind=kind or "explanation",
+                across_seeds=bool(row[10]),
+                status="failed" if row[11] == "failed" else "ok",
+                family=row[12],
+                metric_version=None if row[13] is None else int(row[13]),
+            )
             records.setdefault(str(cell_id), []).append(record)
         return records
 
@@ -629,7 +645,8 @@ class ResultsStore:
         failed = (frame.pop("score_status") == "failed").to_numpy()
         frame["status"] = frame["status"].where(~failed, "failed")
         frame[["metric_kind", "across_seeds", "explainer_role"]] = frame[
-            ["metric_kind", "across_seeds", "explainer_role"]].astype(object)  # fmt: skip
+            ["metric_kind", "across_seeds", "explainer_role"]
+        ].astype(object)
         if frame[["metric_kind", "across_seeds", "explainer_role"]].isna().to_numpy().any():
             from harness.store_legacy import fill_frame_facts
 
@@ -638,13 +655,16 @@ class ResultsStore:
         frame["higher_is_better"] = frame["higher_is_better"].astype(bool)
         frame["value"] = frame["value"].astype(float)
         frame["seed"] = frame["seed"].astype(np.int64)
-        frame["across_seeds"] = frame["across_seeds"].map(
-            lambda v: None if pd.isna(v) else bool(v)).astype(object)  # fmt: skip
+        frame["across_seeds"] = (
+            frame["across_seeds"].map(lambda v: None if pd.isna(v) else bool(v)).astype(object)
+        )
         # family and version: None for rows stored before they were kept (not guessed)
-        frame["metric_family"] = frame["metric_family"].map(
-            lambda v: None if pd.isna(v) else str(v)).astype(object)  # fmt: skip
-        frame["metric_version"] = frame["metric_version"].map(
-            lambda v: None if pd.isna(v) else int(v)).astype(object)  # fmt: skip
+        frame["metric_family"] = (
+            frame["metric_family"].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
+        )
+        frame["metric_version"] = (
+            frame["metric_version"].map(lambda v: None if pd.isna(v) else int(v)).astype(object)
+        )
         configs = self._configs(frame["run_id"].unique())
         ordered = self._in_suite_order(frame, configs)[RESULT_COLUMNS]
         return with_sweep_columns(ordered, configs)
@@ -680,8 +700,19 @@ class ResultsStore:
 
 
 #: Result columns that are never NULL in a store the harness wrote.
-_REQUIRED = ["run_id", "dataset", "model", "explainer", "seed", "metric", "status",
-             "cell_id", "metric_name", "conventions", "higher_is_better"]  # fmt: skip
+_REQUIRED = [
+    "run_id",
+    "dataset",
+    "model",
+    "explainer",
+    "seed",
+    "metric",
+    "status",
+    "cell_id",
+    "metric_name",
+    "conventions",
+    "higher_is_better",
+]
 
 
 def _check_results(frame: pd.DataFrame) -> None:
@@ -692,8 +723,11 @@ def _check_results(frame: pd.DataFrame) -> None:
         if frame[column].isna().any():
             row = frame.loc[frame[column].isna()].iloc[0]
             raise ValueError(f"scores/cells column '{column}' is NULL (cell {row['cell_id']!r})")
-    for column, allowed in (("status", CellStatus), ("metric_kind", MetricKind),
-                            ("explainer_role", ExplainerRole)):  # fmt: skip
+    for column, allowed in (
+        ("status", CellStatus),
+        ("metric_kind", MetricKind),
+        ("explainer_role", ExplainerRole),
+    ):
         unknown = set(frame[column].dropna()) - set(typing.get_args(allowed))
         if unknown:
             raise ValueError(f"{column} holds {sorted(map(str, unknown))[:3]}")

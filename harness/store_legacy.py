@@ -46,8 +46,9 @@ def fill_stored_facts(db: sqlite3.Connection) -> None:
     the caller's transaction)."""
     from harness.store import machine_and_commit
 
-    names = [row[0] for row in db.execute(
-        "SELECT DISTINCT metric_name FROM scores WHERE kind IS NULL")]  # fmt: skip
+    names = [
+        row[0] for row in db.execute("SELECT DISTINCT metric_name FROM scores WHERE kind IS NULL")
+    ]
     for name in names:
         facts = metric_facts(name)
         if facts is not None:
@@ -56,8 +57,12 @@ def fill_stored_facts(db: sqlite3.Connection) -> None:
                 "WHERE metric_name = ? AND kind IS NULL",
                 (facts[0], int(facts[1]), name),
             )
-    explainers = [row[0] for row in db.execute(
-        "SELECT DISTINCT explainer_name FROM cells WHERE explainer_role IS NULL")]  # fmt: skip
+    explainers = [
+        row[0]
+        for row in db.execute(
+            "SELECT DISTINCT explainer_name FROM cells WHERE explainer_role IS NULL"
+        )
+    ]
     for name in explainers:
         role = explainer_role(name)
         if role is not None:
@@ -72,8 +77,10 @@ def fill_stored_facts(db: sqlite3.Connection) -> None:
             machine, commit = machine_and_commit(json.loads(environment))
         except (TypeError, ValueError):
             continue  # a damaged row: left for the readers to refuse
-        db.execute("UPDATE runs SET machine = ?, git_commit = ? WHERE run_id = ?",
-                   (machine, commit, run_id))  # fmt: skip
+        db.execute(
+            "UPDATE runs SET machine = ?, git_commit = ? WHERE run_id = ?",
+            (machine, commit, run_id),
+        )
 
 
 def fill_frame_facts(frame: pd.DataFrame) -> pd.DataFrame:

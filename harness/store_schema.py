@@ -155,8 +155,10 @@ def check(db: sqlite3.Connection, path: Path) -> int:
     """The schema version of the store behind ``db`` (0 for an empty file). Raises
     :class:`StoreError` for a file of another program, a table defined otherwise than by
     any version of the harness, or a version newer than this harness."""
-    found = {name: _normalised(sql) for name, sql in
-             db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")}  # fmt: skip
+    found = {
+        name: _normalised(sql)
+        for name, sql in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+    }
     ours = found.keys() & definitions(SCHEMA_VERSION).keys()
     if found and not ours:
         raise StoreError(
@@ -166,8 +168,11 @@ def check(db: sqlite3.Connection, path: Path) -> int:
         )
     if not found:
         return 0
-    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if (
-        "meta" in found) else None  # fmt: skip
+    row = (
+        db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if ("meta" in found)
+        else None
+    )
     version = int(row[0]) if row is not None and str(row[0]).isdigit() else 1
     if version > SCHEMA_VERSION:
         raise StoreError(

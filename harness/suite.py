@@ -187,9 +187,18 @@ class ExecutionOptions(_Strict):
 
 #: The kinds of figure a suite may declare (``figures`` and ``report`` draw them).
 FigureKind = Literal[
-    "metric", "runtime", "accuracy_localisation", "faithfulness", "gallery", "importance",
-    "trajectory", "sweep", "precision_at_k", "patch_deletion", "randomisation",
-]  # fmt: skip
+    "metric",
+    "runtime",
+    "accuracy_localisation",
+    "faithfulness",
+    "gallery",
+    "importance",
+    "trajectory",
+    "sweep",
+    "precision_at_k",
+    "patch_deletion",
+    "randomisation",
+]
 
 
 class FigureSpec(_Strict):
@@ -395,9 +404,24 @@ def _parse_spec(text: str, where: str, seeds: list[int] | None) -> SuiteSpec:
 
 #: Result columns a swept parameter may not be named like (they would clash).
 _RESERVED_COLUMNS = frozenset(
-    {"run_id", "dataset", "model", "explainer", "seed", "metric", "value", "status", "note",
-     "error", "unit", "cell_id", "dataset_base", "model_base", "explainer_base"}
-)  # fmt: skip
+    {
+        "run_id",
+        "dataset",
+        "model",
+        "explainer",
+        "seed",
+        "metric",
+        "value",
+        "status",
+        "note",
+        "error",
+        "unit",
+        "cell_id",
+        "dataset_base",
+        "model_base",
+        "explainer_base",
+    }
+)
 
 
 #: The entry key of explainers that may be swept like a parameter.
@@ -462,34 +486,45 @@ def _expanded(spec: SuiteSpec, where: str) -> SuiteSpec:
             problems += [f"{key}.{line}" for line in found]
             swept = [k for k, v in params.items() if sweeps.is_sweep(v)]
             if swept and section == "metrics":
-                problems.append(f"{key}.{swept[0]}: metrics cannot be swept; list one "
-                                "entry per setting, each with its own id")  # fmt: skip
+                problems.append(
+                    f"{key}.{swept[0]}: metrics cannot be swept; list one "
+                    "entry per setting, each with its own id"
+                )
                 continue
             for name in swept:
                 if name in _RESERVED_COLUMNS:
-                    problems.append(f"{key}.{name}: a swept parameter may not be named like "
-                                    "a result column")  # fmt: skip
+                    problems.append(
+                        f"{key}.{name}: a swept parameter may not be named like a result column"
+                    )
                 if swept_by.setdefault(name, section) != section:
-                    problems.append(f"{key}.{name}: also swept in [{swept_by[name]}]; a "
-                                    "parameter name may be swept in one section only")  # fmt: skip
+                    problems.append(
+                        f"{key}.{name}: also swept in [{swept_by[name]}]; a "
+                        "parameter name may be swept in one section only"
+                    )
             if found or not swept:
                 sections[section].append(entry)
                 continue
             if sweeps.expansion_size(params) > sweeps.MAX_EXPANSION:
-                problems.append(f"{key}: the sweeps expand into more than "
-                                f"{sweeps.MAX_EXPANSION} entries")  # fmt: skip
+                problems.append(
+                    f"{key}: the sweeps expand into more than {sweeps.MAX_EXPANSION} entries"
+                )
                 continue
             for label, concrete, values in sweeps.expand(entry.label, params):
                 rows_value = concrete.pop(EXPLAIN_ROWS, None)
                 try:
                     generated = ComponentSpec(
-                        name=entry.name, id=label, params=concrete, explains=entry.explains,
+                        name=entry.name,
+                        id=label,
+                        params=concrete,
+                        explains=entry.explains,
                         explain_rows=rows_value,
-                    )  # fmt: skip
+                    )
                 except ValidationError:
-                    problems.append(f"{section}[{index}]: the generated id '{label[:120]}' is "
-                                    "not a valid id (at most 100 characters, no '/'); give "
-                                    "the entry a shorter id or sweep fewer values")  # fmt: skip
+                    problems.append(
+                        f"{section}[{index}]: the generated id '{label[:120]}' is "
+                        "not a valid id (at most 100 characters, no '/'); give "
+                        "the entry a shorter id or sweep fewer values"
+                    )
                     break
                 generated._base, generated._swept = entry.label, values
                 sections[section].append(generated)
@@ -524,9 +559,13 @@ def _id_problems(spec: SuiteSpec) -> list[str]:
         return labels[section] + list(dict.fromkeys(bases))
 
     swept = sorted({k for s in SECTIONS for e in getattr(spec, s) for k in e.swept})
-    claim_ids = {"metric": labels["metrics"], "explainer": with_bases("explainers"),
-                 "dataset": with_bases("datasets"), "model": with_bases("models"),
-                 "swept": swept}  # fmt: skip
+    claim_ids = {
+        "metric": labels["metrics"],
+        "explainer": with_bases("explainers"),
+        "dataset": with_bases("datasets"),
+        "model": with_bases("models"),
+        "swept": swept,
+    }
     seen_claims: set[str] = set()
     for index, claim in enumerate(spec.claims):
         where_claim = f"claims[{index}] (id '{claim.id}')"
@@ -534,9 +573,12 @@ def _id_problems(spec: SuiteSpec) -> list[str]:
             problems.append(f"{where_claim}: the id is used twice; give each claim its own id")
         seen_claims.add(claim.id)
         problems += [f"{where_claim}.{line}" for line in claim_problems(claim, claim_ids)]
-    figure_ids = {"metric": labels["metrics"], "datasets": with_bases("datasets"),
-                  "models": with_bases("models"),
-                  "explainers": with_bases("explainers")}  # fmt: skip
+    figure_ids = {
+        "metric": labels["metrics"],
+        "datasets": with_bases("datasets"),
+        "models": with_bases("models"),
+        "explainers": with_bases("explainers"),
+    }
     for index, figure in enumerate(spec.figures):
         for key in ("x", "hue"):
             wanted = getattr(figure, key)
@@ -620,8 +662,10 @@ def _explains_problems(spec: SuiteSpec, explainers: list[Resolved[Any]]) -> list
         if wanted is None:
             continue
         if explainer.component.by_design:
-            problems.append(f"explainers[{index}].explains: '{explainer.id}' is by design; it "
-                            "explains its own model")  # fmt: skip
+            problems.append(
+                f"explainers[{index}].explains: '{explainer.id}' is by design; it "
+                "explains its own model"
+            )
         elif wanted not in by_design:
             problems.append(
                 f"explainers[{index}].explains: '{wanted}' is not a by-design explainer id of "
@@ -668,6 +712,10 @@ def _resolve(
             problems.append(line)
         return None
     return Resolved(
-        id=entry.label, component=cls(params), base=entry.base, swept=entry.swept,
-        explains=entry.explains, explain_rows=entry.explain_rows,  # type: ignore[arg-type]
-    )  # fmt: skip
+        id=entry.label,
+        component=cls(params),
+        base=entry.base,
+        swept=entry.swept,
+        explains=entry.explains,
+        explain_rows=entry.explain_rows,  # type: ignore[arg-type]
+    )

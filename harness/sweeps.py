@@ -101,8 +101,7 @@ def with_sweep_columns(frame: Any, configs: dict[str, dict[str, Any]]) -> Any:
     run's stored configuration."""
     frame = frame.copy()
     swept_columns: dict[str, list[Any]] = {}
-    for section, base in zip(("datasets", "models", "explainers"), SWEEP_BASE_COLUMNS,
-                             strict=True):  # fmt: skip
+    for section, base in zip(("datasets", "models", "explainers"), SWEEP_BASE_COLUMNS, strict=True):
         column = base.removesuffix("_base")
         lookup: dict[tuple[str, str], dict[str, Any]] = {}
         for run_id, config in configs.items():

@@ -30,8 +30,7 @@ def main() -> None:
         command = context.command_path if context is not None else "xai-harness"
         message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
         if message:  # none when the help was printed instead (no command given)
-            err.print(f"error: {message}; see `{command} --help`", highlight=False,
-                      soft_wrap=True)  # fmt: skip
+            err.print(f"error: {message}; see `{command} --help`", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Abort:
         err.print("aborted", highlight=False)

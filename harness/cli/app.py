@@ -84,8 +84,9 @@ def user_errors(command: F) -> F:
             return command(*args, **kwargs)
         except HarnessError as exc:
             for line in str(exc).splitlines():
-                err.print(Text.assemble(("error:", "red"), f" {line}"), highlight=False,
-                          soft_wrap=True)  # fmt: skip
+                err.print(
+                    Text.assemble(("error:", "red"), f" {line}"), highlight=False, soft_wrap=True
+                )
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

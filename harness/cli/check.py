@@ -70,11 +70,18 @@ def check(
             f"{suite}` first, or pass --run-missing"
         )
     report = check_run(
-        spec.name, spec.claims, out_dir, run_id, against=against, tolerance=tolerance,
-        per_metric=overrides, time_factor=time_factor,
-    )  # fmt: skip
-    out.print(f"suite {spec.name} · run {report.run_id}: {len(report.outcomes)} claims",
-              highlight=False)  # fmt: skip
+        spec.name,
+        spec.claims,
+        out_dir,
+        run_id,
+        against=against,
+        tolerance=tolerance,
+        per_metric=overrides,
+        time_factor=time_factor,
+    )
+    out.print(
+        f"suite {spec.name} · run {report.run_id}: {len(report.outcomes)} claims", highlight=False
+    )
     for outcome in report.outcomes:
         out.print(describe_outcome(outcome), highlight=False, soft_wrap=True)
     for line in regime_summary(report.outcomes):
@@ -92,8 +99,11 @@ def check(
             highlight=False,
         )
         for n in unlike:
-            out.print(f"  NOT COMPARABLE {n.dataset}/{n.model}/{n.explainer} {n.metric}: "
-                      f"{n.differs}", highlight=False, soft_wrap=True)  # fmt: skip
+            out.print(
+                f"  NOT COMPARABLE {n.dataset}/{n.model}/{n.explainer} {n.metric}: {n.differs}",
+                highlight=False,
+                soft_wrap=True,
+            )
         for c in comparison.changes:
             out.print(
                 f"  MOVED {c.dataset}/{c.model}/{c.explainer} {c.metric}: "

@@ -39,9 +39,13 @@ def rescore(
     from harness.runner.progress import RichProgress
 
     summary = rescore_run(
-        out_dir, run_id, suite=suite, metric_ids=metric, cache_dir=cache,
+        out_dir,
+        run_id,
+        suite=suite,
+        metric_ids=metric,
+        cache_dir=cache,
         progress=RichProgress(err),
-    )  # fmt: skip
+    )
     print_run_tables(out_dir, summary.run_id)
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
     if summary.failed_scores:

@@ -60,9 +60,11 @@ def _executor(
 
     if kind is ExecutorKind.dask:
         return DaskExecutor(
-            scheduler, workers=jobs if jobs > 1 else 2, worker_timeout=worker_timeout,
+            scheduler,
+            workers=jobs if jobs > 1 else 2,
+            worker_timeout=worker_timeout,
             gpus=len(cuda_devices()) if device in ("cuda", "auto") else 0,
-        )  # fmt: skip
+        )
     if scheduler is not None:
         raise HarnessError("--scheduler goes with --executor dask")
     return ProcessExecutor(jobs) if jobs > 1 else SerialExecutor()
@@ -143,9 +145,13 @@ def run(
     try:
         with terminate_as_interrupt():
             summary = run_suite(
-                loaded, out_dir, progress=RichProgress(err), resume=resume, executor=chosen,
+                loaded,
+                out_dir,
+                progress=RichProgress(err),
+                resume=resume,
+                executor=chosen,
                 cache_dir=cache_dir,
-            )  # fmt: skip
+            )
     except KeyboardInterrupt as stop:
         err.print(
             f"interrupted{' (SIGTERM)' if isinstance(stop, Terminated) else ''}: the cells "

@@ -35,10 +35,13 @@ def validate(suite: SuiteArgument) -> None:
             if entry.swept:
                 expanded.setdefault(entry.base, []).append(entry.id)
         for base, ids in expanded.items():
-            swept = ", ".join(sorted({k for r in getattr(loaded, section) if r.base == base
-                                      for k in r.swept}))  # fmt: skip
-            out.print(f"sweep: {section} '{base}' expands into {len(ids)} entries "
-                      f"(over {swept})", highlight=False)  # fmt: skip
+            swept = ", ".join(
+                sorted({k for r in getattr(loaded, section) if r.base == base for k in r.swept})
+            )
+            out.print(
+                f"sweep: {section} '{base}' expands into {len(ids)} entries (over {swept})",
+                highlight=False,
+            )
     combos: dict[tuple[str, str, str], str | None] = {}
     metric_skips: dict[tuple[str, str], dict[str, str]] = {}
     for cell in cells:
@@ -52,8 +55,11 @@ def validate(suite: SuiteArgument) -> None:
     out.print(listing(["dataset", "model", "explainer", "plan (every seed)"], rows[:MAX_LISTED]))
     if len(rows) > MAX_LISTED:  # a large sweep: the plan in counts, not 100,000 lines
         reasons = Counter(reason for reason in combos.values() if reason)
-        out.print(f"… and {len(rows) - MAX_LISTED:,} more combinations (of {len(rows):,}: "
-                  f"{len(rows) - sum(reasons.values()):,} to run)", highlight=False)  # fmt: skip
+        out.print(
+            f"… and {len(rows) - MAX_LISTED:,} more combinations (of {len(rows):,}: "
+            f"{len(rows) - sum(reasons.values()):,} to run)",
+            highlight=False,
+        )
         for reason, count in reasons.most_common():
             out.print(f"skipped ({count:,} combinations): {reason}", highlight=False)
     for (dataset, explainer), skips in metric_skips.items():

@@ -101,9 +101,17 @@ class Dataset:
         the cache keys what is computed from a dataset by it)."""
         digest = hashlib.sha256()
         truth = self.ground_truth
-        for array in (self.x_train, self.y_train, self.x_test, self.y_test,
-                      truth.importance, truth.masks, self.column_of_feature,
-                      self.x_val, self.y_val):  # fmt: skip
+        for array in (
+            self.x_train,
+            self.y_train,
+            self.x_test,
+            self.y_test,
+            truth.importance,
+            truth.masks,
+            self.column_of_feature,
+            self.x_val,
+            self.y_val,
+        ):
             if array is None:
                 digest.update(b"none")
                 continue
@@ -121,9 +129,10 @@ class Dataset:
         if self.column_of_feature is None or self.columns is None:
             return values
         return np.bincount(
-            self.column_of_feature, weights=np.asarray(values, dtype=float),
+            self.column_of_feature,
+            weights=np.asarray(values, dtype=float),
             minlength=len(self.columns),
-        )  # fmt: skip
+        )
 
     @property
     def column_names(self) -> list[str]:
@@ -150,9 +159,12 @@ def with_validation_split(dataset: Dataset, fraction: float, seed: int) -> Datas
             "execution.validation_fraction"
         ) from exc
     return replace(
-        dataset, x_train=take(dataset.x_train, kept), y_train=dataset.y_train[kept],
-        x_val=take(dataset.x_train, held_out), y_val=dataset.y_train[held_out],
-    )  # fmt: skip
+        dataset,
+        x_train=take(dataset.x_train, kept),
+        y_train=dataset.y_train[kept],
+        x_val=take(dataset.x_train, held_out),
+        y_val=dataset.y_train[held_out],
+    )
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, ...]:

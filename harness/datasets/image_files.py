@@ -89,10 +89,16 @@ class ImageFiles(StreamedImages):
     """A split of images kept as files, decoded when indexed (see the module)."""
 
     def __init__(
-        self, paths: Sequence[Path], channels: int, height: int, width: int, size: int | None,
-        workers: int = 2, digests: Sequence[bytes] | None = None,
+        self,
+        paths: Sequence[Path],
+        channels: int,
+        height: int,
+        width: int,
+        size: int | None,
+        workers: int = 2,
+        digests: Sequence[bytes] | None = None,
         max_pixels: int = MAX_PIXELS,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.paths = list(paths)
         self.max_pixels = max_pixels
         self.channels, self.size, self.workers = channels, size, workers
@@ -106,8 +112,16 @@ class ImageFiles(StreamedImages):
     def subset(self, rows: np.ndarray) -> ImageFiles:
         _, _, height, width = self.shape
         digests = None if self.digests is None else [self.digests[int(r)] for r in rows]
-        return ImageFiles([self.paths[int(r)] for r in rows], self.channels, height, width,
-                          self.size, self.workers, digests, self.max_pixels)  # fmt: skip
+        return ImageFiles(
+            [self.paths[int(r)] for r in rows],
+            self.channels,
+            height,
+            width,
+            self.size,
+            self.workers,
+            digests,
+            self.max_pixels,
+        )
 
     def fingerprint(self, digest: Any) -> None:
         """Feed the files' names and contents, and how they are decoded, to ``digest``."""

@@ -68,9 +68,11 @@ class ImageFolderParams(Params):
         2, ge=0, le=64, description="processes decoding images ahead (0: in the main one)"
     )
     max_pixels: int = Field(
-        MAX_PIXELS, ge=1, description="largest image (width × height) read; larger ones are "
+        MAX_PIXELS,
+        ge=1,
+        description="largest image (width × height) read; larger ones are "
         "refused before decoding (decompression bombs)",
-    )  # fmt: skip
+    )
 
     @model_validator(mode="after")
     def _one_kind_of_truth(self) -> ImageFolderParams:
@@ -137,15 +139,28 @@ class ImageFolder(DatasetSource):
                 f"{sorted(sizes)[:2]}); set `size` to resize them"
             )
         width, height = (p.size, p.size) if p.size is not None else every[0].size
-        x = {s: ImageFiles([e.path for e in entries[s]], channels, height, width, p.size,
-                           p.workers, [h.digest for h in pictures[s]], p.max_pixels)
-             for s in entries}  # fmt: skip
+        x = {
+            s: ImageFiles(
+                [e.path for e in entries[s]],
+                channels,
+                height,
+                width,
+                p.size,
+                p.workers,
+                [h.digest for h in pictures[s]],
+                p.max_pixels,
+            )
+            for s in entries
+        }
         y = {s: np.array([e.label for e in entries[s]], dtype=np.int64) for s in entries}
         test = entries[p.test_split]
         truth = GroundTruth()
         if p.masks is not None:
-            truth = GroundTruth(masks=np.stack([self._mask_file(e, pictures[p.test_split][i])
-                                                for i, e in enumerate(test)]))  # fmt: skip
+            truth = GroundTruth(
+                masks=np.stack(
+                    [self._mask_file(e, pictures[p.test_split][i]) for i, e in enumerate(test)]
+                )
+            )
         elif p.boxes is not None:
             truth = GroundTruth(masks=self._box_masks(test, pictures[p.test_split], entries))
         elif p.points is not None:

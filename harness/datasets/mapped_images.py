@@ -31,8 +31,9 @@ class MappedImages(StreamedImages):
 
     def __init__(self, pixels: np.ndarray, identity: str, rows: np.ndarray | None = None) -> None:
         if pixels.dtype != np.uint8 or pixels.ndim not in (3, 4):
-            raise ValueError(f"expected uint8 images (N, H, W[, C]), got {pixels.dtype} "
-                             f"{pixels.shape}")  # fmt: skip
+            raise ValueError(
+                f"expected uint8 images (N, H, W[, C]), got {pixels.dtype} {pixels.shape}"
+            )
         self.pixels, self.identity = pixels, identity
         self.selected = np.arange(len(pixels)) if rows is None else np.asarray(rows, np.int64)
         channels = 1 if pixels.ndim == 3 else pixels.shape[3]
@@ -76,8 +77,14 @@ def map_member(archive: Path, key: str, extract_dir: Path) -> MappedImages:
                 )
             handle.seek(start)
             dtype, shape, fortran, offset = _npy_header(handle)
-        pixels = np.memmap(archive, dtype=dtype, mode="r", offset=offset, shape=shape,
-                           order="F" if fortran else "C")  # fmt: skip
+        pixels = np.memmap(
+            archive,
+            dtype=dtype,
+            mode="r",
+            offset=offset,
+            shape=shape,
+            order="F" if fortran else "C",
+        )
         return MappedImages(pixels, identity)
     target = extract_dir / f"{archive.stem}.{key}.{info.CRC:08x}.npy"
     if target.exists() and not _is_extraction_of(target, info):
@@ -113,8 +120,11 @@ def _extract(archive: Path, info: zipfile.ZipInfo, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
     try:
-        with (zipfile.ZipFile(archive) as zipped, zipped.open(info) as source,
-              partial.open("wb") as sink):  # fmt: skip
+        with (
+            zipfile.ZipFile(archive) as zipped,
+            zipped.open(info) as source,
+            partial.open("wb") as sink,
+        ):
             shutil.copyfileobj(source, sink, length=1 << 22)
         os.replace(partial, target)
     finally:

@@ -43,9 +43,10 @@ class MedMNISTParams(Params):
     max_test: int | None = Field(None, ge=2, le=100_000_000, description="first N test images only")
     download: bool = Field(False, description="fetch a missing file with the medmnist package")
     extract_dir: SuitePath | None = Field(
-        None, description="where compressed images are extracted to be memory-mapped "
+        None,
+        description="where compressed images are extracted to be memory-mapped "
         "(default: <root>/extracted)",
-    )  # fmt: skip
+    )
 
 
 def medmnist_file(root: Path, flag: str, size: int) -> Path:

@@ -55,10 +55,14 @@ def read_description(folder: Path) -> Description:
         raise ValueError(f"{path} lacks a numeric id, a name or a numeric version")
     not_features = [t for t in texts("row_id_attribute") + texts("ignore_attribute") if t]
     return Description(
-        data_id=int(data_id), name=name, version=int(version),
-        default_target=text("default_target_attribute"), licence=text("licence"),
-        citation=text("citation"), not_features=not_features,
-    )  # fmt: skip
+        data_id=int(data_id),
+        name=name,
+        version=int(version),
+        default_target=text("default_target_attribute"),
+        licence=text("licence"),
+        citation=text("citation"),
+        not_features=not_features,
+    )
 
 
 def data_file(folder: Path, data_id: int) -> Path | None:

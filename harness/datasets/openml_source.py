@@ -169,8 +169,12 @@ class OpenMLDataset(DatasetSource):
                 f"{', '.join(map(str, table.columns[:20]))}"
             )
         labels = table[target]
-        frame = table.drop(columns=[target, *(c for c in description.not_features
-                                              if c in table.columns and c != target)])  # fmt: skip
+        frame = table.drop(
+            columns=[
+                target,
+                *(c for c in description.not_features if c in table.columns and c != target),
+            ]
+        )
         frame.columns = [unquote(str(c)) for c in frame.columns]  # ARFF escapes '/' etc.
         card = DatasetCard(
             source=f"OpenML dataset {description.data_id} '{description.name}' "

@@ -53,9 +53,12 @@ class Digits(DatasetSource):
             )
         x = images.numpy()
         x_train, x_test, y_train, y_test = train_test_split(
-            x, digits.target, test_size=self.params.test_fraction, stratify=digits.target,
+            x,
+            digits.target,
+            test_size=self.params.test_fraction,
+            stratify=digits.target,
             random_state=seed,
-        )  # fmt: skip
+        )
         side = self.params.size
         return Dataset(
             name=self.name,

@@ -92,8 +92,9 @@ class StreamedImages(ABC):
             return
         from torch.utils.data import DataLoader
 
-        loader = DataLoader(as_torch_dataset(self), batch_size=size, num_workers=workers,
-                            collate_fn=np.stack)  # fmt: skip
+        loader = DataLoader(
+            as_torch_dataset(self), batch_size=size, num_workers=workers, collate_fn=np.stack
+        )
         yield from read_through(loader)
 
 

@@ -110,8 +110,9 @@ class SyntheticLesions(DatasetSource):
         masks = np.zeros((n, side, side), dtype=bool)
         self._add_blobs(images, masks, labels == 1, p.lesions, p.contrast, rng, ys, xs, radial)
         if p.distractors[1] > 0:
-            self._add_blobs(images, None, np.ones(n, bool), p.distractors, -p.contrast, rng, ys,
-                            xs, radial)  # fmt: skip
+            self._add_blobs(
+                images, None, np.ones(n, bool), p.distractors, -p.contrast, rng, ys, xs, radial
+            )
         if p.vignetting:
             images *= 1 - 0.5 * radial**2
         images = np.where(field, images, 0.0)

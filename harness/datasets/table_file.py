@@ -51,8 +51,9 @@ _GROUPED_NUMBER = re.compile(r"^-?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
 
 
 class TableFileParams(TableParams):
-    path: SuiteFile = Field(description="CSV, TSV, Parquet or Feather file (in a suite, "
-                            "relative to its folder)")  # fmt: skip
+    path: SuiteFile = Field(
+        description="CSV, TSV, Parquet or Feather file (in a suite, relative to its folder)"
+    )
     target: str = Field(min_length=1, description="the column with the class labels")
     drop: list[str] = Field(default_factory=list, description="columns left out")
     positive_above: float | None = Field(
@@ -71,9 +72,10 @@ class TableFileParams(TableParams):
         10_000, ge=2, description="most columns read; a wider file is refused before loading"
     )
     max_values: int = Field(
-        50_000_000, ge=2, description="most rows × columns read; a larger file is refused "
-        "before loading",
-    )  # fmt: skip
+        50_000_000,
+        ge=2,
+        description="most rows × columns read; a larger file is refused before loading",
+    )
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -192,8 +194,14 @@ class TableFile(DatasetSource):
         if p.positive_above is not None or p.positive_values is not None:
             target = self._binary(target)
         name = f"table_file:{p.path.name}"
-        dataset = table_dataset(name, frame, target, p, seed, DatasetCard(
-            source=str(p.path), licence="that of the file"))  # fmt: skip
+        dataset = table_dataset(
+            name,
+            frame,
+            target,
+            p,
+            seed,
+            DatasetCard(source=str(p.path), licence="that of the file"),
+        )
         if not p.importance:
             return dataset
         assert dataset.columns is not None and dataset.column_of_feature is not None
@@ -204,8 +212,12 @@ class TableFile(DatasetSource):
 
     def _check_columns(self, columns: list[str]) -> None:
         p = self.params
-        named = {"target": [p.target], "drop": p.drop, "missing_values": list(p.missing_values),
-                 "importance": list(p.importance or {})}  # fmt: skip
+        named = {
+            "target": [p.target],
+            "drop": p.drop,
+            "missing_values": list(p.missing_values),
+            "importance": list(p.importance or {}),
+        }
         for key, wanted in named.items():
             for column in wanted:
                 if column not in columns:

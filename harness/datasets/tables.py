@@ -88,8 +88,11 @@ def table_dataset(
         raise DatasetError(f"dataset '{name}': {len(frame)} feature rows but {len(target)} labels")
     if len(target) == 0:
         raise DatasetError(f"dataset '{name}': the table has no data rows (a header only?)")
-    nested = [str(c) for c in (*frame.columns, target.name) if _holds_containers(
-        frame[c] if c in frame.columns else target)]  # fmt: skip
+    nested = [
+        str(c)
+        for c in (*frame.columns, target.name)
+        if _holds_containers(frame[c] if c in frame.columns else target)
+    ]
     if nested:
         raise DatasetError(
             f"dataset '{name}': column '{nested[0]}' holds lists, arrays or tables, not single "

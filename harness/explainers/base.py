@@ -62,8 +62,10 @@ class Explanation:
 
         Applied alike to a fresh explanation and to one read back from the cache.
         """
-        parts = [("attributions", self.local, (rows, *attribution_shape)),
-                 ("global scores", self.global_scores, attribution_shape)]  # fmt: skip
+        parts = [
+            ("attributions", self.local, (rows, *attribution_shape)),
+            ("global scores", self.global_scores, attribution_shape),
+        ]
         for name, part, shape in parts:
             if part is None:
                 continue

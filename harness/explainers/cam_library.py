@@ -103,15 +103,17 @@ class _CamLibraryExplainer(Explainer):
         activations = cam.activations_and_grads.activations[0].cpu().numpy()
         gradients = (
             cam.activations_and_grads.gradients[0].cpu().numpy()
-            if cam.activations_and_grads.gradients else None
-        )  # fmt: skip
+            if cam.activations_and_grads.gradients
+            else None
+        )
         raw = cam.get_cam_image(x, layer, wanted, activations, gradients, False)
         from captum.attr import LayerAttribution
 
         upsampled = LayerAttribution.interpolate(
-            torch.as_tensor(np.asarray(raw, dtype=np.float32))[:, None], tuple(x.shape[2:]),
+            torch.as_tensor(np.asarray(raw, dtype=np.float32))[:, None],
+            tuple(x.shape[2:]),
             interpolate_mode=self.params.interpolation,
-        )  # fmt: skip
+        )
         return upsampled[:, 0].numpy()
 
 
@@ -155,9 +157,12 @@ class EigenCam(_CamLibraryExplainer):
 
 class ScoreCamParams(CamLibraryParams):
     masks_per_batch: int = Field(
-        64, ge=1, le=100_000, description="masked inputs per forward pass (the library's "
+        64,
+        ge=1,
+        le=100_000,
+        description="masked inputs per forward pass (the library's "
         "batch_size attribute; its default is 16)",
-    )  # fmt: skip
+    )
 
 
 @explainer_registry.register("score_cam")
@@ -176,9 +181,11 @@ class ScoreCam(_CamLibraryExplainer):
 
 class AblationCamParams(CamLibraryParams):
     ablations_per_batch: int = Field(
-        32, ge=1, le=100_000, description="ablated copies per forward pass (the library's "
-        "batch_size)",
-    )  # fmt: skip
+        32,
+        ge=1,
+        le=100_000,
+        description="ablated copies per forward pass (the library's batch_size)",
+    )
 
 
 @explainer_registry.register("ablation_cam")

@@ -77,10 +77,12 @@ class ScoresActivationParams(Params):
         False, description="apply the recipe's weight decay to s too (off: it pulls to uniform)"
     )
     scores_learning_rate: float = Field(
-        1.0, gt=0, le=1e6,
+        1.0,
+        gt=0,
+        le=1e6,
         description="multiplier of the recipe's learning rate for s (Adam moves each score "
         "by about the learning rate per step)",
-    )  # fmt: skip
+    )
     learn_scores: bool = Field(
         True,
         description="false: s frozen at its initial value — the uniform-gate control (with "
@@ -141,9 +143,12 @@ class ScoresActivationExplainer(Explainer):
             seconds.append(time.perf_counter() - started)
 
         trained = recipe.fit(
-            dataset, seed, device, observer=record,
+            dataset,
+            seed,
+            device,
+            observer=record,
             architecture=lambda data: self.architecture(recipe, data, seed),
-        )  # fmt: skip
+        )
         # up to the epoch the model ends with (early stopping restores an earlier one)
         kept = trained.epochs_trained + 1
         trained.history["score_trajectory"] = np.stack(trajectory[:kept])

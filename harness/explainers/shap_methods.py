@@ -161,8 +161,7 @@ class ShapPermutation(Explainer):
 
     def input_baseline(self, inputs: np.ndarray, context: ExplainContext) -> np.ndarray:
         """The background sample's mean row."""
-        background = sample_rows(context.dataset.x_train, self.params.background_size,
-                                 context.seed)  # fmt: skip
+        background = sample_rows(context.dataset.x_train, self.params.background_size, context.seed)
         return np.asarray(background, dtype=np.float64).mean(axis=0)
 
 

@@ -110,9 +110,12 @@ class SoftCAM(Explainer):
 
         penalised = self.params.l1 > 0 or self.params.l2 > 0
         return recipe.fit(
-            dataset, seed, device, penalty=penalty if penalised else None,
+            dataset,
+            seed,
+            device,
+            penalty=penalty if penalised else None,
             architecture=lambda data: self.architecture(recipe, data, seed),
-        )  # fmt: skip
+        )
 
     def architecture(self, recipe: ModelRecipe, dataset: Dataset, seed: int) -> nn.Module:
         """The recipe's backbone, then the 1×1 class-evidence layer."""

@@ -98,9 +98,10 @@ class _Consistency(Metric):
         share = ((cells > 0) if self.positive else (cells < 0)).mean(axis=(1, 2))
         sd = float(share.std(ddof=1)) if len(share) > 1 else float("nan")
         return MetricResult(
-            float(share.mean()), f"sd {sd:.3f} over {len(share)} images",
+            float(share.mean()),
+            f"sd {sd:.3f} over {len(share)} images",
             arrays={"sd": np.array(sd), "per_image": share},
-        )  # fmt: skip
+        )
 
     def wanted_classes(self, labels: np.ndarray) -> np.ndarray:
         return np.full(len(labels), self.params.positive_class)

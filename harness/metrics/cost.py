@@ -138,6 +138,7 @@ class TimeToRanking(Metric):
         while epoch > 0 and sets[epoch - 1] == sets[-1]:
             epoch -= 1
         return MetricResult(
-            float(seconds[epoch]), f"top-{self.params.k} set final from epoch {epoch}",
+            float(seconds[epoch]),
+            f"top-{self.params.k} set final from epoch {epoch}",
             arrays={"epoch": np.array(epoch)},
-        )  # fmt: skip
+        )

@@ -78,11 +78,18 @@ def probability_curves(
     chunk = rows_per_batch(x.shape[1:], params.steps + 1)
     return np.concatenate(
         [
-            _curves(x[i : i + chunk], reference[i : i + chunk], order[i : i + chunk],
-                    evidence.targets[i : i + chunk], evidence, params, insert)
+            _curves(
+                x[i : i + chunk],
+                reference[i : i + chunk],
+                order[i : i + chunk],
+                evidence.targets[i : i + chunk],
+                evidence,
+                params,
+                insert,
+            )
             for i in range(0, len(x), chunk)
         ]
-    )  # fmt: skip
+    )
 
 
 def _curves(

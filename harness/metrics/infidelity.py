@@ -129,7 +129,10 @@ class Infidelity(Metric):
             shaped = np.broadcast_to(np.asarray(evidence.input_baseline, np.float64), x.shape)
             baselines = torch.from_numpy(np.ascontiguousarray(shaped))
         values = infidelity(
-            forward, perturbation_function(evidence, self.params), x, attributions,
+            forward,
+            perturbation_function(evidence, self.params),
+            x,
+            attributions,
             baselines=baselines,
             target=torch.as_tensor(np.asarray(evidence.targets)),
             n_perturb_samples=self.params.samples,
@@ -137,5 +140,5 @@ class Infidelity(Metric):
                 len(x) * self.params.samples, max(len(x), rows_per_batch(tuple(x.shape[1:])))
             ),
             normalize=True,
-        )  # fmt: skip
+        )
         return MetricResult(float(values.mean()))

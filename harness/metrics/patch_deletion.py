@@ -44,10 +44,12 @@ class PatchDeletionParams(Params):
     )
     curve: Literal["auto", "accuracy", "probability_ratio"] = "auto"
     foreground: float | None = Field(
-        None, ge=-1e12, le=1e12,
+        None,
+        ge=-1e12,
+        le=1e12,
         description="rank only patches with a pixel whose channel mean exceeds this "
         "(raw input units); None: every patch",
-    )  # fmt: skip
+    )
 
 
 def patch_ids(height: int, width: int, patch: int) -> np.ndarray:
@@ -121,8 +123,14 @@ class _PatchDeletion(Metric):
         curve = per_image[:, kept].mean(axis=1)
         fractions = k / k[-1] if k[-1] else k.astype(float)
         left_out = int((~kept).sum())
-        note = (f"{left_out} of {len(kept)} images left out (not predicted as the explained "
-                "class before occlusion)") if left_out else ""  # fmt: skip
+        note = (
+            (
+                f"{left_out} of {len(kept)} images left out (not predicted as the explained "
+                "class before occlusion)"
+            )
+            if left_out
+            else ""
+        )
         return MetricResult(
             float(np.trapezoid(curve, fractions)), note, arrays={"curve": curve, "k": k}
         )

@@ -91,9 +91,11 @@ def patch_hits(masks: np.ndarray, grid: tuple[int, int], patch: int, stride: int
     top, left = rows.clamp(max=height), cols.clamp(max=width)
     bottom, right = (rows + patch).clamp(max=height), (cols + patch).clamp(max=width)
     inside = (
-        table[:, bottom][:, :, right] - table[:, top][:, :, right]
-        - table[:, bottom][:, :, left] + table[:, top][:, :, left]
-    )  # fmt: skip
+        table[:, bottom][:, :, right]
+        - table[:, top][:, :, right]
+        - table[:, bottom][:, :, left]
+        + table[:, top][:, :, left]
+    )
     return inside > 0
 
 
@@ -149,19 +151,24 @@ def official_selection(scores: torch.Tensor, threshold: float, k_max: int) -> to
 
 class TopKPatchPrecisionParams(Params):
     rule: Literal["scale_free", "official"] = Field(
-        "scale_free", description="selection rule: per-map max-normalised (default) or the "
+        "scale_free",
+        description="selection rule: per-map max-normalised (default) or the "
         "official code's (raw values, threshold 1, irregular window)",
-    )  # fmt: skip
+    )
     k_max: int = Field(30, ge=1, le=10_000, description="K: precision@k for k = 1…K")
     threshold: float | None = Field(
-        None, ge=-1e12, le=1e12,
+        None,
+        ge=-1e12,
+        le=1e12,
         description="cells must exceed it (None: 0 for scale_free, 1 for official)",
-    )  # fmt: skip
+    )
     grid: int | None = Field(
-        None, ge=1, le=4096,
+        None,
+        ge=1,
+        le=4096,
         description="official rule: G (None: (H − P) // S + 1, 60 at 512 px); the "
         "scale-free grid is always aligned with the patches",
-    )  # fmt: skip
+    )
     patch: int | None = Field(None, ge=1, le=4096, description="P, pixels (None: 33 at 512 px)")
     stride: int | None = Field(None, ge=1, le=4096, description="S, pixels (None: 8 at 512 px)")
 
@@ -201,9 +208,10 @@ class TopKPatchPrecision(Metric):
         if not defined.any():
             return MetricResult.undefined("no cell above the threshold in any map")
         return MetricResult(
-            float(curve[defined].mean()), note,
+            float(curve[defined].mean()),
+            note,
             arrays={"precision_at_k": curve, "k": np.arange(1, len(curve) + 1)},
-        )  # fmt: skip
+        )
 
     def precision_at_k(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Pooled precision@k for k = 1…K (NaN where no image has k selected patches… or

@@ -176,8 +176,7 @@ class MPRT(Metric):
         points = np.array(curve)
         arrays = {"similarity": points, "layers": np.array(layers)}
         if np.isnan(points).all():
-            return MetricResult(float("nan"), "the maps are constant: similarity undefined",
-                                arrays)  # fmt: skip
+            return MetricResult(float("nan"), "the maps are constant: similarity undefined", arrays)
         notes = []
         if np.nanmin(points) >= UNCHANGED:
             notes.append("the explanation does not change when the model is randomised")

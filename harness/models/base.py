@@ -65,10 +65,14 @@ class TrainedModel:
     ) -> TrainedModel:
         """A fitted estimator as a trained model (on the CPU, no gradients)."""
         return cls(
-            module=EstimatorForward(estimator), device=torch.device("cpu"),
-            train_seconds=train_seconds, epochs_trained=0, differentiable=False,
-            estimator=estimator, given=given,
-        )  # fmt: skip
+            module=EstimatorForward(estimator),
+            device=torch.device("cpu"),
+            train_seconds=train_seconds,
+            epochs_trained=0,
+            differentiable=False,
+            estimator=estimator,
+            given=given,
+        )
 
     def logits(self, x: Rows) -> np.ndarray:
         """Class logits for ``x`` (rows like the dataset's), without gradients, in

@@ -57,8 +57,13 @@ ESTIMATOR_FORMATS: dict[str, type[FittedEstimator]] = {
     "xgboost": XGBoostBooster,
     "lightgbm": LightGBMBooster,
 }
-SUFFIX_FORMATS = {".pt2": "torch_export", ".skops": "skops", ".json": "xgboost",
-                  ".ubj": "xgboost", ".txt": "lightgbm"}  # fmt: skip
+SUFFIX_FORMATS = {
+    ".pt2": "torch_export",
+    ".skops": "skops",
+    ".json": "xgboost",
+    ".ubj": "xgboost",
+    ".txt": "lightgbm",
+}
 
 
 class GivenParams(Params):
@@ -99,8 +104,12 @@ class GivenParams(Params):
     @model_validator(mode="after")
     def _consistent(self) -> GivenParams:
         fmt = self.resolved_format()
-        torch_only = {"factory": self.factory, "mean": self.mean, "std": self.std,
-                      "cam_layer": self.cam_layer}  # fmt: skip
+        torch_only = {
+            "factory": self.factory,
+            "mean": self.mean,
+            "std": self.std,
+            "cam_layer": self.cam_layer,
+        }
         if fmt in ESTIMATOR_FORMATS:
             used = [k for k, v in torch_only.items() if v is not None]
             if used or self.preprocessing != "none" or self.output != "logits" or self.traits:
@@ -110,8 +119,10 @@ class GivenParams(Params):
                     "Pipeline instead)"
                 )
         if (fmt == "state_dict") != (self.factory is not None):
-            raise ValueError("format 'state_dict' and factory go together: the factory builds "
-                             "the network, the file holds its weights")  # fmt: skip
+            raise ValueError(
+                "format 'state_dict' and factory go together: the factory builds "
+                "the network, the file holds its weights"
+            )
         if self.trusted_types and fmt != "skops":
             raise ValueError("trusted_types applies to skops files only")
         if (self.mean is None) != (self.std is None):
@@ -178,9 +189,13 @@ class GivenModel(ModelRecipe):
         inside = "network.program." if fmt == "torch_export" else "network."
         cam_layer = None if p.cam_layer is None else inside + p.cam_layer
         return TrainedModel(
-            module=module, device=device, train_seconds=0.0, epochs_trained=0,
-            cam_layer=cam_layer, given=True,
-        )  # fmt: skip
+            module=module,
+            device=device,
+            train_seconds=0.0,
+            epochs_trained=0,
+            cam_layer=cam_layer,
+            given=True,
+        )
 
     def _network(self, fmt: str, dataset: Dataset) -> nn.Module:
         path = self.params.path
@@ -201,13 +216,16 @@ class GivenModel(ModelRecipe):
             ) from error
         network = build(**self.params.factory_args)
         if not isinstance(network, nn.Module):
-            raise ValueError(f"factory '{self.params.factory}' returned "
-                             f"{type(network).__name__}, not a torch nn.Module")  # fmt: skip
+            raise ValueError(
+                f"factory '{self.params.factory}' returned "
+                f"{type(network).__name__}, not a torch nn.Module"
+            )
         try:
             network.load_state_dict(load_state_dict(path))
         except RuntimeError as error:
-            raise ValueError(f"{path}: weights do not fit the factory's network: "
-                             f"{str(error).splitlines()[0]}") from error  # fmt: skip
+            raise ValueError(
+                f"{path}: weights do not fit the factory's network: {str(error).splitlines()[0]}"
+            ) from error
         return network
 
     def _standardize(self, dataset: Dataset) -> Standardize:
@@ -219,8 +237,10 @@ class GivenModel(ModelRecipe):
             return channel_standardize(x) if x.ndim == 4 else feature_standardize(x)
         if len(p.mean) != width or len(p.std) != width:
             what = "channels" if x.ndim == 4 else "features"
-            raise ValueError(f"mean and std have {len(p.mean)} and {len(p.std)} values; dataset "
-                             f"'{dataset.name}' has {width} {what}")  # fmt: skip
+            raise ValueError(
+                f"mean and std have {len(p.mean)} and {len(p.std)} values; dataset "
+                f"'{dataset.name}' has {width} {what}"
+            )
         return Standardize(np.reshape(p.mean, shape), np.reshape(p.std, shape))
 
 
@@ -254,12 +274,17 @@ def _shape(dims: tuple[int | str, ...] | list[Any]) -> str:
 def _check_exported_shape(program: Any, dataset: Dataset, path: Path) -> None:
     """The exported program's declared input against the dataset's rows."""
     user_inputs = set(program.graph_signature.user_inputs)
-    shapes = [node.meta["val"].shape for node in program.graph.nodes
-              if node.op == "placeholder" and node.name in user_inputs]  # fmt: skip
+    shapes = [
+        node.meta["val"].shape
+        for node in program.graph.nodes
+        if node.op == "placeholder" and node.name in user_inputs
+    ]
     expected = tuple(dataset.x_train.shape[1:])
     if len(shapes) != 1:
-        raise ValueError(f"{path}: the program takes {len(shapes)} inputs; the harness gives "
-                         f"one tensor {_shape(expected)}")  # fmt: skip
+        raise ValueError(
+            f"{path}: the program takes {len(shapes)} inputs; the harness gives "
+            f"one tensor {_shape(expected)}"
+        )
     (shape,) = shapes
     declared = tuple(int(d) if isinstance(d, int) else str(d) for d in shape[1:])
     if declared != expected:

@@ -76,9 +76,11 @@ class TimmCNN(ModelRecipe):
         timm = _timm()
         try:
             model = timm.create_model(
-                self.params.architecture, pretrained=False, num_classes=dataset.n_classes,
+                self.params.architecture,
+                pretrained=False,
+                num_classes=dataset.n_classes,
                 in_chans=dataset.x_train.shape[1],
-            )  # fmt: skip
+            )
         except RuntimeError as error:  # timm: "Unknown model (…)"
             raise ValueError(f"timm: {error}; see timm.list_models()") from error
         if not hasattr(model, "forward_features") or not hasattr(model, "reset_classifier"):
@@ -103,9 +105,10 @@ class TimmCNN(ModelRecipe):
         twin = self.build(dataset)
         model = twin.get_submodule("network")
         features = nn.Sequential(
-            OrderedDict(standardize=twin.get_submodule("standardize"),
-                        features=_ForwardFeatures(model))
-        )  # fmt: skip
+            OrderedDict(
+                standardize=twin.get_submodule("standardize"), features=_ForwardFeatures(model)
+            )
+        )
         return features, int(model.num_features)  # type: ignore[arg-type]
 
     def cam_layer_name(self) -> str | None:
@@ -137,6 +140,7 @@ def _last_feature_module(architecture: str) -> str:
         for hook in hooks:
             hook.remove()
     if not ran:
-        raise ValueError(f"timm model '{architecture}': no module runs in forward_features; "
-                         "set cam_layer")  # fmt: skip
+        raise ValueError(
+            f"timm model '{architecture}': no module runs in forward_features; set cam_layer"
+        )
     return ran[-1]

@@ -91,8 +91,9 @@ class _Torchvision(ModelRecipe):
     params: TorchvisionParams
 
     def standardize(self, dataset: Dataset) -> nn.Module:
-        return weights_standardize(dataset.x_train, self.params.normalisation, IMAGENET_MEAN,
-                                   IMAGENET_STD)  # fmt: skip
+        return weights_standardize(
+            dataset.x_train, self.params.normalisation, IMAGENET_MEAN, IMAGENET_STD
+        )
 
 
 class _ResNet(_Torchvision):

@@ -134,10 +134,13 @@ def parameter_groups(
         if p.requires_grad:
             groups.setdefault(settings.get(id(p), (False, 1.0)), []).append(p)
     return [
-        {"params": params, "weight_decay": 0.0 if exempt else weight_decay,
-         "lr": learning_rate * multiplier}
+        {
+            "params": params,
+            "weight_decay": 0.0 if exempt else weight_decay,
+            "lr": learning_rate * multiplier,
+        }
         for (exempt, multiplier), params in groups.items()
-    ]  # fmt: skip
+    ]
 
 
 @dataclass
@@ -159,8 +162,9 @@ def make_optimiser(module: nn.Module, params: TrainingParams) -> torch.optim.Opt
     """Adam, or SGD (momentum, Nesterov), over :func:`parameter_groups`."""
     groups = parameter_groups(module, params.weight_decay, params.learning_rate)
     if params.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=params.learning_rate, momentum=params.momentum,
-                               nesterov=params.nesterov)  # fmt: skip
+        return torch.optim.SGD(
+            groups, lr=params.learning_rate, momentum=params.momentum, nesterov=params.nesterov
+        )
     return torch.optim.Adam(groups, lr=params.learning_rate)
 
 
@@ -193,8 +197,7 @@ def augmenter(params: AugmentationParams, channels: int) -> Callable[[torch.Tens
     if params.color_jitter:
         strength = params.color_jitter
         saturation = strength if channels == 3 else 0.0
-        steps.append(v2.ColorJitter(brightness=strength, contrast=strength,
-                                    saturation=saturation))  # fmt: skip
+        steps.append(v2.ColorJitter(brightness=strength, contrast=strength, saturation=saturation))
     return v2.Compose(steps)
 
 
@@ -236,10 +239,12 @@ def rows_of(x: Rows, batches: list[torch.Tensor], device: torch.device) -> Itera
     from torch.utils.data import DataLoader
 
     loader = DataLoader(
-        as_torch_dataset(x), batch_sampler=[batch.tolist() for batch in batches],
+        as_torch_dataset(x),
+        batch_sampler=[batch.tolist() for batch in batches],
         num_workers=x.loader_workers(),
-        collate_fn=stacked_tensor, pin_memory=device.type == "cuda",
-    )  # fmt: skip
+        collate_fn=stacked_tensor,
+        pin_memory=device.type == "cuda",
+    )
     yield from read_through(loader)
 
 
@@ -309,8 +314,9 @@ def train_classifier(
         batches = [
             order[s : s + params.batch_size] for s in range(0, len(order), params.batch_size)
         ]
-        for index, (batch, rows) in enumerate(zip(batches, rows_of(x, batches, device),
-                                                  strict=True)):  # fmt: skip
+        for index, (batch, rows) in enumerate(
+            zip(batches, rows_of(x, batches, device), strict=True)
+        ):
             images = rows.to(device, non_blocking=True)
             if transform is not None:
                 images = augmented(images, transform, seed, epoch, index)
@@ -328,8 +334,9 @@ def train_classifier(
             observer(module, epoch)
         if x_val is not None and y_val is not None:
             with mixed_precision(device, params.amp):
-                score = _validation_score(module, x_val, y_val, params.early_stopping_metric,
-                                          device)  # fmt: skip
+                score = _validation_score(
+                    module, x_val, y_val, params.early_stopping_metric, device
+                )
             if score < best_score:
                 best_score, best_state, stale = score, copy.deepcopy(module.state_dict()), 0
                 best_epoch = epoch

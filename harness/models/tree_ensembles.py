@@ -86,9 +86,13 @@ class RandomForest(_TreeEnsemble):
 
         p = self.params
         return RandomForestClassifier(
-            n_estimators=p.n_estimators, max_depth=p.max_depth, max_features=p.max_features,
-            min_samples_leaf=p.min_samples_leaf, random_state=seed, n_jobs=threads,
-        )  # fmt: skip
+            n_estimators=p.n_estimators,
+            max_depth=p.max_depth,
+            max_features=p.max_features,
+            min_samples_leaf=p.min_samples_leaf,
+            random_state=seed,
+            n_jobs=threads,
+        )
 
 
 class BoostingParams(_EnsembleParams):
@@ -108,9 +112,13 @@ class HistGradientBoosting(_TreeEnsemble):
 
         p = self.params
         return HistGradientBoostingClassifier(
-            max_iter=p.n_estimators, max_depth=p.max_depth, learning_rate=p.learning_rate,
-            max_leaf_nodes=p.max_leaves, early_stopping=False, random_state=seed,
-        )  # fmt: skip
+            max_iter=p.n_estimators,
+            max_depth=p.max_depth,
+            learning_rate=p.learning_rate,
+            max_leaf_nodes=p.max_leaves,
+            early_stopping=False,
+            random_state=seed,
+        )
 
 
 @model_registry.register("xgboost")
@@ -124,10 +132,14 @@ class XGBoost(_TreeEnsemble):
         xgboost = optional_import("xgboost", "model recipe 'xgboost'")
         p = self.params
         return xgboost.XGBClassifier(
-            n_estimators=p.n_estimators, max_depth=p.max_depth or 6, max_leaves=p.max_leaves,
-            learning_rate=p.learning_rate, tree_method="hist", random_state=seed,
+            n_estimators=p.n_estimators,
+            max_depth=p.max_depth or 6,
+            max_leaves=p.max_leaves,
+            learning_rate=p.learning_rate,
+            tree_method="hist",
+            random_state=seed,
             n_jobs=threads,
-        )  # fmt: skip
+        )
 
     def fitted(self, classifier: Any) -> FittedEstimator:
         return XGBoostBooster(classifier.get_booster())
@@ -144,10 +156,16 @@ class LightGBM(_TreeEnsemble):
         lightgbm = optional_import("lightgbm", "model recipe 'lightgbm'")
         p = self.params
         return lightgbm.LGBMClassifier(
-            n_estimators=p.n_estimators, max_depth=p.max_depth or -1, num_leaves=p.max_leaves,
-            learning_rate=p.learning_rate, random_state=seed, deterministic=True,
-            force_row_wise=True, n_jobs=threads, verbose=-1,
-        )  # fmt: skip
+            n_estimators=p.n_estimators,
+            max_depth=p.max_depth or -1,
+            num_leaves=p.max_leaves,
+            learning_rate=p.learning_rate,
+            random_state=seed,
+            deterministic=True,
+            force_row_wise=True,
+            n_jobs=threads,
+            verbose=-1,
+        )
 
     def fitted(self, classifier: Any) -> FittedEstimator:
         return LightGBMBooster(classifier.booster_)

@@ -185,11 +185,12 @@ def leaderboard_tables(summary: pd.DataFrame, style: EntryStyle = "full") -> lis
                     continue
                 entry = by_metric.loc[metric]
                 text = (
-                    format_entry(entry["mean"], entry["ci_low"], entry["ci_high"],
-                                 entry["unit"], style)
+                    format_entry(
+                        entry["mean"], entry["ci_low"], entry["ci_high"], entry["unit"], style
+                    )
                     if entry["n"]
                     else entry["status"]
-                )  # fmt: skip
+                )
                 if entry["n"] < entry["n_cells"]:
                     text += f" (n={entry['n']}/{entry['n_cells']})" if entry["n"] else ""
                     if entry["note"] not in footnotes:
@@ -204,9 +205,10 @@ def leaderboard_tables(summary: pd.DataFrame, style: EntryStyle = "full") -> lis
         seeds = int(block["n_cells"].max())
         plural = "s" if seeds != 1 else ""
         title = (
-            f"{dataset} (mean ±½ 95% CI, {seeds} seed{plural})" if style == "compact"
+            f"{dataset} (mean ±½ 95% CI, {seeds} seed{plural})"
+            if style == "compact"
             else f"{dataset} (mean [95% bootstrap CI] over {seeds} seed{plural}; best marked)"
-        )  # fmt: skip
+        )
         tables.append(
             LeaderboardTable(
                 title=title,
@@ -227,9 +229,12 @@ def rank_summary(summary: pd.DataFrame) -> LeaderboardTable | None:
     if quality.empty:
         return None
     per_dataset = quality.pivot_table(
-        index=["model", "explainer"], columns="dataset", values="rank", aggfunc="mean",
+        index=["model", "explainer"],
+        columns="dataset",
+        values="rank",
+        aggfunc="mean",
         sort=False,
-    )  # fmt: skip
+    )
     overall = quality.groupby(["model", "explainer"], sort=False)["rank"].mean()
     per_dataset["mean rank"] = overall
     per_dataset = per_dataset.sort_values("mean rank")

@@ -16,8 +16,9 @@ def describe_outcome(outcome: ClaimResult) -> str:
     claim = outcome.claim
     interval = (
         f" [{format_number(outcome.low)}, {format_number(outcome.high)}]"
-        if outcome.bootstrapped else ""
-    )  # fmt: skip
+        if outcome.bootstrapped
+        else ""
+    )
     measured = "rank" if claim.kind == "rank" else claim.kind
     details = f"{outcome.seeds} seed{'s' if outcome.seeds != 1 else ''}"
     if outcome.note:
@@ -59,14 +60,23 @@ def write_junit(path: Path, suite: str, run_id: str, outcomes: list[ClaimResult]
     verdicts are ``failure`` elements (type = the verdict), with the measurement."""
     failures = [o for o in outcomes if o.verdict != "holds"]
     root = ET.Element(
-        "testsuite", name=xml_text(f"xai-harness check {suite}"), tests=str(len(outcomes)),
-        failures=str(len(failures)), errors="0", skipped="0",
-    )  # fmt: skip
+        "testsuite",
+        name=xml_text(f"xai-harness check {suite}"),
+        tests=str(len(outcomes)),
+        failures=str(len(failures)),
+        errors="0",
+        skipped="0",
+    )
     properties = ET.SubElement(root, "properties")
     ET.SubElement(properties, "property", name="run_id", value=xml_text(run_id))
     for outcome in outcomes:
-        case = ET.SubElement(root, "testcase", classname=xml_text(f"claims.{suite}"),
-                             name=xml_text(outcome.label), time="0")  # fmt: skip
+        case = ET.SubElement(
+            root,
+            "testcase",
+            classname=xml_text(f"claims.{suite}"),
+            name=xml_text(outcome.label),
+            time="0",
+        )
         line = xml_text(describe_outcome(outcome))
         if outcome.verdict != "holds":
             failure = ET.SubElement(case, "failure", type=outcome.verdict, message=line)

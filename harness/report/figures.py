@@ -156,10 +156,16 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
             # dodge: explainers with equal values (e.g. a tie-capped ρ) stay visible
             offset = (explainers.index(explainer) - (len(explainers) - 1) / 2) * spread
             axis.errorbar(
-                stats.index + offset, stats["mean"], yerr=stats["std"].fillna(0), marker="o",
-                markersize=4, capsize=3, label=explainer, color=colours[explainer],
+                stats.index + offset,
+                stats["mean"],
+                yerr=stats["std"].fillna(0),
+                marker="o",
+                markersize=4,
+                capsize=3,
+                label=explainer,
+                color=colours[explainer],
                 linestyle=":" if explainer in control else "-",
-            )  # fmt: skip
+            )
         if gain:
             axis.axhline(0, color="grey", linewidth=0.8)
         axis.set_xlabel(f"irrelevant features ({relevant_note})")
@@ -169,9 +175,12 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
     for axis in axes[0]:
         handles.update(zip(*reversed(axis.get_legend_handles_labels()), strict=True))
     axes[0][-1].legend(
-        handles.values(), handles.keys(), fontsize=8, loc="center left",
+        handles.values(),
+        handles.keys(),
+        fontsize=8,
+        loc="center left",
         bbox_to_anchor=(1.02, 0.5),
-    )  # fmt: skip
+    )
     figure.suptitle("Sweep over irrelevant features (mean ± sd over seeds; points dodged)")
     return figure
 
@@ -180,8 +189,13 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
 LINE_STYLES = ("-", "--", ":", "-.")
 
 #: Metrics (names) a parameter sweep draws when the figure names none (those the run has).
-SWEEP_METRICS = ("accuracy_gain_pp", "accuracy_gain_rel", "spearman_gt", "pearson_gt",
-                 "spearman_ref")  # fmt: skip
+SWEEP_METRICS = (
+    "accuracy_gain_pp",
+    "accuracy_gain_rel",
+    "spearman_gt",
+    "pearson_gt",
+    "spearman_ref",
+)
 
 
 def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figure | None:
@@ -210,8 +224,9 @@ def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figur
     swept = [c for c in results.columns[list(results.columns).index("explainer_base") + 1 :]]
     averaged = [c for c in swept if c not in (x, hue) and data[c].notna().any()]
     several_models = data["model"].nunique() > 1  # one line per explainer and model then
-    data = data.assign(line=data["explainer_base"] + (
-        " (" + data["model"] + ")" if several_models else ""))  # fmt: skip
+    data = data.assign(
+        line=data["explainer_base"] + (" (" + data["model"] + ")" if several_models else "")
+    )
     groups = ["line", *([hue] if hue else [])]
     colours = explainer_colours(list(dict.fromkeys(data["line"])))
     palette = plt.get_cmap("viridis")
@@ -225,8 +240,11 @@ def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figur
             points = sorted(seeds.index.get_level_values(0).unique())
             means = [seeds[p].mean() for p in points]
             bands = [bootstrap_ci(seeds[p].to_numpy()) for p in points]
-            colour = (palette(hues.index(key[1]) / max(len(hues) - 1, 1))
-                      if hue and key[1] in hues else colours[key[0]])  # fmt: skip
+            colour = (
+                palette(hues.index(key[1]) / max(len(hues) - 1, 1))
+                if hue and key[1] in hues
+                else colours[key[0]]
+            )
             label = key[0] if not hue else f"{key[0]}, {hue}={key[1]}"
             style = LINE_STYLES[list(colours).index(key[0]) % len(LINE_STYLES)] if hue else "-"
             axis.plot(points, means, marker="o", color=colour, linestyle=style, label=label)
@@ -245,9 +263,12 @@ def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figur
 
 
 def importance_figure(
-    results: pd.DataFrame, importance: dict[str, np.ndarray], truth: dict[str, np.ndarray],
-    dataset: str, model: str,
-) -> Figure | None:  # fmt: skip
+    results: pd.DataFrame,
+    importance: dict[str, np.ndarray],
+    truth: dict[str, np.ndarray],
+    dataset: str,
+    model: str,
+) -> Figure | None:
     """Each explainer's global importance per feature (normalised to sum 1 per seed; mean
     ± sd over seeds); bars of relevant features are coloured, irrelevant ones grey."""
     cells = ok_rows(results, dataset, model).drop_duplicates("cell_id")
@@ -258,17 +279,26 @@ def importance_figure(
     explainers = list(dict.fromkeys(cells["explainer"]))
     colours = explainer_colours(list(results["explainer"].unique()))
     figure, axes = plt.subplots(
-        len(explainers), 1, figsize=(max(6, 0.28 * len(truth_vector) + 2), 1.6 * len(explainers)),
-        sharex=True, squeeze=False,
-    )  # fmt: skip
+        len(explainers),
+        1,
+        figsize=(max(6, 0.28 * len(truth_vector) + 2), 1.6 * len(explainers)),
+        sharex=True,
+        squeeze=False,
+    )
     features = np.arange(len(truth_vector))
     relevant = truth_vector > 0
     for axis, explainer in zip(axes[:, 0], explainers, strict=True):
         ids = cells.loc[cells["explainer"] == explainer, "cell_id"]
         stacked = np.stack([np.abs(importance[c]) / np.abs(importance[c]).sum() for c in ids])
         bar_colours = [colours[explainer] if r else "lightgrey" for r in relevant]
-        axis.bar(features, stacked.mean(axis=0), yerr=stacked.std(axis=0), color=bar_colours,
-                 capsize=2, error_kw={"linewidth": 0.8})  # fmt: skip
+        axis.bar(
+            features,
+            stacked.mean(axis=0),
+            yerr=stacked.std(axis=0),
+            color=bar_colours,
+            capsize=2,
+            error_kw={"linewidth": 0.8},
+        )
         axis.set_ylabel(explainer, rotation=0, ha="right", va="center", fontsize=9)
         axis.tick_params(axis="y", labelsize=7)
     axes[-1, 0].set_xticks(features)
@@ -297,10 +327,16 @@ def trajectory_figure(
         axis.plot(epochs, trajectory[:, feature], color="lightgrey", linewidth=1)
     palette = plt.get_cmap("tab10")
     for rank, feature in enumerate(np.flatnonzero(relevant)):
-        axis.plot(epochs, trajectory[:, feature], color=palette(rank % 10), linewidth=1.8,
-                  label=f"feature {feature} (relevant)")  # fmt: skip
-    axis.axhline(1 / trajectory.shape[1], color="black", linestyle="--", linewidth=0.8,
-                 label="uniform 1/d")  # fmt: skip
+        axis.plot(
+            epochs,
+            trajectory[:, feature],
+            color=palette(rank % 10),
+            linewidth=1.8,
+            label=f"feature {feature} (relevant)",
+        )
+    axis.axhline(
+        1 / trajectory.shape[1], color="black", linestyle="--", linewidth=0.8, label="uniform 1/d"
+    )
     axis.set_xlabel("epoch (0 = initial)")
     axis.set_ylabel("softmax(s) weight")
     axis.grid(alpha=0.3)
@@ -410,24 +446,38 @@ def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure 
         for (model, explainer), point in means.iterrows():
             spread = spreads.loc[(model, explainer)]
             axis.errorbar(
-                point["accuracy"], point["value"], xerr=spread["accuracy"],
-                yerr=spread["value"], marker=markers[model], color=colours[explainer],
-                markersize=6, capsize=2, linewidth=0.8, linestyle="none",
+                point["accuracy"],
+                point["value"],
+                xerr=spread["accuracy"],
+                yerr=spread["value"],
+                marker=markers[model],
+                color=colours[explainer],
+                markersize=6,
+                capsize=2,
+                linewidth=0.8,
+                linestyle="none",
                 mfc="none" if explainer in control else colours[explainer],
-            )  # fmt: skip
+            )
         axis.set_xlabel("accuracy of the explained model")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
     for axis in axes.flat[len(panels) :]:
         axis.set_visible(False)
     handles = [
-        plt.Line2D([], [], color=colours[e], marker="o", linestyle="none", label=e,
-                   mfc="none" if e in control else colours[e])
+        plt.Line2D(
+            [],
+            [],
+            color=colours[e],
+            marker="o",
+            linestyle="none",
+            label=e,
+            mfc="none" if e in control else colours[e],
+        )
         for e in dict.fromkeys(data["explainer"])
     ] + [
         plt.Line2D([], [], color="black", marker=m, linestyle="none", mfc="none", label=model)
         for model, m in markers.items()
-    ]  # fmt: skip
+    ]
     figure.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     figure.suptitle(
         f"{dataset}: localisation against accuracy (mean ± sd over seeds; hollow = control)"
@@ -455,24 +505,43 @@ def faithfulness_figure(
     for axis, (kind, metric) in zip(axes[0], kinds, strict=True):
         scored = cells[(cells["metric"] == metric) & cells["value"].notna()]
         for explainer, rows in scored.groupby("explainer", sort=False):
-            stacked = [curves[f"{metric}.curve"][c] for c in rows["cell_id"]
-                       if c in curves.get(f"{metric}.curve", {})]  # fmt: skip
+            stacked = [
+                curves[f"{metric}.curve"][c]
+                for c in rows["cell_id"]
+                if c in curves.get(f"{metric}.curve", {})
+            ]
             if not stacked:
                 continue
             curve = np.mean(stacked, axis=0)
             fractions = np.linspace(0, 1, len(curve))
-            axis.plot(fractions, curve, color=colours[explainer],
-                      linestyle=":" if explainer in control else "-",
-                      label=f"{explainer} ({rows['value'].mean():.3f})")  # fmt: skip
+            axis.plot(
+                fractions,
+                curve,
+                color=colours[explainer],
+                linestyle=":" if explainer in control else "-",
+                label=f"{explainer} ({rows['value'].mean():.3f})",
+            )
         reference = _random_order_curve(cells, curves, f"{kind}_random")
         if reference is not None:
-            axis.plot(np.linspace(0, 1, len(reference)), reference, color="black",
-                      linestyle="--", linewidth=1.2, label="random order (black box)")  # fmt: skip
+            axis.plot(
+                np.linspace(0, 1, len(reference)),
+                reference,
+                color="black",
+                linestyle="--",
+                linewidth=1.2,
+                label="random order (black box)",
+            )
         action = "removed" if kind == "deletion_auc" else "restored"
         axis.set_xlabel(f"fraction of features {action}, highest attribution first")
         axis.set_ylabel("probability of the explained class")
-        axis.set_title(("deletion (lower area is better)" if kind == "deletion_auc"
-                        else "insertion (higher area is better)"), fontsize=10)  # fmt: skip
+        axis.set_title(
+            (
+                "deletion (lower area is better)"
+                if kind == "deletion_auc"
+                else "insertion (higher area is better)"
+            ),
+            fontsize=10,
+        )
         axis.set_ylim(-0.02, 1.02)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
@@ -505,9 +574,14 @@ def randomisation_figure(
                 continue
             names = [str(n) for n in layers[rows["cell_id"].iloc[0]]]
             score = rows["value"].mean()
-            axis.plot(range(len(names)), np.mean(stacked, axis=0), marker="o",
-                      color=colours[explainer], linestyle=":" if explainer in control else "-",
-                      label=f"{explainer} ({score:.2f})")  # fmt: skip
+            axis.plot(
+                range(len(names)),
+                np.mean(stacked, axis=0),
+                marker="o",
+                color=colours[explainer],
+                linestyle=":" if explainer in control else "-",
+                label=f"{explainer} ({score:.2f})",
+            )
             drawn = True
         axis.set_xticks(range(len(names)), names, rotation=30, fontsize=8)
         axis.set_xlabel("randomised layer (from the top)")
@@ -528,13 +602,23 @@ def randomisation_figure(
 #: Curves drawn against k, by figure kind: (metric name, stored array, x label, y label,
 #: title, random-order reference metric).
 K_CURVES = {
-    "precision_at_k": ("topk_patch_precision", "precision_at_k", "k (top-k patches per image)",
-                       "precision@k (patches touching the mask)",
-                       "top-k patch precision (higher is better)", None),
-    "patch_deletion": ("deletion_patch_auc", "curve", "k (top-k patches occluded)",
-                       "still predicted / probability ratio",
-                       "patch deletion (lower area is better)", "deletion_patch_auc_random"),
-}  # fmt: skip
+    "precision_at_k": (
+        "topk_patch_precision",
+        "precision_at_k",
+        "k (top-k patches per image)",
+        "precision@k (patches touching the mask)",
+        "top-k patch precision (higher is better)",
+        None,
+    ),
+    "patch_deletion": (
+        "deletion_patch_auc",
+        "curve",
+        "k (top-k patches occluded)",
+        "still predicted / probability ratio",
+        "patch deletion (lower area is better)",
+        "deletion_patch_auc_random",
+    ),
+}
 
 
 def k_curve_figure(
@@ -566,16 +650,27 @@ def k_curve_figure(
             ks = np.arange(len(stacked[0])) + (1 if kind == "precision_at_k" else 0)
             mean = np.nanmean(stacked, axis=0)
             style = ":" if explainer in control else "-"
-            axis.plot(ks, mean, color=colours[explainer], linestyle=style,
-                      label=f"{explainer} ({rows['value'].mean():.3f})")  # fmt: skip
+            axis.plot(
+                ks,
+                mean,
+                color=colours[explainer],
+                linestyle=style,
+                label=f"{explainer} ({rows['value'].mean():.3f})",
+            )
             if len(stacked) > 1:
                 band = np.array([bootstrap_ci(column[~np.isnan(column)]) for column in stacked.T])
                 axis.fill_between(ks, band[:, 0], band[:, 1], color=colours[explainer], alpha=0.15)
         if random_name is not None:
             reference = _random_order_curve(cells, arrays, random_name)
             if reference is not None:
-                axis.plot(np.arange(len(reference)), reference, color="black", linestyle="--",
-                          linewidth=1.2, label="random order (black box)")  # fmt: skip
+                axis.plot(
+                    np.arange(len(reference)),
+                    reference,
+                    color="black",
+                    linestyle="--",
+                    linewidth=1.2,
+                    label="random order (black box)",
+                )
         axis.set_xlabel(xlabel)
         axis.set_ylabel(ylabel)
         axis.set_title(f"{title}\n{metric}", fontsize=9)
@@ -612,25 +707,36 @@ def metric_figure(results: pd.DataFrame, metric: str) -> Figure | None:
     control = controls(results)
     entries = list(dict.fromkeys(zip(data["model"], data["explainer"], strict=True)))
     figure, axes = plt.subplots(
-        1, len(datasets), figsize=(max(5.0, 0.42 * len(entries) + 2) * len(datasets), 4.2),
+        1,
+        len(datasets),
+        figsize=(max(5.0, 0.42 * len(entries) + 2) * len(datasets), 4.2),
         squeeze=False,
-    )  # fmt: skip
+    )
     higher = bool(data["higher_is_better"].iloc[0])
     for axis, dataset in zip(axes[0], datasets, strict=True):
         block = data[data["dataset"] == dataset]
         labels = []
         for x, (model, explainer) in enumerate(entries):
-            values = block.loc[(block["model"] == model) & (block["explainer"] == explainer),
-                               "value"].to_numpy()  # fmt: skip
-            labels.append(f"{explainer} ({model})" if len({m for m, _ in entries}) > 1
-                          else explainer)  # fmt: skip
+            values = block.loc[
+                (block["model"] == model) & (block["explainer"] == explainer), "value"
+            ].to_numpy()
+            labels.append(
+                f"{explainer} ({model})" if len({m for m, _ in entries}) > 1 else explainer
+            )
             if not len(values):
                 continue
             mean = values.mean()
             low, high = bootstrap_ci(values)
             error = [[mean - low], [high - mean]] if not np.isnan(low) else None
-            axis.errorbar(x, mean, yerr=error, marker="o", capsize=3, color=colours[explainer],
-                          mfc="none" if explainer in control else colours[explainer])  # fmt: skip
+            axis.errorbar(
+                x,
+                mean,
+                yerr=error,
+                marker="o",
+                capsize=3,
+                color=colours[explainer],
+                mfc="none" if explainer in control else colours[explainer],
+            )
         axis.set_xticks(range(len(entries)), labels, rotation=45, ha="right", fontsize=8)
         axis.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
         axis.set_title(dataset, fontsize=10)
@@ -675,8 +781,14 @@ class RunData:
 
 
 def load_run_data(store: ResultsStore, run_id: str) -> RunData:
-    names = ["global_importance", "ground_truth_importance", "score_trajectory",
-             "gallery_maps", "gallery_images", "gallery_masks"]  # fmt: skip
+    names = [
+        "global_importance",
+        "ground_truth_importance",
+        "score_trajectory",
+        "gallery_maps",
+        "gallery_images",
+        "gallery_masks",
+    ]
     names += [
         n
         for n in store.array_names(run_id)
@@ -694,8 +806,9 @@ def load_run_data(store: ResultsStore, run_id: str) -> RunData:
 def default_figures(data: RunData) -> list[dict[str, Any]]:
     """Every kind once, and a point plot per explanation metric of the run."""
     summary = data.results.drop_duplicates("metric")
-    metrics = list(summary.loc[summary["metric_kind"].fillna("explanation") == "explanation",
-                               "metric"])  # fmt: skip
+    metrics = list(
+        summary.loc[summary["metric_kind"].fillna("explanation") == "explanation", "metric"]
+    )
     kinds = [k for k in FIGURE_KINDS if k != "metric"]
     return [{"kind": k} for k in kinds] + [{"kind": "metric", "metric": m} for m in metrics]
 
@@ -715,32 +828,38 @@ def draw(spec: dict[str, Any], data: RunData) -> list[tuple[tuple[str, ...], Fig
     name = spec.get("name") or (f"metric_{spec['metric']}" if kind == "metric" else kind)
     drawn: list[tuple[tuple[str, ...], Figure | None]] = []
     if kind == "sweep" and spec.get("x"):
-        drawn.append(((spec.get("name") or f"sweep_{spec['x']}",),
-                      parameter_sweep_figure(results, spec)))  # fmt: skip
+        drawn.append(
+            ((spec.get("name") or f"sweep_{spec['x']}",), parameter_sweep_figure(results, spec))
+        )
     elif kind == "sweep":
-        drawn.append(((spec.get("name") or "sweep_irrelevant_features",),
-                      sweep_figure(results, data.config)))  # fmt: skip
+        drawn.append(
+            ((spec.get("name") or "sweep_irrelevant_features",), sweep_figure(results, data.config))
+        )
     elif kind == "metric":
         drawn.append(((name,), metric_figure(results, spec["metric"])))
     elif kind == "runtime":
         drawn.append(((name,), runtime_figure(results)))
     elif kind == "accuracy_localisation":
-        drawn += [((name, str(d)), accuracy_localisation_figure(results, d))
-                  for d in results["dataset"].unique()]  # fmt: skip
+        drawn += [
+            ((name, str(d)), accuracy_localisation_figure(results, d))
+            for d in results["dataset"].unique()
+        ]
     else:
         truth = arrays["ground_truth_importance"]
         for (dataset, model), _ in results.groupby(["dataset", "model"], sort=False):
             figure = {
                 "importance": lambda d, m: importance_figure(
-                    results, arrays["global_importance"], truth, d, m),
+                    results, arrays["global_importance"], truth, d, m
+                ),
                 "trajectory": lambda d, m: trajectory_figure(
-                    arrays["score_trajectory"], truth, d, m),
+                    arrays["score_trajectory"], truth, d, m
+                ),
                 "gallery": lambda d, m: gallery_figure(results, arrays, d, m),
                 "faithfulness": lambda d, m: faithfulness_figure(results, arrays, d, m),
                 "precision_at_k": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
                 "patch_deletion": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
                 "randomisation": lambda d, m: randomisation_figure(results, arrays, d, m),
-            }[kind](dataset, model)  # fmt: skip
+            }[kind](dataset, model)
             drawn.append(((name, str(dataset), str(model)), figure))
     return [(parts, figure) for parts, figure in drawn if figure is not None]
 
@@ -751,8 +870,11 @@ def run_figures(data: RunData) -> list[tuple[str, Figure]]:
     two figures would share a stem (ids that differ only in separators or case, or
     whose joins coincide: ``a_b`` + ``c`` and ``a`` + ``b_c``), 12 hex digits of the
     SHA-256 of the parts appended to each."""
-    drawn = [item for spec in default_figures(data) + list(data.config.get("figures", []))
-             for item in draw(spec, data)]  # fmt: skip
+    drawn = [
+        item
+        for spec in default_figures(data) + list(data.config.get("figures", []))
+        for item in draw(spec, data)
+    ]
     stems = [file_stem("_".join(parts)) for parts, _ in drawn]
     owners: dict[str, set[tuple[str, ...]]] = {}
     for stem, (parts, _) in zip(stems, drawn, strict=True):

@@ -201,8 +201,11 @@ def _claims_section(config: dict[str, Any], results: pd.DataFrame) -> str:
         for outcome in outcomes:
             regime = [f"{k}={v}" for k, v in outcome.regime]
             row, column = ", ".join(regime[:-1]) or claim.id, regime[-1] if regime else "verdict"
-            interval = (f" [{format_number(outcome.low)}, {format_number(outcome.high)}]"
-                        if outcome.bootstrapped else "")  # fmt: skip
+            interval = (
+                f" [{format_number(outcome.low)}, {format_number(outcome.high)}]"
+                if outcome.bootstrapped
+                else ""
+            )
             cells[(row, column)] = (
                 f'<td style="background:{VERDICT_COLOURS[outcome.verdict]}" '
                 f'title="{escape(outcome.note)}">{escape(outcome.verdict)}<br>'
@@ -212,12 +215,14 @@ def _claims_section(config: dict[str, Any], results: pd.DataFrame) -> str:
         columns = list(dict.fromkeys(c for _, c in cells))
         header = "".join(f"<th>{escape(c)}</th>" for c in ["", *columns])
         body = "".join(
-            f"<tr><th>{escape(r)}</th>" + "".join(cells.get((r, c), "<td></td>") for c in columns)
+            f"<tr><th>{escape(r)}</th>"
+            + "".join(cells.get((r, c), "<td></td>") for c in columns)
             + "</tr>"
             for r in rows
-        )  # fmt: skip
-        parts.append(f'{title}{source}<div class="scroll"><table><tr>{header}</tr>{body}'
-                     "</table></div>")  # fmt: skip
+        )
+        parts.append(
+            f'{title}{source}<div class="scroll"><table><tr>{header}</tr>{body}</table></div>'
+        )
     return "\n".join(parts)
 
 
@@ -244,8 +249,11 @@ def _page(
     if others:
         body.append("<h2>Figures</h2>")
         body += [_image(png, stem) for stem, png in others]
-    body += [_claims_section(info["config"], results), _conventions_section(results),
-             _cells_section(results)]  # fmt: skip
+    body += [
+        _claims_section(info["config"], results),
+        _conventions_section(results),
+        _cells_section(results),
+    ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>xai-harness {escape(info['run_id'])}</title><style>{STYLE}</style></head>"

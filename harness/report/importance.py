@@ -33,9 +33,11 @@ def importance_tables(store: ResultsStore, run_id: str, top: int = 15) -> dict[s
     tables = {}
     for (dataset, model), by_explainer in shares.items():
         table = pd.DataFrame(
-            {explainer: pd.concat(seeds, axis=1).mean(axis=1) for explainer, seeds in
-             by_explainer.items()}
-        )  # fmt: skip
+            {
+                explainer: pd.concat(seeds, axis=1).mean(axis=1)
+                for explainer, seeds in by_explainer.items()
+            }
+        )
         order = table.mean(axis=1).sort_values(ascending=False).index
         tables[f"{dataset} / {model}"] = table.loc[order[:top]]
     return tables

@@ -53,10 +53,12 @@ def pipe_table(columns: list[str], rows: list[list[str]], text_columns: int = 1)
 def _emphasised(table: LeaderboardTable, mark: str) -> list[list[str]]:
     """Rows with best cells wrapped in ``mark`` (e.g. ``**``); empty cells left alone."""
     return [
-        [f"{mark}{c}{mark}" if table.best and table.best[i][j] and c else c
-         for j, c in enumerate(row)]
+        [
+            f"{mark}{c}{mark}" if table.best and table.best[i][j] and c else c
+            for j, c in enumerate(row)
+        ]
         for i, row in enumerate(table.rows)
-    ]  # fmt: skip
+    ]
 
 
 def render_markdown(tables: list[LeaderboardTable]) -> str:
@@ -72,11 +74,27 @@ def render_markdown(tables: list[LeaderboardTable]) -> str:
 
 
 _LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "↑": r"$\uparrow$", "↓": r"$\downarrow$", "±": r"$\pm$", "µ": r"$\mu$", "×": r"$\times$",
-    "—": "---", "–": "--", "…": r"\ldots{}", "≥": r"$\geq$", "≤": r"$\leq$",
-}  # fmt: skip
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "±": r"$\pm$",
+    "µ": r"$\mu$",
+    "×": r"$\times$",
+    "—": "---",
+    "–": "--",
+    "…": r"\ldots{}",
+    "≥": r"$\geq$",
+    "≤": r"$\leq$",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -91,17 +109,22 @@ def render_latex(tables: list[LeaderboardTable]) -> str:
     for table in tables:
         spec = "l" * table.text_columns + "r" * (len(table.columns) - table.text_columns)
         parts += [
-            r"\begin{table}[ht]", r"\centering", r"\small",
+            r"\begin{table}[ht]",
+            r"\centering",
+            r"\small",
             rf"\caption{{{latex_escape(table.title)}}}",
-            rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-            " & ".join(latex_escape(c) for c in table.columns) + r" \\", r"\midrule",
-        ]  # fmt: skip
+            rf"\begin{{tabular}}{{{spec}}}",
+            r"\toprule",
+            " & ".join(latex_escape(c) for c in table.columns) + r" \\",
+            r"\midrule",
+        ]
         for i, row in enumerate(table.rows):
             cells = [
-                rf"\textbf{{{latex_escape(c)}}}" if table.best and table.best[i][j] and c
+                rf"\textbf{{{latex_escape(c)}}}"
+                if table.best and table.best[i][j] and c
                 else latex_escape(c)
                 for j, c in enumerate(row)
-            ]  # fmt: skip
+            ]
             parts.append(" & ".join(cells) + r" \\")
         parts += [r"\bottomrule", r"\end{tabular}"]
         if table.footnotes:
@@ -167,9 +190,14 @@ def print_tables(console: Console, tables: list[LeaderboardTable]) -> None:
     for table in tables:
         shorts = short_headers(table)
         headed = LeaderboardTable(
-            table.title, [shorts.get(c, c) for c in table.columns], table.rows,
-            table.footnotes, table.best, table.sort_values, table.text_columns,
-        )  # fmt: skip
+            table.title,
+            [shorts.get(c, c) for c in table.columns],
+            table.rows,
+            table.footnotes,
+            table.best,
+            table.sort_values,
+            table.text_columns,
+        )
         for part in _fitting_parts(headed, console.width):
             view = Table(title=part.title, title_justify="left", title_style="bold")
             for index, column in enumerate(part.columns):

@@ -91,41 +91,65 @@ class ResultCache:
 
     def model_key(self, cell: Cell, dataset: Dataset, device: torch.device, by_design: bool) -> str:
         explainer = cell.explainer.component
-        return _key({
-            "code": code_fingerprint(),
-            "dataset": [cell.dataset.component.name, cell.dataset.component.config()],
-            "data": dataset.fingerprint,
-            "recipe": [cell.model.component.name, cell.model.component.config()],
-            "files": cell.model.component.files_fingerprint(),
-            "by_design": [explainer.name, explainer.config()] if by_design else None,
-            "seed": cell.seed,
-            "device": device.type,
-        })  # fmt: skip
+        return _key(
+            {
+                "code": code_fingerprint(),
+                "dataset": [cell.dataset.component.name, cell.dataset.component.config()],
+                "data": dataset.fingerprint,
+                "recipe": [cell.model.component.name, cell.model.component.config()],
+                "files": cell.model.component.files_fingerprint(),
+                "by_design": [explainer.name, explainer.config()] if by_design else None,
+                "seed": cell.seed,
+                "device": device.type,
+            }
+        )
 
     def dataset_key(self, cell: Cell, seed: int) -> str:
         """A generated dataset's key: the harness's code, the source and its parameters,
         the seed it is drawn with, and the versions of the libraries that generate it."""
         source = cell.dataset.component
         versions = {name: _version(name) for name in ("numpy", "scikit-learn", "scipy")}
-        return _key({"code": code_fingerprint(), "seed": seed, "versions": versions,
-                     "dataset": [source.name, source.config()]})  # fmt: skip
+        return _key(
+            {
+                "code": code_fingerprint(),
+                "seed": seed,
+                "versions": versions,
+                "dataset": [source.name, source.config()],
+            }
+        )
 
     def save_dataset(self, key: str, dataset: Dataset) -> None:
         truth = dataset.ground_truth
-        arrays = {"x_train": np.asarray(dataset.x_train), "y_train": dataset.y_train,
-                  "x_test": np.asarray(dataset.x_test), "y_test": dataset.y_test}  # fmt: skip
-        optional = {"importance": truth.importance, "masks": truth.masks,
-                    "column_of_feature": dataset.column_of_feature}  # fmt: skip
+        arrays = {
+            "x_train": np.asarray(dataset.x_train),
+            "y_train": dataset.y_train,
+            "x_test": np.asarray(dataset.x_test),
+            "y_test": dataset.y_test,
+        }
+        optional = {
+            "importance": truth.importance,
+            "masks": truth.masks,
+            "column_of_feature": dataset.column_of_feature,
+        }
         arrays |= {name: value for name, value in optional.items() if value is not None}
         card = dataset.card
-        meta = {"name": dataset.name, "modality": dataset.modality,
-                "feature_names": dataset.feature_names, "class_names": dataset.class_names,
-                "card": [card.source, card.licence, card.citation, card.notes],
-                "columns": dataset.columns, "fingerprint": dataset.fingerprint}  # fmt: skip
-        self._write("datasets", key, {
-            "arrays.npz": lambda path: _save_arrays(path, arrays),
-            "meta.json": lambda path: path.write_text(json.dumps(meta)),
-        })  # fmt: skip
+        meta = {
+            "name": dataset.name,
+            "modality": dataset.modality,
+            "feature_names": dataset.feature_names,
+            "class_names": dataset.class_names,
+            "card": [card.source, card.licence, card.citation, card.notes],
+            "columns": dataset.columns,
+            "fingerprint": dataset.fingerprint,
+        }
+        self._write(
+            "datasets",
+            key,
+            {
+                "arrays.npz": lambda path: _save_arrays(path, arrays),
+                "meta.json": lambda path: path.write_text(json.dumps(meta)),
+            },
+        )
 
     def load_dataset(self, key: str) -> Dataset | None:
         """The stored dataset, or None when there is none — or when it is damaged in any
@@ -139,16 +163,19 @@ class ResultCache:
             meta = json.loads((folder / "meta.json").read_text())
             arrays = _read_arrays(folder / "arrays.npz")
             dataset = Dataset(
-                name=str(meta["name"]), modality=meta["modality"],
-                x_train=arrays["x_train"], y_train=arrays["y_train"],
-                x_test=arrays["x_test"], y_test=arrays["y_test"],
+                name=str(meta["name"]),
+                modality=meta["modality"],
+                x_train=arrays["x_train"],
+                y_train=arrays["y_train"],
+                x_test=arrays["x_test"],
+                y_test=arrays["y_test"],
                 feature_names=[str(n) for n in meta["feature_names"]],
                 class_names=[str(n) for n in meta["class_names"]],
                 card=DatasetCard(*map(str, meta["card"])),
                 ground_truth=GroundTruth(arrays.get("importance"), arrays.get("masks")),
                 columns=None if meta["columns"] is None else [str(c) for c in meta["columns"]],
                 column_of_feature=arrays.get("column_of_feature"),
-            )  # fmt: skip
+            )
             if dataset.fingerprint != meta["fingerprint"]:
                 raise ValueError("the arrays do not hash to their fingerprint")
         except Exception:  # any damage: regenerate and rewrite (nothing was unpickled)
@@ -160,9 +187,16 @@ class ResultCache:
         self, model_key: str, cell: Cell, rows: int, target: str, batch: int | None = None
     ) -> str:
         explainer = cell.explainer.component
-        return _key({"model": model_key, "explainer": [explainer.name, explainer.config()],
-                     "rows": rows, "target": target, "seed": cell.seed,
-                     "batch": batch})  # fmt: skip
+        return _key(
+            {
+                "model": model_key,
+                "explainer": [explainer.name, explainer.config()],
+                "rows": rows,
+                "target": target,
+                "seed": cell.seed,
+                "batch": batch,
+            }
+        )
 
     def _entry(self, kind: str, key: str) -> Path:
         return self.folder / kind / key[:2] / key
@@ -248,8 +282,11 @@ class ResultCache:
             meta = _meta(folder, {"train_seconds": float, "epochs": int})
             outputs = _read_arrays(folder / "outputs.npz")
             probabilities = outputs["test_probabilities"]
-            history = {k.removeprefix("history."): v for k, v in outputs.items()
-                       if k.startswith("history.")}  # fmt: skip
+            history = {
+                k.removeprefix("history."): v
+                for k, v in outputs.items()
+                if k.startswith("history.")
+            }
             _check_probabilities(probabilities, len(dataset.x_test), dataset.n_classes)
             validation = outputs.get("validation_probabilities")
             if dataset.x_val is not None:
@@ -260,10 +297,14 @@ class ResultCache:
                 module = untrained()
                 module.load_state_dict(_stored_state(folder))
                 model = TrainedModel(
-                    module=module, device=device, train_seconds=meta["train_seconds"],
-                    epochs_trained=meta["epochs"], cam_layer=recipe.cam_layer_name(),
-                    history=history, amp=getattr(recipe.params, "amp", "none"),
-                )  # fmt: skip
+                    module=module,
+                    device=device,
+                    train_seconds=meta["train_seconds"],
+                    epochs_trained=meta["epochs"],
+                    cam_layer=recipe.cam_layer_name(),
+                    history=history,
+                    amp=getattr(recipe.params, "amp", "none"),
+                )
             else:
                 (stored,) = folder.glob("estimator.*")
                 estimator = recipe.load_fitted(stored)
@@ -283,14 +324,27 @@ class ResultCache:
         return model, probabilities, validation
 
     def save_explanation(self, key: str, explanation: Explanation, seconds: float) -> None:
-        arrays = {name: value for name, value in (("local", explanation.local),
-                  ("global_scores", explanation.global_scores)) if value is not None}  # fmt: skip
-        meta = {"signed": explanation.signed, "channel_pooling": explanation.channel_pooling,
-                "seconds": seconds}  # fmt: skip
-        self._write("explanations", key, {
-            "arrays.npz": lambda path: _save_arrays(path, arrays),
-            "meta.json": lambda path: path.write_text(json.dumps(meta)),
-        })  # fmt: skip
+        arrays = {
+            name: value
+            for name, value in (
+                ("local", explanation.local),
+                ("global_scores", explanation.global_scores),
+            )
+            if value is not None
+        }
+        meta = {
+            "signed": explanation.signed,
+            "channel_pooling": explanation.channel_pooling,
+            "seconds": seconds,
+        }
+        self._write(
+            "explanations",
+            key,
+            {
+                "arrays.npz": lambda path: _save_arrays(path, arrays),
+                "meta.json": lambda path: path.write_text(json.dumps(meta)),
+            },
+        )
 
     def load_explanation(
         self, key: str, rows: int, attribution_shape: tuple[int, ...]
@@ -310,9 +364,11 @@ class ResultCache:
                 raise ValueError("channel_pooling is not text")
             arrays = _read_arrays(folder / "arrays.npz")
             explanation = Explanation(
-                local=arrays.get("local"), global_scores=arrays.get("global_scores"),
-                signed=meta["signed"], channel_pooling=pooling,
-            )  # fmt: skip
+                local=arrays.get("local"),
+                global_scores=arrays.get("global_scores"),
+                signed=meta["signed"],
+                channel_pooling=pooling,
+            )
             if explanation.problem(rows, attribution_shape) is not None:
                 raise ValueError("the cached explanation fails the explanation checks")
         except Exception:  # any damage: recompute and rewrite (nothing was unpickled)

@@ -164,16 +164,25 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
                 trained = _by_design_model(cell, cell.explainer, context, dataset, device)
             elif cell.explainer.explains is not None:  # a post-hoc explainer of a by-design model
                 trained = _by_design_model(
-                    cell, context.suite.explainer(cell.explainer.explains), context, dataset,
+                    cell,
+                    context.suite.explainer(cell.explainer.explains),
+                    context,
+                    dataset,
                     device,
-                )  # fmt: skip
+                )
             design = _design_partner(cell, context, dataset, device)
         progress.stage(cell.cell_id, "explaining")
         with clock.time("explain"):
             wanted = cell.explainer.explain_rows or options.explain_rows
             rows = np.arange(min(wanted, len(dataset.x_test)))
-            targets = _stage("choosing the explained class", explained_classes,
-                             options.target, trained, dataset, rows)  # fmt: skip
+            targets = _stage(
+                "choosing the explained class",
+                explained_classes,
+                options.target,
+                trained,
+                dataset,
+                rows,
+            )
             explanation, explain_seconds = _explain_or_reuse(
                 cell, trained, dataset, rows, targets, options.target, context
             )
@@ -208,17 +217,23 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
         progress.stage(cell.cell_id, "scoring")
         with clock.time("score"):
             started = time.perf_counter()
-            evidence = _stage("selecting images", evidence_for, dataset, products, references,
-                              options)  # fmt: skip
+            evidence = _stage(
+                "selecting images", evidence_for, dataset, products, references, options
+            )
             scores, metric_arrays = _stage("scoring", score_cell, cell, suite.metrics, evidence)
             score_seconds = time.perf_counter() - started
     except CellFailure as failure:
         return not_run(cell, suite, "failed", str(failure))
     arrays = cell_arrays(products, dataset, trained, evidence.global_importance)
     record = cell_record(
-        cell, "ok", train_seconds=trained.model.train_seconds, explain_seconds=explain_seconds,
-        score_seconds=score_seconds, n_explained=len(rows), torch_threads=torch.get_num_threads(),
-    )  # fmt: skip
+        cell,
+        "ok",
+        train_seconds=trained.model.train_seconds,
+        explain_seconds=explain_seconds,
+        score_seconds=score_seconds,
+        n_explained=len(rows),
+        torch_threads=torch.get_num_threads(),
+    )
     return record, scores, arrays | metric_arrays
 
 
@@ -451,8 +466,9 @@ def _every_class(
             maps.append(given)
             continue
         targets = np.full(len(rows), k, dtype=np.int64)
-        explanation, _ = _explain_or_reuse(cell, trained, dataset, rows, targets, f"class:{k}",
-                                           context)  # fmt: skip
+        explanation, _ = _explain_or_reuse(
+            cell, trained, dataset, rows, targets, f"class:{k}", context
+        )
         assert explanation.local is not None
         maps.append(explanation.local)
     return np.stack(maps, axis=1)
@@ -630,10 +646,11 @@ def explain_within_memory(
     half = len(inputs) // 2
     split_after_out_of_memory(model.device)
     parts = [
-        explain_within_memory(explainer, model, inputs[part], targets[part],
-                              replace(context, rows=context.rows[part]))
+        explain_within_memory(
+            explainer, model, inputs[part], targets[part], replace(context, rows=context.rows[part])
+        )
         for part in (slice(0, half), slice(half, None))
-    ]  # fmt: skip
+    ]
     return joined(parts, explainer.name)
 
 

@@ -44,8 +44,9 @@ from harness.suite import Suite, parse_suite
 #: and the cache folder (None: no cache).
 Payload = tuple[str, str | None, list[int], list[str], dict[str, np.ndarray], int, str | None]
 #: What a worker returns: (cell id, record, scores, arrays) per cell, and stage seconds.
-Returned = tuple[list[tuple[str, CellRecord, list[ScoreRecord], dict[str, np.ndarray]]],
-                 dict[str, float]]  # fmt: skip
+Returned = tuple[
+    list[tuple[str, CellRecord, list[ScoreRecord], dict[str, np.ndarray]]], dict[str, float]
+]
 
 
 def run_group_in_worker(payload: Payload) -> Returned:
@@ -125,9 +126,11 @@ class ProcessExecutor(LocalExecutor):
         cache: ResultCache | None,
     ) -> Iterator[CellOutcome]:
         pool = ProcessPoolExecutor(
-            max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_exit_with_parent, initargs=(os.getpid(),),
-        )  # fmt: skip
+            max_workers=self.jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
         finished = False
         try:
             payloads = _payloads(suite, work, self.jobs, cache)
@@ -186,8 +189,12 @@ class DaskExecutor:
         self._cluster: Any = None
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "dask", "scheduler": self.address or "LocalCluster",
-                "jobs": self.workers, "workers_pinned_to_gpus": self.gpus > 0}  # fmt: skip
+        return {
+            "kind": "dask",
+            "scheduler": self.address or "LocalCluster",
+            "jobs": self.workers,
+            "workers_pinned_to_gpus": self.gpus > 0,
+        }
 
     def open(self) -> None:
         from dask.distributed import Client, LocalCluster
@@ -198,9 +205,12 @@ class DaskExecutor:
             return
         if self.address is None:
             self._cluster = LocalCluster(
-                n_workers=self.workers, threads_per_worker=1, processes=True,
-                dashboard_address=None, host="127.0.0.1",
-            )  # fmt: skip
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                host="127.0.0.1",
+            )
             self._client = Client(self._cluster)
             return
         try:
@@ -293,10 +303,16 @@ def gpu_pinned_cluster(gpus: int) -> Any:
 
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": None, "host": "127.0.0.1"}}
     workers = {
-        f"gpu-{i}": {"cls": Nanny, "options": {
-            "nthreads": 1, "host": "127.0.0.1", "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
+        f"gpu-{i}": {
+            "cls": Nanny,
+            "options": {
+                "nthreads": 1,
+                "host": "127.0.0.1",
+                "env": {"CUDA_VISIBLE_DEVICES": str(i)},
+            },
+        }
         for i in range(gpus)
-    }  # fmt: skip
+    }
     return SpecCluster(workers=workers, scheduler=scheduler)
 
 

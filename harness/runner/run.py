@@ -170,8 +170,16 @@ def run_suite(
             f"{missing[0]}); the run is marked 'interrupted' — continue it with --resume"
         )
     reused = dict(cache.hits) if cache is not None else {}
-    return RunSummary(run_id, store.path, tally.counts, stage_seconds, tally.failures,
-                      len(stored), reused, tally.failed_scores)  # fmt: skip
+    return RunSummary(
+        run_id,
+        store.path,
+        tally.counts,
+        stage_seconds,
+        tally.failures,
+        len(stored),
+        reused,
+        tally.failed_scores,
+    )
 
 
 def _work(

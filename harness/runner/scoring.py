@@ -197,8 +197,15 @@ def score_cell(
                 problem = f"{type(error).__name__}: {_first_line(error)}"
             if problem is not None:
                 images = evidence.image_selection if per_image else "all"
-                records.append(score_record(metric, None, f"metric '{metric.id}' failed: "
-                                            f"{problem}", images, status="failed"))  # fmt: skip
+                records.append(
+                    score_record(
+                        metric,
+                        None,
+                        f"metric '{metric.id}' failed: {problem}",
+                        images,
+                        status="failed",
+                    )
+                )
                 continue
             arrays |= {f"{metric.id}.{key}": a for key, a in result.arrays.items()}
         images = evidence.image_selection if per_image else "all"
@@ -288,8 +295,9 @@ def score_across_seeds(
             except Exception as error:  # the metric's failure, not the run's
                 problem = f"{type(error).__name__}: {_first_line(error)}"
             if problem is not None:
-                failed = score_record(metric, None, f"metric '{metric.id}' failed: {problem}",
-                                      status="failed")  # fmt: skip
+                failed = score_record(
+                    metric, None, f"metric '{metric.id}' failed: {problem}", status="failed"
+                )
                 for cell_id in missing:
                     store.add_scores(run_id, cell_id, [failed])
                 continue
