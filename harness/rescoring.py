@@ -28,13 +28,12 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from harness.artifacts import StoredProducts, read_products
 from harness.datasets.base import Dataset
 from harness.environment import collect_environment
 from harness.errors import HarnessError, did_you_mean
-from harness.explainers.base import Explanation
 from harness.inputs import InputChangedError, check_unchanged
 from harness.metrics.base import Metric
-from harness.models.base import HISTORY_KEYS
 from harness.records import CellRecord
 from harness.runner.cache import ResultCache
 from harness.runner.cell import (
@@ -344,7 +343,13 @@ def _rescore_cells(
                     (cell.dataset.id, cell.seed),
                     functools.partial(load_cell_dataset, cell, None, suite.spec.execution),
                 )
-                stored = store.cell_arrays(source_id, cell.cell_id)
+                stored = read_products(store.cell_arrays(source_id, cell.cell_id), cell.cell_id)
+                if stored is None:
+                    raise HarnessError(
+                        f"cell {cell.cell_id} stored no explanation or predictions (it was run "
+                        "by an xai-harness before rescoring existed); run the suite again to "
+                        "rescore it"
+                    )
                 _check_same_data(stored, dataset, cell, source_id)
                 products, absence = _stored_products(
                     stored, record, cell, dataset, cache, device, needs_model
@@ -371,22 +376,20 @@ def _rescore_cells(
     return counts
 
 
-def _check_same_data(
-    stored: dict[str, np.ndarray], dataset: Dataset, cell: Cell, source_id: str
-) -> None:
+def _check_same_data(stored: StoredProducts, dataset: Dataset, cell: Cell, source_id: str) -> None:
     """Refuse to score stored predictions against data that changed since the run."""
-    then = stored.get("data_fingerprint")
-    if then is not None and str(then) != dataset.fingerprint:
+    then = stored.data_fingerprint
+    if then is not None and then != dataset.fingerprint:
         raise InputChangedError(
             f"cannot rescore run {source_id}: the data of dataset '{cell.dataset.id}' (seed "
             f"{cell.seed}) differ from those its cells were computed from (content hash "
-            f"{str(then)[:12]}… now {dataset.fingerprint[:12]}…); restore the data, or run "
+            f"{then[:12]}… now {dataset.fingerprint[:12]}…); restore the data, or run "
             "the suite again"
         )
 
 
 def _stored_products(
-    stored: dict[str, np.ndarray],
+    stored: StoredProducts,
     record: CellRecord,
     cell: Cell,
     dataset: Dataset,
@@ -396,30 +399,17 @@ def _stored_products(
 ) -> tuple[CellProducts, str]:
     """A cell's products as its run stored them — the model from the cache when a
     rescored metric calls it and the run kept it — and, when there is no model, why."""
-    if "test_predictions" not in stored:
-        raise HarnessError(
-            f"cell {cell.cell_id} stored no explanation or predictions (it was run by an "
-            "xai-harness before rescoring existed); run the suite again to rescore it"
-        )
-    pooling = str(stored["explanation.channel_pooling"])
-    explanation = Explanation(
-        local=stored.get("explanation.local"),
-        global_scores=stored.get("explanation.global_scores"),
-        signed=bool(stored["explanation.signed"]),
-        channel_pooling=pooling or None,
-    )
     model, absence = None, NOT_KEPT
-    if needs_model and "model_cache_key" in stored:
+    key = stored.model_cache_key
+    if needs_model and key is not None:
         by_design = cell.explainer.component.by_design
         damaged_before = cache.discarded
         untrained = functools.partial(untrained_network, cell, dataset, by_design)
-        loaded = cache.load_model(str(stored["model_cache_key"]), cell, dataset, device, untrained)
+        loaded = cache.load_model(key, cell, dataset, device, untrained)
         if loaded is not None:
             model = loaded[0]
-        elif cell.model.component.given and str(stored["model_cache_key"]) == cache.model_key(
-            cell, dataset, device, False
-        ):  # the same file: load it again
-            model = cell.model.component.fit(dataset, cell.seed, device)
+        elif cell.model.component.given and key == cache.model_key(cell, dataset, device, False):
+            model = cell.model.component.fit(dataset, cell.seed, device)  # the same file
         elif cache.discarded > damaged_before:
             absence = (
                 f"whose copy in the cache {cache.folder} was damaged (removed); run "
@@ -429,25 +419,24 @@ def _stored_products(
             absence = (
                 f"which is no longer in the cache {cache.folder} (deleted, or another --cache?)"
             )
-    twin_seconds = stored.get("twin_train_seconds")
     return CellProducts(
-        rows=stored["rows"],
-        targets=stored["targets"],
-        test_predictions=stored["test_predictions"],
-        explanation=explanation,
+        rows=stored.rows,
+        targets=stored.targets,
+        test_predictions=stored.test_predictions,
+        explanation=stored.explanation,
         explain_seconds=float(record.explain_seconds or 0.0),
         train_seconds=float(record.train_seconds or 0.0),
-        twin_test_predictions=stored.get("twin_test_predictions"),
-        test_probabilities=stored.get("test_probabilities"),
-        validation_probabilities=stored.get("validation_probabilities"),
-        twin_validation_probabilities=stored.get("twin_validation_probabilities"),
-        class_explanations=stored.get("explanation.per_class"),
-        history={k: stored[k] for k in HISTORY_KEYS if k in stored},
-        design_test_predictions=stored.get("design_test_predictions"),
-        twin_test_probabilities=stored.get("twin_test_probabilities"),
-        twin_train_seconds=None if twin_seconds is None else float(twin_seconds),
+        twin_test_predictions=stored.twin_test_predictions,
+        test_probabilities=stored.test_probabilities,
+        validation_probabilities=stored.validation_probabilities,
+        twin_validation_probabilities=stored.twin_validation_probabilities,
+        class_explanations=stored.class_explanations,
+        history=stored.history,
+        design_test_predictions=stored.design_test_predictions,
+        twin_test_probabilities=stored.twin_test_probabilities,
+        twin_train_seconds=stored.twin_train_seconds,
         predict_proba=None if model is None else model.predict_proba,
-        model_given=bool(stored.get("model_given", False)),
+        model_given=stored.model_given,
         network=None if model is None else model.module,
         explain_again=(
             None if model is None else functools.partial(explain_again, cell, model, dataset)

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from harness import artifacts
 from harness.errors import HarnessError
 from harness.output_paths import writable_folder
 from harness.statistics import bootstrap_ci
@@ -355,14 +356,14 @@ def gallery_figure(
     is signed, sequential otherwise. Maps are scaled per panel, so shapes, not magnitudes,
     are compared."""
     cells = ok_rows(results, dataset, model).drop_duplicates("cell_id")
-    cells = cells[cells["cell_id"].isin(arrays["gallery_maps"])]
+    cells = cells[cells["cell_id"].isin(arrays[artifacts.GALLERY_MAPS])]
     if cells.empty:
         return None
     seed = cells["seed"].min()
     cells = cells[cells["seed"] == seed]
     first = cells["cell_id"].iloc[0]
-    images = arrays["gallery_images"][first]
-    masks = arrays.get("gallery_masks", {}).get(first)
+    images = arrays[artifacts.GALLERY_INPUTS][first]
+    masks = arrays.get(artifacts.GALLERY_MASKS, {}).get(first)
     rows = len(images)
     columns = ["input", *cells["explainer"]]
     figure, axes = plt.subplots(
@@ -378,7 +379,7 @@ def gallery_figure(
                 axis.imshow(picture, cmap="gray")
             else:
                 cell = cells["cell_id"].iloc[c - 1]
-                heat = arrays["gallery_maps"][cell][r]
+                heat = arrays[artifacts.GALLERY_MAPS][cell][r]
                 signed = arrays.get("explanation.signed", {}).get(cell)
                 if bool(signed) if signed is not None else heat.min() < 0:
                     bound = float(np.abs(heat).max()) or 1.0
@@ -782,12 +783,12 @@ class RunData:
 
 def load_run_data(store: ResultsStore, run_id: str) -> RunData:
     names = [
-        "global_importance",
-        "ground_truth_importance",
-        "score_trajectory",
-        "gallery_maps",
-        "gallery_images",
-        "gallery_masks",
+        artifacts.GLOBAL_IMPORTANCE,
+        artifacts.GROUND_TRUTH_IMPORTANCE,
+        artifacts.SCORE_TRAJECTORY,
+        artifacts.GALLERY_MAPS,
+        artifacts.GALLERY_INPUTS,
+        artifacts.GALLERY_MASKS,
     ]
     names += [
         n
@@ -845,14 +846,14 @@ def draw(spec: dict[str, Any], data: RunData) -> list[tuple[tuple[str, ...], Fig
             for d in results["dataset"].unique()
         ]
     else:
-        truth = arrays["ground_truth_importance"]
+        truth = arrays[artifacts.GROUND_TRUTH_IMPORTANCE]
         for (dataset, model), _ in results.groupby(["dataset", "model"], sort=False):
             figure = {
                 "importance": lambda d, m: importance_figure(
-                    results, arrays["global_importance"], truth, d, m
+                    results, arrays[artifacts.GLOBAL_IMPORTANCE], truth, d, m
                 ),
                 "trajectory": lambda d, m: trajectory_figure(
-                    arrays["score_trajectory"], truth, d, m
+                    arrays[artifacts.SCORE_TRAJECTORY], truth, d, m
                 ),
                 "gallery": lambda d, m: gallery_figure(results, arrays, d, m),
                 "faithfulness": lambda d, m: faithfulness_figure(results, arrays, d, m),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from harness import artifacts
 from harness.report.render import markdown_text, pipe_table
 from harness.store import ResultsStore
 
@@ -17,8 +18,8 @@ from harness.store import ResultsStore
 def importance_tables(store: ResultsStore, run_id: str, top: int = 15) -> dict[str, pd.DataFrame]:
     """``"dataset / model"`` → columns × explainers table of mean importance shares (top
     ``top`` columns); tabular cells only (they store ``column_names``)."""
-    names = store.arrays(run_id, "column_names")
-    importance = store.arrays(run_id, "global_importance")
+    names = store.arrays(run_id, artifacts.COLUMN_NAMES)
+    importance = store.arrays(run_id, artifacts.GLOBAL_IMPORTANCE)
     cells = store.results(run_id).drop_duplicates("cell_id").set_index("cell_id")
     shares: dict[tuple[str, str], dict[str, list[pd.Series]]] = {}
     for cell_id, columns in names.items():

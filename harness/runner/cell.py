@@ -4,8 +4,9 @@ to store — with the cell timeout, failure isolation and the cache.
 Cells of one model group share a :class:`CellContext`: the memos keep the group's
 dataset and trained models, so each is loaded or trained once. What running produced
 (:class:`~harness.runner.scoring.CellProducts`) is scored by :mod:`harness.runner.scoring`
-and stored in full (explanation, targets, predictions, the model's cache key), so a later
-rescoring needs neither the explainer nor a retrained model.
+and stored in full through :mod:`harness.artifacts` (explanation, targets, predictions,
+the model's cache key), so a later rescoring needs neither the explainer nor a retrained
+model.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from harness.artifacts import products_arrays
 from harness.datasets.base import Dataset, with_validation_split
 from harness.errors import HarnessError
 from harness.explainers.base import ExplainContext, Explainer, Explanation
@@ -39,9 +41,6 @@ T = TypeVar("T")
 
 #: One cell's record, score rows and arrays, as a run stores them.
 CellResult = tuple[CellRecord, list[ScoreRecord], dict[str, np.ndarray]]
-
-#: Image cells keep the maps of this many explained images (float32), for galleries.
-GALLERY_IMAGES = 8
 
 
 class CellFailure(Exception):
@@ -224,7 +223,9 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
             score_seconds = time.perf_counter() - started
     except CellFailure as failure:
         return not_run(cell, suite, "failed", str(failure))
-    arrays = cell_arrays(products, dataset, trained, evidence.global_importance)
+    arrays = products_arrays(
+        products, dataset, trained.model.history, trained.cache_key, evidence.global_importance
+    )
     record = cell_record(
         cell,
         "ok",
@@ -235,74 +236,6 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
         torch_threads=torch.get_num_threads(),
     )
     return record, scores, arrays | metric_arrays
-
-
-def cell_arrays(
-    products: CellProducts, dataset: Dataset, trained: Trained, importance: np.ndarray | None
-) -> dict[str, np.ndarray]:
-    """What a cell stores besides its scores.
-
-    For rescoring (:mod:`harness.rescoring`): the explanation (``explanation.local`` or
-    ``explanation.global_scores``, ``explanation.signed``, ``explanation.channel_pooling``),
-    the explained ``rows`` and their ``targets``, the model's ``test_predictions`` (and
-    its twin's, with the twin's training seconds, for by-design cells), their class
-    probabilities on the test and validation splits (``test_probabilities``,
-    ``validation_probabilities`` and the twin's), the maps of every
-    class (``explanation.per_class``, with ``explain_classes = "all"``), the design
-    reference's predictions (``design_test_predictions``, post-hoc cells with
-    ``select_images = "correct_by_both"``), ``model_given`` (a model loaded from a file,
-    not trained) and the model's ``model_cache_key`` (when it is cached). For reports:
-    the global importance and the dataset's ground-truth importance (per original
-    column, named in ``column_names`` for tables), the dataset's card, what the model
-    recorded while training, and for images the first explained images with their maps
-    and masks (``gallery_*``).
-    """
-    explanation = products.explanation
-    arrays: dict[str, np.ndarray] = {**trained.model.history}
-    if importance is not None:
-        arrays["global_importance"] = importance
-    if explanation.local is not None:
-        arrays["explanation.local"] = np.asarray(explanation.local, dtype=np.float32)
-    if explanation.global_scores is not None:
-        arrays["explanation.global_scores"] = np.asarray(explanation.global_scores)
-    arrays["explanation.signed"] = np.array(explanation.signed)
-    arrays["explanation.channel_pooling"] = np.array(explanation.channel_pooling or "")
-    arrays["rows"] = products.rows
-    arrays["targets"] = np.asarray(products.targets)
-    arrays["test_predictions"] = np.asarray(products.test_predictions)
-    if products.twin_test_predictions is not None:
-        arrays["twin_test_predictions"] = np.asarray(products.twin_test_predictions)
-        arrays["twin_train_seconds"] = np.array(products.twin_train_seconds)
-    if products.class_explanations is not None:
-        arrays["explanation.per_class"] = np.asarray(products.class_explanations, np.float32)
-    if products.design_test_predictions is not None:
-        arrays["design_test_predictions"] = np.asarray(products.design_test_predictions)
-    if products.model_given:
-        arrays["model_given"] = np.array(True)
-    probabilities = {
-        "test_probabilities": products.test_probabilities,
-        "twin_test_probabilities": products.twin_test_probabilities,
-        "validation_probabilities": products.validation_probabilities,
-        "twin_validation_probabilities": products.twin_validation_probabilities,
-    }
-    arrays |= {k: np.asarray(v, np.float32) for k, v in probabilities.items() if v is not None}
-    if trained.cache_key is not None:
-        arrays["model_cache_key"] = np.array(trained.cache_key)
-    arrays["data_fingerprint"] = np.array(dataset.fingerprint)
-    truth = dataset.ground_truth.importance
-    if truth is not None:
-        arrays["ground_truth_importance"] = dataset.per_column(truth)
-    if dataset.modality == "tabular":
-        arrays["column_names"] = np.array(dataset.column_names)
-    card = dataset.card
-    arrays["dataset_card"] = np.array([card.source, card.licence, card.citation, card.notes])
-    if dataset.modality == "image" and explanation.local is not None:
-        shown = products.rows[:GALLERY_IMAGES]
-        arrays["gallery_maps"] = explanation.local[:GALLERY_IMAGES].astype(np.float32)
-        arrays["gallery_images"] = dataset.x_test[shown].astype(np.float32)
-        if dataset.ground_truth.masks is not None:
-            arrays["gallery_masks"] = dataset.ground_truth.masks[shown]
-    return arrays
 
 
 def distinct_warnings(caught: list[warnings.WarningMessage]) -> str:

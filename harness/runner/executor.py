@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from harness.artifacts import GLOBAL_IMPORTANCE
 from harness.records import CellRecord, ScoreRecord
 from harness.runner.cache import ResultCache
 from harness.runner.cell import CellContext, Memo, distinct_warnings, resolve_device, run_cell
@@ -85,8 +86,8 @@ def run_group(
             record, scores, arrays = run_cell(cell, context, references)
         if caught:
             record = replace(record, warnings=distinct_warnings(caught))
-        if "global_importance" in arrays:
-            references[cell.explainer.id] = arrays["global_importance"]
+        if GLOBAL_IMPORTANCE in arrays:
+            references[cell.explainer.id] = arrays[GLOBAL_IMPORTANCE]
         yield cell, record, scores, arrays
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.artifacts import GLOBAL_IMPORTANCE
 from harness.environment import collect_environment
 from harness.errors import HarnessError
 from harness.inputs import check_unchanged, fingerprints
@@ -192,7 +193,7 @@ def _work(
 ) -> list[GroupWork]:
     """The model groups still to run, each with the global importance of its explainers
     already stored (references); the stored cells are counted as they are."""
-    saved_importance = store.arrays(run_id, "global_importance") if stored else {}
+    saved_importance = store.arrays(run_id, GLOBAL_IMPORTANCE) if stored else {}
     work = []
     for group in model_groups(cells):
         references: dict[str, np.ndarray] = {}

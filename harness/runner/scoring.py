@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
+from harness.artifacts import GLOBAL_IMPORTANCE
 from harness.datasets.base import Dataset
 from harness.explainers.base import Explanation
 from harness.metrics.base import Evidence, Metric, conventions_hash
@@ -276,7 +277,7 @@ def score_across_seeds(
         return
     statuses = store.cell_statuses(run_id)
     stored = store.scored(run_id)
-    importances = store.arrays(run_id, "global_importance")
+    importances = store.arrays(run_id, GLOBAL_IMPORTANCE)
     groups: dict[tuple[str, str, str], list[str]] = {}
     for cell in cells:
         if statuses.get(cell.cell_id, ("", None))[0] == "ok" and cell.cell_id in importances:
