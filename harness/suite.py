@@ -32,6 +32,7 @@ from harness.claims import ClaimSpec, claim_problems
 from harness.component import SUITE_FOLDER, Component
 from harness.errors import HarnessError, did_you_mean
 from harness.identifiers import Identifier
+from harness.records import RESULT_COLUMNS
 from harness.registry import Registry
 from harness.suite_messages import describe, name_claim
 
@@ -402,26 +403,9 @@ def _parse_spec(text: str, where: str, seeds: list[int] | None) -> SuiteSpec:
     return _expanded(spec, where)
 
 
-#: Result columns a swept parameter may not be named like (they would clash).
-_RESERVED_COLUMNS = frozenset(
-    {
-        "run_id",
-        "dataset",
-        "model",
-        "explainer",
-        "seed",
-        "metric",
-        "value",
-        "status",
-        "note",
-        "error",
-        "unit",
-        "cell_id",
-        "dataset_base",
-        "model_base",
-        "explainer_base",
-    }
-)
+#: Result columns a swept parameter may not be named like (they would clash): every
+#: column of the results frame, and the sweep's base-id columns.
+_RESERVED_COLUMNS = frozenset(RESULT_COLUMNS) | frozenset(sweeps.SWEEP_BASE_COLUMNS)
 
 
 #: The entry key of explainers that may be swept like a parameter.
