@@ -123,3 +123,28 @@ def test_scores_store_their_family_and_version_and_versions_are_compared(
     unlike = not_comparable(results, newer)
     assert {n.metric for n in unlike} == {"kendall_gt"}
     assert all("metric version 1 vs 2" in n.differs for n in unlike)
+
+
+def test_a_metric_receives_only_what_it_declared(tmp_path: Path, plugins_on_path: None) -> None:
+    text = ONE_SEED_SUITE.replace(
+        '"explain_seconds"]', '"explain_seconds", "sample_plugins:SeesOnlyWhatItNeeds"]'
+    )
+    (tmp_path / "s.toml").write_text(text)
+    run_suite(tmp_path / "s.toml", tmp_path / "out")
+    seen = load_results(tmp_path / "out").query("metric == 'sample_plugins:SeesOnlyWhatItNeeds'")
+    assert len(seen) == 3 and (seen["value"] == 1.0).all(), seen[["value", "note"]]
+
+
+def test_time_to_ranking_declares_the_training_record_it_reads(tmp_path: Path) -> None:
+    """Found by restricting evidence to declared needs: it read the training history
+    without declaring it."""
+    from tests.suite_builder import suite
+
+    text = suite("ttr", metrics=[{"name": "time_to_ranking", "params": {"k": 2}}],
+                 datasets=[("synthetic_tabular", {"n_samples": 200, "n_features": 5})],
+                 models=[("mlp", {"hidden": [8], "epochs": 3})],
+                 explainers=["scores_activation"])  # fmt: skip
+    (tmp_path / "s.toml").write_text(text)
+    run_suite(tmp_path / "s.toml", tmp_path / "out")
+    value = load_results(tmp_path / "out").query("metric == 'time_to_ranking'")["value"]
+    assert value.notna().all() and (value >= 0).all()

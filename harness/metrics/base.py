@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -88,6 +88,17 @@ class Evidence:
     twin_val_score: np.ndarray | None = None
     image_selection: str = "all"
 
+    def restricted_to(self, needs: frozenset[str]) -> Evidence:
+        """This evidence with only the fields ``needs`` (names of :data:`NEEDS`) give:
+        a metric receives what it declared, and nothing it did not."""
+        given = {"image_selection"} | {f for need in needs for f in NEEDS[need][1]}
+        withheld: dict[str, Any] = {
+            f.name: False if f.name == "model_given" else None
+            for f in fields(self)
+            if f.name not in given
+        }
+        return replace(self, **withheld)
+
 
 @dataclass(frozen=True)
 class MetricResult:
@@ -155,22 +166,31 @@ class Metric(Component):
         raise NotImplementedError
 
 
+_ROWS = ("inputs", "targets", "explained_labels", "train_mean", "train_std")
+
 #: What a metric may declare it ``needs`` — a closed vocabulary, checked when a metric
-#: is registered or named in a suite — and what each stands for.
-NEEDS: dict[str, str] = {
-    "attributions": "the local maps of the explained rows",
-    "predictions": "the model's predictions on the test split",
-    "model": "the explained model as a function (predict_proba)",
-    "reexplain": "the cell's explainer, to run it again (e.g. on a changed model)",
-    "importance": "the dataset's ground-truth feature importance",
-    "masks": "the dataset's ground-truth masks",
-    "twin": "the by-design model's black-box twin",
-    "global_importance": "the explainer's global importance",
-    "reference": "another explainer's global importance (named by the metric)",
-    "train_seconds": "the model's training time",
-    "explain_seconds": "the explainer's time",
-    "n_explained": "the number of explained rows",
-}
+#: is registered or named in a suite — what each stands for, and the :class:`Evidence`
+#: fields it gives (a metric receives those of its needs only).
+NEEDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "attributions": ("the local maps of the explained rows",
+                     ("attributions", "class_attributions", "input_baseline", *_ROWS)),
+    "predictions": ("the model's predictions and probabilities on the test and validation "
+                    "splits", ("y_true", "y_pred", "y_score", "y_val", "val_score")),
+    "model": ("the explained model as a function (predict_proba)", ("predict_proba", *_ROWS)),
+    "reexplain": ("the cell's explainer, to run it again (e.g. on a changed model)",
+                  ("reexplain", "predict_proba", *_ROWS)),
+    "importance": ("the dataset's ground-truth feature importance", ("importance",)),
+    "masks": ("the dataset's ground-truth masks", ("masks",)),
+    "twin": ("the by-design model's black-box twin",
+             ("twin_y_pred", "twin_y_score", "twin_val_score", "twin_train_seconds")),
+    "global_importance": ("the explainer's global importance", ("global_importance",)),
+    "reference": ("other explainers' global importance (named by the metric)",
+                  ("reference_importance",)),
+    "train_seconds": ("the model's training time and record",
+                      ("train_seconds", "model_given", "history")),
+    "explain_seconds": ("the explainer's time", ("explain_seconds",)),
+    "n_explained": ("the number of explained rows", ("n_explained",)),
+}  # fmt: skip
 
 
 def check_needs(cls: type[Metric], name: str) -> None:

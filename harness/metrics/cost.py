@@ -119,7 +119,7 @@ class TimeToRanking(Metric):
     kind = "cost"
     higher_is_better: ClassVar[bool] = False
     unit: ClassVar[str] = "s"
-    needs: ClassVar[frozenset[str]] = frozenset({"global_importance"})
+    needs: ClassVar[frozenset[str]] = frozenset({"global_importance", "train_seconds"})
     fixed_conventions: ClassVar[dict[str, str]] = {
         "clock": "wall seconds from the start of training to the end of the epoch",
         "ties": "every feature tied with the k-th weight is in the set",

@@ -191,7 +191,7 @@ def score_cell(
             value, note = math.nan, f"no explained image selected ({evidence.image_selection})"
         else:
             try:
-                result = metric.component.compute(evidence)
+                result = metric.component.compute(evidence.restricted_to(metric.component.needs))
                 value, note = float(result.value), result.note
                 problem = _impossible(value, note)
             except Exception as error:  # the metric's failure, not the cell's

@@ -157,3 +157,16 @@ class MisdeclaredMetric(Metric):
 
     def compute(self, evidence: Evidence) -> MetricResult:
         return MetricResult(0.0)
+
+
+class SeesOnlyWhatItNeeds(Metric):
+    """Needs the model's predictions only: 1 when that is all it receives."""
+
+    kind = "model"
+    needs: ClassVar[frozenset[str]] = frozenset({"predictions"})
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        withheld = (evidence.attributions, evidence.inputs, evidence.predict_proba,
+                    evidence.global_importance, evidence.explain_seconds)  # fmt: skip
+        given = evidence.y_pred is not None and evidence.y_true is not None
+        return MetricResult(float(given and all(v is None for v in withheld)))
