@@ -15,6 +15,27 @@ from typing import Any, Literal
 #: What a metric measures: the explanation, the model, the cost — or it is a reference
 #: (a baseline to read other scores against, never ranked).
 MetricKind = Literal["explanation", "model", "cost", "reference"]
+#: What a metric is to figures — the panel or curve it is drawn as — a closed set that
+#: figures choose metrics by (with the family), never by name or id; "" for none.
+MetricRole = Literal[
+    "",
+    "accuracy",
+    "accuracy_gain",
+    "accuracy_gain_relative",
+    "ground_truth_rank_agreement",
+    "ground_truth_linear_agreement",
+    "reference_rank_agreement",
+    "deletion_curve",
+    "insertion_curve",
+    "deletion_random",
+    "insertion_random",
+    "patch_deletion_curve",
+    "patch_deletion_random",
+    "precision_at_k_curve",
+    "randomisation_curve",
+    "explain_time",
+    "explain_time_per_row",
+]
 #: What family a metric belongs to — a closed set that figures and report cards choose
 #: metrics by (never by name); ``other`` for plugins that do not say.
 MetricFamily = Literal[
@@ -70,6 +91,7 @@ RESULT_COLUMNS = [
     "explainer_role",
     "metric_family",
     "metric_version",
+    "metric_role",
 ]
 
 
@@ -124,3 +146,5 @@ class ScoreRecord:
     #: were kept)
     family: MetricFamily | None = None
     metric_version: int | None = None
+    #: its role in figures ("" for none; None: stored before roles were kept)
+    role: MetricRole | None = None

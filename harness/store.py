@@ -382,7 +382,7 @@ class ResultsStore:
         db.executemany(
             "INSERT INTO scores (run_id, cell_id, metric, metric_name, value, higher_is_better, "
             "unit, conventions, conventions_hash, note, kind, across_seeds, status, family, "
-            "metric_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "metric_version, role) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     run_id,
@@ -400,6 +400,7 @@ class ResultsStore:
                     s.status,
                     s.family,
                     s.metric_version,
+                    s.role,
                 )
                 for s in scores
             ],
@@ -490,7 +491,11 @@ class ResultsStore:
     @_reads
     def score_records(self, run_id: str) -> dict[str, list[ScoreRecord]]:
         """The stored scores of a run as records, by cell id."""
-        since_3 = "status, family, metric_version" if self.version >= 3 else "NULL, NULL, NULL"
+        since_3 = (
+            "status, family, metric_version, role"
+            if self.version >= 3
+            else "NULL, NULL, NULL, NULL"
+        )
         rows = self._db.execute(
             "SELECT cell_id, metric, metric_name, value, higher_is_better, unit, conventions, "
             f"conventions_hash, note, kind, across_seeds, {since_3} FROM scores "
@@ -514,6 +519,7 @@ class ResultsStore:
                 status="failed" if row[11] == "failed" else "ok",
                 family=row[12],
                 metric_version=None if row[13] is None else int(row[13]),
+                role=row[14],
             )
             records.setdefault(str(cell_id), []).append(record)
         return records
@@ -622,9 +628,11 @@ class ResultsStore:
             if self.version >= 2  # older stores hold no facts: filled below
             else "NULL AS metric_kind, NULL AS across_seeds, NULL AS explainer_role"
         ) + (
-            ", s.status AS score_status, s.family AS metric_family, s.metric_version"
+            ", s.status AS score_status, s.family AS metric_family, s.metric_version, "
+            "s.role AS metric_role"
             if self.version >= 3
-            else ", NULL AS score_status, NULL AS metric_family, NULL AS metric_version"
+            else ", NULL AS score_status, NULL AS metric_family, NULL AS metric_version, "
+            "NULL AS metric_role"
         )
         query = (
             "SELECT c.run_id, c.dataset, c.model, c.explainer, c.seed, s.metric, s.value, "
@@ -661,6 +669,9 @@ class ResultsStore:
         # family and version: None for rows stored before they were kept (not guessed)
         frame["metric_family"] = (
             frame["metric_family"].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
+        )
+        frame["metric_role"] = (
+            frame["metric_role"].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
         )
         frame["metric_version"] = (
             frame["metric_version"].map(lambda v: None if pd.isna(v) else int(v)).astype(object)

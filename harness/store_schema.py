@@ -95,6 +95,7 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE scores ADD COLUMN status TEXT",
         "ALTER TABLE scores ADD COLUMN family TEXT",
         "ALTER TABLE scores ADD COLUMN metric_version INTEGER",
+        "ALTER TABLE scores ADD COLUMN role TEXT",
     ],
 }
 

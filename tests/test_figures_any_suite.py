@@ -91,3 +91,43 @@ def test_figures_and_report_never_crash_on_a_valid_suite(
     run_suite(parse_suite(text), folder / "out")
     render_figures(folder / "out", None, folder / "figures")
     assert write_report(folder / "out", None, folder / "report").is_file()
+
+
+def test_figures_choose_metrics_by_role_and_read_old_runs_by_name(tmp_path: Path) -> None:
+    """Renamed ids are found by their stored role; a run stored before roles were kept
+    (role NULL) draws the same figures from the metrics' names."""
+    import sqlite3
+    from contextlib import closing
+
+    text = suite(
+        "roles", seeds=[0],
+        metrics=[{"name": "accuracy", "id": "acc"}, {"name": "deletion_auc", "id": "del"},
+                 {"name": "insertion_auc", "id": "ins"}, "explain_seconds"],
+        datasets=[("synthetic_tabular", {"n_samples": 200, "n_features": 5})],
+        models=[("mlp", {"hidden": [8], "epochs": 2})],
+        explainers=[("integrated_gradients", {"n_steps": 4}), "random"],
+    )  # fmt: skip
+    out = tmp_path / "out"
+    run_suite(parse_suite(text), out)
+    by_role = sorted(p.name for p in render_figures(out, None, tmp_path / "a"))
+    assert "faithfulness_synthetic_tabular_mlp.png" in by_role and "runtime.png" in by_role
+    with closing(sqlite3.connect(out / "harness.sqlite")) as db, db:
+        db.execute("UPDATE scores SET role = NULL")
+    by_name = sorted(p.name for p in render_figures(out, None, tmp_path / "b"))
+    assert by_name == by_role
+
+
+def test_every_metric_role_is_of_the_closed_set() -> None:
+    import typing
+
+    from harness.metrics import metric_registry
+    from harness.records import MetricRole
+
+    roles = set(typing.get_args(MetricRole))
+    declared = {name: metric_registry.get(name).role for name in metric_registry.names()}
+    assert set(declared.values()) <= roles
+    assert (
+        declared["deletion_auc"] == "deletion_curve" and declared["mprt"] == "randomisation_curve"
+    )
+    drawn = {role for role in roles if role}
+    assert drawn <= set(declared.values())  # every role has its metric

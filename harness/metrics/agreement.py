@@ -17,7 +17,7 @@ from pydantic import Field
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
-from harness.records import MetricFamily
+from harness.records import MetricFamily, MetricRole
 
 
 class AgreementParams(Params):
@@ -104,6 +104,8 @@ class SpearmanGroundTruth(_GroundTruthAgreement):
     as missing with that reason.
     """
 
+    role: ClassVar[MetricRole] = "ground_truth_rank_agreement"
+
     fixed_conventions: ClassVar[dict[str, str]] = {"ties": "average ranks"}
 
     def statistic(self, scores: np.ndarray, truth: np.ndarray) -> float:
@@ -117,6 +119,8 @@ class PearsonGroundTruth(_GroundTruthAgreement):
     Compares values, not ranks (the ScoresActivation paper's agreement statistic); a
     constant explanation leaves r undefined: recorded as missing with that reason.
     """
+
+    role: ClassVar[MetricRole] = "ground_truth_linear_agreement"
 
     fixed_conventions: ClassVar[dict[str, str]] = {"statistic": "Pearson r of the values"}
 
@@ -208,6 +212,8 @@ class SpearmanReference(_ReferenceAgreement):
     model recipe and seed — for a by-design explainer, the reference explains its
     black-box twin. Ties get average ranks; ``sign = "abs"`` compares |scores|.
     """
+
+    role: ClassVar[MetricRole] = "reference_rank_agreement"
 
     fixed_conventions: ClassVar[dict[str, str]] = {"ties": "average ranks"}
     statistic = spearman

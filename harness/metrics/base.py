@@ -14,7 +14,7 @@ import numpy as np
 from harness.component import Component
 from harness.datasets.base import Modality
 from harness.errors import HarnessError, did_you_mean
-from harness.records import MetricFamily, MetricKind
+from harness.records import MetricFamily, MetricKind, MetricRole
 from harness.registry import Registry
 
 if TYPE_CHECKING:
@@ -137,6 +137,8 @@ class Metric(Component):
     kind: ClassVar[MetricKind] = "explanation"
     #: the family it belongs to (figures and report cards choose metrics by family)
     family: ClassVar[MetricFamily] = "other"
+    #: what it is to figures (:data:`~harness.records.MetricRole`; "" for none)
+    role: ClassVar[MetricRole] = ""
     #: the version of its definition: raised when what the metric computes changes, so
     #: stored scores of two versions are never compared as like with like
     version: ClassVar[int] = 1

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
-from harness.records import MetricFamily
+from harness.records import MetricFamily, MetricRole
 
 
 @metric_registry.register("explain_seconds")
@@ -19,6 +19,8 @@ class ExplainSeconds(Metric):
     Measured with ``time.perf_counter`` around the explainer call alone, after a warm-up
     call on one row; the torch thread count is recorded with the cell.
     """
+
+    role: ClassVar[MetricRole] = "explain_time"
 
     family: ClassVar[MetricFamily] = "cost"
 
@@ -40,6 +42,8 @@ class ExplainSeconds(Metric):
 @metric_registry.register("explain_seconds_per_row")
 class ExplainSecondsPerRow(Metric):
     """``explain_seconds`` divided by the number of explained rows, in seconds per row."""
+
+    role: ClassVar[MetricRole] = "explain_time_per_row"
 
     family: ClassVar[MetricFamily] = "cost"
 

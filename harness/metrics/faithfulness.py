@@ -21,7 +21,7 @@ from pydantic import Field
 from harness.batching import rows_per_batch
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
-from harness.records import MetricFamily
+from harness.records import MetricFamily, MetricRole
 
 
 class FaithfulnessParams(Params):
@@ -165,12 +165,16 @@ class _Curve(Metric):
 class DeletionAUC(_Curve):
     """Area under the deletion curve: remove the top-ranked features first; lower is better."""
 
+    role: ClassVar[MetricRole] = "deletion_curve"
+
     higher_is_better: ClassVar[bool] = False
 
 
 @metric_registry.register("deletion_auc_random")
 class DeletionAUCRandom(_Curve):
     """Deletion area with a random feature order (seeded): the reference to beat."""
+
+    role: ClassVar[MetricRole] = "deletion_random"
 
     higher_is_better: ClassVar[bool] = False
     kind = "reference"
@@ -181,12 +185,16 @@ class DeletionAUCRandom(_Curve):
 class InsertionAUC(_Curve):
     """Area under the insertion curve: restore the top-ranked features first; higher is better."""
 
+    role: ClassVar[MetricRole] = "insertion_curve"
+
     insert: ClassVar[bool] = True
 
 
 @metric_registry.register("insertion_auc_random")
 class InsertionAUCRandom(_Curve):
     """Insertion area with a random feature order (seeded): the reference to beat."""
+
+    role: ClassVar[MetricRole] = "insertion_random"
 
     insert: ClassVar[bool] = True
     kind = "reference"

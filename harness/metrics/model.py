@@ -10,7 +10,7 @@ from pydantic import Field
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 from harness.metrics.classification import Split, split_outputs
-from harness.records import MetricFamily
+from harness.records import MetricFamily, MetricRole
 
 
 class SplitParams(Params):
@@ -23,6 +23,8 @@ class SplitParams(Params):
 class Accuracy(Metric):
     """Accuracy of the model the explainer ran on (fraction in [0, 1]), on the test split
     or (``split = "validation"``) on the validation split."""
+
+    role: ClassVar[MetricRole] = "accuracy"
 
     family: ClassVar[MetricFamily] = "model"
 
@@ -58,6 +60,8 @@ class AccuracyGainPoints(Metric):
     Twin: the same recipe and seed without the by-design change.
     """
 
+    role: ClassVar[MetricRole] = "accuracy_gain"
+
     family: ClassVar[MetricFamily] = "model"
 
     kind = "model"
@@ -77,6 +81,8 @@ class AccuracyGainRelative(Metric):
 
     100 · (acc_design − acc_twin) / acc_twin; undefined when the twin's accuracy is 0.
     """
+
+    role: ClassVar[MetricRole] = "accuracy_gain_relative"
 
     family: ClassVar[MetricFamily] = "model"
 

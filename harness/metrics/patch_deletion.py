@@ -31,7 +31,7 @@ from harness.batching import rows_per_batch
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 from harness.metrics.faithfulness import rank_of, ranking, switched_probabilities
-from harness.records import MetricFamily
+from harness.records import MetricFamily, MetricRole
 
 
 class PatchDeletionParams(Params):
@@ -156,10 +156,14 @@ class DeletionPatchAUC(_PatchDeletion):
     better. Binary: fraction still predicted as the explained class; else the mean
     probability ratio min(p₀, p_k)/p₀."""
 
+    role: ClassVar[MetricRole] = "patch_deletion_curve"
+
 
 @metric_registry.register("deletion_patch_auc_random")
 class DeletionPatchAUCRandom(_PatchDeletion):
     """``deletion_patch_auc`` with the patches in a random order (seeded): the reference."""
+
+    role: ClassVar[MetricRole] = "patch_deletion_random"
 
     kind = "reference"
     random_order: ClassVar[bool] = True

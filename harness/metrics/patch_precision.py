@@ -41,7 +41,7 @@ from pydantic import Field
 
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
-from harness.records import MetricFamily
+from harness.records import MetricFamily, MetricRole
 
 #: The official window: offsets (rows, columns) of the cells a visited cell excludes.
 OFFICIAL_WINDOW = [(dr, dc) for dr in range(-2, 2) for dc in range(-1, 3)]
@@ -179,6 +179,8 @@ class TopKPatchPrecision(Metric):
     (hit: the patch touches the mask); in [0, 1]. See the module docstring for the rules.
 
     Images with an empty mask are left out (counted in the note)."""
+
+    role: ClassVar[MetricRole] = "precision_at_k_curve"
 
     family: ClassVar[MetricFamily] = "localisation"
 

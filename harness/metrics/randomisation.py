@@ -40,7 +40,7 @@ from torch import nn
 from harness.component import Params
 from harness.errors import optional_import
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
-from harness.records import MetricFamily
+from harness.records import MetricFamily, MetricRole
 
 #: Similarity at or above this at every layer: the explanation ignores the model.
 UNCHANGED = 1 - 1e-9
@@ -139,6 +139,8 @@ def mean_defined(values: np.ndarray) -> tuple[float, int]:
 class MPRT(Metric):
     """Model parameter randomisation test (Adebayo et al. 2018): mean similarity of the
     explanation to the randomised models' over the layers; lower is better."""
+
+    role: ClassVar[MetricRole] = "randomisation_curve"
 
     family: ClassVar[MetricFamily] = "randomisation"
 

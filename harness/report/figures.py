@@ -131,16 +131,17 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
     data["irrelevant"] = data["dataset"].map(counts)
     colours = explainer_colours(list(results["explainer"].unique()))
     control = controls(results)
-    named = [
-        ("accuracy_gain_pp", "accuracy gain over the twin (pp)"),
-        ("spearman_gt", "Spearman ρ with ground truth"),
-        ("spearman_ref", "Spearman ρ with the reference explainer"),
+    labels = {
+        "accuracy_gain": "accuracy gain over the twin (pp)",
+        "ground_truth_rank_agreement": "Spearman ρ with ground truth",
+        "reference_rank_agreement": "Spearman ρ with the reference explainer",
+    }
+    panels = [  # by role, whatever id the suite gave the metric
+        (metric, f"{label} ({metric})" if metric != _LEGACY_ROLES[role] else label)
+        for role, label in labels.items()
+        for metric in role_metrics(data, role)
     ]
-    panels = [  # by the metric's name, whatever id the suite gave it
-        (metric, f"{label} ({metric})" if metric != name else label)
-        for name, label in named
-        for metric in data.loc[data["metric_name"] == name, "metric"].unique()
-    ]
+    gains = set(role_metrics(data, "accuracy_gain"))
     if not panels:
         return None
     relevant = {features[d][0] for d in data["dataset"].unique()}
@@ -151,7 +152,7 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
     spread = 0.012 * (max(counts.values()) - min(counts.values()) or 1)
     for axis, (metric, label) in zip(axes[0], panels, strict=True):
         block = data[(data["metric"] == metric) & data["value"].notna()]
-        gain = (block["metric_name"] == "accuracy_gain_pp").any()
+        gain = metric in gains
         for explainer, rows in block.groupby("explainer"):
             stats = rows.groupby("irrelevant")["value"].agg(["mean", "std"]).sort_index()
             # dodge: explainers with equal values (e.g. a tie-capped ρ) stay visible
@@ -189,13 +190,13 @@ def sweep_figure(results: pd.DataFrame, config: dict[str, Any]) -> Figure | None
 #: With a hue, explainers are told apart by line style (colours show the hue).
 LINE_STYLES = ("-", "--", ":", "-.")
 
-#: Metrics (names) a parameter sweep draws when the figure names none (those the run has).
-SWEEP_METRICS = (
-    "accuracy_gain_pp",
-    "accuracy_gain_rel",
-    "spearman_gt",
-    "pearson_gt",
-    "spearman_ref",
+#: Roles of the metrics a parameter sweep draws when the figure names none.
+SWEEP_ROLES = (
+    "accuracy_gain",
+    "accuracy_gain_relative",
+    "ground_truth_rank_agreement",
+    "ground_truth_linear_agreement",
+    "reference_rank_agreement",
 )
 
 
@@ -206,7 +207,7 @@ def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figur
     line style: the explainer); the mean over
     seeds with a 95 % bootstrap interval over seeds (each seed's value averaged over the
     cells of any other swept parameter, named in the title). Panels: ``spec["metric"]``,
-    or those of :data:`SWEEP_METRICS` the run has."""
+    or those of the :data:`SWEEP_ROLES` the run has."""
     x, hue = spec["x"], spec.get("hue")
     if x not in results.columns:
         return None
@@ -214,12 +215,9 @@ def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figur
     metrics = (
         [spec["metric"]]
         if spec.get("metric")
-        else [  # by name, whatever their ids
-            m
-            for name in SWEEP_METRICS
-            for m in data.loc[data["metric_name"] == name, "metric"].unique()
-        ]
+        else [m for role in SWEEP_ROLES for m in role_metrics(data, role)]
     )
+    gains = {*role_metrics(data, "accuracy_gain"), *role_metrics(data, "accuracy_gain_relative")}
     if data.empty or not metrics:
         return None
     swept = [c for c in results.columns[list(results.columns).index("explainer_base") + 1 :]]
@@ -251,7 +249,7 @@ def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figur
             axis.plot(points, means, marker="o", color=colour, linestyle=style, label=label)
             low, high = zip(*bands, strict=True)
             axis.fill_between(points, low, high, color=colour, alpha=0.15)
-        if metric.startswith("accuracy_gain"):
+        if metric in gains:
             axis.axhline(0, color="grey", linewidth=0.8)
         axis.set_xlabel(x)
         axis.set_ylabel(metric)
@@ -410,6 +408,37 @@ LOCALISATION_PANELS = (
 )
 
 
+#: The metric each role was, for runs stored before roles were kept (read by name then).
+_LEGACY_ROLES = {
+    "accuracy": "accuracy",
+    "accuracy_gain": "accuracy_gain_pp",
+    "accuracy_gain_relative": "accuracy_gain_rel",
+    "ground_truth_rank_agreement": "spearman_gt",
+    "ground_truth_linear_agreement": "pearson_gt",
+    "reference_rank_agreement": "spearman_ref",
+    "deletion_curve": "deletion_auc",
+    "insertion_curve": "insertion_auc",
+    "patch_deletion_curve": "deletion_patch_auc",
+    "patch_deletion_random": "deletion_patch_auc_random",
+    "deletion_random": "deletion_auc_random",
+    "insertion_random": "insertion_auc_random",
+    "precision_at_k_curve": "topk_patch_precision",
+    "randomisation_curve": "mprt",
+    "explain_time": "explain_seconds",
+    "explain_time_per_row": "explain_seconds_per_row",
+}
+
+
+def role_metrics(data: pd.DataFrame, role: str) -> list[str]:
+    """The ids of the metrics with ``role`` in ``data`` (stored with each score), in
+    suite order, whatever the suite named them; for rows stored before roles were kept,
+    the metrics named as the role's metric was."""
+    rows = data.drop_duplicates("metric")
+    if "metric_role" in rows and rows["metric_role"].notna().any():
+        return list(rows.loc[rows["metric_role"] == role, "metric"])
+    return list(rows.loc[rows["metric_name"] == _LEGACY_ROLES[role], "metric"])
+
+
 def family_metrics(data: pd.DataFrame, family: str, legacy: tuple[str, ...] = ()) -> list[str]:
     """The ids of the explanation metrics of ``family`` in ``data`` (stored with each
     score), in suite order — whatever the suite named them; for rows stored before
@@ -429,7 +458,7 @@ def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure 
     None without accuracy or a localisation metric."""
     data = results[(results["dataset"] == dataset) & results["value"].notna()]
     panels = [(m, m) for m in family_metrics(data, "localisation", LOCALISATION_PANELS)]
-    accuracies = data.loc[data["metric_name"] == "accuracy", "metric"].unique()
+    accuracies = role_metrics(data, "accuracy")
     if not len(accuracies) or not panels:
         return None
     colours = explainer_colours(list(results["explainer"].unique()))
@@ -494,9 +523,9 @@ def faithfulness_figure(
     the random-order curve of the black box dashed. Legend: the mean area."""
     cells = ok_rows(results, dataset, model)
     kinds = [
-        (kind, cells.loc[cells["metric_name"] == kind, "metric"].iloc[0])
-        for kind in ("deletion_auc", "insertion_auc")
-        if (cells["metric_name"] == kind).any()
+        (role, role_metrics(cells, role)[0])
+        for role in ("deletion_curve", "insertion_curve")
+        if role_metrics(cells, role)
     ]
     if not kinds:
         return None
@@ -522,7 +551,8 @@ def faithfulness_figure(
                 linestyle=":" if explainer in control else "-",
                 label=f"{explainer} ({rows['value'].mean():.3f})",
             )
-        reference = _random_order_curve(cells, curves, f"{kind}_random")
+        random = "deletion_random" if kind == "deletion_curve" else "insertion_random"
+        reference = _random_order_curve(cells, curves, random)
         if reference is not None:
             axis.plot(
                 np.linspace(0, 1, len(reference)),
@@ -532,13 +562,13 @@ def faithfulness_figure(
                 linewidth=1.2,
                 label="random order (black box)",
             )
-        action = "removed" if kind == "deletion_auc" else "restored"
+        action = "removed" if kind == "deletion_curve" else "restored"
         axis.set_xlabel(f"fraction of features {action}, highest attribution first")
         axis.set_ylabel("probability of the explained class")
         axis.set_title(
             (
                 "deletion (lower area is better)"
-                if kind == "deletion_auc"
+                if kind == "deletion_curve"
                 else "insertion (higher area is better)"
             ),
             fontsize=10,
@@ -558,7 +588,7 @@ def randomisation_figure(
     explanation after each randomised layer (top first; mean over seeds), controls dotted.
     Legend: the score (mean over layers)."""
     cells = ok_rows(results, dataset, model)
-    metrics = list(cells.loc[cells["metric_name"] == "mprt", "metric"].unique())
+    metrics = role_metrics(cells, "randomisation_curve")
     if not metrics:
         return None
     colours = explainer_colours(list(results["explainer"].unique()))
@@ -604,7 +634,7 @@ def randomisation_figure(
 #: title, random-order reference metric).
 K_CURVES = {
     "precision_at_k": (
-        "topk_patch_precision",
+        "precision_at_k_curve",
         "precision_at_k",
         "k (top-k patches per image)",
         "precision@k (patches touching the mask)",
@@ -612,12 +642,12 @@ K_CURVES = {
         None,
     ),
     "patch_deletion": (
-        "deletion_patch_auc",
+        "patch_deletion_curve",
         "curve",
         "k (top-k patches occluded)",
         "still predicted / probability ratio",
         "patch deletion (lower area is better)",
-        "deletion_patch_auc_random",
+        "patch_deletion_random",
     ),
 }
 
@@ -632,9 +662,9 @@ def k_curve_figure(
     """One panel per metric id of the kind's metric: each explainer's mean curve over
     seeds against k with a 95 % bootstrap band over seeds (controls dotted; the random
     order, where the kind has one, dashed black). Legend: the mean score."""
-    metric_name, key, xlabel, ylabel, title, random_name = K_CURVES[kind]
+    role, key, xlabel, ylabel, title, random_name = K_CURVES[kind]
     cells = ok_rows(results, dataset, model)
-    metrics = list(dict.fromkeys(cells.loc[cells["metric_name"] == metric_name, "metric"]))
+    metrics = role_metrics(cells, role)
     metrics = [m for m in metrics if arrays.get(f"{m}.{key}")]
     if not metrics:
         return None
@@ -684,10 +714,11 @@ def k_curve_figure(
 
 
 def _random_order_curve(
-    cells: pd.DataFrame, curves: dict[str, dict[str, np.ndarray]], metric_name: str
+    cells: pd.DataFrame, curves: dict[str, dict[str, np.ndarray]], role: str
 ) -> np.ndarray | None:
-    """The random-order curve on the black box: mean over the seeds of one post-hoc cell."""
-    rows = cells[(cells["metric_name"] == metric_name) & cells["value"].notna()]
+    """The random-order curve (the metric of ``role``) on the black box: mean over the
+    seeds of one post-hoc cell."""
+    rows = cells[cells["metric"].isin(role_metrics(cells, role)) & cells["value"].notna()]
     rows = rows[rows["explainer_role"] != "by_design"]
     if rows.empty:
         return None
@@ -749,8 +780,9 @@ def metric_figure(results: pd.DataFrame, metric: str) -> Figure | None:
 
 def runtime_figure(results: pd.DataFrame) -> Figure | None:
     """Explanation time per row (or per call) by explainer, log scale, per dataset panel."""
-    for name in ("explain_seconds_per_row", "explain_seconds"):
-        data = results[(results["metric_name"] == name) & results["value"].notna()]
+    for role in ("explain_time_per_row", "explain_time"):
+        chosen = role_metrics(results, role)
+        data = results[results["metric"].isin(chosen[:1]) & results["value"].notna()]
         if not data.empty:
             break
     else:
@@ -761,8 +793,8 @@ def runtime_figure(results: pd.DataFrame) -> Figure | None:
     assert figure is not None
     for axis in figure.axes:
         axis.set_yscale("log")
-        axis.set_ylabel(f"{name} (s, log scale)")
-    figure.suptitle(f"{name}: mean and 95% bootstrap CI over seeds, log scale")
+        axis.set_ylabel(f"{chosen[0]} (s, log scale)")
+    figure.suptitle(f"{chosen[0]}: mean and 95% bootstrap CI over seeds, log scale")
     return figure
 
 

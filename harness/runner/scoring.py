@@ -263,6 +263,7 @@ def score_record(
         status=status,
         family=component.family,
         metric_version=component.version,
+        role=component.role,
     )
 
 
