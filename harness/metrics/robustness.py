@@ -27,10 +27,10 @@ On the same copies all four equal Quantus's (``MaxSensitivity``, ``AvgSensitivit
 ``normalise=False`` and ``abs=False``: by default Quantus normalises every map first
 (divides it by its largest magnitude), which changes the Lipschitz estimate: on the
 test's 10 rows (a small tanh network, signed gradient maps, the same copies) 0.0852
-here and with ``normalise=False``, 0.600 with Quantus's default, rows 5.9–9.2× apart. Other differences: a zero map (above), and
-Quantus's relative input stability takes ``np.max`` over copies including the NaN of a
-copy that changed the class, so one such copy makes its row NaN; here such copies are
-left out.
+here and with ``normalise=False``, 0.600 with Quantus's default, rows 5.9–9.2× apart.
+Other differences: a zero map (above), and Quantus's relative input stability takes
+``np.max`` over copies including the NaN of a copy that changed the class, so one such
+copy makes its row NaN; here such copies are left out.
 The sensitivities are computed here rather than through captum's ``sensitivity_max``:
 captum has no average, and calls the explanation function under ``torch.no_grad()``,
 where explainers that take gradients themselves fail (pytorch-grad-cam's CAMs raise

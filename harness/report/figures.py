@@ -22,9 +22,11 @@ Colours are fixed per explainer across every figure of a run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -846,10 +848,14 @@ def default_figures(data: RunData) -> list[dict[str, Any]]:
     return [{"kind": k} for k in kinds] + [{"kind": "metric", "metric": m} for m in metrics]
 
 
-def draw(spec: dict[str, Any], data: RunData) -> list[tuple[tuple[str, ...], Figure]]:
+def draw(
+    spec: dict[str, Any], data: RunData
+) -> list[tuple[tuple[str, ...], Callable[[], Figure | None]]]:
     """The figures of one spec (kind, optional name, metric and dataset/model/explainer
-    filters) as (name parts, figure) pairs — the name, then the dataset and model ids it
-    shows (see :func:`run_figures`); none when the kind does not apply."""
+    filters), planned: (name parts, a function drawing the figure or returning None when
+    the kind does not apply) pairs — the name, then the dataset and model ids it shows
+    (see :func:`run_figures`). Drawn one at a time, so a run with hundreds of datasets
+    never holds hundreds of figures."""
     results = data.results
     for key, column in (("datasets", "dataset"), ("models", "model"), ("explainers", "explainer")):
         if spec.get(key):  # an id, or the id of a swept entry (selects all it generated)
@@ -859,65 +865,63 @@ def draw(spec: dict[str, Any], data: RunData) -> list[tuple[tuple[str, ...], Fig
             results = results[chosen]
     kind, arrays = spec["kind"], data.arrays
     name = spec.get("name") or (f"metric_{spec['metric']}" if kind == "metric" else kind)
-    drawn: list[tuple[tuple[str, ...], Figure | None]] = []
     if kind == "sweep" and spec.get("x"):
-        drawn.append(
-            ((spec.get("name") or f"sweep_{spec['x']}",), parameter_sweep_figure(results, spec))
-        )
-    elif kind == "sweep":
-        drawn.append(
-            ((spec.get("name") or "sweep_irrelevant_features",), sweep_figure(results, data.config))
-        )
-    elif kind == "metric":
-        drawn.append(((name,), metric_figure(results, spec["metric"])))
-    elif kind == "runtime":
-        drawn.append(((name,), runtime_figure(results)))
-    elif kind == "accuracy_localisation":
-        drawn += [
-            ((name, str(d)), accuracy_localisation_figure(results, d))
+        parts = (spec.get("name") or f"sweep_{spec['x']}",)
+        return [(parts, functools.partial(parameter_sweep_figure, results, spec))]
+    if kind == "sweep":
+        parts = (spec.get("name") or "sweep_irrelevant_features",)
+        return [(parts, functools.partial(sweep_figure, results, data.config))]
+    if kind == "metric":
+        return [((name,), functools.partial(metric_figure, results, spec["metric"]))]
+    if kind == "runtime":
+        return [((name,), functools.partial(runtime_figure, results))]
+    if kind == "accuracy_localisation":
+        return [
+            ((name, str(d)), functools.partial(accuracy_localisation_figure, results, d))
             for d in results["dataset"].unique()
         ]
-    else:
-        truth = arrays[artifacts.GROUND_TRUTH_IMPORTANCE]
-        for (dataset, model), _ in results.groupby(["dataset", "model"], sort=False):
-            figure = {
-                "importance": lambda d, m: importance_figure(
-                    results, arrays[artifacts.GLOBAL_IMPORTANCE], truth, d, m
-                ),
-                "trajectory": lambda d, m: trajectory_figure(
-                    arrays[artifacts.SCORE_TRAJECTORY], truth, d, m
-                ),
-                "gallery": lambda d, m: gallery_figure(results, arrays, d, m),
-                "faithfulness": lambda d, m: faithfulness_figure(results, arrays, d, m),
-                "precision_at_k": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
-                "patch_deletion": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
-                "randomisation": lambda d, m: randomisation_figure(results, arrays, d, m),
-            }[kind](dataset, model)
-            drawn.append(((name, str(dataset), str(model)), figure))
-    return [(parts, figure) for parts, figure in drawn if figure is not None]
+    truth = arrays[artifacts.GROUND_TRUTH_IMPORTANCE]
+    per_group: dict[str, Callable[[str, str], Figure | None]] = {
+        "importance": lambda d, m: importance_figure(
+            results, arrays[artifacts.GLOBAL_IMPORTANCE], truth, d, m
+        ),
+        "trajectory": lambda d, m: trajectory_figure(
+            arrays[artifacts.SCORE_TRAJECTORY], truth, d, m
+        ),
+        "gallery": lambda d, m: gallery_figure(results, arrays, d, m),
+        "faithfulness": lambda d, m: faithfulness_figure(results, arrays, d, m),
+        "precision_at_k": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
+        "patch_deletion": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
+        "randomisation": lambda d, m: randomisation_figure(results, arrays, d, m),
+    }
+    return [
+        ((name, str(dataset), str(model)), functools.partial(per_group[kind], dataset, model))
+        for (dataset, model), _ in results.groupby(["dataset", "model"], sort=False)
+    ]
 
 
-def run_figures(data: RunData) -> list[tuple[str, Figure]]:
+def run_figures(data: RunData) -> Iterator[tuple[str, Figure]]:
     """Every figure of a run — the default ones and the suite's ``[[figures]]`` — with a
     file stem of its own: the name parts joined by ``_`` (:func:`file_stem`), and where
     two figures would share a stem (ids that differ only in separators or case, or
     whose joins coincide: ``a_b`` + ``c`` and ``a`` + ``b_c``), 12 hex digits of the
-    SHA-256 of the parts appended to each."""
-    drawn = [
+    SHA-256 of the parts appended to each. Figures are drawn as they are asked for (save
+    and close each before the next)."""
+    planned = [
         item
         for spec in default_figures(data) + list(data.config.get("figures", []))
         for item in draw(spec, data)
     ]
-    stems = [file_stem("_".join(parts)) for parts, _ in drawn]
+    stems = [file_stem("_".join(parts)) for parts, _ in planned]
     owners: dict[str, set[tuple[str, ...]]] = {}
-    for stem, (parts, _) in zip(stems, drawn, strict=True):
+    for stem, (parts, _) in zip(stems, planned, strict=True):
         owners.setdefault(stem.casefold(), set()).add(parts)
-    unique = []
-    for stem, (parts, figure) in zip(stems, drawn, strict=True):
+    for stem, (parts, drawing) in zip(stems, planned, strict=True):
         if len(owners[stem.casefold()]) > 1:
             stem += "-" + hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
-        unique.append((stem, figure))
-    return unique
+        figure = drawing()
+        if figure is not None:
+            yield stem, figure
 
 
 def render_figures(out_dir: str | Path, run_id: str | None, to: Path | None) -> list[Path]:
