@@ -44,7 +44,27 @@ DATASET_CARD = "dataset_card"
 GALLERY_MAPS = "gallery_maps"
 GALLERY_INPUTS = "gallery_images"
 GALLERY_MASKS = "gallery_masks"
+EXPLANATION_SIGNED = "explanation.signed"
+
+#: What a model records while training (its ``history``), stored with the cell as is.
 SCORE_TRAJECTORY = "score_trajectory"
+EPOCH_SECONDS = "epoch_seconds"
+LEARNING_RATE = "learning_rate"
+HISTORY_KEYS = (SCORE_TRAJECTORY, EPOCH_SECONDS, LEARNING_RATE)
+
+#: Keys of the arrays metrics return with their scores, read by figures; stored as
+#: ``<metric id>.<key>`` (:func:`metric_array`).
+CURVE = "curve"
+SIMILARITY = "similarity"
+LAYERS = "layers"
+PRECISION_AT_K = "precision_at_k"
+FIGURE_ARRAYS = (CURVE, SIMILARITY, LAYERS, PRECISION_AT_K)
+
+
+def metric_array(metric_id: str, key: str) -> str:
+    """The stored name of array ``key`` that metric ``metric_id`` returned."""
+    return f"{metric_id}.{key}"
+
 
 _PROBABILITIES = (
     "test_probabilities",
@@ -92,7 +112,7 @@ def products_arrays(
         arrays["explanation.local"] = np.asarray(explanation.local, dtype=np.float32)
     if explanation.global_scores is not None:
         arrays["explanation.global_scores"] = np.asarray(explanation.global_scores)
-    arrays["explanation.signed"] = np.array(explanation.signed)
+    arrays[EXPLANATION_SIGNED] = np.array(explanation.signed)
     arrays["explanation.channel_pooling"] = np.array(explanation.channel_pooling or "")
     arrays["rows"] = products.rows
     arrays["targets"] = np.asarray(products.targets)
@@ -134,7 +154,6 @@ def read_products(arrays: dict[str, np.ndarray], cell_id: str) -> StoredProducts
     none (it was run by an xai-harness before rescoring existed). A record of a newer
     version than this harness writes is refused."""
     from harness.explainers.base import Explanation
-    from harness.models.base import HISTORY_KEYS
 
     if "test_predictions" not in arrays:
         return None
@@ -148,7 +167,7 @@ def read_products(arrays: dict[str, np.ndarray], cell_id: str) -> StoredProducts
     explanation = Explanation(
         local=arrays.get("explanation.local"),
         global_scores=arrays.get("explanation.global_scores"),
-        signed=bool(arrays["explanation.signed"]),
+        signed=bool(arrays[EXPLANATION_SIGNED]),
         channel_pooling=pooling or None,
     )
     twin_seconds = arrays.get("twin_train_seconds")

@@ -15,6 +15,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from harness import artifacts
 from harness.component import Params
 from harness.datasets.base import Dataset, Modality
 from harness.explainers.base import (
@@ -151,8 +152,8 @@ class ScoresActivationExplainer(Explainer):
         )
         # up to the epoch the model ends with (early stopping restores an earlier one)
         kept = trained.epochs_trained + 1
-        trained.history["score_trajectory"] = np.stack(trajectory[:kept])
-        trained.history["epoch_seconds"] = np.array(seconds[:kept])
+        trained.history[artifacts.SCORE_TRAJECTORY] = np.stack(trajectory[:kept])
+        trained.history[artifacts.EPOCH_SECONDS] = np.array(seconds[:kept])
         return trained
 
     def architecture(self, recipe: ModelRecipe, dataset: Dataset, seed: int) -> nn.Module:

@@ -7,6 +7,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
+from harness import artifacts
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 from harness.records import MetricFamily, MetricRole
@@ -134,7 +135,8 @@ class TimeToRanking(Metric):
         from harness.metrics.stability import top_set
 
         history = evidence.history or {}
-        trajectory, seconds = history.get("score_trajectory"), history.get("epoch_seconds")
+        trajectory = history.get(artifacts.SCORE_TRAJECTORY)
+        seconds = history.get(artifacts.EPOCH_SECONDS)
         if trajectory is None or seconds is None:
             return MetricResult.undefined("no per-epoch score trajectory (by-design rankings only)")
         sets = [top_set(row, self.params.k) for row in trajectory]

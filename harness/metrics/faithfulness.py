@@ -18,6 +18,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from harness import artifacts
 from harness.batching import rows_per_batch
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
@@ -157,7 +158,7 @@ class _Curve(Metric):
         fractions = np.linspace(0, 1, self.params.steps + 1)
         return MetricResult(
             float(np.trapezoid(curves, fractions, axis=1).mean()),
-            arrays={"curve": curves.mean(axis=0), "fractions": fractions},
+            arrays={artifacts.CURVE: curves.mean(axis=0), "fractions": fractions},
         )
 
 

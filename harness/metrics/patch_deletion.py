@@ -27,6 +27,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from harness import artifacts
 from harness.batching import rows_per_batch
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
@@ -132,7 +133,7 @@ class _PatchDeletion(Metric):
             else ""
         )
         return MetricResult(
-            float(np.trapezoid(curve, fractions)), note, arrays={"curve": curve, "k": k}
+            float(np.trapezoid(curve, fractions)), note, arrays={artifacts.CURVE: curve, "k": k}
         )
 
     def curve(self, probabilities: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from harness import artifacts
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 from harness.records import MetricFamily, MetricRole
@@ -212,7 +213,7 @@ class TopKPatchPrecision(Metric):
         return MetricResult(
             float(curve[defined].mean()),
             note,
-            arrays={"precision_at_k": curve, "k": np.arange(1, len(curve) + 1)},
+            arrays={artifacts.PRECISION_AT_K: curve, "k": np.arange(1, len(curve) + 1)},
         )
 
     def precision_at_k(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ from pydantic import Field
 from scipy.stats import rankdata
 from torch import nn
 
+from harness import artifacts
 from harness.component import Params
 from harness.errors import optional_import
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
@@ -176,7 +177,7 @@ class MPRT(Metric):
             curve.append(value)
             undefined = max(undefined, missing)
         points = np.array(curve)
-        arrays = {"similarity": points, "layers": np.array(layers)}
+        arrays = {artifacts.SIMILARITY: points, artifacts.LAYERS: np.array(layers)}
         if np.isnan(points).all():
             return MetricResult(float("nan"), "the maps are constant: similarity undefined", arrays)
         notes = []

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
+from harness import artifacts
 from harness.batching import rows_per_batch
 from harness.component import Params
 from harness.datasets.base import Modality
@@ -101,7 +102,7 @@ class _ROAD(Metric):
         fractions = np.array(self.params.percentages)
         span = fractions[-1] - fractions[0]
         areas = np.trapezoid(curves, fractions, axis=1) / span
-        arrays = {"curve": curves.mean(axis=0), "fractions": fractions}
+        arrays = {artifacts.CURVE: curves.mean(axis=0), "fractions": fractions}
         return MetricResult(float(areas.mean()), arrays=arrays)
 
 

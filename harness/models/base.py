@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness import artifacts
 from harness.component import Component, Params
 from harness.datasets.base import Dataset, Modality
 from harness.datasets.streamed_images import Rows
@@ -29,7 +30,7 @@ from harness.registry import Registry
 
 #: What models record while training (``TrainedModel.history``) that metrics read; cells
 #: store each under its own name, and a rescoring reads them back from there.
-HISTORY_KEYS = ("score_trajectory", "epoch_seconds", "learning_rate")
+HISTORY_KEYS = artifacts.HISTORY_KEYS
 
 
 @dataclass
@@ -215,7 +216,7 @@ class ModelRecipe(Component):
             epochs_trained=log.epoch,
             differentiable=self.has_gradients(),
             cam_layer=self.cam_layer_name(),
-            history={"learning_rate": np.array(log.learning_rates)},
+            history={artifacts.LEARNING_RATE: np.array(log.learning_rates)},
             amp=self.params.amp,
         )
 

@@ -380,7 +380,7 @@ def gallery_figure(
             else:
                 cell = cells["cell_id"].iloc[c - 1]
                 heat = arrays[artifacts.GALLERY_MAPS][cell][r]
-                signed = arrays.get("explanation.signed", {}).get(cell)
+                signed = arrays.get(artifacts.EXPLANATION_SIGNED, {}).get(cell)
                 if bool(signed) if signed is not None else heat.min() < 0:
                     bound = float(np.abs(heat).max()) or 1.0
                     axis.imshow(heat, cmap="RdBu_r", vmin=-bound, vmax=bound)
@@ -538,9 +538,9 @@ def faithfulness_figure(
         scored = cells[(cells["metric"] == metric) & cells["value"].notna()]
         for explainer, rows in scored.groupby("explainer", sort=False):
             stacked = [
-                curves[f"{metric}.curve"][c]
+                curves[artifacts.metric_array(metric, artifacts.CURVE)][c]
                 for c in rows["cell_id"]
-                if c in curves.get(f"{metric}.curve", {})
+                if c in curves.get(artifacts.metric_array(metric, artifacts.CURVE), {})
             ]
             if not stacked:
                 continue
@@ -598,8 +598,8 @@ def randomisation_figure(
     figure, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
     drawn = False
     for axis, metric in zip(axes[0], metrics, strict=True):
-        similarity = arrays.get(f"{metric}.similarity", {})
-        layers = arrays.get(f"{metric}.layers", {})
+        similarity = arrays.get(artifacts.metric_array(metric, artifacts.SIMILARITY), {})
+        layers = arrays.get(artifacts.metric_array(metric, artifacts.LAYERS), {})
         names: list[str] = []
         for explainer, rows in cells[cells["metric"] == metric].groupby("explainer", sort=False):
             stacked = [similarity[c] for c in rows["cell_id"] if c in similarity]
@@ -637,7 +637,7 @@ def randomisation_figure(
 K_CURVES = {
     "precision_at_k": (
         "precision_at_k_curve",
-        "precision_at_k",
+        artifacts.PRECISION_AT_K,
         "k (top-k patches per image)",
         "precision@k (patches touching the mask)",
         "top-k patch precision (higher is better)",
@@ -645,7 +645,7 @@ K_CURVES = {
     ),
     "patch_deletion": (
         "patch_deletion_curve",
-        "curve",
+        artifacts.CURVE,
         "k (top-k patches occluded)",
         "still predicted / probability ratio",
         "patch deletion (lower area is better)",
@@ -667,14 +667,14 @@ def k_curve_figure(
     role, key, xlabel, ylabel, title, random_name = K_CURVES[kind]
     cells = ok_rows(results, dataset, model)
     metrics = role_metrics(cells, role)
-    metrics = [m for m in metrics if arrays.get(f"{m}.{key}")]
+    metrics = [m for m in metrics if arrays.get(artifacts.metric_array(m, key))]
     if not metrics:
         return None
     colours = explainer_colours(list(results["explainer"].unique()))
     control = controls(results)
     figure, axes = plt.subplots(1, len(metrics), figsize=(5.6 * len(metrics), 4), squeeze=False)
     for axis, metric in zip(axes[0], metrics, strict=True):
-        stored = arrays[f"{metric}.{key}"]
+        stored = arrays[artifacts.metric_array(metric, key)]
         scored = cells[(cells["metric"] == metric) & cells["value"].notna()]
         for explainer, rows in scored.groupby("explainer", sort=False):
             stacked = np.array([stored[c] for c in rows["cell_id"] if c in stored], dtype=float)
@@ -724,7 +724,7 @@ def _random_order_curve(
     rows = rows[rows["explainer_role"] != "by_design"]
     if rows.empty:
         return None
-    stored = curves.get(f"{rows['metric'].iloc[0]}.curve", {})
+    stored = curves.get(artifacts.metric_array(rows["metric"].iloc[0], artifacts.CURVE), {})
     first = rows[rows["explainer"] == rows["explainer"].iloc[0]]
     stacked = [stored[c] for c in first["cell_id"] if c in stored]
     return np.mean(stacked, axis=0) if stacked else None
@@ -823,13 +823,10 @@ def load_run_data(store: ResultsStore, run_id: str) -> RunData:
         artifacts.GALLERY_MAPS,
         artifacts.GALLERY_INPUTS,
         artifacts.GALLERY_MASKS,
+        artifacts.EXPLANATION_SIGNED,
     ]
-    names += [
-        n
-        for n in store.array_names(run_id)
-        if n.endswith((".curve", ".precision_at_k", ".similarity", ".layers"))
-        or n == "explanation.signed"
-    ]
+    drawn = tuple(f".{key}" for key in artifacts.FIGURE_ARRAYS)  # metrics' curves
+    names += [n for n in store.array_names(run_id) if n.endswith(drawn)]
     return RunData(
         run_id=run_id,
         config=store.run_info(run_id)["config"],

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from harness.artifacts import GLOBAL_IMPORTANCE
+from harness.artifacts import GLOBAL_IMPORTANCE, metric_array
 from harness.datasets.base import Dataset
 from harness.explainers.base import Explanation
 from harness.metrics.base import Evidence, Metric, conventions_hash
@@ -208,7 +208,7 @@ def score_cell(
                     )
                 )
                 continue
-            arrays |= {f"{metric.id}.{key}": a for key, a in result.arrays.items()}
+            arrays |= {metric_array(metric.id, key): a for key, a in result.arrays.items()}
         images = evidence.image_selection if per_image else "all"
         records.append(score_record(metric, None if math.isnan(value) else value, note, images))
     return records, arrays
