@@ -178,6 +178,8 @@ def not_comparable(
 
 def without(frame: pd.DataFrame, entries: list[NotComparable]) -> pd.DataFrame:
     """``frame`` without the rows of ``entries``."""
-    unlike = {(n.dataset, n.model, n.explainer, n.metric) for n in entries}
-    keys = frame[_KEYS].astype(str).apply(tuple, axis=1)
+    unlike = [(n.dataset, n.model, n.explainer, n.metric) for n in entries]
+    if not unlike:
+        return frame
+    keys = pd.MultiIndex.from_frame(frame[_KEYS].astype(str))
     return frame[~keys.isin(unlike)]

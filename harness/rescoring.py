@@ -21,14 +21,15 @@ from __future__ import annotations
 import functools
 import json
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
-from harness.artifacts import StoredProducts, read_products
+from harness.artifacts import GLOBAL_IMPORTANCE, StoredProducts, read_products
 from harness.datasets.base import Dataset
 from harness.environment import collect_environment
 from harness.errors import HarnessError, did_you_mean
@@ -44,10 +45,10 @@ from harness.runner.cell import (
     resolve_device,
     untrained_network,
 )
-from harness.runner.lifecycle import RunEnd, stored_run
+from harness.runner.lifecycle import stored_run
 from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
-from harness.runner.run import RunSummary
+from harness.runner.run import RunSummary, Tally
 from harness.runner.scoring import (
     NOT_KEPT,
     CellProducts,
@@ -58,6 +59,11 @@ from harness.runner.scoring import (
 )
 from harness.store import STORE_FILENAME, ResultsStore, new_run_id
 from harness.suite import Resolved, Suite, load_suite, parse_suite
+
+#: The products a cell's stored record gives back as they are (the rest: the model's).
+_STORED_PRODUCTS = [
+    f.name for f in fields(StoredProducts) if f.name in CellProducts.__dataclass_fields__
+]
 
 #: Sections of a suite that define its cells: a rescoring suite must match the run's.
 _CELL_SECTIONS = ("seeds", "datasets", "models", "explainers", "execution")
@@ -112,18 +118,10 @@ def rescore_run(
             run_id=run_id,
             source_run=source_id,
         )
-        with stored_run(store, run_id, begin) as end:
-            return _complete(
-                store,
-                source_id,
-                run_id,
-                metrics_suite,
-                chosen,
-                _cache(out_dir, cache_dir),
-                progress,
-                started,
-                end,
-            )
+        cache = _cache(out_dir, cache_dir)
+        return _complete(
+            store, run_id, begin, source_id, metrics_suite, chosen, cache, progress, started
+        )
 
 
 def continue_rescoring(
@@ -149,18 +147,11 @@ def continue_rescoring(
         path = Path(info["suite_path"]) if info["suite_path"] else None
         metrics_suite = parse_suite(info["suite_text"], path=path, seeds=info["config"]["seeds"])
         chosen = _chosen(metrics_suite, info["environment"].get("rescored_metrics"))
-        with stored_run(store, run_id, functools.partial(store.reopen_run, run_id)) as end:
-            return _complete(
-                store,
-                source_id,
-                run_id,
-                metrics_suite,
-                chosen,
-                _cache(out_dir, cache_dir),
-                progress,
-                started,
-                end,
-            )
+        reopen = functools.partial(store.reopen_run, run_id)
+        cache = _cache(out_dir, cache_dir)
+        return _complete(
+            store, run_id, reopen, source_id, metrics_suite, chosen, cache, progress, started
+        )
 
 
 def existing_store(out_dir: str | Path) -> Path:
@@ -183,54 +174,50 @@ def _cache(out_dir: str | Path, cache_dir: str | Path | None) -> ResultCache:
 
 def _complete(
     store: ResultsStore,
-    source_id: str,
     run_id: str,
+    start: Callable[[], object],
+    source_id: str,
     suite: Suite,
     chosen: list[Resolved[Metric]],
     cache: ResultCache,
     progress: ProgressReporter | None,
     started: float,
-    end: RunEnd,
 ) -> RunSummary:
-    """Rescore the cells of ``run_id`` it has not stored yet, then the across-seeds
-    metrics; ``end`` says how the run ends: ``ok``/``failed``, or ``interrupted`` when
-    stopped."""
+    """Begin (or reopen, ``start``) rescoring ``run_id``, rescore the cells it has not
+    stored yet, then the across-seeds metrics; the run ends ``ok``/``failed``, or
+    ``interrupted`` when stopped (:func:`~harness.runner.lifecycle.stored_run`)."""
     cells = plan(_with_metrics(suite, chosen))
-    done = store.cell_statuses(run_id)
-    counts = {"ok": 0, "failed": 0, "skipped": 0}
-    try:
-        counts = _rescore_cells(
-            store,
-            source_id,
-            run_id,
-            cells,
-            chosen,
-            suite,
-            cache,
-            progress or SilentProgress(),
-            done,
-        )
-        score_across_seeds(chosen, cells, store, run_id)
-        failures = [
-            (cell_id, score.note)
-            for cell_id, scores in store.score_records(run_id).items()
-            for score in scores
-            if score.status == "failed"
-        ]
-        end.status = "failed" if counts["failed"] or failures else "ok"
-        end.completed = True
-    finally:
-        seconds = {"score": time.perf_counter() - started}
-        seconds["total"] = seconds["score"]
-        end.stage_seconds = seconds
+    tally = Tally()
+    with stored_run(store, run_id, start) as end:
+        done = store.cell_statuses(run_id)
+        try:
+            _rescore_cells(
+                store,
+                source_id,
+                run_id,
+                cells,
+                chosen,
+                suite,
+                cache,
+                progress or SilentProgress(),
+                done,
+                tally,
+            )
+            tally.add_failed_scores(score_across_seeds(chosen, cells, store, run_id))
+            end.status = "failed" if tally.counts["failed"] or tally.failed_scores else "ok"
+            end.completed = True
+        finally:
+            seconds = {"score": time.perf_counter() - started}
+            seconds["total"] = seconds["score"]
+            end.stage_seconds = seconds
     return RunSummary(
         run_id,
         store.path,
-        counts,
+        tally.counts,
         seconds,
-        failures,
+        tally.failures,
         resumed=len(done),
-        failed_scores=len(failures),
+        failed_scores=tally.failed_scores,
     )
 
 
@@ -316,24 +303,24 @@ def _rescore_cells(
     cache: ResultCache,
     progress: ProgressReporter,
     done: dict[str, tuple[str, str | None]],
-) -> dict[str, int]:
+    tally: Tally,
+) -> None:
     """Store every cell of the source run in the new run (but those it stored already,
-    ``done``): its record, the source's scores of the metrics not rescored, and the
-    rescored ones."""
+    ``done``, counted as they are): its record, the source's scores of the metrics not
+    rescored, and the rescored ones; each counted in ``tally``."""
     records = store.cell_records(source_id)
     scores = store.score_records(source_id)
-    importances = store.arrays(source_id, "global_importance")
+    importances = store.arrays(source_id, GLOBAL_IMPORTANCE)
     rescored = {m.id for m in chosen}
     datasets = Memo()
     device = resolve_device(suite.spec.execution.device)
     needs_model = any({"model", "reexplain"} & m.component.needs for m in chosen)
-    counts = {"ok": 0, "failed": 0, "skipped": 0}
     progress.start(f"rescoring {source_id} ({run_id})", len(cells))
     try:
         for cell in cells:
             record = records[cell.cell_id]
             if cell.cell_id in done:
-                counts[done[cell.cell_id][0]] += 1
+                tally.counts[done[cell.cell_id][0]] += 1
                 progress.cell_done(cell.cell_id, "stored")
                 continue
             kept = [s for s in scores.get(cell.cell_id, []) if s.metric not in rescored]
@@ -369,11 +356,10 @@ def _rescore_cells(
             else:
                 new = unscored(chosen, f"cell {record.status}: {record.error}")
             store.record_cell(run_id, record, kept + new, arrays)
-            counts[record.status] += 1
+            tally.add(record, kept + new)
             progress.cell_done(cell.cell_id, record.status)
     finally:
         progress.finish()
-    return counts
 
 
 def _check_same_data(stored: StoredProducts, dataset: Dataset, cell: Cell, source_id: str) -> None:
@@ -419,24 +405,12 @@ def _stored_products(
             absence = (
                 f"which is no longer in the cache {cache.folder} (deleted, or another --cache?)"
             )
+    as_stored = {name: getattr(stored, name) for name in _STORED_PRODUCTS}
     return CellProducts(
-        rows=stored.rows,
-        targets=stored.targets,
-        test_predictions=stored.test_predictions,
-        explanation=stored.explanation,
+        **as_stored,
         explain_seconds=float(record.explain_seconds or 0.0),
         train_seconds=float(record.train_seconds or 0.0),
-        twin_test_predictions=stored.twin_test_predictions,
-        test_probabilities=stored.test_probabilities,
-        validation_probabilities=stored.validation_probabilities,
-        twin_validation_probabilities=stored.twin_validation_probabilities,
-        class_explanations=stored.class_explanations,
-        history=stored.history,
-        design_test_predictions=stored.design_test_predictions,
-        twin_test_probabilities=stored.twin_test_probabilities,
-        twin_train_seconds=stored.twin_train_seconds,
         predict_proba=None if model is None else model.predict_proba,
-        model_given=stored.model_given,
         network=None if model is None else model.module,
         explain_again=(
             None if model is None else functools.partial(explain_again, cell, model, dataset)

@@ -434,3 +434,14 @@ def test_a_cached_model_with_a_flipped_bit_of_the_same_size_is_recomputed(tmp_pa
     assert cache.discarded == 1
     again = run_suite(parse_suite(text), tmp_path / "b", cache_dir=tmp_path / "cache")
     assert again.reused["models"] == 0 and first.counts == again.counts
+
+
+def test_the_header_is_read_as_pandas_reads_it(tmp_path: Path) -> None:
+    """Regression: the budget check read the header itself and stripped names and left a
+    saved index unnamed, so `drop = ["Unnamed: 0"]` or a name with a space failed to
+    validate."""
+    from harness.datasets.table_file import table_shape
+
+    path = tmp_path / "t.csv"
+    pd.DataFrame({" age": [1, 2], "y": [0, 1]}).to_csv(path)
+    assert table_shape(path)[0] == list(pd.read_csv(path, nrows=0).columns)

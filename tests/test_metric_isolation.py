@@ -148,3 +148,22 @@ def test_time_to_ranking_declares_the_training_record_it_reads(tmp_path: Path) -
     run_suite(tmp_path / "s.toml", tmp_path / "out")
     value = load_results(tmp_path / "out").query("metric == 'time_to_ranking'")["value"]
     assert value.notna().all() and (value >= 0).all()
+
+
+def test_a_failing_across_seeds_metric_fails_the_run_as_a_rescoring_would(
+    tmp_path: Path, plugins_on_path: None
+) -> None:
+    """run and rescore count the failed scores of across-seeds metrics alike (the run
+    counted only per-cell ones)."""
+    from tests.conftest import TINY_SUITE
+
+    text = TINY_SUITE.replace(
+        '"explain_seconds"]', '"explain_seconds", "sample_plugins:BrokenAcrossSeeds"]'
+    )
+    (tmp_path / "s.toml").write_text(text)
+    summary = run_suite(tmp_path / "s.toml", tmp_path / "out")
+    assert summary.counts["ok"] == 6 and summary.failed_scores == 6 and summary.any_failed
+    rescored = rescore_run(tmp_path / "out", summary.run_id)
+    assert rescored.failed_scores == summary.failed_scores
+    with ResultsStore(tmp_path / "out", create=False) as store:
+        assert {store.run_info(r)["status"] for r in store.run_ids()} == {"failed"}

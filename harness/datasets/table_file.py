@@ -117,7 +117,8 @@ def table_shape(path: Path) -> tuple[list[str], int]:
                 csv.reader([first], delimiter="\t" if suffix in (".tsv", ".tab") else ","), []
             )
             lines = sum(block.count("\n") for block in iter(lambda: handle.read(1 << 20), ""))
-        return [name.strip() for name in header], lines
+        # names as pandas reads them: kept as they are, an empty one "Unnamed: i"
+        return [name or f"Unnamed: {i}" for i, name in enumerate(header)], lines
     except MissingPackageError:
         raise
     except (OSError, ValueError, ImportError) as exc:  # pyarrow's errors are ValueErrors

@@ -431,27 +431,29 @@ _LEGACY_ROLES = {
 }
 
 
+def _stored_fact_metrics(
+    rows: pd.DataFrame, column: str, value: str, legacy: tuple[str, ...]
+) -> list[str]:
+    """The ids of the metrics whose stored ``column`` (a fact kept with each score) is
+    ``value``, in suite order, whatever the suite named them; for rows stored before the
+    fact was kept, the metrics named one of ``legacy``."""
+    rows = rows.drop_duplicates("metric")
+    if column in rows and rows[column].notna().any():
+        return list(rows.loc[rows[column] == value, "metric"])
+    return list(rows.loc[rows["metric_name"].isin(legacy), "metric"])
+
+
 def role_metrics(data: pd.DataFrame, role: str) -> list[str]:
-    """The ids of the metrics with ``role`` in ``data`` (stored with each score), in
-    suite order, whatever the suite named them; for rows stored before roles were kept,
-    the metrics named as the role's metric was."""
-    rows = data.drop_duplicates("metric")
-    if "metric_role" in rows and rows["metric_role"].notna().any():
-        return list(rows.loc[rows["metric_role"] == role, "metric"])
-    return list(rows.loc[rows["metric_name"] == _LEGACY_ROLES[role], "metric"])
+    """The ids of the metrics with ``role`` in ``data`` (see :func:`_stored_fact_metrics`)."""
+    return _stored_fact_metrics(data, "metric_role", role, (_LEGACY_ROLES[role],))
 
 
 def family_metrics(data: pd.DataFrame, family: str, legacy: tuple[str, ...] = ()) -> list[str]:
-    """The ids of the explanation metrics of ``family`` in ``data`` (stored with each
-    score), in suite order — whatever the suite named them; for rows stored before
-    families were kept, the metrics named ``legacy``."""
-    rows = data.drop_duplicates("metric")
-    kinds = rows["metric_kind"].fillna("explanation") if "metric_kind" in rows else None
-    explanation = rows if kinds is None else rows[kinds == "explanation"]
-    known = explanation["metric_family"].notna() if "metric_family" in explanation else None
-    if known is not None and known.any():
-        return list(explanation.loc[explanation["metric_family"] == family, "metric"])
-    return list(explanation.loc[explanation["metric_name"].isin(legacy), "metric"])
+    """The ids of the explanation metrics of ``family`` in ``data`` (see
+    :func:`_stored_fact_metrics`)."""
+    kinds = data["metric_kind"].fillna("explanation") if "metric_kind" in data else None
+    explanation = data if kinds is None else data[kinds == "explanation"]
+    return _stored_fact_metrics(explanation, "metric_family", family, legacy)
 
 
 def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,7 @@ class RunSummary:
 
 
 @dataclass
-class _Tally:
+class Tally:
     """Cell counts and failures of a run, as its cells are stored."""
 
     counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0, "skipped": 0})
@@ -71,10 +72,14 @@ class _Tally:
         if record.status == "failed":
             self.failures.append((record.cell_id, record.error or ""))
             return
-        for score in scores or []:
+        self.add_failed_scores((record.cell_id, s) for s in scores or [])
+
+    def add_failed_scores(self, scores: Iterable[tuple[str, ScoreRecord]]) -> None:
+        """Count the failed ones of (cell id, score) pairs."""
+        for cell_id, score in scores:
             if score.status == "failed":
                 self.failed_scores += 1
-                self.failures.append((record.cell_id, score.note))
+                self.failures.append((cell_id, score.note))
 
 
 def run_suite(
@@ -141,7 +146,7 @@ def run_suite(
             )
             stored = store.cell_statuses(run_id)
             previous_seconds = store.run_info(run_id)["stage_seconds"] or {}
-        tally = _Tally()
+        tally = Tally()
         progress.start(f"{suite.name} ({run_id})", len(cells))
         missing: list[str] = []
         try:
@@ -152,7 +157,7 @@ def run_suite(
                 tally.add(record, scores)
                 progress.cell_done(record.cell_id, record.status)
             with clock.time("score"):
-                score_across_seeds(suite.metrics, cells, store, run_id)
+                tally.add_failed_scores(score_across_seeds(suite.metrics, cells, store, run_id))
             now_stored = store.cell_statuses(run_id)
             missing = [c.cell_id for c in cells if c.cell_id not in now_stored]
             if not missing:  # a run is ok only when every planned cell is stored
@@ -188,7 +193,7 @@ def _work(
     stored: dict[str, tuple[str, str | None]],
     store: ResultsStore,
     run_id: str,
-    tally: _Tally,
+    tally: Tally,
     progress: ProgressReporter,
 ) -> list[GroupWork]:
     """The model groups still to run, each with the global importance of its explainers

@@ -13,6 +13,7 @@ own: nothing stored is ever updated.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from torch import nn
 from harness.artifacts import GLOBAL_IMPORTANCE, metric_array
 from harness.datasets.base import Dataset
 from harness.explainers.base import Explanation
-from harness.metrics.base import Evidence, Metric, conventions_hash
+from harness.metrics.base import Evidence, Metric, MetricResult, conventions_hash
 from harness.metrics.reexplaining import ExplainFunction, Reexplainer
 from harness.records import ScoreRecord, ScoreStatus
 from harness.runner.plan import Cell
@@ -190,24 +191,13 @@ def score_cell(
         elif per_image and evidence.attributions is not None and not len(evidence.attributions):
             value, note = math.nan, f"no explained image selected ({evidence.image_selection})"
         else:
-            try:
-                result = metric.component.compute(evidence.restricted_to(metric.component.needs))
-                value, note = float(result.value), result.note
-                problem = _impossible(value, note)
-            except Exception as error:  # the metric's failure, not the cell's
-                problem = f"{type(error).__name__}: {_first_line(error)}"
-            if problem is not None:
+            restricted = evidence.restricted_to(metric.component.needs)
+            result, problem = _outcome(functools.partial(metric.component.compute, restricted))
+            if result is None:
                 images = evidence.image_selection if per_image else "all"
-                records.append(
-                    score_record(
-                        metric,
-                        None,
-                        f"metric '{metric.id}' failed: {problem}",
-                        images,
-                        status="failed",
-                    )
-                )
+                records.append(_failed_score(metric, str(problem), images))
                 continue
+            value, note = float(result.value), result.note
             arrays |= {metric_array(metric.id, key): a for key, a in result.arrays.items()}
         images = evidence.image_selection if per_image else "all"
         records.append(score_record(metric, None if math.isnan(value) else value, note, images))
@@ -220,14 +210,23 @@ def unscored(metrics: list[Resolved[Metric]], note: str) -> list[ScoreRecord]:
     return [score_record(metric, None, note) for metric in metrics]
 
 
-def _impossible(value: float, note: str) -> str | None:
-    """Why a metric's result cannot be stored as it is: an infinite value, or none
-    without a note saying why it is undefined."""
+def _outcome(compute: Callable[[], MetricResult]) -> tuple[MetricResult | None, str | None]:
+    """A metric's result, or why it failed instead: it raised, or gave a value that
+    cannot be stored as it is (infinite, or NaN without a note saying why)."""
+    try:
+        result = compute()
+    except Exception as error:  # the metric's failure, not the cell's or the run's
+        return None, f"{type(error).__name__}: {_first_line(error)}"
+    value = float(result.value)
     if math.isinf(value):
-        return f"it returned {value}"
-    if math.isnan(value) and not note:
-        return "it returned NaN without saying why"
-    return None
+        return None, f"it returned {value}"
+    if math.isnan(value) and not result.note:
+        return None, "it returned NaN without saying why"
+    return result, None
+
+
+def _failed_score(metric: Resolved[Metric], problem: str, images: str = "all") -> ScoreRecord:
+    return score_record(metric, None, f"metric '{metric.id}' failed: {problem}", images, "failed")
 
 
 def _first_line(error: BaseException) -> str:
@@ -269,13 +268,14 @@ def score_record(
 
 def score_across_seeds(
     metrics: list[Resolved[Metric]], cells: list[Cell], store: ResultsStore, run_id: str
-) -> None:
+) -> list[tuple[str, ScoreRecord]]:
     """Append the across-seeds scores of ``run_id`` that are not stored yet: per dataset
     × model × explainer, computed from the global importance every ok seed stored, one
-    row per ok cell (the same value on each)."""
+    row per ok cell (the same value on each). Returns the failed ones, by cell id."""
     chosen = [m for m in metrics if m.component.across_seeds]
+    failures: list[tuple[str, ScoreRecord]] = []
     if not chosen:
-        return
+        return failures
     statuses = store.cell_statuses(run_id)
     stored = store.scored(run_id)
     importances = store.arrays(run_id, GLOBAL_IMPORTANCE)
@@ -291,19 +291,18 @@ def score_across_seeds(
             missing = [c for c in cell_ids if (c, metric.id) not in stored]
             if not missing:
                 continue
-            try:
-                result = metric.component.compute_across_seeds([importances[c] for c in cell_ids])
-                problem = _impossible(float(result.value), result.note)
-            except Exception as error:  # the metric's failure, not the run's
-                problem = f"{type(error).__name__}: {_first_line(error)}"
-            if problem is not None:
-                failed = score_record(
-                    metric, None, f"metric '{metric.id}' failed: {problem}", status="failed"
-                )
+            seeds = [importances[c] for c in cell_ids]
+            result, problem = _outcome(
+                functools.partial(metric.component.compute_across_seeds, seeds)
+            )
+            if result is None:
+                failed = _failed_score(metric, str(problem))
                 for cell_id in missing:
                     store.add_scores(run_id, cell_id, [failed])
+                    failures.append((cell_id, failed))
                 continue
             value = None if math.isnan(result.value) else result.value
             note = result.note or f"across {len(cell_ids)} seeds: one value for all of them"
             for cell_id in missing:
                 store.add_scores(run_id, cell_id, [score_record(metric, value, note)])
+    return failures

@@ -170,3 +170,13 @@ class SeesOnlyWhatItNeeds(Metric):
                     evidence.global_importance, evidence.explain_seconds)  # fmt: skip
         given = evidence.y_pred is not None and evidence.y_true is not None
         return MetricResult(float(given and all(v is None for v in withheld)))
+
+
+class BrokenAcrossSeeds(Metric):
+    """An across-seeds statistic that raises."""
+
+    across_seeds: ClassVar[bool] = True
+    needs: ClassVar[frozenset[str]] = frozenset({"global_importance"})
+
+    def compute_across_seeds(self, importances: list[np.ndarray]) -> MetricResult:
+        raise RuntimeError("a bug across seeds")
