@@ -257,3 +257,44 @@ def test_explainers_say_which_maps_are_multiplied_by_the_input() -> None:
     sampled = baseline("shap_permutation", background_size=20)
     np.testing.assert_allclose(sampled, sample_rows(data.x_train, 20, 0).mean(axis=0), rtol=1e-5)
     assert baseline("saliency") is None and baseline("lime_tabular") is None
+
+
+def test_multiplied_maps_equal_captums_multiply_by_inputs_convention() -> None:
+    """The same perturbations through captum's own decorator
+    (``infidelity_perturb_func_decorator(multiply_by_inputs=True)``) give the same
+    infidelity for a map multiplied by the input, on a model that is not linear."""
+    from captum.metrics import infidelity, infidelity_perturb_func_decorator
+
+    rng = np.random.default_rng(12)
+    x = (rng.normal(size=(5, 6)) + 1.5).astype(np.float32)
+    w = rng.normal(size=6)
+    maps = rng.normal(size=(5, 6)) * x
+    baseline = np.full(6, 0.25)
+    samples, seed, radius = 7, 3, 0.2
+
+    def outputs(rows: np.ndarray) -> np.ndarray:
+        value = np.tanh(rows.reshape(len(rows), -1).astype(np.float64) @ w)
+        return np.column_stack([value, -value])
+
+    evidence = replace(
+        linear_evidence(x, w, maps), predict_proba=outputs, input_baseline=baseline[None]
+    )
+    ours = metric_registry.get("infidelity")(samples=samples, seed=seed, radius=radius)
+    measured = ours.compute(evidence).value
+    draws = np.random.default_rng(seed)  # the harness's draws, in the same order
+
+    @infidelity_perturb_func_decorator(True)
+    def perturbed(inputs: torch.Tensor, baselines: torch.Tensor) -> torch.Tensor:
+        noise = draws.normal(0.0, radius, tuple(inputs.shape))
+        return inputs - torch.from_numpy(noise)
+
+    def forward(inputs: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(outputs(inputs.numpy()))
+
+    expected = infidelity(
+        forward, perturbed, torch.from_numpy(x.astype(np.float64)), torch.from_numpy(maps),
+        baselines=torch.from_numpy(np.broadcast_to(baseline, x.shape).copy()),
+        target=torch.zeros(5, dtype=torch.long), n_perturb_samples=samples,
+        max_examples_per_batch=5 * samples, normalize=True,
+    )  # fmt: skip
+    assert measured == pytest.approx(float(expected.mean()), rel=1e-6)
