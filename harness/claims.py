@@ -8,15 +8,26 @@ the ``text`` in words, and a ``kind``:
 - ``ratio`` / ``difference``: metric A of selection A over / minus metric B of selection B
   (``numerator``/``denominator``, ``minuend``/``subtrahend``), compared with ``value``;
 - ``rank``: the selected explainer is first (or within the ``top`` n) on a metric among
-  the explainers of the selected dataset (and model).
+  the explainers of the selected dataset (and model); controls (oracle, random, …) are
+  not ranked unless the claim selects one.
 
 A selection is ``{ metric, explainer, dataset, model }`` (ids of the suite; unset = any).
 Its value per seed is the mean over the cells it matches for that seed; the claim's value
-is over seeds. **Statistics**: a 95 % percentile bootstrap over seeds (10,000 resamples,
-seeded), paired by seed where both sides share seeds (ratio of the resampled means; the
-rank among the resampled means). Verdict: ``holds`` when the whole interval satisfies the
-claim, ``fails`` when none of it does, ``inconclusive`` otherwise. With one seed the
-interval is the point itself and the verdict says so.
+is over seeds.
+
+**Statistics** (calibrated at 3–5 seeds; :mod:`harness.statistics`): 95 % Student-t
+intervals over seeds — for a value, of the mean; for a difference, of the per-seed
+differences when both sides share their seeds (paired), else Welch's; for a ratio,
+Fieller's interval of the ratio of means (paired likewise); for a rank, the rank interval
+[1 + explainers significantly better, 1 + explainers not significantly worse], each
+pairwise comparison a paired t-interval. Verdict: ``holds`` when the whole interval
+satisfies the claim, ``fails`` when none of it does, ``inconclusive`` otherwise — so
+under no true effect a claim holds at most 2.5 % of the time at any n ≥ 2 (per-seed
+values normally distributed; ``tests/test_claim_calibration.py`` simulates it). A claim
+is never decided on fewer than 2 seeds, nor on fewer than its ``min_seeds``; an
+undecided claim reports how many seeds would decide it were the observed effect and
+spread to hold. A metric computed once across all seeds (e.g. ``stability``) has no
+interval: its verdict rests on the value and says so.
 """
 
 from __future__ import annotations
@@ -34,7 +45,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.errors import HarnessError
 from harness.identifiers import Identifier
-from harness.statistics import percentile_interval, resample_indices
+from harness.statistics import (
+    T_METHOD,
+    fieller_interval,
+    seeds_to_decide,
+    t_interval,
+    welch_interval,
+)
 
 Op = Literal[">=", ">", "<=", "<", "=="]
 Verdict = Literal["holds", "fails", "inconclusive"]
@@ -101,6 +118,9 @@ class ClaimSpec(BaseModel):
     value: float | None = Field(None, description="the number the claim compares with")
     tolerance: float = Field(0.0, ge=0, description="op '==': allowed distance")
     top: int = Field(1, ge=1, description="rank: within the top n")
+    min_seeds: int = Field(
+        2, ge=2, le=10_000, description="seeds below which the claim stays inconclusive"
+    )
 
     @model_validator(mode="after")
     def _fields_of_its_kind(self) -> ClaimSpec:
@@ -203,9 +223,13 @@ class ClaimResult:
     high: float
     seeds: int
     note: str = ""
-    bootstrapped: bool = True
+    has_interval: bool = True
     #: the swept values this verdict is for (claims checked ``per`` regime)
     regime: tuple[tuple[str, Any], ...] = ()
+    #: how the interval was computed, in words
+    method: str = ""
+    #: undecided: the seeds that would decide it at the observed effect and spread
+    seeds_needed: int | None = None
 
     @property
     def label(self) -> str:
@@ -261,28 +285,6 @@ def _across_seeds(results: pd.DataFrame, side: Selection) -> bool:
     return bool(len(rows)) and bool(rows.iloc[0])
 
 
-def _two_sided(
-    a: pd.Series, b: pd.Series, combine: Callable[[np.ndarray, np.ndarray], np.ndarray]
-) -> tuple[float, np.ndarray | None, str, int]:
-    """Point value and bootstrap samples of combine(mean A, mean B); paired by seed when
-    both sides have the same seeds, else resampled independently."""
-    measured = float(combine(np.array(a.mean()), np.array(b.mean())))
-    if len(a) < 2 or len(b) < 2:
-        return measured, None, "one seed on a side: no interval", min(len(a), len(b))
-    if list(a.index) == list(b.index):
-        picks = resample_indices(len(a))
-        samples = combine(a.to_numpy()[picks].mean(axis=1), b.to_numpy()[picks].mean(axis=1))
-        return measured, samples, "paired by seed", len(a)
-    picks_a, picks_b = resample_indices(len(a)), resample_indices(len(b), seed=1)
-    samples = combine(a.to_numpy()[picks_a].mean(axis=1), b.to_numpy()[picks_b].mean(axis=1))
-    return (
-        measured,
-        samples,
-        "sides have different seeds: resampled independently",
-        min(len(a), len(b)),
-    )
-
-
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     ">": operator.gt,
@@ -334,6 +336,20 @@ def evaluate_all(claim: ClaimSpec, results: pd.DataFrame) -> list[ClaimResult]:
     return outcomes
 
 
+@dataclass(frozen=True)
+class _Estimate:
+    """A claim's point value, its interval, how it was computed, and the per-seed
+    distance from the claim's boundary (mean and spread) for the seeds-needed hint."""
+
+    measured: float
+    low: float
+    high: float
+    seeds: int
+    method: str
+    effect: float = math.nan
+    spread: float = math.nan
+
+
 def evaluate(claim: ClaimSpec, results: pd.DataFrame) -> ClaimResult:
     """Evaluate ``claim`` on one run's tidy results (:func:`harness.load_results`)."""
     sides = claim.sides()
@@ -341,51 +357,152 @@ def evaluate(claim: ClaimSpec, results: pd.DataFrame) -> ClaimResult:
         return _evaluate_rank(claim, results, sides[0])
     if claim.kind == "value":
         values = per_seed(results, sides[0], claim.id)
-        measured, note, seeds = float(values.mean()), "", len(values)
         if _across_seeds(results, sides[0]):
-            values = values.iloc[:1]  # one statistic of all seeds, repeated on each row
-        samples = (
-            values.to_numpy()[resample_indices(len(values))].mean(axis=1)
-            if len(values) > 1
-            else None
+            measured = float(values.mean())
+            return ClaimResult(
+                claim,
+                verdict(claim, measured, measured),
+                measured,
+                measured,
+                measured,
+                len(values),
+                "a statistic across seeds: no interval, the verdict rests on its value",
+                has_interval=False,
+                method="one statistic of all seeds",
+            )
+        return decide_value(claim, values)
+    a, b = (summed_per_seed(results, chosen, claim.id) for _, chosen in claim.terms())
+    if claim.kind == "ratio" and b.mean() == 0:
+        raise ClaimError(f"claim '{claim.id}': the denominator's mean is 0")
+    return decide_two_sided(claim, a, b)
+
+
+def decide_value(claim: ClaimSpec, values: pd.Series) -> ClaimResult:
+    """The verdict on a value claim from the selection's per-seed values."""
+    return _decide(claim, _value_estimate(claim, values.to_numpy(dtype=float)))
+
+
+def decide_two_sided(claim: ClaimSpec, a: pd.Series, b: pd.Series) -> ClaimResult:
+    """The verdict on a difference or ratio claim from each side's per-seed values
+    (indexed by seed: equal indices are paired)."""
+    return _decide(claim, _two_sided_estimate(claim, a, b))
+
+
+def _value_estimate(claim: ClaimSpec, values: np.ndarray) -> _Estimate:
+    measured = float(values.mean())
+    low, high = t_interval(values)
+    spread = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    return _Estimate(measured, low, high, len(values), T_METHOD, _effect(claim, measured), spread)
+
+
+def _two_sided_estimate(claim: ClaimSpec, a: pd.Series, b: pd.Series) -> _Estimate:
+    """A difference or ratio of the two sides' means over seeds: paired by seed when both
+    sides have the same seeds, else the sides independent."""
+    paired = list(a.index) == list(b.index)
+    x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
+    seeds = min(len(x), len(y))
+    ratio = claim.kind == "ratio"
+    measured = float(x.mean() / y.mean()) if ratio else float(x.mean() - y.mean())
+    pairing = "paired by seed" if paired else "sides have different seeds: independent"
+    if seeds < 2:
+        return _Estimate(measured, math.nan, math.nan, seeds, pairing)
+    boundary = claim.value if claim.value is not None else 0.0
+    if ratio and paired and (x > 0).all() and (y > 0).all():
+        # positive quantities (times, costs): the per-seed ratios' geometric mean, whose
+        # log is a mean of per-seed log ratios (seed effects shared by both sides cancel)
+        logs = np.log(x / y)
+        low, high = (math.exp(end) for end in t_interval(logs))
+        method = "95 % t-interval of the per-seed log ratios (geometric mean), paired by seed"
+        measured = math.exp(float(logs.mean()))
+        effect = float(logs.mean() - math.log(boundary)) if boundary > 0 else math.nan
+        if claim.op == "==":
+            effect = math.nan  # no simple boundary distance for an equivalence ratio
+        return _Estimate(measured, low, high, seeds, method, effect, float(logs.std(ddof=1)))
+    if ratio:
+        # Fieller: the ratio of means, from t-tests of mean(a − ρ·b) = 0
+        low, high = fieller_interval(x, y, paired)
+        method = f"95 % Fieller interval of the ratio of means, {pairing}"
+        effect = float(x.mean() - boundary * y.mean()) if claim.op != "==" else math.nan
+        spread = (
+            float((x - boundary * y).std(ddof=1))
+            if paired
+            else math.sqrt(x.var(ddof=1) + boundary**2 * y.var(ddof=1))
         )
+    elif paired:
+        differences = x - y
+        low, high = t_interval(differences)
+        method = "95 % Student-t interval of the per-seed differences, paired by seed"
+        effect, spread = _effect(claim, measured), float(differences.std(ddof=1))
     else:
-        a, b = (summed_per_seed(results, chosen, claim.id) for _, chosen in claim.terms())
-        if claim.kind == "ratio":
-            if b.mean() == 0:
-                raise ClaimError(f"claim '{claim.id}': the denominator's mean is 0")
+        low, high = welch_interval(x, y)
+        method = "95 % Welch interval of the difference of means, sides independent"
+        effect = _effect(claim, measured)
+        spread = math.sqrt(x.var(ddof=1) + y.var(ddof=1))
+    return _Estimate(measured, low, high, seeds, method, effect, spread)
 
-            def combine(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    return x / y
 
-        else:
+def _effect(claim: ClaimSpec, measured: float) -> float:
+    """The measured value's distance from the claim's boundary (for ``==``, from the
+    nearer edge of the tolerance band)."""
+    assert claim.value is not None
+    if claim.op == "==":
+        return claim.tolerance - abs(measured - claim.value)
+    return measured - claim.value
 
-            def combine(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-                return x - y
 
-        measured, samples, note, seeds = _two_sided(a, b, combine)
-    if samples is None:
-        low = high = measured
-        note = (
-            "a statistic across seeds: no interval, the verdict rests on its value"
-            if claim.kind == "value" and _across_seeds(results, sides[0])
-            else "one seed: no interval, the verdict rests on the point value"
+def _decide(claim: ClaimSpec, estimate: _Estimate) -> ClaimResult:
+    """The verdict on an estimate, with the minimum-seeds rules and the seeds-needed hint."""
+    if estimate.seeds < 2 or math.isnan(estimate.low):
+        return ClaimResult(
+            claim,
+            "inconclusive",
+            estimate.measured,
+            estimate.measured,
+            estimate.measured,
+            estimate.seeds,
+            "one seed: no interval, a claim needs at least 2 seeds to be decided",
+            has_interval=False,
+            method="none (one seed)",
         )
-    else:
-        low, high = percentile_interval(samples)
-    outcome = verdict(claim, low, high)
-    return ClaimResult(claim, outcome, measured, low, high, seeds, note, samples is not None)
+    outcome = verdict(claim, estimate.low, estimate.high)
+    note = ""
+    if estimate.seeds < claim.min_seeds:
+        outcome = "inconclusive"
+        note = f"fewer seeds than the claim's min_seeds ({claim.min_seeds})"
+    needed = None
+    if outcome == "inconclusive":
+        needed = seeds_to_decide(estimate.effect, estimate.spread)
+        if needed is not None:
+            needed = max(needed, claim.min_seeds, estimate.seeds + 1)
+    return ClaimResult(
+        claim,
+        outcome,
+        estimate.measured,
+        estimate.low,
+        estimate.high,
+        estimate.seeds,
+        note,
+        method=estimate.method,
+        seeds_needed=needed,
+    )
 
 
 def _evaluate_rank(claim: ClaimSpec, results: pd.DataFrame, side: Selection) -> ClaimResult:
-    """Rank of the selected explainer among all explainers of the selection's dataset
-    (and model) on the metric, by mean over seeds; the interval is that of its rank over
-    seed resamples (paired: every explainer resampled with the same seeds)."""
+    """Rank of the selected explainer among the explainers of the selection's dataset
+    (and model) on the metric, by mean over seeds (controls left out unless selected).
+    The interval: [1 + those significantly better, 1 + those not significantly worse],
+    each comparison a paired 95 % t-interval of the per-seed differences — ``holds`` for
+    rank ≤ top then needs all but top − 1 others significantly worse (an
+    intersection–union test: level 2.5 % without a multiplicity correction)."""
     rows = results[results["metric"] == side.metric]
     for key in ("dataset", "model"):
         if getattr(side, key) is not None:
             rows = rows[rows[key] == getattr(side, key)]
+    controls_out = False
+    if "explainer_role" in rows.columns:
+        is_control = rows["explainer_role"] == "control"
+        if is_control.any() and not (is_control & (rows["explainer"] == side.explainer)).any():
+            rows, controls_out = rows[~is_control], True
     table = rows.pivot_table(index="seed", columns="explainer", values="value", aggfunc="mean")
     table = table.dropna(axis=1, how="all").dropna(axis=0, how="any")
     if side.explainer not in table.columns or table.empty:
@@ -393,24 +510,51 @@ def _evaluate_rank(claim: ClaimSpec, results: pd.DataFrame, side: Selection) -> 
             f"claim '{claim.id}': no complete scores of {side.describe()} to rank in this run"
         )
     higher = bool(rows["higher_is_better"].iloc[0])
-    values = table.to_numpy() * (1 if higher else -1)  # larger is better from here on
-    mine = list(table.columns).index(side.explainer)
+    note = f"among {table.shape[1]} explainers" + (" (controls left out)" if controls_out else "")
+    result = decide_rank(claim, table, higher)
+    return dataclasses.replace(result, note="; ".join(filter(None, [note, result.note])))
 
-    def rank_of(means: np.ndarray) -> np.ndarray:
-        """1 + the number of explainers strictly better (ties share the best rank)."""
-        return 1 + (means > means[..., [mine]]).sum(axis=-1)
 
-    measured = float(rank_of(values.mean(axis=0)))
-    note = f"among {table.shape[1]} explainers"
-    if len(table) > 1:
-        ranks = rank_of(values[resample_indices(len(table))].mean(axis=1))
-        low, high = percentile_interval(ranks)
-    else:
-        low = high = measured
-        note += "; one seed: no interval"
+def decide_rank(claim: ClaimSpec, table: pd.DataFrame, higher: bool) -> ClaimResult:
+    """The verdict on a rank claim from a complete seeds × explainers table of the metric
+    (``higher``: larger values are better)."""
+    assert claim.select is not None and claim.select.explainer is not None
+    values = table.to_numpy(dtype=float) * (1 if higher else -1)  # larger is better now
+    mine = list(table.columns).index(claim.select.explainer)
+    means = values.mean(axis=0)
+    measured = float(1 + (means > means[mine]).sum())  # ties share the best rank
+    method = "95 % rank interval from paired t-intervals of each explainer against it"
+    if len(table) < 2:
+        return _decide(claim, _Estimate(measured, math.nan, math.nan, len(table), method))
+    others = [j for j in range(values.shape[1]) if j != mine]
+    intervals = [t_interval(values[:, mine] - values[:, j]) for j in others]
+    better = sum(high < 0 for _, high in intervals)
+    worse = sum(low > 0 for low, _ in intervals)
+    low, high = float(1 + better), float(1 + len(others) - worse)
     top = float(claim.top)
     outcome: Verdict = "holds" if high <= top else "fails" if low > top else "inconclusive"
-    return ClaimResult(claim, outcome, measured, low, high, len(table), note, len(table) > 1)
+    note = ""
+    if len(table) < claim.min_seeds:
+        outcome, note = (
+            "inconclusive",
+            f"fewer seeds than the claim's min_seeds ({claim.min_seeds})",
+        )
+    needed = None
+    if outcome == "inconclusive":
+        undecided = [
+            seeds_to_decide(*_mean_and_spread(values[:, mine] - values[:, j]))
+            for j, (lo, hi) in zip(others, intervals, strict=True)
+            if lo <= 0 <= hi
+        ]
+        if undecided and None not in undecided:
+            needed = max(max(n for n in undecided if n is not None), len(table) + 1)
+    return ClaimResult(
+        claim, outcome, measured, low, high, len(table), note, True, (), method, needed
+    )
+
+
+def _mean_and_spread(values: np.ndarray) -> tuple[float, float]:
+    return float(values.mean()), float(values.std(ddof=1))
 
 
 def format_number(value: float) -> str:

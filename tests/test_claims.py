@@ -1,5 +1,6 @@
-"""Claims: verdict logic, bootstrap intervals (paired by seed), rank claims, the `check`
-command's exit codes and JUnit output, and regression against a baseline run."""
+"""Claims: verdict logic, Student-t / Fieller intervals (paired by seed), rank claims, the
+`check` command's exit codes and JUnit output, and regression against a baseline run.
+(Calibration under no effect: tests/test_claim_calibration.py.)"""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import stats
 from typer.testing import CliRunner
 
 from harness.claims import ClaimSpec, evaluate, verdict
 from harness.cli import app
 from harness.regression import compare_runs
-from harness.statistics import bootstrap_ci
 from harness.store import ResultsStore
 from tests.conftest import TINY_SUITE
 
@@ -66,18 +67,19 @@ def frame(entries: dict[tuple[str, str], list[float]], higher: bool = True) -> p
     ])  # fmt: skip
 
 
-def test_a_value_claim_uses_the_leaderboards_bootstrap_interval() -> None:
+def test_a_value_claim_uses_a_student_t_interval_over_seeds() -> None:
     values = [0.8, 0.9, 0.95, 0.7]
     result = evaluate(claim(select={"metric": "m", "explainer": "a"}, value=0.6),
                       frame({("a", "m"): values}))  # fmt: skip
     assert result.measured == pytest.approx(np.mean(values))
-    assert (result.low, result.high) == pytest.approx(bootstrap_ci(np.array(values)))
-    assert result.verdict == "holds" and result.seeds == 4
+    expected = stats.t.interval(0.95, 3, loc=np.mean(values), scale=stats.sem(values))
+    assert (result.low, result.high) == pytest.approx(expected)
+    assert result.verdict == "holds" and result.seeds == 4 and "Student-t" in result.method
 
 
 def test_ratios_are_paired_by_seed() -> None:
     # seed effects shared by both sides cancel when paired: the ratio is exactly 2 on every
-    # resample, although each side alone varies tenfold
+    # seed, although each side alone varies tenfold
     slow, fast = [10.0, 100.0, 40.0], [5.0, 50.0, 20.0]
     results = frame({("slow", "t"): slow, ("fast", "t"): fast})
     ratio = claim(kind="ratio", select=None, value=2.0, op="==", tolerance=1e-9,
@@ -85,17 +87,74 @@ def test_ratios_are_paired_by_seed() -> None:
                   denominator={"metric": "t", "explainer": "fast"})  # fmt: skip
     result = evaluate(ratio, results)
     assert (result.measured, result.low, result.high) == pytest.approx((2.0, 2.0, 2.0))
-    assert result.verdict == "holds" and "paired" in result.note
+    assert result.verdict == "holds" and "paired by seed" in result.method
 
 
-def test_differences_and_the_one_seed_case() -> None:
+def test_a_paired_ratio_of_positive_values_is_the_geometric_mean_of_per_seed_ratios() -> None:
+    slow, fast = np.array([10.0, 30.0, 25.0, 12.0]), np.array([2.0, 4.0, 5.0, 3.0])
+    results = frame({("slow", "t"): list(slow), ("fast", "t"): list(fast)})
+    ratio = claim(kind="ratio", select=None, value=3.0, op=">=",
+                  numerator={"metric": "t", "explainer": "slow"},
+                  denominator={"metric": "t", "explainer": "fast"})  # fmt: skip
+    result = evaluate(ratio, results)
+    logs = np.log(slow / fast)
+    low, high = stats.t.interval(0.95, 3, loc=logs.mean(), scale=stats.sem(logs))
+    assert result.measured == pytest.approx(stats.gmean(slow / fast))
+    assert (result.low, result.high) == pytest.approx((np.exp(low), np.exp(high)))
+    assert result.verdict == "holds"
+
+
+def test_a_ratio_with_a_side_not_positive_uses_fiellers_interval() -> None:
+    # Fieller's set by brute force: every ρ whose paired t-test of a − ρ·b is not rejected
+    a, b = np.array([1.0, -0.5, 2.0, 1.5, 0.8]), np.array([2.0, 2.5, 1.5, 3.0, 2.2])
+    results = frame({("a", "m"): list(a), ("b", "m"): list(b)})
+    ratio = claim(kind="ratio", select=None, value=0.1,
+                  numerator={"metric": "m", "explainer": "a"},
+                  denominator={"metric": "m", "explainer": "b"})  # fmt: skip
+    result = evaluate(ratio, results)
+    grid = np.linspace(-2, 3, 50_001)
+    accepted = [rho for rho in grid if stats.ttest_1samp(a - rho * b, 0).pvalue >= 0.05]
+    assert result.low == pytest.approx(min(accepted), abs=2e-4)
+    assert result.high == pytest.approx(max(accepted), abs=2e-4)
+    assert "Fieller" in result.method and result.measured == pytest.approx(a.mean() / b.mean())
+
+
+def test_unpaired_differences_use_welchs_interval() -> None:
+    a, b = [0.9, 0.8, 0.85, 0.95], [0.5, 0.7, 0.4]
+    results = frame({("a", "m"): a, ("b", "m"): b})
+    results = results[~((results["explainer"] == "b") & (results["seed"] == 3))]
+    gap = claim(kind="difference", select=None, value=0.0,
+                minuend={"metric": "m", "explainer": "a"},
+                subtrahend={"metric": "m", "explainer": "b"})  # fmt: skip
+    result = evaluate(gap, results)
+    welch = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (result.low, result.high) == pytest.approx((welch.low, welch.high))
+    assert "Welch" in result.method
+
+
+def test_one_seed_never_decides_a_claim() -> None:
     results = frame({("a", "m"): [0.9], ("b", "m"): [0.4]})
     gap = claim(kind="difference", select=None, value=0.3,
                 minuend={"metric": "m", "explainer": "a"},
                 subtrahend={"metric": "m", "explainer": "b"})  # fmt: skip
     result = evaluate(gap, results)
     assert result.measured == pytest.approx(0.5) and result.low == result.high == result.measured
-    assert result.verdict == "holds" and "one seed" in result.note
+    assert result.verdict == "inconclusive" and "at least 2 seeds" in result.note
+    assert not result.has_interval
+
+
+def test_min_seeds_keeps_a_claim_open_and_the_seeds_needed_are_reported() -> None:
+    results = frame({("a", "m"): [0.9, 0.7, 0.8]})
+    strict = claim(select={"metric": "m", "explainer": "a"}, value=0.5, min_seeds=5)
+    result = evaluate(strict, results)
+    assert result.verdict == "inconclusive" and "min_seeds (5)" in result.note
+    assert result.seeds_needed == 5
+    # an undecided claim: the fewest n with t(n−1)·s/√n below the observed effect
+    close = evaluate(claim(select={"metric": "m", "explainer": "a"}, value=0.75), results)
+    assert close.verdict == "inconclusive"
+    n = next(n for n in range(2, 1000)
+             if stats.t.ppf(0.975, n - 1) * 0.1 / np.sqrt(n) < 0.05)  # fmt: skip
+    assert close.seeds_needed == n
 
 
 def test_rank_claims_respect_the_metric_direction() -> None:
@@ -106,6 +165,32 @@ def test_rank_claims_respect_the_metric_direction() -> None:
     result = evaluate(first, lower)
     assert result.verdict == "fails" and result.measured == 2
     assert evaluate(first.model_copy(update={"top": 2}), lower).verdict == "holds"
+
+
+def test_rank_claims_leave_controls_out_unless_they_select_one() -> None:
+    scores = {("oracle", "m"): [1.0, 1.0, 1.0], ("a", "m"): [0.9, 0.8, 0.85],
+              ("b", "m"): [0.5, 0.6, 0.4]}  # fmt: skip
+    results = frame(scores)
+    results["explainer_role"] = np.where(results["explainer"] == "oracle", "control", "post_hoc")
+    first = claim(kind="rank", value=None, select={"metric": "m", "explainer": "a"})
+    result = evaluate(first, results)
+    assert result.verdict == "holds" and "among 2 explainers (controls left out)" in result.note
+    oracle = evaluate(first.model_copy(update={"select": first.select.model_copy(
+        update={"explainer": "oracle"})}), results)  # fmt: skip
+    assert oracle.verdict == "holds" and "among 3 explainers" in oracle.note
+
+
+def test_a_rank_interval_counts_the_significantly_better_and_worse() -> None:
+    # 'a' is significantly worse than 'best', indistinguishable from 'tie', significantly
+    # better than 'low': its rank is 2 or 3 → rank ≤ 3 holds, rank 1 fails
+    results = frame({("best", "m"): [2.0, 2.1, 1.9, 2.05], ("a", "m"): [1.0, 1.1, 0.9, 1.0],
+                     ("tie", "m"): [1.05, 0.9, 1.0, 1.1],
+                     ("low", "m"): [0.1, 0.0, 0.2, 0.1]})  # fmt: skip
+    first = claim(kind="rank", value=None, select={"metric": "m", "explainer": "a"})
+    result = evaluate(first, results)
+    assert (result.low, result.high) == (2, 3) and result.verdict == "fails"
+    assert evaluate(first.model_copy(update={"top": 3}), results).verdict == "holds"
+    assert evaluate(first.model_copy(update={"top": 2}), results).verdict == "inconclusive"
 
 
 CLAIMS = """
@@ -159,7 +244,8 @@ def invoke(*args: str):
 
 def test_check_exit_codes_output_and_junit(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    true_suite = write(tmp_path, TINY_SUITE + CLAIMS)
+    three_seeds = TINY_SUITE.replace("seeds = [0, 1]", "seeds = [0, 1, 2]")
+    true_suite = write(tmp_path, three_seeds + CLAIMS)
     missing = invoke("check", str(true_suite), "--out", str(out))
     assert missing.exit_code == 2 and "--run-missing" in missing.output
     first = invoke("check", str(true_suite), "--out", str(out), "--run-missing",
@@ -170,7 +256,7 @@ def test_check_exit_codes_output_and_junit(tmp_path: Path) -> None:
     assert "by construction" in lines[0] and "[" in lines[0]  # source and interval
     report = ET.parse(tmp_path / "claims.xml").getroot()
     assert report.get("tests") == "3" and report.get("failures") == "0"
-    false_suite = write(tmp_path, TINY_SUITE + CLAIMS + FALSE_CLAIM)
+    false_suite = write(tmp_path, three_seeds + CLAIMS + FALSE_CLAIM)
     result = invoke("check", str(false_suite), "--out", str(out),
                     "--junit", str(tmp_path / "false.xml"))  # fmt: skip
     assert result.exit_code == 1 and "FAILS        random-is-great" in result.stdout

@@ -11,18 +11,25 @@ from harness.errors import HarnessError
 
 
 def describe_outcome(outcome: ClaimResult) -> str:
-    """``HOLDS  sa-speedup  ratio = 183 [160, 201]; claim: ratio ≥ 150; 5 seeds, paired by
-    seed — source`` (one line)."""
+    """``HOLDS  sa-speedup  ratio = 183 [160, 201]; claim: ratio ≥ 150 (n = 5 seeds, 95 %
+    Fieller interval of the ratio of means, paired by seed) — source`` (one line; an
+    undecided claim adds the seeds that would decide it)."""
     claim = outcome.claim
     interval = (
         f" [{format_number(outcome.low)}, {format_number(outcome.high)}]"
-        if outcome.bootstrapped
+        if outcome.has_interval
         else ""
     )
     measured = "rank" if claim.kind == "rank" else claim.kind
-    details = f"{outcome.seeds} seed{'s' if outcome.seeds != 1 else ''}"
-    if outcome.note:
-        details += f", {outcome.note}"
+    details = f"n = {outcome.seeds} seed{'s' if outcome.seeds != 1 else ''}"
+    for part in (outcome.method, outcome.note):
+        if part:
+            details += f", {part}"
+    if outcome.seeds_needed is not None:
+        details += (
+            f"; about {outcome.seeds_needed} seeds would decide it at the observed effect "
+            "and spread"
+        )
     return (
         f"{outcome.verdict.upper():<12} {outcome.label}  {measured} = "
         f"{format_number(outcome.measured)}{interval}; claim: {claim.statement()} "

@@ -184,6 +184,7 @@ def _claims_section(config: dict[str, Any], results: pd.DataFrame) -> str:
     checked ``per`` regime a map of its verdicts — rows: the values of all but the last
     ``per`` parameter, columns: the last one's — with the measured value in each cell."""
     from harness.claims import ClaimError, ClaimSpec, evaluate_all, format_number
+    from harness.report.claims import describe_outcome
 
     claims = [ClaimSpec.model_validate(c) for c in config.get("claims") or []]
     if not claims:
@@ -203,12 +204,12 @@ def _claims_section(config: dict[str, Any], results: pd.DataFrame) -> str:
             row, column = ", ".join(regime[:-1]) or claim.id, regime[-1] if regime else "verdict"
             interval = (
                 f" [{format_number(outcome.low)}, {format_number(outcome.high)}]"
-                if outcome.bootstrapped
+                if outcome.has_interval
                 else ""
             )
             cells[(row, column)] = (
                 f'<td style="background:{VERDICT_COLOURS[outcome.verdict]}" '
-                f'title="{escape(outcome.note)}">{escape(outcome.verdict)}<br>'
+                f'title="{escape(describe_outcome(outcome))}">{escape(outcome.verdict)}<br>'
                 f"{escape(format_number(outcome.measured) + interval)}</td>"
             )
         rows = list(dict.fromkeys(r for r, _ in cells))
