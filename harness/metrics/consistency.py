@@ -11,7 +11,11 @@ over images, the standard deviation in the note and in ``<metric id>.sd``.
   whose label is the disease class; share of positive cells.
 * ``activation_consistency_neg``: on images of any other label, share of negative cells
   of the disease-class map (``negative_map = "disease"``) or of the map of the image's
-  own class (``"own"``) — the paper does not say which; both readings are offered.
+  own class (``"own"``) — the paper does not say which; both readings are offered —
+  or of class 0's map (``"class_0"``: the official code's ``get_local_to_global_negative``
+  reads the healthy-class maps; for two classes it equals ``"own"``). The official code
+  pools the share over every cell of every image; with maps of one size that is the mean
+  over images taken here.
 
 The needed class maps come from the explanation when the cell explained exactly those
 classes (``target = "class:K"``, or ``label`` for ``own``), else from the per-class maps
@@ -40,8 +44,10 @@ class ConsistencyParams(Params):
 
 
 class NegativeConsistencyParams(ConsistencyParams):
-    negative_map: Literal["disease", "own"] = Field(
-        "disease", description="healthy images: the disease-class map or their own class's"
+    negative_map: Literal["disease", "own", "class_0"] = Field(
+        "disease",
+        description="healthy images: the disease-class map, their own class's, or class "
+        "0's (the official code's)",
     )
 
 
@@ -123,4 +129,6 @@ class ActivationConsistencyNegative(_Consistency):
     def wanted_classes(self, labels: np.ndarray) -> np.ndarray:
         if self.params.negative_map == "own":
             return labels
+        if self.params.negative_map == "class_0":
+            return np.zeros(len(labels), dtype=int)
         return np.full(len(labels), self.params.positive_class)

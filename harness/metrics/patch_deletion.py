@@ -18,6 +18,16 @@ official code uses zeros). The curve, from k = 0 (unperturbed) to K:
 trapezoid area over k/K on [0, 1]: lower is better (what the map ranks first matters
 to the model). ``deletion_patch_auc_random`` ranks the patches randomly (seeded): the
 reference to beat. Curves are stored as ``<metric id>.curve`` and ``.k``.
+
+``rule = "official"`` follows the official code (``extract_patch`` then
+``get_deletion_analysis`` called with k = 30): P = 33 pixels at any size, K = 29 patches
+(``range(1, 30)``), occluded with the per-channel mean colour (0 in the official
+normalised input: here the training images' mean per channel), ties in patch order (a
+stable sort), and patch rows starting at 0, P, 2P, … below H − 1 (``range(min_y, max_y,
+ps)`` with the foreground band spanning the image: at 496 px the 1-pixel strip of row
+495 is never ranked). Set ``patch``, ``patches`` or ``baseline`` to change one element.
+The official curve counts every image it is given (all diseased); here the images
+predicted as the explained class before occlusion, as above.
 """
 
 from __future__ import annotations
@@ -34,14 +44,27 @@ from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 from harness.metrics.faithfulness import rank_of, ranking, switched_probabilities
 from harness.records import MetricFamily, MetricRole
 
+#: The official code's patch size (pixels) and number of occluded patches.
+OFFICIAL_PATCH, OFFICIAL_PATCHES = 33, 29
+
 
 class PatchDeletionParams(Params):
-    patches: int = Field(15, ge=1, le=100_000, description="K: patches occluded at the end")
-    patch: int | None = Field(
-        None, ge=1, le=4096, description="P, pixels (None: 33 at 512 px, scaled)"
+    rule: Literal["harness", "official"] = Field(
+        "harness", description="the harness's conventions or the official code's (see above)"
     )
-    baseline: Literal["mean", "zero"] = Field(
-        "mean", description="occlusion value: the training mean per pixel, or zeros"
+    patches: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="K: patches occluded at the end (None: 15; official: 29)",
+    )
+    patch: int | None = Field(
+        None, ge=1, le=4096, description="P, pixels (None: 33 at 512 px, scaled; official: 33)"
+    )
+    baseline: Literal["mean", "channel_mean", "zero"] | None = Field(
+        None,
+        description="occlusion value: the training mean per pixel ('mean', the default), "
+        "per channel ('channel_mean', the official default), or zeros",
     )
     curve: Literal["auto", "accuracy", "probability_ratio"] = "auto"
     foreground: float | None = Field(
@@ -90,8 +113,9 @@ class _PatchDeletion(Metric):
         if x.ndim != 4 or maps.shape != (len(x), *x.shape[2:]):
             return MetricResult.undefined("needs image maps at input size")
         p = self.params
+        official = p.rule == "official"
         height, width = x.shape[2:]
-        size = p.patch or max(1, round(33 * height / 512))
+        size = p.patch or (OFFICIAL_PATCH if official else max(1, round(33 * height / 512)))
         ids = patch_ids(height, width, size)
         n_patches = int(ids.max()) + 1
         scores = patch_maxima(maps, size)
@@ -101,14 +125,18 @@ class _PatchDeletion(Metric):
             bright = x.mean(axis=1) > p.foreground
             eligible = patch_maxima(bright.astype(float), size) > 0
             scores = np.where(eligible, scores, -np.inf)
-        rank = rank_of(ranking(scores))  # ties: the fixed permutation of seed 0
-        rank = np.where(np.isneginf(scores), n_patches, rank)  # never occluded
-        k = np.arange(min(p.patches, n_patches) + 1)
-        if p.baseline == "zero":
-            reference = np.zeros_like(x)
+        if official:  # the official band's rows: starting below H − 1
+            row_starts = (np.arange(n_patches) // -(-width // size)) * size
+            scores = np.where(row_starts < height - 1, scores, -np.inf)
+            order = np.argsort(-scores, axis=1, kind="stable")  # ties in patch order
         else:
-            assert evidence.train_mean is not None
-            reference = np.broadcast_to(evidence.train_mean, x.shape).astype(np.float32)
+            order = ranking(scores)  # ties: the fixed permutation of seed 0
+        rank = np.where(np.isneginf(scores), n_patches, rank_of(order))  # never occluded
+        wanted = p.patches or (OFFICIAL_PATCHES if official else 15)
+        k = np.arange(min(wanted, n_patches) + 1)
+        reference = self.occlusion(
+            x, evidence, p.baseline or ("channel_mean" if official else "mean")
+        )
         chunk = rows_per_batch(x.shape[1:], len(k))
         curves = []
         for start in range(0, len(x), chunk):
@@ -135,6 +163,18 @@ class _PatchDeletion(Metric):
         return MetricResult(
             float(np.trapezoid(curve, fractions)), note, arrays={artifacts.CURVE: curve, "k": k}
         )
+
+    @staticmethod
+    def occlusion(x: np.ndarray, evidence: Evidence, baseline: str) -> np.ndarray:
+        """The occluding values, shaped as ``x``: zeros, or the training mean per pixel
+        or per channel."""
+        if baseline == "zero":
+            return np.zeros_like(x)
+        assert evidence.train_mean is not None
+        mean = np.asarray(evidence.train_mean, dtype=np.float32)
+        if baseline == "channel_mean":
+            mean = mean.reshape(*mean.shape[:-2], -1).mean(axis=-1)[..., None, None]
+        return np.broadcast_to(mean, x.shape).astype(np.float32)
 
     def curve(self, probabilities: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """(steps, rows): per image, still predicted as the target (binary) or the

@@ -16,19 +16,25 @@ Two rules (``rule``):
   by its maximum (a map whose maximum is not positive selects nothing), threshold 0
   (positive evidence only), and a cell is excluded when its patch overlaps an already
   *selected* patch (|Δr|·S < P and |Δc|·S < P).
-* ``official`` (the paper's code, ``topK_patches``): the map resized bicubically to
-  G×G (``cv2.INTER_CUBIC`` there; here from the input-size map, there from the 16×16
-  evidence map — the cell centres sit up to P/2 away from their patches' centres, as in
-  the official code), raw map values, threshold 1 — so a
-  map scaled to [0, 1] (Grad-CAM, the CAM library) never passes — and every *visited*
-  cell, selected or not, excludes the irregular 4×4 window of rows r−2…r+1 and columns
-  c−1…c+2 around it, taken on the flattened grid (a column past the edge wraps to the
-  next row, as the official index arithmetic does). The official code also indexes the
-  mask transposed for fundus/OCT images (``mask[x:x+ps, y:y+ps]``); this harness reads
+* ``official`` (the paper's code, ``topK_patches`` called by ``get_topk_precision``, in
+  every element but one): the official geometry at any input size — P = 33, S = 8 pixels
+  and G = (H − 33) // 8 + 1 cells a side (60 at 512 px, 58 at 496) unless set; the map
+  resized bicubically to G×G (``cv2.INTER_CUBIC`` there, from the 16×16 evidence map;
+  here from the input-size map, the cell centres up to P/2 from their patches' centres
+  as there); raw map values (``round_=False``) and threshold 1; k = 1…29 (the official
+  ``range(1, 30)``); every *visited* cell, selected or not, excludes the irregular 4×4
+  window of rows r−2…r+1 and columns c−1…c+2 around it, taken on the flattened grid with
+  rows of **60** cells whatever G is (the official code's constant ``size=60``;
+  ``window_row`` changes it), so a column past the edge wraps to the next row and, at
+  G ≠ 60, the window slides a column per row. Scale: a map scaled to [0, 1] (the CAM
+  library's) passes threshold 1 only where bicubic resampling overshoots 1 — none of 200
+  maps at 512 px, but 46 of 50 at 64 px (up to 1.022): at small sizes the official
+  values of such maps are artefacts of the resampling. The one departure: the official
+  code indexes fundus/OCT masks transposed (``mask[x:x+ps, y:y+ps]``); this harness reads
   masks the right way round in both rules.
 
-At 512 px: G = 60, P = 33, S = 8; by default they scale with the input size H:
-S = max(1, round(8·H/512)), P = max(1, round(33·H/512)), G = (H − P) // S + 1.
+Scale-free defaults scale with the input size H: S = max(1, round(8·H/512)),
+P = max(1, round(33·H/512)), G = (H − P) // S + 1 (K = 30).
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ from harness.records import MetricFamily, MetricRole
 
 #: The official window: offsets (rows, columns) of the cells a visited cell excludes.
 OFFICIAL_WINDOW = [(dr, dc) for dr in range(-2, 2) for dc in range(-1, 3)]
+#: The official code's geometry (pixels) and the row length its window arithmetic assumes.
+OFFICIAL_PATCH, OFFICIAL_STRIDE, OFFICIAL_WINDOW_ROW = 33, 8, 60
+#: The official k range: ``range(1, 30)``.
+OFFICIAL_K_MAX = 29
 
 
 def patch_geometry(
@@ -123,15 +133,17 @@ def greedy_selection(
     return chosen
 
 
-def official_selection(scores: torch.Tensor, threshold: float, k_max: int) -> torch.Tensor:
+def official_selection(
+    scores: torch.Tensor, threshold: float, k_max: int, window_row: int = OFFICIAL_WINDOW_ROW
+) -> torch.Tensor:
     """The official rule: a cell is selected when no higher-visited cell's window (on the
-    flattened grid, with its wrap-around) covers it; then the first ``k_max`` selected
-    cells above ``threshold`` in visiting order. Visiting order: descending value, ties
-    by flat index (a stable sort)."""
+    flattened grid, rows taken as ``window_row`` cells long, with the wrap-around) covers
+    it; then the first ``k_max`` selected cells above ``threshold`` in visiting order.
+    Visiting order: descending value, ties by flat index (a stable sort)."""
     images = scores.shape[0]
     flat = scores.reshape(images, -1)
     cells = flat.shape[1]
-    grid = scores.shape[2]  # the flat index's row length
+    grid = window_row
     order = torch.sort(-flat, dim=1, stable=True).indices
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(cells).expand(images, cells).contiguous())
@@ -156,7 +168,12 @@ class TopKPatchPrecisionParams(Params):
         description="selection rule: per-map max-normalised (default) or the "
         "official code's (raw values, threshold 1, irregular window)",
     )
-    k_max: int = Field(30, ge=1, le=10_000, description="K: precision@k for k = 1…K")
+    k_max: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="K: precision@k for k = 1…K (None: 30 scale_free, 29 official)",
+    )
     threshold: float | None = Field(
         None,
         ge=-1e12,
@@ -170,8 +187,19 @@ class TopKPatchPrecisionParams(Params):
         description="official rule: G (None: (H − P) // S + 1, 60 at 512 px); the "
         "scale-free grid is always aligned with the patches",
     )
-    patch: int | None = Field(None, ge=1, le=4096, description="P, pixels (None: 33 at 512 px)")
-    stride: int | None = Field(None, ge=1, le=4096, description="S, pixels (None: 8 at 512 px)")
+    patch: int | None = Field(
+        None, ge=1, le=4096, description="P, pixels (None: 33; scale_free: scaled from 512 px)"
+    )
+    stride: int | None = Field(
+        None, ge=1, le=4096, description="S, pixels (None: 8; scale_free: scaled from 512 px)"
+    )
+    window_row: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="official rule: the row length (cells) its window's flat-index "
+        "arithmetic assumes (None: 60, the official constant; G: the intended window)",
+    )
 
 
 @metric_registry.register("topk_patch_precision")
@@ -221,21 +249,25 @@ class TopKPatchPrecision(Metric):
         none at all)."""
         p = self.params
         shape = (maps.shape[1], maps.shape[2])
-        grid, patch, stride = patch_geometry(shape, p.grid, p.patch, p.stride)
+        k_max = p.k_max or (OFFICIAL_K_MAX if p.rule == "official" else 30)
         if p.rule == "scale_free":
-            grid, patch, stride = patch_geometry(shape, None, patch, stride)
+            grid, patch, stride = patch_geometry(shape, None, p.patch, p.stride)
             if patch > min(shape):
-                return np.full(p.k_max, np.nan)
+                return np.full(k_max, np.nan)
             scores = patch_means(maps, patch, stride)
             peak = scores.flatten(1).max(dim=1).values[:, None, None]
             scores = torch.where(peak > 0, scores / peak.clamp(min=1e-300), -torch.inf)
             threshold = 0.0 if p.threshold is None else p.threshold
             reach = -(-patch // stride)  # patches overlap when |Δ|·S < P
-            chosen = greedy_selection(scores, threshold, p.k_max, reach)
+            chosen = greedy_selection(scores, threshold, k_max, reach)
         else:
+            patch, stride = p.patch or OFFICIAL_PATCH, p.stride or OFFICIAL_STRIDE
+            grid, patch, stride = patch_geometry(shape, p.grid, patch, stride)
             scores = resample(maps, grid)
             threshold = 1.0 if p.threshold is None else p.threshold
-            chosen = official_selection(scores, threshold, p.k_max)
+            chosen = official_selection(
+                scores, threshold, k_max, p.window_row or OFFICIAL_WINDOW_ROW
+            )
         hits = patch_hits(masks, grid, patch, stride).reshape(len(maps), -1)
         selected = chosen >= 0
         hit = torch.gather(hits, 1, chosen.clamp(min=0)) & selected
