@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.claims import ClaimResult, ClaimSpec, evaluate_all
+from harness.environment import numeric_differences
 from harness.errors import HarnessError
 from harness.regression import Change, NotComparable, compare_runs, not_comparable, without
 from harness.store import ResultsStore
@@ -29,6 +30,11 @@ class Comparison:
     timings_left_out: list[str] = field(default_factory=list)
     #: entries of both runs whose definitions differ: neither moved nor unmoved
     not_comparable: list[NotComparable] = field(default_factory=list)
+    #: what differs between the runs' environments that can change scores (empty: the
+    #: runs should agree bit for bit)
+    numeric_differences: list[str] = field(default_factory=list)
+    #: whether non-timing changes were judged against the seed spread
+    spread: bool = False
 
 
 @dataclass
@@ -56,9 +62,12 @@ def check_run(
     tolerance: float = 1e-6,
     per_metric: dict[str, float] | None = None,
     time_factor: float = 3.0,
+    exact: bool = False,
 ) -> CheckReport:
     """Evaluate ``claims`` on stored run ``run_id`` (a run of suite ``suite_name``) and,
-    with ``against``, compare its scores with that baseline run's."""
+    with ``against``, compare its scores with that baseline run's — against their seed
+    spread when the two environments differ in what decides floating-point results,
+    unless ``exact`` (:mod:`harness.regression`)."""
     with ResultsStore(out_dir, create=False) as store:
         run_id, info = store.run_with_cells(run_id)
         if info["suite_name"] != suite_name:
@@ -72,6 +81,10 @@ def check_run(
             baseline_id, baseline_info = store.run_with_cells(against)
             baseline = store.results(baseline_id)
             comparison = Comparison(baseline_id, [], 0, _timing_caveats(baseline_info, info))
+            comparison.numeric_differences = numeric_differences(
+                baseline_info["environment"] or {}, info["environment"] or {}
+            )
+            comparison.spread = bool(comparison.numeric_differences) and not exact
             comparison.not_comparable = not_comparable(
                 baseline, results, baseline_info["config"], info["config"]
             )
@@ -86,6 +99,7 @@ def check_run(
             time_factor=time_factor,
             per_metric=per_metric,
             timings=not comparison.timings_left_out,
+            spread=comparison.spread,
         )
         report.comparison = comparison
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,6 +25,12 @@ TRACKED_PACKAGES = (
     "scikit-learn",
     "pandas",
     "pydantic",
+    "grad-cam",
+    "timm",
+    "xgboost",
+    "lightgbm",
+    "opencv-python",
+    "opencv-python-headless",
 )
 
 
@@ -94,10 +101,67 @@ def machine_fingerprint() -> dict[str, Any]:
     }
 
 
+def numerics() -> dict[str, Any]:
+    """What decides a run's floating-point results beyond the packages' versions: torch's
+    intra- and inter-op threads, the CPU kernels torch dispatches to (``AVX2``,
+    ``AVX512``, …), its BLAS/oneDNN build, and the determinism switches. Two runs with
+    equal values here, equal package versions, suite and seeds give bit-identical
+    non-timing scores (``tests/test_reproducibility.py``); a difference here is the first
+    place to look when two runs' scores differ."""
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "blas": _torch_blas(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+    }
+
+
+def _torch_blas() -> str | None:
+    """The BLAS torch was built with (from its build configuration), if it says."""
+    found = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
+    return found.group(1) if found else None
+
+
 def collect_environment() -> dict[str, Any]:
     """Everything above, as stored in the ``runs`` table."""
     return {
         "packages": package_versions(),
         "git": git_commit(),
         "machine": machine_fingerprint(),
+        "numerics": numerics(),
     }
+
+
+#: The environment facts whose difference can change non-timing scores.
+_NUMERIC_FACTS = (
+    ("machine", "cpu"),
+    ("numerics", "torch_threads"),
+    ("numerics", "cpu_capability"),
+    ("numerics", "blas"),
+    ("numerics", "deterministic_algorithms"),
+    ("machine", "cuda_device"),
+)
+
+
+def numeric_differences(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+    """What differs between two stored environments that can change non-timing scores
+    (package versions, CPU, threads, CPU kernels, BLAS, determinism, GPU), in words;
+    empty when the runs should agree bit for bit. Facts a run did not record (stored
+    before they were kept) are not compared."""
+    found = []
+    packages = [(env.get("packages") or {}) for env in (first, second)]
+    for name in sorted(packages[0].keys() & packages[1].keys()):
+        if packages[0][name] != packages[1][name]:
+            found.append(f"{name} {packages[0][name]} vs {packages[1][name]}")
+    for section, key in _NUMERIC_FACTS:
+        values = [(env.get(section) or {}).get(key, _ABSENT) for env in (first, second)]
+        if _ABSENT not in values and values[0] != values[1]:
+            found.append(f"{key} {values[0]} vs {values[1]}")
+    return found
+
+
+_ABSENT = object()

@@ -8,6 +8,17 @@ a shared machine is multiplicative; every other metric by absolute difference,
 none in the other is flagged; an entry present in only one run is reported as added or
 removed.
 
+Between runs whose environments differ in what decides floating-point results (package
+versions, CPU, threads, CPU kernels, BLAS, determinism switches, GPU: see
+:func:`harness.environment.numeric_differences`), bit-identical scores cannot be
+expected: a model trained on another machine differs as much as one trained from
+another seed. There ``spread=True`` (what ``check --against`` does unless ``--exact``)
+flags a non-timing entry only when its change is beyond its seed spread as well as
+beyond the tolerance: the 95 % t-interval of the per-seed differences (paired by seed when
+both runs have the same seeds, else Welch's) excludes 0. Entries with fewer than two
+seeds on a side fall back to the tolerance alone. On one machine, with the same threads
+and versions, runs are bit-identical and the default tolerance (1e-6) applies.
+
 Only like is compared with like (:func:`not_comparable`): an entry whose metric (name or
 conventions), dataset, model or explainer specification differs between the two runs is
 listed as *not comparable* with what differs — never as moved or unmoved, since a change
@@ -22,7 +33,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from harness.statistics import t_interval, welch_interval
 
 _KEYS = ["dataset", "model", "explainer", "metric"]
 
@@ -53,16 +67,20 @@ def compare_runs(
     time_factor: float = 3.0,
     per_metric: dict[str, float] | None = None,
     timings: bool = True,
+    spread: bool = False,
 ) -> tuple[list[Change], int]:
     """The flagged changes from ``baseline`` to ``current`` (tidy results of two runs) and
     the number of entries compared; ``timings=False`` leaves cost metrics out (e.g. when
-    one run was parallel and the other serial)."""
+    one run was parallel and the other serial); ``spread=True`` flags a non-timing change
+    only when it is also beyond the entry's seed spread (runs from different machines)."""
     per_metric = per_metric or {}
     if not timings:
         baseline = baseline[baseline["metric_kind"] != "cost"]
         current = current[current["metric_kind"] != "cost"]
     old, new = _means(baseline), _means(current)
     keys = old.index.union(new.index, sort=False)
+    seeds_old = _per_seed(baseline) if spread else {}
+    seeds_new = _per_seed(current) if spread else {}
     changes = []
     for key in keys:
         before = float(old.loc[key, "mean"]) if key in old.index else math.nan
@@ -77,10 +95,34 @@ def compare_runs(
             time_factor,
             per_metric.get(key[3], tolerance),
         )
+        if reason.startswith("changed by") and key in seeds_old and key in seeds_new:
+            reason = _beyond_spread(seeds_old[key], seeds_new[key], reason)
         if reason:
             dataset, model, explainer, metric = map(str, key)
             changes.append(Change(dataset, model, explainer, metric, before, after, reason))
     return changes, len(keys)
+
+
+def _per_seed(results: pd.DataFrame) -> dict[tuple, pd.Series]:
+    """Each entry's values per seed (NaN-free)."""
+    rows = results.dropna(subset=["value"])
+    return {
+        key: group.groupby("seed")["value"].mean() for key, group in rows.groupby(_KEYS, sort=False)
+    }
+
+
+def _beyond_spread(before: pd.Series, after: pd.Series, reason: str) -> str:
+    """``reason`` with the seed interval, or "" when the change is within the seed
+    spread (the 95 % interval of the change includes 0); unchanged with < 2 seeds."""
+    if len(before) < 2 or len(after) < 2:
+        return reason
+    if list(before.index) == list(after.index):
+        low, high = t_interval(after.to_numpy() - before.to_numpy())
+    else:
+        low, high = welch_interval(after.to_numpy(), before.to_numpy())
+    if np.isnan(low) or low <= 0 <= high:
+        return ""
+    return f"{reason}; beyond the seed spread (95 % interval [{low:+.3g}, {high:+.3g}])"
 
 
 def _reason(

@@ -41,6 +41,15 @@ def check(
         float,
         typer.Option("--time-factor", min=1, help="--against: allowed timing ratio either way"),
     ] = 3.0,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact",
+            help="--against: compare with --tolerance alone even when the runs' machines, "
+            "threads or versions differ (default there: changes must also exceed the seed "
+            "spread)",
+        ),
+    ] = False,
 ) -> None:
     """Check a suite's claims against its stored run (exit 0: all hold; 1: any fails or is
     inconclusive, or --against flags a change; 2: usage errors)."""
@@ -78,6 +87,7 @@ def check(
         tolerance=tolerance,
         per_metric=overrides,
         time_factor=time_factor,
+        exact=exact,
     )
     out.print(
         f"suite {spec.name} · run {report.run_id}: {len(report.outcomes)} claims", highlight=False
@@ -92,6 +102,19 @@ def check(
     if comparison is not None:
         for caveat in comparison.timings_left_out:
             out.print(f"timings not compared: {caveat}", highlight=False, soft_wrap=True)
+        if comparison.numeric_differences:
+            judged = (
+                "a change counts only beyond its seed spread (--exact: tolerance alone)"
+                if comparison.spread
+                else "compared with the tolerance alone (--exact)"
+            )
+            out.print(
+                "the runs' environments differ in what decides floating-point results ("
+                + "; ".join(comparison.numeric_differences)
+                + f"): {judged}",
+                highlight=False,
+                soft_wrap=True,
+            )
         unlike = comparison.not_comparable
         out.print(
             f"against {comparison.baseline}: {len(comparison.changes)} of {comparison.compared} "
