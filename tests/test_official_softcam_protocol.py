@@ -85,9 +85,7 @@ def test_official_negative_consistency_reads_the_class_0_map() -> None:
     labels = np.array([0, 2, 1, 0, 2, 1, 1, 0, 2, 1])
     healthy = labels != 1
     below = (per_class[healthy, 0] < 0).sum() / per_class[healthy, 0].size
-    metric = metric_registry.get("activation_consistency_neg")(
-        negative_map="class_0", grid=32
-    )
+    metric = metric_registry.get("activation_consistency_neg")(negative_map="class_0", grid=32)
     evidence = Evidence(
         attributions=per_class[:, 1], targets=np.ones(10, dtype=int),
         explained_labels=labels, class_attributions=per_class,

@@ -48,7 +48,7 @@ def show(
         ),
     ] = False,
 ) -> None:
-    """Print the leaderboards of a stored run (mean with its 95% bootstrap CI, best marked,
+    """Print the leaderboards of a stored run (mean with its 95% t-interval, best marked,
     a cross-dataset mean-rank summary) as a table, Markdown, CSV, LaTeX or HTML."""
     from harness.report.aggregate import all_tables, select, summarise
     from harness.report.importance import importance_markdown, importance_tables

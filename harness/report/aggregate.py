@@ -2,7 +2,7 @@
 :class:`LeaderboardTable` objects that every renderer (:mod:`harness.report.render`) draws.
 
 Per dataset, rows = model × explainer, columns = metrics. Each entry is the mean over
-seeds with a 95 % percentile-bootstrap confidence interval of that mean
+seeds with a 95 % Student-t confidence interval of that mean — the interval claims use
 (:mod:`harness.statistics`; none for fewer than two values or for across-seeds
 statistics) and the number of seeds that produced a value. Entries are ranked per dataset
 and metric in the metric's direction (1 = best; ties share the lowest rank); the best
@@ -13,8 +13,9 @@ column. A cross-dataset summary ranks model × explainer by their mean rank over
 explanation metrics (not model or cost metrics). Every fact used here (a metric's kind,
 direction and whether it is an across-seeds statistic) is read from the stored rows.
 
-With 3 seeds the bootstrap interval is coarse (it cannot be wider than the range of the
-values and undercovers); it is reported as measured, with n.
+With 3 seeds the interval is wide (mean ± 2.48 standard deviations): it covers the mean
+95 % of the time, which a percentile bootstrap over 3 values — at most their range — does
+not.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Literal
 import pandas as pd
 
 from harness.errors import HarnessError
-from harness.statistics import bootstrap_ci
+from harness.statistics import t_interval
 
 _KEYS = ["dataset", "model", "explainer", "metric"]
 
@@ -59,7 +60,7 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
         # an across-seeds statistic is one value repeated on each seed's row: no spread
         across_seeds = bool(group["across_seeds"].iloc[0])
         spread = len(values) > 1 and not across_seeds
-        low, high = bootstrap_ci(values.to_numpy()) if spread else (math.nan, math.nan)
+        low, high = t_interval(values.to_numpy()) if spread else (math.nan, math.nan)
         kind = group["metric_kind"].iloc[0]
         rows.append(
             {
@@ -207,7 +208,7 @@ def leaderboard_tables(summary: pd.DataFrame, style: EntryStyle = "full") -> lis
         title = (
             f"{dataset} (mean ±½ 95% CI, {seeds} seed{plural})"
             if style == "compact"
-            else f"{dataset} (mean [95% bootstrap CI] over {seeds} seed{plural}; best marked)"
+            else f"{dataset} (mean [95% t-interval] over {seeds} seed{plural}; best marked)"
         )
         tables.append(
             LeaderboardTable(

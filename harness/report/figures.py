@@ -11,7 +11,7 @@
   random-order reference;
 - ``randomisation``: MPRT similarity per randomised layer (top first) per explainer —
   the classic sanity-check plot (Adebayo et al. 2018); controls dotted;
-- ``metric``: one metric's mean and 95 % bootstrap CI per model × explainer, per dataset;
+- ``metric``: one metric's mean and 95 % t-interval per model × explainer, per dataset;
 - ``runtime``: explanation time per row on a log scale.
 
 By default every kind is drawn where it applies (``metric`` once per explanation metric);
@@ -42,7 +42,7 @@ from matplotlib.figure import Figure
 from harness import artifacts
 from harness.errors import HarnessError
 from harness.output_paths import writable_folder
-from harness.statistics import bootstrap_ci
+from harness.statistics import t_interval
 from harness.store import ResultsStore
 from harness.suite import FigureKind
 
@@ -207,7 +207,7 @@ def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figur
     entry it was generated from; per model too when there are several) and, with
     ``spec["hue"]``, per value of that second swept parameter (colour: the hue's value,
     line style: the explainer); the mean over
-    seeds with a 95 % bootstrap interval over seeds (each seed's value averaged over the
+    seeds with a 95 % t-interval over seeds (each seed's value averaged over the
     cells of any other swept parameter, named in the title). Panels: ``spec["metric"]``,
     or those of the :data:`SWEEP_ROLES` the run has."""
     x, hue = spec["x"], spec.get("hue")
@@ -240,7 +240,7 @@ def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figur
             seeds = rows.groupby([x, "seed"])["value"].mean()
             points = sorted(seeds.index.get_level_values(0).unique())
             means = [seeds[p].mean() for p in points]
-            bands = [bootstrap_ci(seeds[p].to_numpy()) for p in points]
+            bands = [t_interval(seeds[p].to_numpy()) for p in points]
             colour = (
                 palette(hues.index(key[1]) / max(len(hues) - 1, 1))
                 if hue and key[1] in hues
@@ -258,7 +258,7 @@ def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figur
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     note = f"; averaged over {', '.join(averaged)}" if averaged else ""
-    figure.suptitle(f"Sweep over {x}: mean and 95% bootstrap CI over seeds{note}", fontsize=10)
+    figure.suptitle(f"Sweep over {x}: mean and 95% t-interval over seeds{note}", fontsize=10)
     figure.tight_layout()
     return figure
 
@@ -664,7 +664,7 @@ def k_curve_figure(
     kind: str,
 ) -> Figure | None:
     """One panel per metric id of the kind's metric: each explainer's mean curve over
-    seeds against k with a 95 % bootstrap band over seeds (controls dotted; the random
+    seeds against k with a 95 % t-interval band over seeds (controls dotted; the random
     order, where the kind has one, dashed black). Legend: the mean score."""
     role, key, xlabel, ylabel, title, random_name = K_CURVES[kind]
     cells = ok_rows(results, dataset, model)
@@ -693,7 +693,7 @@ def k_curve_figure(
                 label=f"{explainer} ({rows['value'].mean():.3f})",
             )
             if len(stacked) > 1:
-                band = np.array([bootstrap_ci(column[~np.isnan(column)]) for column in stacked.T])
+                band = np.array([t_interval(column[~np.isnan(column)]) for column in stacked.T])
                 axis.fill_between(ks, band[:, 0], band[:, 1], color=colours[explainer], alpha=0.15)
         if random_name is not None:
             reference = _random_order_curve(cells, arrays, random_name)
@@ -712,7 +712,7 @@ def k_curve_figure(
         axis.set_ylim(-0.02, 1.02)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    figure.suptitle(f"{dataset} / {model}: mean over seeds, 95% bootstrap band")
+    figure.suptitle(f"{dataset} / {model}: mean over seeds, 95% t-interval band")
     figure.tight_layout()
     return figure
 
@@ -733,7 +733,7 @@ def _random_order_curve(
 
 
 def metric_figure(results: pd.DataFrame, metric: str) -> Figure | None:
-    """One metric per dataset panel: mean over seeds with its 95 % bootstrap CI per model ×
+    """One metric per dataset panel: mean over seeds with its 95 % t-interval per model ×
     explainer (points; hollow = control), in the suite's order. None without values."""
     data = results[(results["metric"] == metric) & results["value"].notna()]
     if data.empty:
@@ -762,7 +762,7 @@ def metric_figure(results: pd.DataFrame, metric: str) -> Figure | None:
             if not len(values):
                 continue
             mean = values.mean()
-            low, high = bootstrap_ci(values)
+            low, high = t_interval(values)
             error = [[mean - low], [high - mean]] if not np.isnan(low) else None
             axis.errorbar(
                 x,
@@ -777,7 +777,7 @@ def metric_figure(results: pd.DataFrame, metric: str) -> Figure | None:
         axis.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
         axis.set_title(dataset, fontsize=10)
         axis.grid(axis="y", alpha=0.3)
-    figure.suptitle(f"{metric}: mean and 95% bootstrap CI over seeds (hollow = control)")
+    figure.suptitle(f"{metric}: mean and 95% t-interval over seeds (hollow = control)")
     figure.tight_layout()
     return figure
 
@@ -798,7 +798,7 @@ def runtime_figure(results: pd.DataFrame) -> Figure | None:
     for axis in figure.axes:
         axis.set_yscale("log")
         axis.set_ylabel(f"{chosen[0]} (s, log scale)")
-    figure.suptitle(f"{chosen[0]}: mean and 95% bootstrap CI over seeds, log scale")
+    figure.suptitle(f"{chosen[0]}: mean and 95% t-interval over seeds, log scale")
     return figure
 
 
