@@ -15,7 +15,14 @@ from typing import Any
 from harness.claims import ClaimResult, ClaimSpec, evaluate_all
 from harness.environment import numeric_differences
 from harness.errors import HarnessError
-from harness.regression import Change, NotComparable, compare_runs, not_comparable, without
+from harness.regression import (
+    Change,
+    NotComparable,
+    compare_runs,
+    config_differences,
+    not_comparable,
+    without,
+)
 from harness.store import ResultsStore
 
 
@@ -35,6 +42,8 @@ class Comparison:
     numeric_differences: list[str] = field(default_factory=list)
     #: whether non-timing changes were judged against the seed spread
     spread: bool = False
+    #: the keys of the two runs' resolved configurations that differ
+    config_differences: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -85,6 +94,9 @@ def check_run(
                 baseline_info["environment"] or {}, info["environment"] or {}
             )
             comparison.spread = bool(comparison.numeric_differences) and not exact
+            comparison.config_differences = config_differences(
+                baseline_info["config"], info["config"]
+            )
             comparison.not_comparable = not_comparable(
                 baseline, results, baseline_info["config"], info["config"]
             )

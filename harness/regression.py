@@ -52,11 +52,16 @@ class Change:
     baseline: float
     current: float
     reason: str
+    #: the standard deviation over seeds on each side (NaN with fewer than 2 seeds)
+    baseline_sd: float = math.nan
+    current_sd: float = math.nan
+    #: the metric's stored kind (``model``: the same score on every explainer's row)
+    kind: str = "explanation"
 
 
 def _means(results: pd.DataFrame) -> pd.DataFrame:
     grouped = results.groupby(_KEYS, sort=False)
-    return grouped.agg(mean=("value", "mean"), kind=("metric_kind", "first"))
+    return grouped.agg(mean=("value", "mean"), sd=("value", "std"), kind=("metric_kind", "first"))
 
 
 def compare_runs(
@@ -99,8 +104,98 @@ def compare_runs(
             reason = _beyond_spread(seeds_old[key], seeds_new[key], reason)
         if reason:
             dataset, model, explainer, metric = map(str, key)
-            changes.append(Change(dataset, model, explainer, metric, before, after, reason))
+            sd_before, sd_after = (
+                float(side.loc[key, "sd"]) if key in side.index else math.nan for side in (old, new)
+            )
+            changes.append(
+                Change(
+                    dataset,
+                    model,
+                    explainer,
+                    metric,
+                    before,
+                    after,
+                    reason,
+                    baseline_sd=sd_before,
+                    current_sd=sd_after,
+                    kind=str(kind) if isinstance(kind, str) else "explanation",
+                )
+            )
     return changes, len(keys)
+
+
+@dataclass(frozen=True)
+class MovedEntry:
+    """One line of a comparison: a change, or one model score's change shared by the
+    rows of several explainers (a model score is the model's, not the explainer's)."""
+
+    change: Change
+    explainers: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        c = self.change
+        if len(self.explainers) > 1:
+            return f"{c.dataset}/{c.model} {c.metric} (model score; {', '.join(self.explainers)})"
+        return f"{c.dataset}/{c.model}/{c.explainer} {c.metric}"
+
+
+def grouped_changes(changes: list[Change]) -> list[MovedEntry]:
+    """``changes`` with each model score's identical change on several explainers' rows
+    reported once (the twin's accuracy repeats on every post-hoc explainer's row)."""
+    entries: dict[tuple, MovedEntry] = {}
+    for change in changes:
+        shared = change.kind == "model"
+        key = (
+            (change.dataset, change.model, change.metric, change.baseline, change.current)
+            if shared
+            else (change.dataset, change.model, change.explainer, change.metric)
+        )
+        if key in entries:
+            entry = entries[key]
+            entries[key] = MovedEntry(entry.change, (*entry.explainers, change.explainer))
+        else:
+            entries[key] = MovedEntry(change, (change.explainer,))
+    return list(entries.values())
+
+
+def config_differences(
+    baseline: dict[str, Any] | None, current: dict[str, Any] | None
+) -> list[str]:
+    """The keys of two runs' resolved configurations whose values differ, as
+    ``models.small_cnn.params.epochs: 15 vs 5`` (entries by id; the description left
+    out)."""
+    flat = [
+        _flatten({k: v for k, v in (c or {}).items() if k != "description"})
+        for c in (baseline, current)
+    ]
+    return [
+        f"{key}: {_short(flat[0].get(key))} vs {_short(flat[1].get(key))}"
+        for key in sorted(flat[0].keys() | flat[1].keys())
+        if flat[0].get(key) != flat[1].get(key)
+    ]
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys to leaf values; a list of entries with ids is keyed by id."""
+    if isinstance(value, dict):
+        found: dict[str, Any] = {}
+        for key, item in value.items():
+            found |= _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+        return found
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "id" in v for v in value):
+        found = {}
+        for item in value:
+            found |= _flatten(
+                {k: v for k, v in item.items() if k != "id"}, f"{prefix}.{item['id']}"
+            )
+        return found
+    return {prefix: value}
+
+
+def _short(value: Any) -> str:
+    text = "absent" if value is None else json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "…"
 
 
 def _per_seed(results: pd.DataFrame) -> dict[tuple, pd.Series]:

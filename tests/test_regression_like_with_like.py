@@ -5,13 +5,16 @@ all-clear)."""
 
 from __future__ import annotations
 
+import sqlite3
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from harness import run_suite
 from harness.rescoring import rescore_run
-from tests.conftest import ONE_SEED_SUITE, cli
+from harness.store import STORE_FILENAME
+from tests.conftest import ONE_SEED_SUITE, TINY_SUITE, cli
 
 BASE = ONE_SEED_SUITE.replace(
     '"explain_seconds"]',
@@ -75,3 +78,41 @@ def test_an_identical_rerun_is_comparable_and_unmoved(baseline, tmp_path: Path) 
     result = _check(tmp_path, BASE, out, again, run_id)
     assert result.exit_code == 0, result.stdout
     assert "NOT COMPARABLE" not in result.stdout and "0 of 18 entries moved" in result.stdout
+
+
+def test_a_configuration_change_is_named_first(baseline, tmp_path: Path) -> None:
+    out, run_id = baseline
+    changed = BASE.replace("epochs = 15", "epochs = 5")
+    (tmp_path / "changed.toml").write_text(changed)
+    other = run_suite(tmp_path / "changed.toml", out).run_id
+    lines = _check(tmp_path, changed, out, other, run_id).stdout.splitlines()
+    assert lines[1] == "configuration differs: models.mlp.params.epochs: 15 vs 5", lines[:3]
+
+
+def test_moves_are_failing_junit_cases_with_their_spread_and_model_scores_once(
+    tmp_path: Path,
+) -> None:
+    two_seeds = TINY_SUITE
+    (tmp_path / "base.toml").write_text(two_seeds)
+    out = tmp_path / "out"
+    first = run_suite(tmp_path / "base.toml", out).run_id
+    second = run_suite(tmp_path / "base.toml", out, cache_dir=None).run_id
+    with sqlite3.connect(out / STORE_FILENAME) as db:  # plant a regression in run 2
+        db.execute(
+            "UPDATE scores SET value = value - 0.2 WHERE run_id = ? "
+            "AND metric IN ('accuracy', 'spearman_gt')",
+            (second,),
+        )
+    junit = tmp_path / "check.xml"
+    result = cli("check", str(tmp_path / "base.toml"), "--out", str(out), "--run", second,
+                 "--against", first, "--time-factor", "1000", "--junit", str(junit))  # fmt: skip
+    assert result.exit_code == 1
+    moved = [line for line in result.stdout.splitlines() if "MOVED" in line]
+    # accuracy is the model's score: one line for the three explainers' rows
+    accuracy = [line for line in moved if " accuracy " in line]
+    assert len(accuracy) == 1 and "(model score; " in accuracy[0] and "(sd " in accuracy[0]
+    assert len([line for line in moved if " spearman_gt:" in line]) == 3
+    root = ET.parse(junit).getroot()
+    failures = root.findall("testcase/failure")
+    assert [f.get("type") for f in failures].count("moved") == 4
+    assert int(root.get("failures")) == len(failures) and int(root.get("tests")) >= 5

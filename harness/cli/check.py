@@ -55,7 +55,13 @@ def check(
     inconclusive, or --against flags a change; 2: usage errors)."""
     from harness.checking import check_run
     from harness.output_paths import writable_file
-    from harness.report.claims import describe_outcome, regime_summary, write_junit
+    from harness.report.claims import (
+        describe_outcome,
+        difference_lines,
+        movement_lines,
+        regime_summary,
+        write_junit,
+    )
     from harness.store import STORE_FILENAME, ResultsStore
     from harness.suite import read_spec
 
@@ -92,48 +98,17 @@ def check(
     out.print(
         f"suite {spec.name} · run {report.run_id}: {len(report.outcomes)} claims", highlight=False
     )
-    for outcome in report.outcomes:
-        out.print(describe_outcome(outcome), highlight=False, soft_wrap=True)
-    for line in regime_summary(report.outcomes):
+    comparison = report.comparison
+    lines = [
+        *(difference_lines(comparison) if comparison else []),  # first: what differs
+        *(describe_outcome(outcome) for outcome in report.outcomes),
+        *regime_summary(report.outcomes),
+        *(movement_lines(comparison) if comparison else []),
+    ]
+    for line in lines:
         out.print(line, highlight=False, soft_wrap=True)
     if junit is not None:
-        write_junit(junit, spec.name, report.run_id, report.outcomes)
-    comparison = report.comparison
-    if comparison is not None:
-        for caveat in comparison.timings_left_out:
-            out.print(f"timings not compared: {caveat}", highlight=False, soft_wrap=True)
-        if comparison.numeric_differences:
-            judged = (
-                "a change counts only beyond its seed spread (--exact: tolerance alone)"
-                if comparison.spread
-                else "compared with the tolerance alone (--exact)"
-            )
-            out.print(
-                "the runs' environments differ in what decides floating-point results ("
-                + "; ".join(comparison.numeric_differences)
-                + f"): {judged}",
-                highlight=False,
-                soft_wrap=True,
-            )
-        unlike = comparison.not_comparable
-        out.print(
-            f"against {comparison.baseline}: {len(comparison.changes)} of {comparison.compared} "
-            "entries moved" + (f"; {len(unlike)} not comparable" if unlike else ""),
-            highlight=False,
-        )
-        for n in unlike:
-            out.print(
-                f"  NOT COMPARABLE {n.dataset}/{n.model}/{n.explainer} {n.metric}: {n.differs}",
-                highlight=False,
-                soft_wrap=True,
-            )
-        for c in comparison.changes:
-            out.print(
-                f"  MOVED {c.dataset}/{c.model}/{c.explainer} {c.metric}: "
-                f"{c.baseline:.6g} → {c.current:.6g} ({c.reason})",
-                highlight=False,
-                soft_wrap=True,
-            )
+        write_junit(junit, spec.name, report.run_id, report.outcomes, comparison)
     if report.failed:
         raise typer.Exit(1)
 

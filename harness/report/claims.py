@@ -5,9 +5,14 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.claims import ClaimResult, format_number
 from harness.errors import HarnessError
+from harness.regression import grouped_changes
+
+if TYPE_CHECKING:
+    from harness.checking import Comparison
 
 
 def describe_outcome(outcome: ClaimResult) -> str:
@@ -52,6 +57,57 @@ def regime_summary(outcomes: list[ClaimResult]) -> list[str]:
     ]
 
 
+def comparison_lines(comparison: Comparison) -> list[str]:
+    """The comparison with a baseline as text: :func:`difference_lines`, then
+    :func:`movement_lines`."""
+    return difference_lines(comparison) + movement_lines(comparison)
+
+
+def difference_lines(comparison: Comparison) -> list[str]:
+    """What differs between the two runs: configuration keys, what decides floating-point
+    results, why timings are left out."""
+    lines = [f"configuration differs: {d}" for d in comparison.config_differences]
+    if comparison.numeric_differences:
+        judged = (
+            "a change counts only beyond its seed spread (--exact: tolerance alone)"
+            if comparison.spread
+            else "compared with the tolerance alone (--exact)"
+        )
+        lines.append(
+            "the runs' environments differ in what decides floating-point results ("
+            + "; ".join(comparison.numeric_differences)
+            + f"): {judged}"
+        )
+    return lines + [f"timings not compared: {c}" for c in comparison.timings_left_out]
+
+
+def movement_lines(comparison: Comparison) -> list[str]:
+    """The count, each entry that is not comparable and each move with the seed spread
+    of both sides (a model score once per model)."""
+    moved = grouped_changes(comparison.changes)
+    unlike = comparison.not_comparable
+    lines = [
+        f"against {comparison.baseline}: {len(moved)} of {comparison.compared} entries moved"
+        + (f"; {len(unlike)} not comparable" if unlike else "")
+    ]
+    lines += [
+        f"  NOT COMPARABLE {n.dataset}/{n.model}/{n.explainer} {n.metric}: {n.differs}"
+        for n in unlike
+    ]
+    for entry in moved:
+        c = entry.change
+        lines.append(
+            f"  MOVED {entry.label}: {_with_sd(c.baseline, c.baseline_sd)} → "
+            f"{_with_sd(c.current, c.current_sd)} ({c.reason})"
+        )
+    return lines
+
+
+def _with_sd(mean: float, sd: float) -> str:
+    """``0.703 (sd 0.012)``: a mean with its standard deviation over seeds, when known."""
+    return f"{mean:.6g}" if sd != sd else f"{mean:.6g} (sd {sd:.2g})"
+
+
 #: Characters XML 1.0 does not allow anywhere (most control characters, lone surrogates).
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -62,31 +118,54 @@ def xml_text(text: str) -> str:
     return _NOT_XML.sub("\ufffd", text)
 
 
-def write_junit(path: Path, suite: str, run_id: str, outcomes: list[ClaimResult]) -> None:
+def write_junit(
+    path: Path,
+    suite: str,
+    run_id: str,
+    outcomes: list[ClaimResult],
+    comparison: Comparison | None = None,
+) -> None:
     """A JUnit ``testsuite``: each claim a ``testcase``; ``fails`` and ``inconclusive``
-    verdicts are ``failure`` elements (type = the verdict), with the measurement."""
-    failures = [o for o in outcomes if o.verdict != "holds"]
+    verdicts are ``failure`` elements (type = the verdict), with the measurement. With a
+    comparison, each moved entry and each entry that is not comparable is a failing test
+    case too (types ``moved``, ``not_comparable``), and one more case stands for the
+    entries that did not move — so a CI reading the file sees a regression."""
+    cases: list[tuple[str, str, str, str | None]] = [
+        (
+            f"claims.{suite}",
+            outcome.label,
+            describe_outcome(outcome),
+            None if outcome.verdict == "holds" else outcome.verdict,
+        )
+        for outcome in outcomes
+    ]
+    if comparison is not None:
+        group = f"regression.{suite}"
+        lines = comparison_lines(comparison)
+        for entry in grouped_changes(comparison.changes):
+            line = next(x for x in lines if x.startswith(f"  MOVED {entry.label}:"))
+            cases.append((group, entry.label, line.strip(), "moved"))
+        for n in comparison.not_comparable:
+            label = f"{n.dataset}/{n.model}/{n.explainer} {n.metric}"
+            cases.append((group, label, f"not comparable: {n.differs}", "not_comparable"))
+        cases.append((group, f"against {comparison.baseline}", "\n".join(lines), None))
     root = ET.Element(
         "testsuite",
         name=xml_text(f"xai-harness check {suite}"),
-        tests=str(len(outcomes)),
-        failures=str(len(failures)),
+        tests=str(len(cases)),
+        failures=str(sum(kind is not None for *_, kind in cases)),
         errors="0",
         skipped="0",
     )
     properties = ET.SubElement(root, "properties")
     ET.SubElement(properties, "property", name="run_id", value=xml_text(run_id))
-    for outcome in outcomes:
+    for classname, name, text, kind in cases:
         case = ET.SubElement(
-            root,
-            "testcase",
-            classname=xml_text(f"claims.{suite}"),
-            name=xml_text(outcome.label),
-            time="0",
+            root, "testcase", classname=xml_text(classname), name=xml_text(name), time="0"
         )
-        line = xml_text(describe_outcome(outcome))
-        if outcome.verdict != "holds":
-            failure = ET.SubElement(case, "failure", type=outcome.verdict, message=line)
+        line = xml_text(text)
+        if kind is not None:
+            failure = ET.SubElement(case, "failure", type=kind, message=line.splitlines()[0])
             failure.text = line
         ET.SubElement(case, "system-out").text = line
     try:
