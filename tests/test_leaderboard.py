@@ -186,3 +186,20 @@ def test_a_table_wider_than_the_terminal_is_split_with_the_labels_repeated() -> 
     narrow = render_text([table], width=80)
     assert max(len(line) for line in narrow.splitlines()) <= 80
     assert f"part {len(parts)} of {len(parts)}" in " ".join(narrow.split())  # titles may wrap
+
+
+def test_controls_are_never_best_nor_ranked_and_come_after_the_methods() -> None:
+    frame = results_frame()
+    oracle = frame[frame["explainer"] == "a"].assign(explainer="oracle", explainer_role="control")
+    oracle.loc[oracle["metric"] == "spearman_gt", "value"] = 1.0  # beats every method
+    summary = summarise(pd.concat([oracle, frame], ignore_index=True))
+    rows = summary.set_index(["explainer", "metric"])
+    assert not rows.loc[("oracle", "spearman_gt"), "best"]
+    assert np.isnan(rows.loc[("oracle", "spearman_gt"), "rank"])
+    assert rows.loc[("a", "spearman_gt"), "rank"] == 1 and rows.loc[("a", "spearman_gt"), "best"]
+    table = all_tables(summary)[0]
+    assert [row[1] for row in table.rows][-1] == "oracle (control)"
+    ranked = all_tables(summary)[-1]
+    assert "controls excluded" in ranked.title
+    assert all("oracle" not in row[1] for row in ranked.rows)
+    assert not any(table.best[-1])  # no bold entry on the control's row (any format)

@@ -10,8 +10,11 @@ entry is marked. Entries with no value say why (skipped, failed, undefined) thro
 numbered footnotes, so nothing is silently missing. Accuracy — of the model each
 explainer actually ran on: by-design methods train their own — is the first metric
 column. A cross-dataset summary ranks model × explainer by their mean rank over the
-explanation metrics (not model or cost metrics). Every fact used here (a metric's kind,
-direction and whether it is an across-seeds statistic) is read from the stored rows.
+explanation metrics (not model or cost metrics). Controls (oracle, random, inverted, …:
+the stored explainer role ``control``) are shown after the methods, marked "(control)",
+and are never ranked or marked best — they calibrate a metric, they do not compete.
+Every fact used here (a metric's kind, direction, whether it is an across-seeds
+statistic, an explainer's role) is read from the stored rows.
 
 With 3 seeds the interval is wide (mean ± 2.48 standard deviations): it covers the mean
 95 % of the time, which a percentile bootstrap over 3 values — at most their range — does
@@ -41,8 +44,9 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     Columns: dataset, model, explainer, metric, metric_name, kind, mean, sd, ci_low,
     ci_high, n (seeds with a value), n_cells, higher_is_better, unit, status (``ok``,
     ``partial``, ``skipped``, ``failed``, ``undefined``), note (the distinct reasons for
-    missing values), rank (per dataset and metric, 1 = best) and best (never set for
-    ``reference`` metrics).
+    missing values), control (the explainer is a control), rank (per dataset and metric
+    among the methods, 1 = best; NaN for controls) and best (never set for ``reference``
+    metrics nor for controls).
     """
     rows = []
     for key, group in results.groupby(_KEYS, sort=False):
@@ -62,6 +66,7 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
         spread = len(values) > 1 and not across_seeds
         low, high = t_interval(values.to_numpy()) if spread else (math.nan, math.nan)
         kind = group["metric_kind"].iloc[0]
+        role = group["explainer_role"].iloc[0] if "explainer_role" in group else None
         rows.append(
             {
                 **dict(zip(_KEYS, key, strict=True)),
@@ -77,12 +82,14 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
                 "unit": group["unit"].iloc[0],
                 "status": status,
                 "note": " | ".join(notes),
+                "control": role == "control",
             }
         )
     summary = pd.DataFrame(rows)
     if summary.empty:
         return summary.assign(rank=pd.Series(dtype=float), best=pd.Series(dtype=bool))
-    ranks = summary.groupby(["dataset", "metric"], sort=False)["mean"]
+    competing = summary["mean"].where(~summary["control"])  # controls are not ranked
+    ranks = competing.groupby([summary["dataset"], summary["metric"]], sort=False)
     summary["rank"] = ranks.rank(method="min", ascending=False)
     lower = ~summary["higher_is_better"]
     summary.loc[lower, "rank"] = ranks.rank(method="min", ascending=True)[lower]
@@ -175,8 +182,10 @@ def leaderboard_tables(summary: pd.DataFrame, style: EntryStyle = "full") -> lis
         }
         footnotes: list[str] = []
         rows, best, numbers = [], [], []
+        block = block.sort_values("control", kind="stable")  # controls after the methods
         for (model, explainer), entries in block.groupby(["model", "explainer"], sort=False):
-            row, marks, values = [str(model), str(explainer)], [False, False], [math.nan] * 2
+            label = f"{explainer} (control)" if entries["control"].iloc[0] else str(explainer)
+            row, marks, values = [str(model), label], [False, False], [math.nan] * 2
             by_metric = entries.set_index("metric")
             for metric in metrics:
                 if metric not in by_metric.index:
@@ -249,7 +258,7 @@ def rank_summary(summary: pd.DataFrame) -> LeaderboardTable | None:
         numbers.append([math.nan, math.nan, *ranks[datasets], ranks["mean rank"]])
     return LeaderboardTable(
         title="Summary: mean rank over explanation metrics (1 = best; model and cost "
-        "metrics excluded)",
+        "metrics and controls excluded)",
         columns=["model", "explainer", *map(str, datasets), "mean rank ↓"],
         rows=rows,
         best=best,
