@@ -86,6 +86,12 @@ class Component:
         """The parameters as plain JSON-able data (what is stored with results)."""
         return self.params.model_dump(mode="json")
 
+    def input_problems(self) -> list[str]:
+        """Cheap checks of the files and columns the parameters name, run when the suite
+        is loaded (so ``validate`` reports them before any cell runs): one message per
+        problem, starting with the parameter's name. Default: none."""
+        return []
+
     def input_paths(self) -> dict[str, Path]:
         """The files and folders this component reads, by parameter name (their content
         is fingerprinted with every run: :mod:`harness.inputs`). Default: every path-valued

@@ -27,8 +27,11 @@ class UnknownNameError(HarnessError, LookupError):
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest known name, or ``""`` if none is close."""
-    close = difflib.get_close_matches(name, list(known), n=1)
+    """Return ``"; did you mean 'x'?"`` for the closest known name (the same name in
+    another case first), or ``""`` if none is close."""
+    known = list(known)
+    same = [k for k in known if k.casefold() == name.casefold()]
+    close = same or difflib.get_close_matches(name, known, n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 

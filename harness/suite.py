@@ -695,9 +695,11 @@ def _resolve(
         for line in describe(exc, cls.Params, prefix=f"{key}.params", owner=(registry, cls)):
             problems.append(line)
         return None
+    component = cls(params)
+    problems += [f"{key}.params.{problem}" for problem in component.input_problems()]
     return Resolved(
         id=entry.label,
-        component=cls(params),
+        component=component,
         base=entry.base,
         swept=entry.swept,
         explains=entry.explains,

@@ -14,6 +14,7 @@ from harness.datasets.mapped_images import MappedImages
 from harness.datasets.medmnist_source import medmnist_file
 from harness.datasets.tables import DatasetError
 from harness.suite import parse_suite
+from tests.conftest import assert_user_error, cli
 
 
 def write_medmnist(
@@ -260,3 +261,22 @@ def test_image_folder_runs_in_a_suite_with_localisation(tmp_path: Path) -> None:
     scores = load_results(tmp_path / "out").set_index("metric")
     assert scores.loc["pointing_game", "value"] == 1.0  # the oracle map is the box mask
     assert "3 of 6 images left out (empty mask)" in scores.loc["pointing_game", "note"]
+
+
+def test_a_mistyped_masks_folder_is_an_error_at_validate(tmp_path: Path) -> None:
+    make_folder(tmp_path / "images")
+    (tmp_path / "images/masks/test/lesion").mkdir(parents=True)
+    suite = tmp_path / "folder.toml"
+    suite.write_text(
+        'name = "folder"\nseeds = [0]\nmetrics = ["accuracy", "pointing_game"]\n'
+        '[[datasets]]\nname = "image_folder"\n'
+        'params = { root = "images", masks = "mask", size = 32 }\n'
+        '[[models]]\nname = "small_cnn"\nparams = { channels = [4], epochs = 1 }\n'
+        '[[explainers]]\nname = "oracle"\n'
+    )
+    for command in ("validate", "run"):
+        extra = ["--out", str(tmp_path / "out")] if command == "run" else []
+        result = cli(command, str(suite), *extra)
+        line = assert_user_error(result, "datasets[0].params.masks: no folder 'mask' in")
+        assert "did you mean 'masks'?" in line and "Folders there: masks, test, train" in line
+    assert not (tmp_path / "out").exists()  # nothing ran

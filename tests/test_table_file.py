@@ -14,6 +14,7 @@ from harness.datasets import dataset_registry
 from harness.datasets.table_file import cleaned_column
 from harness.datasets.tables import DatasetError
 from harness.suite import SuiteError, parse_suite
+from tests.conftest import cli
 from tests.suite_builder import suite
 
 MEDICAL = Path(__file__).resolve().parents[1].parent / "shared/data/medical"
@@ -88,8 +89,8 @@ def test_importance_is_ground_truth_per_column(tmp_path: Path) -> None:
     ("text", "params", "message"),
     [
         ("a,label\n1,0\n2,1\n", {"target": "lable"},
-         r"target names column 'lable'.*did you mean 'label'"),
-        ("a,y\n1,0\n2,1\n", {"target": "y", "drop": ["b"]}, "drop names column 'b'"),
+         r"target: 'lable' is not a column of t\.csv; did you mean 'label'"),
+        ("a,y\n1,0\n2,1\n", {"target": "y", "drop": ["b"]}, "drop: 'b' is not a column"),
         ("a,y\n1,0\n2,x\n3,1\n", {"target": "y", "positive_above": 0},
          r"t\.csv line 3: target 'y' = 'x' is not a number"),
         ('a,y\n1,0\n"2,1\n', {"target": "y"}, r"t\.csv: cannot read the table"),
@@ -190,3 +191,28 @@ def test_text_that_only_looks_numeric_stays_text() -> None:
     for values in (["1,2", "3,4", "1,000"], ["12,34", "1,000"], ["1,000", "n/a"]):
         column = pd.Series(values, dtype=object)
         assert cleaned_column(column).tolist() == values
+
+
+def test_a_wrong_target_column_is_an_error_at_validate(tmp_path: Path) -> None:
+    (tmp_path / "heart.csv").write_text(
+        "age,DEATH_EVENT,time\n" + "".join(f"{50 + i},{i % 2},{i}\n" for i in range(40))
+    )
+    suite = tmp_path / "heart.toml"
+    suite.write_text(
+        'name = "heart"\nseeds = [0]\nmetrics = ["accuracy"]\n'
+        '[[datasets]]\nname = "table_file"\n'
+        'params = { path = "heart.csv", target = "death_event", drop = ["tme"] }\n'
+        '[[models]]\nname = "mlp"\n'
+        '[[explainers]]\nname = "random"\n'
+    )
+    result = cli("validate", str(suite))
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2, errors  # both named columns
+    assert errors[0].endswith(
+        "datasets[0].params.target: 'death_event' is not a column of heart.csv; did you "
+        "mean 'DEATH_EVENT'? Columns: age, DEATH_EVENT, time"
+    )
+    assert "datasets[0].params.drop: 'tme' is not a column of heart.csv; did you mean 'time'?" in (
+        errors[1]
+    )

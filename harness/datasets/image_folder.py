@@ -47,6 +47,7 @@ from harness.datasets.base import (
 )
 from harness.datasets.image_files import MAX_PIXELS, ImageFiles, open_image, read_regular_file
 from harness.datasets.tables import DatasetError
+from harness.errors import did_you_mean
 
 SUFFIXES = {".png", ".jpg", ".jpeg"}
 GREY_MODES = {"L", "LA", "I", "I;16", "1"}
@@ -115,6 +116,19 @@ class ImageFolder(DatasetSource):
     card = DatasetCard(source="a local image folder", licence="that of the images")
     size = "the folder's images"
     ground_truth = "masks, when a mask tree or a boxes or points CSV is given"
+
+    def input_problems(self) -> list[str]:
+        """``masks`` must name a folder of ``root`` (a mistyped name would otherwise give
+        every image an empty mask and every localisation score 'undefined')."""
+        p = self.params
+        if p.masks is None or (p.root / p.masks).is_dir():
+            return []
+        folders = sorted(f.name for f in p.root.iterdir() if f.is_dir()) if p.root.is_dir() else []
+        return [
+            f"masks: no folder '{p.masks}' in {p.root}{did_you_mean(p.masks, folders)} "
+            f"Folders there: {', '.join(folders) or 'none'}"
+        ]
+
     params: ImageFolderParams
 
     def ground_truth_kinds(self) -> frozenset[str]:

@@ -155,6 +155,15 @@ class TableFile(DatasetSource):
     def known_columns(self) -> list[str] | None:
         return [c for c in self._header() if c not in self.params.drop]
 
+    def input_problems(self) -> list[str]:
+        """The header's budgets and names, and every column ``target``, ``drop``,
+        ``missing_values`` and ``importance`` name, checked against the header."""
+        try:
+            columns = self._header()
+        except DatasetError as exc:
+            return [str(exc).replace(f"{self.params.path}: ", "path: ", 1)]
+        return self._column_problems(columns)
+
     def _header(self) -> list[str]:
         """The file's column names, read without loading it; a header naming a column
         twice, or a file over the column or value budget, refused (naming the figures)."""
@@ -212,7 +221,14 @@ class TableFile(DatasetSource):
         return replace(dataset, ground_truth=GroundTruth(importance=per_feature))
 
     def _check_columns(self, columns: list[str]) -> None:
+        problems = self._column_problems(columns)
+        if problems:
+            raise DatasetError(f"{self.params.path}: {problems[0]}")
+
+    def _column_problems(self, columns: list[str]) -> list[str]:
+        """Each named column the header lacks, as ``target: 'x' is not a column of …``."""
         p = self.params
+        problems = []
         named = {
             "target": [p.target],
             "drop": p.drop,
@@ -222,12 +238,14 @@ class TableFile(DatasetSource):
         for key, wanted in named.items():
             for column in wanted:
                 if column not in columns:
-                    raise DatasetError(
-                        f"{p.path}: {key} names column '{column}', which the file does not "
-                        f"have{did_you_mean(column, columns)} Columns: {', '.join(columns)}"
+                    listed = ", ".join(columns[:30]) + (" …" if len(columns) > 30 else "")
+                    problems.append(
+                        f"{key}: '{column}' is not a column of {p.path.name}"
+                        f"{did_you_mean(column, columns)} Columns: {listed}"
                     )
         if p.target in p.drop:
-            raise DatasetError(f"{p.path}: the target '{p.target}' is also in drop")
+            problems.append(f"drop: the target '{p.target}' is also in drop")
+        return problems
 
     def _binary(self, target: pd.Series) -> pd.Series:
         p = self.params
