@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from harness import run_suite
 from harness.cli import app
 from harness.suite import SuiteError, parse_suite
-from tests.conftest import TINY_SUITE
+from tests.conftest import ONE_SEED_SUITE, TINY_SUITE, cli
 
 REPORT_SUITE = (
     TINY_SUITE
@@ -137,3 +137,23 @@ def test_report_renders_in_headless_chromium(report_run: Path) -> None:
         assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
     finally:
         browser.quit()
+
+
+def test_the_report_is_safe_to_share_unless_told_otherwise(tmp_path: Path) -> None:
+    import platform
+
+    suite = tmp_path / "private-folder" / "tiny.toml"
+    suite.parent.mkdir()
+    suite.write_text(ONE_SEED_SUITE)
+    out = tmp_path / "out"
+    run_suite(suite, out)
+    shared = cli("report", "--out", str(out), "--to", str(tmp_path / "shared"))
+    assert shared.exit_code == 0, shared.output
+    page = (tmp_path / "shared/report.html").read_text()
+    assert "tiny.toml" in page and "numerics" in page
+    assert str(tmp_path) not in page and "private-folder" not in page
+    assert f"hostname: {platform.node()}" not in page
+    full = cli("report", "--out", str(out), "--to", str(tmp_path / "full"), "--include-machine")
+    assert full.exit_code == 0, full.output
+    page = (tmp_path / "full/report.html").read_text()
+    assert str(suite) in page and f"hostname: {platform.node()}" in page

@@ -42,6 +42,14 @@ def report(
         Path | None,
         typer.Option("--to", help="folder for the report (default: <out>/reports/<run>)"),
     ] = None,
+    include_machine: Annotated[
+        bool,
+        typer.Option(
+            "--include-machine",
+            help="name the host, the suite's folder and a scheduler's address (left out by "
+            "default: the report is made to be shared)",
+        ),
+    ] = False,
 ) -> None:
     """Write a self-contained report.html (leaderboards, figures, conventions, failures)
     with the figures and the tables in every format beside it, from the store only."""
@@ -50,5 +58,5 @@ def report(
 
     if to is not None:
         writable_folder(to, "--to")
-    path = write_report(out_dir, run_id, to)
+    path = write_report(out_dir, run_id, to, include_machine)
     out.print(f"report written: {path}", highlight=False)

@@ -75,9 +75,13 @@ document.querySelectorAll("table.leaderboard").forEach(function (table) {
 """
 
 
-def write_report(out_dir: str | Path, run_id: str | None, to: Path | None) -> Path:
+def write_report(
+    out_dir: str | Path, run_id: str | None, to: Path | None, include_machine: bool = False
+) -> Path:
     """Write ``report.html`` and its companions for a run (latest by default) to ``to``,
-    or ``<out_dir>/reports/<run_id>/``; returns the path of ``report.html``."""
+    or ``<out_dir>/reports/<run_id>/``; returns the path of ``report.html``. The page is
+    meant to be shared: the suite appears by file name, and the host name, the suite's
+    absolute path and a Dask scheduler's address only with ``include_machine``."""
     with ResultsStore(out_dir, create=False) as store:
         resolved, info = store.run_with_cells(run_id)
         info["status"] = run_status(store, info)
@@ -97,6 +101,8 @@ def write_report(out_dir: str | Path, run_id: str | None, to: Path | None) -> Pa
     for stem, figure in run_figures(data):
         png = save(figure, folder / "figures", stem, resolved)[0]
         figures.append((stem, png))
+    if not include_machine:
+        info = _shareable(info)
     page = _page(info, data.results, tables, figures)
     path = folder / "report.html"
     try:
@@ -127,6 +133,26 @@ def _meta_table(rows: list[tuple[str, str]]) -> str:
     return f'<table class="meta">{cells}</table>'
 
 
+def _shareable(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` without what identifies a machine or a user's folders: the host name, the
+    suite's folder (its file name kept) and a scheduler's address."""
+    environment = dict(info["environment"] or {})
+    environment["machine"] = {
+        k: v for k, v in (environment.get("machine") or {}).items() if k != "hostname"
+    }
+    if "executor" in environment:
+        environment["executor"] = {
+            k: v for k, v in environment["executor"].items() if k != "scheduler"
+        }
+    environment.pop("inputs", None)  # paths of the inputs
+    suite_path = info.get("suite_path")
+    return {
+        **info,
+        "environment": environment,
+        "suite_path": Path(suite_path).name if suite_path else None,
+    }
+
+
 def _run_section(info: dict[str, Any]) -> str:
     environment = info["environment"] or {}
     git = environment.get("git") or {}
@@ -147,6 +173,7 @@ def _run_section(info: dict[str, Any]) -> str:
             ),
         ),
         ("packages", ", ".join(f"{k} {v}" for k, v in environment.get("packages", {}).items())),
+        ("numerics", ", ".join(f"{k}: {v}" for k, v in environment.get("numerics", {}).items())),
     ]
     return "<h2>Run</h2>" + _meta_table(rows)
 
