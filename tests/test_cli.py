@@ -157,3 +157,14 @@ def test_installed_command_runs_the_default_suite_from_any_folder(tmp_path: Path
 def test_version() -> None:
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.startswith("xai-harness 0.")
+
+
+def test_list_suites_says_which_carry_claims() -> None:
+    from harness.suite import bundled_suites, read_spec
+
+    result = CliRunner().invoke(app, ["list", "suites"], env={"COLUMNS": "200"})
+    rows = {line.split()[0]: line.split()[1:3] for line in result.stdout.splitlines()[1:]
+            if line and not line.startswith(" ")}  # fmt: skip
+    for name, path in bundled_suites().items():
+        spec = read_spec(path)[0]
+        assert rows[name] == [str(len(spec.seeds)), str(len(spec.claims)) if spec.claims else "—"]

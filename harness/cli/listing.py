@@ -76,17 +76,19 @@ def _model_rows() -> list[list[str]]:
 def _suite_rows() -> list[list[str]]:
     from harness.suite import bundled_suites, read_spec
 
-    return [
-        [name, read_spec(path)[0].description.strip().splitlines()[0]]
-        for name, path in bundled_suites().items()
-    ]
+    rows = []
+    for name, path in bundled_suites().items():
+        spec = read_spec(path)[0]
+        claims = str(len(spec.claims)) if spec.claims else "—"
+        rows.append([name, str(len(spec.seeds)), claims, spec.description.strip().splitlines()[0]])
+    return rows
 
 
 _LISTINGS: dict[Listable, tuple[list[str], Callable[[], list[list[str]]]]] = {
     Listable.explainers: (["explainer", "modality", "scope", "description"], _explainer_rows),
     Listable.metrics: (["metric", "direction", "needs", "description"], _metric_rows),
     Listable.models: (["model recipe", "modality", "description"], _model_rows),
-    Listable.suites: (["suite", "description"], _suite_rows),
+    Listable.suites: (["suite", "seeds", "claims (check)", "description"], _suite_rows),
 }
 
 
