@@ -12,6 +12,7 @@ import difflib
 import re
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -57,6 +58,8 @@ def describe(
             continue
         elif item["type"] == "missing":
             lines.append(f"{path}: required key is missing")
+        elif item["type"] in _PATH_ERRORS and isinstance(item.get("input"), str | Path):
+            lines.append(f"{path}: {_path_problem(Path(item['input']), item['type'])}")
         else:
             shown = item.get("input")
             got = f" (got {_shown(shown)})" if not isinstance(shown, dict | list) else ""
@@ -68,6 +71,26 @@ def describe(
 
 
 _RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+_PATH_ERRORS = {"path_not_file", "path_not_directory"}
+
+
+def _path_problem(path: Path, kind: str) -> str:
+    """``no file nope.csv in /data (relative paths are read beside the suite file); did
+    you mean 'heart.csv'?`` — what is wrong with a path a suite names, in words."""
+    wanted = "file" if kind == "path_not_file" else "folder"
+    if path.exists():
+        return f"{path} is not a {wanted}"
+    folder = path.parent
+    if not folder.is_dir():
+        return (
+            f"no folder {folder} (for the {wanted} {path.name}; relative paths are read "
+            "beside the suite file)"
+        )
+    names = sorted(p.name for p in folder.iterdir())
+    return (
+        f"no {wanted} {path.name} in {folder} (relative paths are read beside the suite "
+        f"file){did_you_mean(path.name, names)}"
+    )
 
 
 def _shown(value: Any) -> str:

@@ -106,8 +106,13 @@ def test_problems_name_the_file_and_the_line_or_column(tmp_path, text, params, m
 def test_a_missing_file_is_refused_when_the_suite_is_validated(tmp_path: Path) -> None:
     text = suite("table", datasets=[("table_file", {"path": "nowhere.csv", "target": "y"})],
                  models=["mlp"], explainers=["saliency"])  # fmt: skip
-    with pytest.raises(SuiteError, match=r"params\.path: Path does not point to a file"):
+    (tmp_path / "somewhere.csv").write_text("y\n1\n")
+    with pytest.raises(SuiteError) as raised:
         parse_suite(text, path=tmp_path / "suite.toml")
+    assert (
+        f"params.path: no file nowhere.csv in {tmp_path} (relative paths are read beside the "
+        "suite file); did you mean 'somewhere.csv'?"
+    ) in str(raised.value)
 
 
 def test_planted_labels_on_a_table_file_beside_the_suite(tmp_path: Path) -> None:
