@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.claims import ClaimResult, ClaimSpec, evaluate_all
-from harness.environment import numeric_differences
 from harness.errors import HarnessError
 from harness.regression import (
     Change,
@@ -21,6 +20,7 @@ from harness.regression import (
     compare_runs,
     config_differences,
     not_comparable,
+    numeric_differences,
     without,
 )
 from harness.store import ResultsStore

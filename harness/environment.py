@@ -107,7 +107,8 @@ def numerics() -> dict[str, Any]:
     ``AVX512``, …), its BLAS/oneDNN build, and the determinism switches. Two runs with
     equal values here, equal package versions, suite and seeds give bit-identical
     non-timing scores (``tests/test_reproducibility.py``); a difference here is the first
-    place to look when two runs' scores differ."""
+    place to look when two runs' scores differ
+    (:func:`harness.regression.numeric_differences` lists them)."""
     return {
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
@@ -134,34 +135,3 @@ def collect_environment() -> dict[str, Any]:
         "machine": machine_fingerprint(),
         "numerics": numerics(),
     }
-
-
-#: The environment facts whose difference can change non-timing scores.
-_NUMERIC_FACTS = (
-    ("machine", "cpu"),
-    ("numerics", "torch_threads"),
-    ("numerics", "cpu_capability"),
-    ("numerics", "blas"),
-    ("numerics", "deterministic_algorithms"),
-    ("machine", "cuda_device"),
-)
-
-
-def numeric_differences(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
-    """What differs between two stored environments that can change non-timing scores
-    (package versions, CPU, threads, CPU kernels, BLAS, determinism, GPU), in words;
-    empty when the runs should agree bit for bit. Facts a run did not record (stored
-    before they were kept) are not compared."""
-    found = []
-    packages = [(env.get("packages") or {}) for env in (first, second)]
-    for name in sorted(packages[0].keys() & packages[1].keys()):
-        if packages[0][name] != packages[1][name]:
-            found.append(f"{name} {packages[0][name]} vs {packages[1][name]}")
-    for section, key in _NUMERIC_FACTS:
-        values = [(env.get(section) or {}).get(key, _ABSENT) for env in (first, second)]
-        if _ABSENT not in values and values[0] != values[1]:
-            found.append(f"{key} {values[0]} vs {values[1]}")
-    return found
-
-
-_ABSENT = object()

@@ -10,7 +10,7 @@ removed.
 
 Between runs whose environments differ in what decides floating-point results (package
 versions, CPU, threads, CPU kernels, BLAS, determinism switches, GPU: see
-:func:`harness.environment.numeric_differences`), bit-identical scores cannot be
+:func:`numeric_differences`), bit-identical scores cannot be
 expected: a model trained on another machine differs as much as one trained from
 another seed. There ``spread=True`` (what ``check --against`` does unless ``--exact``)
 flags a non-timing entry only when its change is beyond its seed spread as well as
@@ -320,3 +320,34 @@ def without(frame: pd.DataFrame, entries: list[NotComparable]) -> pd.DataFrame:
         return frame
     keys = pd.MultiIndex.from_frame(frame[_KEYS].astype(str))
     return frame[~keys.isin(unlike)]
+
+
+#: The environment facts whose difference can change non-timing scores.
+_NUMERIC_FACTS = (
+    ("machine", "cpu"),
+    ("numerics", "torch_threads"),
+    ("numerics", "cpu_capability"),
+    ("numerics", "blas"),
+    ("numerics", "deterministic_algorithms"),
+    ("machine", "cuda_device"),
+)
+
+
+def numeric_differences(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+    """What differs between two stored environments (:mod:`harness.environment`) that can
+    change non-timing scores (package versions, CPU, threads, CPU kernels, BLAS,
+    determinism, GPU), in words; empty when the runs should agree bit for bit. Facts a
+    run did not record (stored before they were kept) are not compared."""
+    found = []
+    packages = [(env.get("packages") or {}) for env in (first, second)]
+    for name in sorted(packages[0].keys() & packages[1].keys()):
+        if packages[0][name] != packages[1][name]:
+            found.append(f"{name} {packages[0][name]} vs {packages[1][name]}")
+    for section, key in _NUMERIC_FACTS:
+        values = [(env.get(section) or {}).get(key, _ABSENT) for env in (first, second)]
+        if _ABSENT not in values and values[0] != values[1]:
+            found.append(f"{key} {values[0]} vs {values[1]}")
+    return found
+
+
+_ABSENT = object()

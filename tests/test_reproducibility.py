@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from harness import load_results
-from harness.environment import collect_environment, numeric_differences
-from harness.regression import compare_runs
+from harness.environment import collect_environment
+from harness.regression import compare_runs, numeric_differences
 from harness.runner.run import run_suite
 from harness.store import STORE_FILENAME
 from harness.suite import load_suite
