@@ -218,6 +218,5 @@ def test_a_wrong_target_column_is_an_error_at_validate(tmp_path: Path) -> None:
         "datasets[0].params.target: 'death_event' is not a column of heart.csv; did you "
         "mean 'DEATH_EVENT'? Columns: age, DEATH_EVENT, time"
     )
-    assert "datasets[0].params.drop: 'tme' is not a column of heart.csv; did you mean 'time'?" in (
-        errors[1]
-    )
+    drop = "datasets[0].params.drop: 'tme' is not a column of heart.csv; did you mean 'time'?"
+    assert drop in errors[1]
