@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from html.parser import HTMLParser
 
@@ -15,7 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from harness.report.aggregate import all_tables, rank_summary, summarise
+from harness.report.aggregate import (
+    all_tables,
+    format_entry,
+    rank_summary,
+    significant,
+    summarise,
+)
 from harness.report.render import render_csv, render_html, render_latex, render_markdown
 from harness.statistics import t_interval
 
@@ -203,3 +210,26 @@ def test_controls_are_never_best_nor_ranked_and_come_after_the_methods() -> None
     assert "controls excluded" in ranked.title
     assert all("oracle" not in row[1] for row in ranked.rows)
     assert not any(table.best[-1])  # no bold entry on the control's row (any format)
+
+
+@pytest.mark.parametrize(
+    ("mean", "low", "high", "unit", "expected"),
+    [
+        (0.849, 0.669, 1.029, "s", "849 ± 180 ms"),  # was '849 ms ±1.8e+02'
+        (0.95, 0.941, 0.959, "", "0.950 ± 0.0090"),
+        (12.3e-6, 11.0e-6, 13.6e-6, "s", "12.3 ± 1.3 µs"),
+        (0.5, math.nan, math.nan, "", "0.500"),
+        (3.0, 3.0, 3.0, "s", "3 ± 0 s"),
+        (0.677, 0.677 - 3.3e-16, 0.677 + 3.3e-16, "", "0.677 ± 0"),  # float noise
+    ],
+)
+def test_compact_entries_put_the_unit_after_the_interval(mean, low, high, unit, expected) -> None:
+    assert format_entry(mean, low, high, unit, "compact") == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1e-12, 1e12))
+def test_significant_digits_are_written_out(value: float) -> None:
+    text = significant(value)
+    assert "e" not in text and float(text) == pytest.approx(value, rel=0.05)
+    assert len(significant(value, most_decimals=3).partition(".")[2]) <= 3

@@ -34,7 +34,7 @@ from harness.statistics import t_interval
 
 _KEYS = ["dataset", "model", "explainer", "metric"]
 
-#: ``full``: ``0.950 [0.941, 0.958]`` (files); ``compact``: ``0.950 ±0.009`` (terminal).
+#: ``full``: ``0.950 [0.941, 0.958]`` (files); ``compact``: ``0.950 ± 0.0090`` (terminal).
 EntryStyle = Literal["full", "compact"]
 
 
@@ -149,19 +149,29 @@ def format_entry(
     mean: float, low: float, high: float, unit: str, style: EntryStyle = "full"
 ) -> str:
     """``full``: ``0.950 [0.941, 0.958]``, times as ``12.3 ms [11.9, 12.8]``; ``compact``:
-    ``0.950 ±0.009``, the half-width of the interval (one short word per number, so a
-    terminal column never wraps)."""
+    ``0.950 ± 0.009``, ``849 ± 180 ms`` — the half-width of the interval to two
+    significant digits, never in e-notation, the unit after both numbers."""
     scale, unit = _scale(mean, unit)
     spec = ".3g" if unit in ("s", "ms", "µs") else ".3f"
     text = f"{mean / scale:{spec}}"
-    if unit:
-        text += f" {unit}"
-    if not math.isnan(low):
-        if style == "compact":
-            text += f" ±{(high - low) / 2 / scale:.2g}"
-        else:
-            text += f" [{low / scale:{spec}}, {high / scale:{spec}}]"
-    return text
+    suffix = f" {unit}" if unit else ""
+    if math.isnan(low):
+        return text + suffix
+    if style == "compact":
+        shown = len(text.partition(".")[2])  # the mean's decimals: the half-width's at most + 1
+        half = significant((high - low) / 2 / scale, most_decimals=shown + 1)
+        return f"{text} ± {half}{suffix}"
+    return f"{text}{suffix} [{low / scale:{spec}}, {high / scale:{spec}}]"
+
+
+def significant(value: float, digits: int = 2, most_decimals: int = 12) -> str:
+    """``value`` rounded to ``digits`` significant digits but at most ``most_decimals``
+    decimals, written out in full (``180``, ``0.0093``, ``0``), never in e-notation."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = min(digits - 1 - math.floor(math.log10(abs(value))), most_decimals)
+    rounded = round(value, decimals)
+    return "0" if rounded == 0 else f"{rounded:.{max(decimals, 0)}f}"
 
 
 def _metric_order(block: pd.DataFrame) -> list[str]:

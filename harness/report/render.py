@@ -2,7 +2,7 @@
 Markdown, LaTeX (booktabs), HTML, and the summary frame as CSV. Every string is escaped
 for the format it goes into (HTML, HTML comments, Markdown, LaTeX).
 
-The terminal shows compact entries (``0.950 ±0.009``) that never wrap, abbreviates long
+The terminal shows compact entries (``0.950 ± 0.0090``) that never wrap, abbreviates long
 metric names (with a legend under the table) and splits a table wider than the console
 into parts that repeat the label columns; every file format keeps the full intervals.
 """
