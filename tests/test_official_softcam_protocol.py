@@ -77,20 +77,28 @@ def test_official_topk_precision_matches_the_transcription(size: int) -> None:
 # ------------------------------------------------------------------ r⁻ (local to global)
 
 
-def test_official_negative_consistency_reads_the_class_0_map() -> None:
+@pytest.mark.parametrize("size", [512, 496])
+def test_official_negative_consistency_reads_the_class_0_map(size: int) -> None:
     """``get_local_to_global_negative``: over the healthy images, the share of the
-    healthy-class map's values below 0, pooled over every value of every image."""
-    rng = np.random.default_rng(3)
-    per_class = rng.normal(size=(10, 3, 32, 32))  # three classes: class 0 ≠ own class
+    healthy-class (class 0) evidence map's values below 0 — 16×16 maps at these sizes —
+    pooled over every value of every image. The harness gets the maps at input size
+    (each evidence cell a block of size/16 pixels) and pools them back to 16×16."""
+    rng = np.random.default_rng(size)
+    evidence = rng.normal(size=(10, 3, 16, 16))  # three classes: class 0 ≠ own class
     labels = np.array([0, 2, 1, 0, 2, 1, 1, 0, 2, 1])
     healthy = labels != 1
-    below = (per_class[healthy, 0] < 0).sum() / per_class[healthy, 0].size
-    metric = metric_registry.get("activation_consistency_neg")(negative_map="class_0", grid=32)
-    evidence = Evidence(
+    below = (evidence[healthy, 0] < 0).sum() / evidence[healthy, 0].size
+    block = size // 16
+    per_class = evidence.repeat(block, axis=2).repeat(block, axis=3)
+    metric = metric_registry.get("activation_consistency_neg")(negative_map="class_0", grid=16)
+    cells = Evidence(
         attributions=per_class[:, 1], targets=np.ones(10, dtype=int),
         explained_labels=labels, class_attributions=per_class,
     )  # fmt: skip
-    assert metric.compute(evidence).value == pytest.approx(below)
+    assert metric.compute(cells).value == pytest.approx(below)
+    # the harness's default reads the disease map: another number on the same maps
+    disease = metric_registry.get("activation_consistency_neg")(grid=16).compute(cells).value
+    assert disease == pytest.approx((evidence[healthy, 1] < 0).mean())
 
 
 # ------------------------------------------------------------------ deletion
