@@ -233,3 +233,18 @@ def test_significant_digits_are_written_out(value: float) -> None:
     text = significant(value)
     assert "e" not in text and float(text) == pytest.approx(value, rel=0.05)
     assert len(significant(value, most_decimals=3).partition(".")[2]) <= 3
+
+
+def test_a_metric_skipped_for_a_cell_says_skipped_like_its_footnote() -> None:
+    frame = results_frame()
+    reason = "skipped: metric 'gain' compares a by-design model with its twin"
+    skipped = frame[frame["metric"] == "accuracy"].assign(
+        metric="gain", metric_name="gain", value=None, note=reason
+    )
+    skipped = skipped[skipped["explainer"] != "broken"]
+    table = all_tables(summarise(pd.concat([frame, skipped], ignore_index=True)))[0]
+    column = table.columns.index("gain ↑")
+    cells = {row[1]: row[column] for row in table.rows}
+    assert cells["a"] == cells["b"] and cells["a"].startswith("skipped [")
+    number = int(cells["a"].split("[")[1].rstrip("]"))
+    assert table.footnotes[number - 1] == f"[{number}] {reason}"
