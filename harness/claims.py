@@ -450,8 +450,16 @@ def _effect(claim: ClaimSpec, measured: float) -> float:
     return measured - claim.value
 
 
-def _decide(claim: ClaimSpec, estimate: _Estimate) -> ClaimResult:
-    """The verdict on an estimate, with the minimum-seeds rules and the seeds-needed hint."""
+def _decide(
+    claim: ClaimSpec,
+    estimate: _Estimate,
+    outcome: Verdict | None = None,
+    needed: int | None = None,
+) -> ClaimResult:
+    """The verdict on an estimate, with the minimum-seeds rules and the seeds-needed hint.
+    ``outcome`` defaults to the interval against the claim (:func:`verdict`), ``needed``
+    to the seeds that would decide the estimate's effect at its spread (a rank claim
+    brings both)."""
     if estimate.seeds < 2 or math.isnan(estimate.low):
         return ClaimResult(
             claim,
@@ -464,16 +472,15 @@ def _decide(claim: ClaimSpec, estimate: _Estimate) -> ClaimResult:
             has_interval=False,
             method="none (one seed)",
         )
-    outcome = verdict(claim, estimate.low, estimate.high)
+    outcome = outcome or verdict(claim, estimate.low, estimate.high)
     note = ""
     if estimate.seeds < claim.min_seeds:
         outcome = "inconclusive"
         note = f"fewer seeds than the claim's min_seeds ({claim.min_seeds})"
-    needed = None
-    if outcome == "inconclusive":
-        needed = seeds_to_decide(estimate.effect, estimate.spread)
-        if needed is not None:
-            needed = max(needed, claim.min_seeds, estimate.seeds + 1)
+    if outcome != "inconclusive":
+        needed = None
+    elif (needed := needed or seeds_to_decide(estimate.effect, estimate.spread)) is not None:
+        needed = max(needed, claim.min_seeds, estimate.seeds + 1)
     return ClaimResult(
         claim,
         outcome,
@@ -533,24 +540,17 @@ def decide_rank(claim: ClaimSpec, table: pd.DataFrame, higher: bool) -> ClaimRes
     low, high = float(1 + better), float(1 + len(others) - worse)
     top = float(claim.top)
     outcome: Verdict = "holds" if high <= top else "fails" if low > top else "inconclusive"
-    note = ""
-    if len(table) < claim.min_seeds:
-        outcome, note = (
-            "inconclusive",
-            f"fewer seeds than the claim's min_seeds ({claim.min_seeds})",
-        )
-    needed = None
-    if outcome == "inconclusive":
-        undecided = [
-            seeds_to_decide(*_mean_and_spread(values[:, mine] - values[:, j]))
-            for j, (lo, hi) in zip(others, intervals, strict=True)
-            if lo <= 0 <= hi
-        ]
-        if undecided and None not in undecided:
-            needed = max(max(n for n in undecided if n is not None), len(table) + 1)
-    return ClaimResult(
-        claim, outcome, measured, low, high, len(table), note, True, (), method, needed
+    # the seeds that would settle every comparison the interval leaves open
+    undecided = [
+        seeds_to_decide(*_mean_and_spread(values[:, mine] - values[:, j]))
+        for j, (lo, hi) in zip(others, intervals, strict=True)
+        if lo <= 0 <= hi
+    ]
+    needed = (
+        max(n for n in undecided if n is not None) if undecided and None not in undecided else None
     )
+    estimate = _Estimate(measured, low, high, len(table), method)
+    return _decide(claim, estimate, outcome, needed)
 
 
 def _mean_and_spread(values: np.ndarray) -> tuple[float, float]:

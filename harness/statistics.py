@@ -68,11 +68,9 @@ def fieller_interval(
     unbounded)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     ma, mb = float(a.mean()), float(b.mean())
-    if paired:
-        covariance = np.cov(a, b, ddof=1)
+    if paired:  # variances and covariance of the two means
+        (saa, sab), (_, sbb) = np.cov(a, b, ddof=1) / len(a)
         t = t_quantile(len(a) - 1, confidence)
-        saa, sbb, sab = covariance[0, 0] / len(a), covariance[1, 1] / len(a), covariance[0, 1]
-        sab /= len(a)
     else:
         t = t_quantile(min(len(a), len(b)) - 1, confidence)
         saa, sbb, sab = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b), 0.0

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sklearn import metrics as sk
 
 from harness.metrics import Evidence, metric_registry
+from tests.test_official_softcam_protocol import official_cells
 
 
 def compute(name: str, **fields) -> tuple[float, str, dict]:
@@ -68,25 +69,6 @@ def test_scale_free_ties_go_in_flat_index_order() -> None:
     np.testing.assert_allclose(arrays["precision_at_k"], [0.0, 0.5])  # (0,0) first, then (0,1)
 
 
-def official_loop(heatmap: np.ndarray, k: int, threshold: float) -> list[int]:
-    """The official rule written out as a loop over cells from the highest value down:
-    select a cell unless a window of an earlier visited cell covers it; every visited
-    cell adds its window rows r−2…r+1, columns c−1…c+2 (flat indices, wrapping)."""
-    size = heatmap.shape[0]
-    flat = heatmap.ravel()
-    order = sorted(range(len(flat)), key=lambda i: (-flat[i], i))
-    chosen: list[int] = []
-    covered: set[int] = set()
-    for index in order:
-        if len(chosen) >= k or not flat[index] > threshold:
-            break
-        if index not in covered:
-            chosen.append(index)
-        row, col = index // size + (-2), index % size + 2
-        covered |= {(row + i) * size + (col - j) for i in range(4) for j in range(4)}
-    return chosen
-
-
 def test_official_rule_reproduces_the_official_selection_on_60x60() -> None:
     from harness.metrics.patch_precision import official_selection
 
@@ -98,7 +80,7 @@ def test_official_rule_reproduces_the_official_selection_on_60x60() -> None:
 
     for k in (1, 5, 29, 200):
         got = official_selection(torch.as_tensor(heatmap[None]), 1.0, k)[0].tolist()
-        expected = official_loop(heatmap, k, 1.0)
+        expected = official_cells(heatmap, k, 1.0)  # the transcription of topK_patches
         assert [i for i in got if i >= 0] == expected, k
 
 

@@ -58,8 +58,8 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
             status = "partial"
         elif statuses == {"ok"}:
             # a metric the plan skipped for this cell says so in its note
-            skipped = group["note"].dropna().str.startswith("skipped").all()
-            status = "skipped" if skipped and group["note"].notna().all() else "undefined"
+            skipped = group["note"].fillna("").str.startswith("skipped").all()
+            status = "skipped" if skipped else "undefined"
         else:
             status = "failed" if "failed" in statuses else "skipped"
         notes = sorted({n for n in group.loc[group["value"].isna(), "note"].dropna()})

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from harness.claims import ClaimResult, format_number
 from harness.errors import HarnessError
-from harness.regression import grouped_changes
+from harness.regression import MovedEntry, NotComparable, grouped_changes
 
 if TYPE_CHECKING:
     from harness.checking import Comparison
@@ -90,17 +90,21 @@ def movement_lines(comparison: Comparison) -> list[str]:
         f"against {comparison.baseline}: {len(moved)} of {comparison.compared} entries moved"
         + (f"; {len(unlike)} not comparable" if unlike else "")
     ]
-    lines += [
-        f"  NOT COMPARABLE {n.dataset}/{n.model}/{n.explainer} {n.metric}: {n.differs}"
-        for n in unlike
-    ]
-    for entry in moved:
-        c = entry.change
-        lines.append(
-            f"  MOVED {entry.label}: {_with_sd(c.baseline, c.baseline_sd)} → "
-            f"{_with_sd(c.current, c.current_sd)} ({c.reason})"
-        )
-    return lines
+    lines += [f"  NOT COMPARABLE {_unlike_label(n)}: {n.differs}" for n in unlike]
+    return lines + [f"  MOVED {_moved_text(entry)}" for entry in moved]
+
+
+def _moved_text(entry: MovedEntry) -> str:
+    """``lesions/small_cnn/grad_cam tpp: 0.70 (sd 0.01) → 0.60 (sd 0.02) (reason)``."""
+    c = entry.change
+    return (
+        f"{entry.label}: {_with_sd(c.baseline, c.baseline_sd)} → "
+        f"{_with_sd(c.current, c.current_sd)} ({c.reason})"
+    )
+
+
+def _unlike_label(entry: NotComparable) -> str:
+    return f"{entry.dataset}/{entry.model}/{entry.explainer} {entry.metric}"
 
 
 def _with_sd(mean: float, sd: float) -> str:
@@ -141,14 +145,13 @@ def write_junit(
     ]
     if comparison is not None:
         group = f"regression.{suite}"
-        lines = comparison_lines(comparison)
         for entry in grouped_changes(comparison.changes):
-            line = next(x for x in lines if x.startswith(f"  MOVED {entry.label}:"))
-            cases.append((group, entry.label, line.strip(), "moved"))
+            cases.append((group, entry.label, f"MOVED {_moved_text(entry)}", "moved"))
         for n in comparison.not_comparable:
-            label = f"{n.dataset}/{n.model}/{n.explainer} {n.metric}"
-            cases.append((group, label, f"not comparable: {n.differs}", "not_comparable"))
-        cases.append((group, f"against {comparison.baseline}", "\n".join(lines), None))
+            text = f"not comparable: {n.differs}"
+            cases.append((group, _unlike_label(n), text, "not_comparable"))
+        summary = "\n".join(comparison_lines(comparison))
+        cases.append((group, f"against {comparison.baseline}", summary, None))
     root = ET.Element(
         "testsuite",
         name=xml_text(f"xai-harness check {suite}"),
