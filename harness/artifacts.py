@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.datasets.explained_rows import gallery_rows
 from harness.errors import StoreError
 
 if TYPE_CHECKING:
@@ -33,7 +34,9 @@ if TYPE_CHECKING:
 
 #: The version of the record this harness writes; a newer one is refused when read.
 VERSION = 1
-#: Image cells keep the maps of this many explained images (float32), for galleries.
+#: Image cells keep the maps of this many explained images (float32), for galleries —
+#: every class in turn (:func:`~harness.datasets.explained_rows.gallery_rows`), with their
+#: test-row indices and class names.
 GALLERY_IMAGES = 8
 
 #: Arrays that reports read across the cells of a run (by these names only).
@@ -44,6 +47,8 @@ DATASET_CARD = "dataset_card"
 GALLERY_MAPS = "gallery_maps"
 GALLERY_INPUTS = "gallery_images"
 GALLERY_MASKS = "gallery_masks"
+GALLERY_ROWS = "gallery_rows"
+GALLERY_LABELS = "gallery_labels"
 EXPLANATION_SIGNED = "explanation.signed"
 
 #: What a model records while training (its ``history``), stored with the cell as is.
@@ -141,9 +146,12 @@ def products_arrays(
     card = dataset.card
     arrays[DATASET_CARD] = np.array([card.source, card.licence, card.citation, card.notes])
     if dataset.modality == "image" and explanation.local is not None:
-        shown = products.rows[:GALLERY_IMAGES]
-        arrays[GALLERY_MAPS] = explanation.local[:GALLERY_IMAGES].astype(np.float32)
+        picked = gallery_rows(dataset.y_test[products.rows], GALLERY_IMAGES)
+        shown = products.rows[picked]
+        arrays[GALLERY_MAPS] = explanation.local[picked].astype(np.float32)
         arrays[GALLERY_INPUTS] = dataset.x_test[shown].astype(np.float32)
+        arrays[GALLERY_ROWS] = shown
+        arrays[GALLERY_LABELS] = np.array([dataset.class_names[k] for k in dataset.y_test[shown]])
         if dataset.ground_truth.masks is not None:
             arrays[GALLERY_MASKS] = dataset.ground_truth.masks[shown]
     return arrays

@@ -92,6 +92,8 @@ RESULT_COLUMNS = [
     "metric_family",
     "metric_version",
     "metric_role",
+    "range_low",
+    "range_high",
 ]
 
 
@@ -148,3 +150,6 @@ class ScoreRecord:
     metric_version: int | None = None
     #: its role in figures ("" for none; None: stored before roles were kept)
     role: MetricRole | None = None
+    #: the values the metric can take, (low, high) (None: unbounded, or stored before
+    #: ranges were kept) — for axis limits and for telling seeds that disagree
+    value_range: tuple[float, float] | None = None

@@ -382,7 +382,8 @@ class ResultsStore:
         db.executemany(
             "INSERT INTO scores (run_id, cell_id, metric, metric_name, value, higher_is_better, "
             "unit, conventions, conventions_hash, note, kind, across_seeds, status, family, "
-            "metric_version, role) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "metric_version, role, range_low, range_high) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     run_id,
@@ -401,6 +402,7 @@ class ResultsStore:
                     s.family,
                     s.metric_version,
                     s.role,
+                    *(s.value_range or (None, None)),
                 )
                 for s in scores
             ],
@@ -495,7 +497,7 @@ class ResultsStore:
             "status, family, metric_version, role"
             if self.version >= 3
             else "NULL, NULL, NULL, NULL"
-        )
+        ) + (", range_low, range_high" if self.version >= 4 else ", NULL, NULL")
         rows = self._db.execute(
             "SELECT cell_id, metric, metric_name, value, higher_is_better, unit, conventions, "
             f"conventions_hash, note, kind, across_seeds, {since_3} FROM scores "
@@ -520,6 +522,7 @@ class ResultsStore:
                 family=row[12],
                 metric_version=None if row[13] is None else int(row[13]),
                 role=row[14],
+                value_range=None if row[15] is None else (float(row[15]), float(row[16])),
             )
             records.setdefault(str(cell_id), []).append(record)
         return records
@@ -624,15 +627,23 @@ class ResultsStore:
     def results(self, run_id: str | None = None) -> pd.DataFrame:
         """One row per (cell, metric), every run or one run; see :data:`RESULT_COLUMNS`."""
         facts = (
-            "s.kind AS metric_kind, s.across_seeds, c.explainer_role"
-            if self.version >= 2  # older stores hold no facts: filled below
-            else "NULL AS metric_kind, NULL AS across_seeds, NULL AS explainer_role"
-        ) + (
-            ", s.status AS score_status, s.family AS metric_family, s.metric_version, "
-            "s.role AS metric_role"
-            if self.version >= 3
-            else ", NULL AS score_status, NULL AS metric_family, NULL AS metric_version, "
-            "NULL AS metric_role"
+            (
+                "s.kind AS metric_kind, s.across_seeds, c.explainer_role"
+                if self.version >= 2  # older stores hold no facts: filled below
+                else "NULL AS metric_kind, NULL AS across_seeds, NULL AS explainer_role"
+            )
+            + (
+                ", s.status AS score_status, s.family AS metric_family, s.metric_version, "
+                "s.role AS metric_role"
+                if self.version >= 3
+                else ", NULL AS score_status, NULL AS metric_family, NULL AS metric_version, "
+                "NULL AS metric_role"
+            )
+            + (
+                ", s.range_low, s.range_high"
+                if self.version >= 4
+                else ", NULL AS range_low, NULL AS range_high"
+            )
         )
         query = (
             "SELECT c.run_id, c.dataset, c.model, c.explainer, c.seed, s.metric, s.value, "
@@ -673,6 +684,7 @@ class ResultsStore:
         frame["metric_role"] = (
             frame["metric_role"].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
         )
+        frame[["range_low", "range_high"]] = frame[["range_low", "range_high"]].astype(float)
         frame["metric_version"] = (
             frame["metric_version"].map(lambda v: None if pd.isna(v) else int(v)).astype(object)
         )

@@ -18,7 +18,7 @@ from pathlib import Path
 from harness.errors import StoreError
 
 #: The version this harness writes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -96,6 +96,10 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE scores ADD COLUMN family TEXT",
         "ALTER TABLE scores ADD COLUMN metric_version INTEGER",
         "ALTER TABLE scores ADD COLUMN role TEXT",
+    ],
+    4: [  # the values a metric can take (NULL: unbounded, or written before)
+        "ALTER TABLE scores ADD COLUMN range_low REAL",
+        "ALTER TABLE scores ADD COLUMN range_high REAL",
     ],
 }
 

@@ -30,6 +30,7 @@ from pydantic import (
 from harness import sweeps
 from harness.claims import ClaimSpec, claim_problems
 from harness.component import SUITE_FOLDER, Component
+from harness.datasets.explained_rows import ExplainSample
 from harness.errors import HarnessError, did_you_mean
 from harness.identifiers import Identifier
 from harness.records import RESULT_COLUMNS
@@ -99,7 +100,17 @@ class ExecutionOptions(_Strict):
     """How cells are executed."""
 
     explain_rows: int = Field(
-        200, ge=1, le=10_000_000, description="test rows explained per cell (the first N)"
+        200,
+        ge=1,
+        le=10_000_000,
+        description="test rows explained per cell (N; which ones: explain_sample)",
+    )
+    explain_sample: ExplainSample = Field(
+        "stratified",
+        description="which N test rows are explained when N < the test rows: 'stratified' "
+        "(a seeded sample with each class's share, every class present; the seed is the "
+        "cell's data seed, so all explainers of a seed explain the same rows) or 'first' "
+        "(the first N, e.g. a test split already in random order)",
     )
     target: str = Field(
         "prediction",

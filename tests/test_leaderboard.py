@@ -192,7 +192,53 @@ def test_a_table_wider_than_the_terminal_is_split_with_the_labels_repeated() -> 
         assert all(len(row) == len(part.columns) for row in part.rows + part.best)
     narrow = render_text([table], width=80)
     assert max(len(line) for line in narrow.splitlines()) <= 80
-    assert f"part {len(parts)} of {len(parts)}" in " ".join(narrow.split())  # titles may wrap
+    assert f"part {len(parts)} of {len(parts)}" in " ".join(narrow.split())
+
+
+def test_at_100_columns_split_titles_stay_on_one_line_and_headers_cannot_collide() -> None:
+    from harness.report.render import render_text
+
+    frame = results_frame()
+    names = ["activation_precision", "average_precision", "activation_sensitivity"]
+    wide = pd.concat(
+        [frame.assign(metric=frame["metric"].replace("spearman_gt", n)) for n in names]
+        + [frame.assign(metric=frame["metric"] + f"_{i}") for i in range(4)],
+        ignore_index=True,
+    )
+    table = all_tables(summarise(wide), "compact")[0]
+    text = render_text([table], width=100)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    titles = [line for line in lines if line.startswith("d_1 (mean ±½ 95% CI") and "— part" in line]
+    assert len(titles) > 1 and all(t.endswith(f"of {len(titles)}") for t in titles)
+    legend = {line.split(" = ")[1]: line.split(" = ")[0] for line in lines if " = " in line}
+    assert legend["activation_precision"] == "act_pre"  # was 'ap', as average_precision
+    assert legend["average_precision"] == "ave_pre"
+    assert legend["activation_sensitivity"] == "act_sen"
+    assert len(set(legend.values())) == len(legend)
+
+
+def test_the_progress_display_keeps_bar_counts_and_times_at_100_columns() -> None:
+    from rich.console import Console
+
+    from harness.runner.progress import RichProgress
+
+    for width in (80, 100, 160):
+        console = Console(width=width, file=io.StringIO(), color_system=None, record=True)
+        progress = RichProgress(console)
+        progress._task = progress._progress.add_task(
+            "softcam_paper: 55 cells", total=55, current=""
+        )
+        progress.stage(
+            "synthetic_lesions[contrast=0.25]/small_cnn/softcam_sparse/seed=3", "explaining"
+        )
+        progress._progress.advance(progress._task, 5)
+        console.print(progress._progress.get_renderable())
+        (line,) = console.export_text().rstrip("\n").splitlines()  # one line, never wrapped
+        assert len(line) <= width and "━" in line and " 5/55 " in line
+        assert "0:00:00" in line and "-:--:--" in line  # elapsed and remaining
+        if width >= 100:  # the explainer before the dataset
+            assert "explaining softcam_sparse · sm" in line
 
 
 def test_controls_are_never_best_nor_ranked_and_come_after_the_methods() -> None:
@@ -248,3 +294,23 @@ def test_a_metric_skipped_for_a_cell_says_skipped_like_its_footnote() -> None:
     assert cells["a"] == cells["b"] and cells["a"].startswith("skipped [")
     number = int(cells["a"].split("[")[1].rstrip("]"))
     assert table.footnotes[number - 1] == f"[{number}] {reason}"
+
+
+def test_an_entry_whose_seeds_disagree_is_marked_with_its_values() -> None:
+    frame = results_frame().assign(range_low=0.0, range_high=1.0)
+    score_cam = frame[frame["explainer"] == "a"].assign(explainer="score_cam")
+    score_cam.loc[score_cam["metric"] == "spearman_gt", "value"] = [0.38, 1.0, 0.26]
+    frame = pd.concat([frame, score_cam], ignore_index=True)
+    times = frame[frame["metric"] == "accuracy"].assign(
+        metric="explain_seconds", range_low=math.nan, range_high=math.nan, unit="s"
+    )
+    times["value"] = [0.379, 0.055, 0.058] * (len(times) // 3)  # unbounded: never marked
+    summary = summarise(pd.concat([frame, times], ignore_index=True))
+    marked = summary.loc[summary["disagree"], ["explainer", "metric"]].values.tolist()
+    assert marked == [["score_cam", "spearman_gt"]]  # 0.74 of [0, 1]; 'a' spans 0.2
+    table = all_tables(summary, "compact")[0]
+    cell = next(r for r in table.rows if r[1] == "score_cam")[table.columns.index("spearman_gt ↑")]
+    number = int(cell.rsplit("[", 1)[1].rstrip("]"))
+    assert table.footnotes[number - 1].startswith(f"[{number}] seeds disagree: 0.38, 1, 0.26")
+    legacy = summarise(results_frame())  # stored before ranges were kept: nothing marked
+    assert not legacy["disagree"].any()

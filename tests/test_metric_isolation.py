@@ -117,6 +117,9 @@ def test_scores_store_their_family_and_version_and_versions_are_compared(
     assert facts.loc["accuracy", "metric_family"] == "model"
     assert facts.loc["spearman_gt", "metric_family"] == "agreement"
     assert facts.loc["explain_seconds", "metric_family"] == "cost"
+    assert tuple(facts.loc["accuracy", ["range_low", "range_high"]]) == (0.0, 1.0)
+    assert tuple(facts.loc["spearman_gt", ["range_low", "range_high"]]) == (-1.0, 1.0)
+    assert facts.loc[["explain_seconds"], ["range_low", "range_high"]].isna().all(axis=None)
     assert (results["metric_version"] == 1).all()
     newer = results.assign(metric_version=results["metric_version"].where(
         results["metric"] != "kendall_gt", 2))  # fmt: skip
@@ -167,3 +170,21 @@ def test_a_failing_across_seeds_metric_fails_the_run_as_a_rescoring_would(
     assert rescored.failed_scores == summary.failed_scores
     with ResultsStore(tmp_path / "out", create=False) as store:
         assert {store.run_info(r)["status"] for r in store.run_ids()} == {"failed"}
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (1.5, "it returned 1.5, outside its range [0, 1]"),
+        (-0.01, "it returned -0.01, outside its range [0, 1]"),
+        (1 + 1e-12, None),  # float rounding is not a failure
+        (0.5, None),
+    ],
+)
+def test_a_value_outside_the_metrics_declared_range_is_a_failure(
+    value: float, problem: str | None
+) -> None:
+    from harness.metrics.base import MetricResult
+    from harness.runner.scoring import _outcome
+
+    assert _outcome(lambda: MetricResult(value), (0.0, 1.0))[1] == problem

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from harness.cli.app import SuiteArgument, app, listing, out, user_errors
+from harness.datasets.explained_rows import explained_rows
+
+if TYPE_CHECKING:
+    from harness.suite import Suite
 
 #: At most this many (dataset, model, explainer) rows are listed; the rest are counted.
 MAX_LISTED = 200
@@ -66,3 +71,40 @@ def validate(suite: SuiteArgument) -> None:
         for metric, reason in skips.items():
             out.print(f"metric {metric} not computed for {dataset} × {explainer}: {reason}")
     out.print(f"metrics: {', '.join(m.id for m in loaded.metrics)}")
+    for warning in explained_truth_warnings(loaded):
+        out.print(f"warning: {warning}", highlight=False)
+
+
+def explained_truth_warnings(loaded: Suite) -> list[str]:
+    """One warning per dataset whose explained images (for some seed and explainer) have
+    no ground truth — every localisation score would be undefined — when the dataset
+    can tell without being loaded (an image folder's listing)."""
+    options = loaded.spec.execution
+    counts = sorted({e.explain_rows or options.explain_rows for e in loaded.explainers})
+    warnings = []
+    for dataset in loaded.datasets:
+        known = dataset.component.test_truth()
+        if known is None:
+            continue
+        labels, has_truth = known
+        seeds = loaded.spec.seeds if options.data_seed is None else [options.data_seed]
+        empty = [
+            (seed, count)
+            for seed in seeds
+            for count in counts
+            if not has_truth[explained_rows(labels, count, options.explain_sample, seed)].any()
+        ]
+        if empty:
+            seed, count = empty[0]
+            where = "no test image" if not has_truth.any() else f"none of the {count} explained"
+            warnings.append(
+                f"dataset '{dataset.id}': {where} (seed {seed}) has ground truth, so every "
+                "localisation score will be undefined; check its masks/boxes/points"
+                + (", or explain more rows" if has_truth.any() else "")
+                + (
+                    " or use explain_sample = 'stratified'"
+                    if options.explain_sample == "first" and has_truth.any()
+                    else ""
+                )
+            )
+    return warnings

@@ -206,6 +206,13 @@ class DatasetSource(Component):
         """Build the dataset; the seed fixes generation and the train/test split."""
         raise NotImplementedError
 
+    def test_truth(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The test split's labels and, per test row, whether it has ground truth (a
+        mask, box or point) — when both are known without reading the data (a folder
+        listing), so ``validate`` can warn about an explained set without any; None when
+        they are not."""
+        return None
+
     def known_columns(self) -> list[str] | None:
         """A table's original column names when they are known without loading the data
         (so a suite naming a column can be checked before anything runs); None if not."""

@@ -131,6 +131,28 @@ class ImageFolder(DatasetSource):
 
     params: ImageFolderParams
 
+    def test_truth(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Labels and ground-truth presence from the folder listing and the annotation
+        files (a mask file, or a box or point row with coordinates, for the image's
+        stem); None when the folder cannot be listed or an annotation file read (``run``
+        then names the problem)."""
+        p = self.params
+        if not self.ground_truth_kinds():
+            return None
+        try:
+            test = self._entries(p.test_split, self._classes(p.train_split))
+            if p.masks is not None:
+                folder = p.root / p.masks / p.test_split
+                stems = {f.stem for c in folder.glob("*") if c.is_dir() for f in c.iterdir()}
+            else:
+                table = pd.read_csv(p.boxes or p.points, keep_default_na=False, na_values=[""])
+                table = table.rename(columns={"patientId": "image_id"})
+                stems = set(table.dropna()["image_id"].astype(str))
+        except (DatasetError, OSError, ValueError, KeyError):
+            return None
+        labels = np.array([e.label for e in test], dtype=np.int64)
+        return labels, np.array([e.path.stem in stems for e in test])
+
     def ground_truth_kinds(self) -> frozenset[str]:
         p = self.params
         return frozenset({"masks"}) if p.masks or p.boxes or p.points else frozenset()

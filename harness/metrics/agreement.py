@@ -75,6 +75,8 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 class _GroundTruthAgreement(Metric):
     """Compares global importance with the ground-truth importance vector."""
 
+    value_range = (-1.0, 1.0)
+
     family: ClassVar[MetricFamily] = "agreement"
 
     needs: ClassVar[frozenset[str]] = frozenset({"global_importance", "importance"})
@@ -153,6 +155,8 @@ class TopKPrecisionGroundTruth(_GroundTruthAgreement):
     feature order is favoured.
     """
 
+    value_range = (0.0, 1.0)
+
     undefined_for_constant_scores: ClassVar[bool] = False
     fixed_conventions: ClassVar[dict[str, str]] = {
         "k": "number of relevant features",
@@ -177,6 +181,8 @@ class ReferenceParams(AgreementParams):
 
 class _ReferenceAgreement(Metric):
     """Compares global importance with a reference explainer's (by id, same suite)."""
+
+    value_range = (-1.0, 1.0)
 
     family: ClassVar[MetricFamily] = "agreement"
 

@@ -143,6 +143,10 @@ class Metric(Component):
     #: stored scores of two versions are never compared as like with like
     version: ClassVar[int] = 1
     fixed_conventions: ClassVar[dict[str, Any]] = {}
+    #: the values it can take, (low, high) in its unit; None when unbounded. Stored with
+    #: each score: figures keep their axes within it, leaderboards mark an entry whose
+    #: seeds span over half of it.
+    value_range: ClassVar[tuple[float, float] | None] = None
 
     #: True for statistics over an explainer's seeds (one value per dataset × model ×
     #: explainer), computed after all cells by :meth:`compute_across_seeds`.

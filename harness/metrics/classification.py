@@ -105,6 +105,7 @@ def classification_score(
 
 
 class _Classification(Metric):
+    value_range = (0.0, 1.0)
     family: ClassVar[MetricFamily] = "model"
     kind = "model"
     needs: ClassVar[frozenset[str]] = frozenset({"predictions"})
@@ -171,6 +172,8 @@ class GainParams(PositiveClassParams):
 class GainOverTwin(Metric):
     """A by-design model's classification ``score`` minus its black-box twin's, in
     percentage points (100 × the difference of the fractions); positive: by design wins."""
+
+    value_range = (-100.0, 100.0)
 
     family: ClassVar[MetricFamily] = "model"
 

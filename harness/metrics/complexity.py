@@ -96,6 +96,8 @@ class _Complexity(Metric):
 class Sparseness(_Complexity):
     """Gini index of |a| per row (Chalasani et al. 2020); higher is sparser."""
 
+    value_range = (0.0, 1.0)
+
     unit = "Gini index"
 
     def per_row(self, values: np.ndarray) -> np.ndarray:
@@ -122,6 +124,8 @@ class EffectiveComplexityParams(Params):
 @metric_registry.register("effective_complexity")
 class EffectiveComplexity(_Complexity):
     """Share of features with |a| above ``threshold`` × the row's largest; lower is simpler."""
+
+    value_range = (0.0, 1.0)
 
     higher_is_better: ClassVar[bool] = False
     unit = "share of features"

@@ -72,6 +72,7 @@ def class_maps(evidence: Evidence, images: np.ndarray, classes: np.ndarray) -> n
 
 
 class _Consistency(Metric):
+    value_range = (0.0, 1.0)
     family: ClassVar[MetricFamily] = "faithfulness"
     needs: ClassVar[frozenset[str]] = frozenset({"attributions"})
     positive: ClassVar[bool] = True

@@ -137,6 +137,7 @@ def switched_probabilities(
 
 
 class _Curve(Metric):
+    value_range = (0.0, 1.0)
     family: ClassVar[MetricFamily] = "faithfulness"
     needs: ClassVar[frozenset[str]] = frozenset({"attributions", "model"})
     insert: ClassVar[bool] = False

@@ -46,6 +46,8 @@ def summarise_images(per_image: np.ndarray, valid: np.ndarray, why: str) -> Metr
 class _Localisation(Metric):
     """Checks shapes and masks, then ``per_image`` on flattened maps (images, pixels)."""
 
+    value_range = (0.0, 1.0)
+
     family: ClassVar[MetricFamily] = "localisation"
 
     needs: ClassVar[frozenset[str]] = frozenset({"attributions", "masks"})

@@ -24,6 +24,8 @@ class Accuracy(Metric):
     """Accuracy of the model the explainer ran on (fraction in [0, 1]), on the test split
     or (``split = "validation"``) on the validation split."""
 
+    value_range = (0.0, 1.0)
+
     role: ClassVar[MetricRole] = "accuracy"
 
     family: ClassVar[MetricFamily] = "model"
@@ -59,6 +61,8 @@ class AccuracyGainPoints(Metric):
 
     Twin: the same recipe and seed without the by-design change.
     """
+
+    value_range = (-100.0, 100.0)
 
     role: ClassVar[MetricRole] = "accuracy_gain"
 

@@ -94,6 +94,7 @@ def patch_maxima(maps: np.ndarray, patch: int) -> np.ndarray:
 
 
 class _PatchDeletion(Metric):
+    value_range = (0.0, 1.0)
     family: ClassVar[MetricFamily] = "faithfulness"
     needs: ClassVar[frozenset[str]] = frozenset({"attributions", "model"})
     higher_is_better: ClassVar[bool] = False

@@ -209,6 +209,8 @@ class TopKPatchPrecision(Metric):
 
     Images with an empty mask are left out (counted in the note)."""
 
+    value_range = (0.0, 1.0)
+
     role: ClassVar[MetricRole] = "precision_at_k_curve"
 
     family: ClassVar[MetricFamily] = "localisation"

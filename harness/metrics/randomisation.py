@@ -141,6 +141,8 @@ class MPRT(Metric):
     """Model parameter randomisation test (Adebayo et al. 2018): mean similarity of the
     explanation to the randomised models' over the layers; lower is better."""
 
+    value_range = (-1.0, 1.0)
+
     role: ClassVar[MetricRole] = "randomisation_curve"
 
     family: ClassVar[MetricFamily] = "randomisation"
@@ -192,6 +194,8 @@ class MPRT(Metric):
 class RandomLogit(Metric):
     """Similarity of the explained class's map to a random other class's (Sixt et al.
     2020); lower is better."""
+
+    value_range = (-1.0, 1.0)
 
     family: ClassVar[MetricFamily] = "randomisation"
 

@@ -86,6 +86,7 @@ def road_curves(evidence: Evidence, params: ROADParams, *, most_relevant_first: 
 
 
 class _ROAD(Metric):
+    value_range = (0.0, 1.0)
     family: ClassVar[MetricFamily] = "faithfulness"
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
     needs: ClassVar[frozenset[str]] = frozenset({"attributions", "model"})

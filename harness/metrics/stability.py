@@ -56,6 +56,8 @@ class Stability(_AcrossSeedPairs):
     undefined (a constant explanation) are left out; with none left the value is missing.
     """
 
+    value_range = (-1.0, 1.0)
+
     fixed_conventions: ClassVar[dict[str, str]] = {
         "aggregate": "across seeds: mean over pairs of seeds",
         "ties": "average ranks",
@@ -87,6 +89,8 @@ class TopKStability(_AcrossSeedPairs):
     with the k-th value all join the set (which may then hold more than k). With
     ``execution.data_seed`` the seeds vary the model and the sampling only.
     """
+
+    value_range = (0.0, 1.0)
 
     fixed_conventions: ClassVar[dict[str, str]] = {
         "aggregate": "across seeds: mean over pairs of seeds",

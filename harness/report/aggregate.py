@@ -44,12 +44,15 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     Columns: dataset, model, explainer, metric, metric_name, kind, mean, sd, ci_low,
     ci_high, n (seeds with a value), n_cells, higher_is_better, unit, status (``ok``,
     ``partial``, ``skipped``, ``failed``, ``undefined``), note (the distinct reasons for
-    missing values), control (the explainer is a control), rank (per dataset and metric
+    missing values), control (the explainer is a control), values (the per-seed values,
+    in seed order), range_low and range_high (the values the metric can take; NaN when
+    unbounded or not stored), disagree (see :func:`seeds_disagree`), rank (per dataset and metric
     among the methods, 1 = best; NaN for controls) and best (never set for ``reference``
     metrics nor for controls).
     """
     rows = []
     for key, group in results.groupby(_KEYS, sort=False):
+        group = group.sort_values("seed", kind="stable")
         values = group["value"].dropna()
         statuses = set(group["status"])
         if len(values) == len(group):
@@ -85,11 +88,15 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
                 "status": status,
                 "note": " | ".join(notes),
                 "control": role == "control",
+                "values": tuple(values) if spread else (),
+                "range_low": group["range_low"].iloc[0] if "range_low" in group else math.nan,
+                "range_high": group["range_high"].iloc[0] if "range_high" in group else math.nan,
             }
         )
     summary = pd.DataFrame(rows)
     if summary.empty:
         return summary.assign(rank=pd.Series(dtype=float), best=pd.Series(dtype=bool))
+    summary["disagree"] = seeds_disagree(summary)
     competing = summary["mean"].where(~summary["control"])  # controls are not ranked
     ranks = competing.groupby([summary["dataset"], summary["metric"]], sort=False)
     summary["rank"] = ranks.rank(method="min", ascending=False)
@@ -97,6 +104,21 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     summary.loc[lower, "rank"] = ranks.rank(method="min", ascending=True)[lower]
     summary["best"] = (summary["rank"] == 1) & (summary["kind"] != "reference")
     return summary
+
+
+#: An entry's seeds disagree when their values span more than this share of the values
+#: its metric can take (its declared range, e.g. [0, 1]).
+DISAGREEMENT = 0.5
+
+
+def seeds_disagree(summary: pd.DataFrame) -> pd.Series:
+    """Whether each entry's seeds disagree: its seed values span more than
+    :data:`DISAGREEMENT` of its metric's declared range — Score-CAM's mask ROC-AUC at
+    0.38, 1.00, 0.26 does (0.74 of [0, 1]). Metrics without a range (times, sensitivities)
+    are never marked: their spread has no scale to be judged against."""
+    spans = summary["values"].map(lambda v: max(v) - min(v) if v else math.nan)
+    width = summary["range_high"] - summary["range_low"]
+    return (spans > DISAGREEMENT * width).fillna(False).astype(bool)
 
 
 def select(summary: pd.DataFrame, metrics: list[str], datasets: list[str]) -> pd.DataFrame:
@@ -213,11 +235,15 @@ def leaderboard_tables(summary: pd.DataFrame, style: EntryStyle = "full") -> lis
                     if entry["n"]
                     else entry["status"]
                 )
-                if entry["n"] < entry["n_cells"]:
-                    text += f" (n={entry['n']}/{entry['n_cells']})" if entry["n"] else ""
-                    if entry["note"] not in footnotes:
-                        footnotes.append(entry["note"])
-                    text += f" [{footnotes.index(entry['note']) + 1}]"
+                notes = [entry["note"]] if entry["n"] < entry["n_cells"] else []
+                if entry["n"] < entry["n_cells"] and entry["n"]:
+                    text += f" (n={entry['n']}/{entry['n_cells']})"
+                if entry.get("disagree", False):
+                    notes.append(_disagreement_note(entry["values"], entry["unit"]))
+                for note in notes:
+                    if note not in footnotes:
+                        footnotes.append(note)
+                    text += f" [{footnotes.index(note) + 1}]"
                 row.append(text)
                 marks.append(bool(entry["best"]))
                 values.append(float(entry["mean"]))
@@ -242,6 +268,16 @@ def leaderboard_tables(summary: pd.DataFrame, style: EntryStyle = "full") -> lis
             )
         )
     return tables
+
+
+def _disagreement_note(values: tuple[float, ...], unit: str) -> str:
+    """The footnote of an entry whose seeds disagree, giving the seeds' values."""
+    scale, shown = _scale(max(abs(v) for v in values), unit)
+    listed = ", ".join(f"{v / scale:.3g}" for v in values)
+    return (
+        f"seeds disagree: {listed}{' ' + shown if shown else ''} (in seed order) span over "
+        f"{DISAGREEMENT:.0%} of the metric's range — read the mean with care"
+    )
 
 
 def rank_summary(summary: pd.DataFrame) -> LeaderboardTable | None:

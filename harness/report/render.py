@@ -169,14 +169,17 @@ HEADER_WIDTH = 16
 
 
 def short_headers(table: LeaderboardTable) -> dict[str, str]:
-    """Header → abbreviation for long metric names: the initials of its words
-    (``topk_precision_gt ↑`` → ``tpg ↑``), numbered when two would collide."""
+    """Header → abbreviation for long metric names: each word cut to its first three
+    letters (four-letter words kept; ``activation_precision ↑`` → ``act_pre ↑``,
+    ``average_precision ↑`` → ``ave_pre ↑``), so that two metrics whose initials agree
+    never share a header; a prime is added when two still would."""
     shorts: dict[str, str] = {}
     for header in table.columns[table.text_columns :]:
         name, _, arrow = header.rpartition(" ") if header[-1:] in "↑↓" else (header, "", "")
         if len(name) <= HEADER_WIDTH:
             continue
-        short = "".join(word[0] for word in re.split(r"[_\W]+", name) if word) or name[:3]
+        words = [w if len(w) <= 4 else w[:3] for w in re.split(r"[_\W]+", name) if w]
+        short = "_".join(words) or name[:HEADER_WIDTH]
         while f"{short} {arrow}".strip() in shorts.values() or short in table.columns:
             short += "'"
         shorts[header] = f"{short} {arrow}".strip()
@@ -199,7 +202,9 @@ def print_tables(console: Console, tables: list[LeaderboardTable]) -> None:
             table.text_columns,
         )
         for part in _fitting_parts(headed, console.width):
-            view = Table(title=part.title, title_justify="left", title_style="bold")
+            # the title above the table, not in it: a table's title wraps at its width
+            console.print(Text(part.title, style="bold"))
+            view = Table()
             for index, column in enumerate(part.columns):
                 label = index < part.text_columns
                 view.add_column(column, no_wrap=True, justify="left" if label else "right")
@@ -263,6 +268,8 @@ def render_csv(summary: pd.DataFrame) -> str:
     characters escaped (:mod:`harness.report.safe_text`)."""
     text_columns = [c for c in summary.columns if not pd.api.types.is_numeric_dtype(summary[c])]
     safe = summary.copy()
+    if "values" in safe:  # the per-seed values, space-separated
+        safe["values"] = safe["values"].map(lambda v: " ".join(f"{x:.6g}" for x in v))
     for column in text_columns:
         safe[column] = safe[column].map(
             lambda v: spreadsheet_cell(printable(v)) if isinstance(v, str) else v

@@ -25,6 +25,7 @@ import torch
 
 from harness.artifacts import products_arrays
 from harness.datasets.base import Dataset, with_validation_split
+from harness.datasets.explained_rows import explained_rows
 from harness.errors import HarnessError
 from harness.explainers.base import ExplainContext, Explainer, Explanation
 from harness.models.base import TrainedModel
@@ -172,8 +173,12 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
             design = _design_partner(cell, context, dataset, device)
         progress.stage(cell.cell_id, "explaining")
         with clock.time("explain"):
-            wanted = cell.explainer.explain_rows or options.explain_rows
-            rows = np.arange(min(wanted, len(dataset.x_test)))
+            rows = explained_rows(
+                dataset.y_test,
+                cell.explainer.explain_rows or options.explain_rows,
+                options.explain_sample,
+                cell_data_seed(cell, options),
+            )
             targets = _stage(
                 "choosing the explained class",
                 explained_classes,
@@ -280,12 +285,18 @@ def _stage(what: str, function: Callable[..., T], *args: object) -> T:
         ) from exc
 
 
+def cell_data_seed(cell: Cell, options: ExecutionOptions) -> int:
+    """The seed that draws the cell's data (and its explained rows): the suite's
+    ``data_seed`` when it holds the data fixed across seeds, else the cell's seed."""
+    return cell.seed if options.data_seed is None else options.data_seed
+
+
 def load_cell_dataset(cell: Cell, cache: ResultCache | None, options: ExecutionOptions) -> Dataset:
     """The cell's dataset — from the cache when its source is ``cacheable`` and it is
     stored there, else loaded (and stored) — with the suite's validation split held out
     of its training split. Both are drawn with the cell's seed, or with the suite's
     ``data_seed`` when it holds the data fixed across seeds."""
-    seed = cell.seed if options.data_seed is None else options.data_seed
+    seed = cell_data_seed(cell, options)
     dataset = _loaded_dataset(cell, cache, seed)
     if options.validation_fraction is None:
         return dataset
@@ -476,7 +487,7 @@ def _explain_or_reuse(
         return _stage(
             "explaining", _explain, cell, trained.model, dataset, rows, targets, batch, clock
         )
-    key = cache.explanation_key(trained.cache_key, cell, len(rows), target, batch)
+    key = cache.explanation_key(trained.cache_key, cell, rows, target, batch)
     stored = cache.load_explanation(key, len(rows), dataset.attribution_shape)
     if stored is not None:
         return stored

@@ -14,6 +14,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
 
@@ -45,18 +46,46 @@ class SilentProgress:
         pass
 
 
+def _fixed(width: int) -> Column:
+    """A progress column that keeps its width however narrow the terminal."""
+    return Column(no_wrap=True, min_width=width)
+
+
+def current_text(cell_id: str, stage: str) -> str:
+    """``explaining softcam_sparse · small_cnn · seed=3 · lesions``: the stage, then the
+    cell's parts most specific first, so that a narrow terminal cuts the dataset, not
+    the explainer."""
+    parts = cell_id.split("/")
+    if len(parts) != 4:  # not dataset/model/explainer/seed: as it is
+        return f"{stage} {cell_id}"
+    dataset, model, explainer, seed = parts
+    return f"{stage} {explainer} · {model} · {seed} · {dataset}"
+
+
 class RichProgress:
-    """A rich progress bar: cells done, the current cell and stage, elapsed and remaining."""
+    """A rich progress bar: cells done, the current cell and stage, elapsed and remaining.
+    The bar, counts and times keep their width at any terminal width (80, 100 columns);
+    the title and the current cell are cut with an ellipsis instead."""
 
     def __init__(self, console: Console) -> None:
         self._progress = Progress(
-            TextColumn("{task.description}", style="bold", markup=False),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[current]}", markup=False),
+            TextColumn(
+                "{task.description}",
+                style="bold",
+                markup=False,
+                table_column=Column(no_wrap=True, overflow="ellipsis", max_width=28),
+            ),
+            BarColumn(bar_width=20, table_column=_fixed(20)),
+            MofNCompleteColumn(table_column=_fixed(7)),
+            TimeElapsedColumn(table_column=_fixed(7)),
+            TimeRemainingColumn(table_column=_fixed(7)),
+            TextColumn(
+                "{task.fields[current]}",
+                markup=False,
+                table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1),
+            ),
             console=console,
+            expand=True,
         )
         self._task: TaskID | None = None
 
@@ -66,7 +95,7 @@ class RichProgress:
 
     def stage(self, cell_id: str, stage: str) -> None:
         if self._task is not None:
-            self._progress.update(self._task, current=f"{stage} {cell_id}")
+            self._progress.update(self._task, current=current_text(cell_id, stage))
 
     def cell_done(self, cell_id: str, status: str) -> None:
         if self._task is None:

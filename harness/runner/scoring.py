@@ -192,7 +192,10 @@ def score_cell(
             value, note = math.nan, f"no explained image selected ({evidence.image_selection})"
         else:
             restricted = evidence.restricted_to(metric.component.needs)
-            result, problem = _outcome(functools.partial(metric.component.compute, restricted))
+            result, problem = _outcome(
+                functools.partial(metric.component.compute, restricted),
+                metric.component.value_range,
+            )
             if result is None:
                 images = evidence.image_selection if per_image else "all"
                 records.append(_failed_score(metric, str(problem), images))
@@ -210,9 +213,12 @@ def unscored(metrics: list[Resolved[Metric]], note: str) -> list[ScoreRecord]:
     return [score_record(metric, None, note) for metric in metrics]
 
 
-def _outcome(compute: Callable[[], MetricResult]) -> tuple[MetricResult | None, str | None]:
+def _outcome(
+    compute: Callable[[], MetricResult], value_range: tuple[float, float] | None = None
+) -> tuple[MetricResult | None, str | None]:
     """A metric's result, or why it failed instead: it raised, or gave a value that
-    cannot be stored as it is (infinite, or NaN without a note saying why)."""
+    cannot be stored as it is (infinite, NaN without a note saying why, or outside the
+    metric's declared ``value_range`` by more than float rounding)."""
     try:
         result = compute()
     except Exception as error:  # the metric's failure, not the cell's or the run's
@@ -222,6 +228,11 @@ def _outcome(compute: Callable[[], MetricResult]) -> tuple[MetricResult | None, 
         return None, f"it returned {value}"
     if math.isnan(value) and not result.note:
         return None, "it returned NaN without saying why"
+    if value_range is not None and not math.isnan(value):
+        low, high = value_range
+        slack = 1e-9 * max(1.0, high - low)
+        if not low - slack <= value <= high + slack:
+            return None, f"it returned {value:g}, outside its range [{low:g}, {high:g}]"
     return result, None
 
 
@@ -263,6 +274,7 @@ def score_record(
         family=component.family,
         metric_version=component.version,
         role=component.role,
+        value_range=component.value_range,
     )
 
 
@@ -293,7 +305,8 @@ def score_across_seeds(
                 continue
             seeds = [importances[c] for c in cell_ids]
             result, problem = _outcome(
-                functools.partial(metric.component.compute_across_seeds, seeds)
+                functools.partial(metric.component.compute_across_seeds, seeds),
+                metric.component.value_range,
             )
             if result is None:
                 failed = _failed_score(metric, str(problem))
