@@ -65,7 +65,16 @@ class ComponentSpec(_Strict):
     """
 
     name: Identifier = Field(description="registered name, or 'package.module:Class'")
-    id: Identifier | None = Field(None, description="label in reports (default: the name)")
+    id: Identifier | None = Field(
+        None, description="the entry's id in cells, reports and files (default: the name)"
+    )
+    label: str | None = Field(
+        None,
+        min_length=1,
+        max_length=60,
+        description="display label in figures (e.g. 'Grad-CAM'; default: the id); a swept "
+        "entry's label is followed by its swept values",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     explains: Identifier | None = Field(
         None,
@@ -82,13 +91,14 @@ class ComponentSpec(_Strict):
     _swept: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @property
-    def label(self) -> str:
+    def entry_id(self) -> str:
+        """The entry's id: ``id``, else its name."""
         return self.id or self.name
 
     @property
     def base(self) -> str:
         """The id of the suite entry this one was generated from (its own id if none)."""
-        return self._base or self.label
+        return self._base or self.entry_id
 
     @property
     def swept(self) -> dict[str, Any]:
@@ -227,6 +237,29 @@ class FigureSpec(_Strict):
     explainers: list[str] = Field(default_factory=list, description="explainer ids (default all)")
     x: str | None = Field(None, description="kind 'sweep': the swept parameter on the x axis")
     hue: str | None = Field(None, description="kind 'sweep': a swept parameter drawn as colour")
+    width: float | None = Field(
+        None, ge=1, le=30, description="inches (3.5: one paper column, 7: two; default: by kind)"
+    )
+    height: float | None = Field(
+        None, ge=1, le=30, description="inches (default: the kind's aspect at that width)"
+    )
+    dpi: int = Field(200, ge=50, le=1200, description="PNG resolution, dots per inch")
+    font_size: float | None = Field(
+        None,
+        ge=4,
+        le=24,
+        description="points for body text, other text scaled alike (default: 8 at width "
+        "≤ 4 in, else matplotlib's 10)",
+    )
+    sharey: bool = Field(False, description="one y-range for every panel of the figure")
+    images: list[int] = Field(
+        default_factory=list,
+        description="kind 'gallery': the test rows to show (of those stored: every class "
+        "in turn, 8 per cell)",
+    )
+    classes: list[str] = Field(
+        default_factory=list, description="kind 'gallery': show images of these classes only"
+    )
 
     @model_validator(mode="after")
     def _metric_for_metric_plots(self) -> FigureSpec:
@@ -282,6 +315,8 @@ class Resolved(Generic[C]):
     explains: str | None = None
     #: explainers: the rows it explains, when not ``execution.explain_rows``
     explain_rows: int | None = None
+    #: the display label of figures (None: the id)
+    label: str | None = None
 
     @property
     def name(self) -> str:
@@ -326,6 +361,7 @@ class Suite:
                 | ({"sweep": {"base": r.base, "values": r.swept}} if r.swept else {})
                 | ({"explains": r.explains} if getattr(r, "explains", None) else {})
                 | ({"explain_rows": r.explain_rows} if getattr(r, "explain_rows", None) else {})
+                | ({"label": r.label} if r.label else {})
                 for r in items
             ]
 
@@ -504,7 +540,7 @@ def _expanded(spec: SuiteSpec, where: str) -> SuiteSpec:
                     f"{key}: the sweeps expand into more than {sweeps.MAX_EXPANSION} entries"
                 )
                 continue
-            for label, concrete, values in sweeps.expand(entry.label, params):
+            for label, concrete, values in sweeps.expand(entry.entry_id, params):
                 rows_value = concrete.pop(EXPLAIN_ROWS, None)
                 try:
                     generated = ComponentSpec(
@@ -513,6 +549,7 @@ def _expanded(spec: SuiteSpec, where: str) -> SuiteSpec:
                         params=concrete,
                         explains=entry.explains,
                         explain_rows=rows_value,
+                        label=entry.label,
                     )
                 except ValidationError:
                     problems.append(
@@ -521,7 +558,7 @@ def _expanded(spec: SuiteSpec, where: str) -> SuiteSpec:
                         "the entry a shorter id or sweep fewer values"
                     )
                     break
-                generated._base, generated._swept = entry.label, values
+                generated._base, generated._swept = entry.entry_id, values
                 sections[section].append(generated)
     if problems:
         raise SuiteError("\n".join(f"{where}: {line}" for line in problems))
@@ -541,16 +578,16 @@ def _id_problems(spec: SuiteSpec) -> list[str]:
         labels[section] = []
         seen: set[str] = set()
         for index, entry in enumerate(getattr(spec, section)):
-            if entry.label in seen:
+            if entry.entry_id in seen:
                 problems.append(
-                    f"{section}[{index}]: id '{entry.label}' is used twice in [{section}]; "
+                    f"{section}[{index}]: id '{entry.entry_id}' is used twice in [{section}]; "
                     "give each entry a distinct `id`"
                 )
-            seen.add(entry.label)
-            labels[section].append(entry.label)
+            seen.add(entry.entry_id)
+            labels[section].append(entry.entry_id)
 
     def with_bases(section: str) -> list[str]:  # a sweep's base id selects all its entries
-        bases = [e.base for e in getattr(spec, section) if e.base != e.label]
+        bases = [e.base for e in getattr(spec, section) if e.base != e.entry_id]
         return labels[section] + list(dict.fromkeys(bases))
 
     swept = sorted({k for s in SECTIONS for e in getattr(spec, s) for k in e.swept})
@@ -620,7 +657,7 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
             resolved = _resolve(entry, registries[section], f"{section}[{index}]", problems, folder)
             if resolved is not None:
                 sections[section].append(resolved)
-    explainer_ids = [e.label for e in spec.explainers]
+    explainer_ids = [e.entry_id for e in spec.explainers]
     for index, metric in enumerate(sections["metrics"]):
         for reference in metric.component.references():
             if reference not in explainer_ids:
@@ -709,10 +746,11 @@ def _resolve(
     component = cls(params)
     problems += [f"{key}.params.{problem}" for problem in component.input_problems()]
     return Resolved(
-        id=entry.label,
+        id=entry.entry_id,
         component=component,
         base=entry.base,
         swept=entry.swept,
         explains=entry.explains,
         explain_rows=entry.explain_rows,  # type: ignore[arg-type]
+        label=entry.label,
     )

@@ -106,7 +106,8 @@ def test_a_store_written_before_the_facts_is_read_and_upgraded(tmp_path: Path) -
     with ResultsStore(old, create=False) as store:
         assert store.version == 1
     read = load_results(old)  # read-only: facts filled in memory from the registries
-    since_3 = ["metric_family", "metric_version", "metric_role"]  # not guessed: None
+    # not guessed: None (family, version, role), NaN (the range: unbounded or unknown)
+    since_3 = ["metric_family", "metric_version", "metric_role", "range_low", "range_high"]
     assert read[since_3].isna().all().all()
     pd.testing.assert_frame_equal(read.drop(columns=since_3), expected.drop(columns=since_3))
     with ResultsStore(old) as store:  # opened for writing: migrated, facts stored

@@ -43,8 +43,12 @@ def test_oracle_is_perfect_and_beats_random(tiny_run) -> None:
 def test_integrated_gradients_finds_the_relevant_features(tiny_run) -> None:
     out, summary = tiny_run
     results = load_results(out, summary.run_id)
-    topk = results[(results["metric"] == "topk_precision_gt")].groupby("explainer")["value"]
-    assert topk.get_group("integrated_gradients").mean() >= 2 / 3
+    scores = results[results["explainer"] == "integrated_gradients"].pivot_table(
+        index="seed", columns="metric", values="value"
+    )
+    # an explanation can only find what the model uses: judged where the model is good
+    accurate = scores[scores["accuracy"] >= 0.9]
+    assert len(accurate) and (accurate["topk_precision_gt"] >= 2 / 3).all()
 
 
 def test_model_is_shared_by_the_explainers_of_a_seed(tiny_run) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import textwrap
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from harness import artifacts
 from harness.errors import HarnessError
@@ -73,13 +76,158 @@ def feature_counts(config: dict[str, Any]) -> dict[str, tuple[int, int]]:
         if {"n_features", "n_informative"} <= params.keys():
             relevant = params["n_informative"] + params.get("n_redundant", 0)
             counts[entry["id"]] = (relevant, params["n_features"] - relevant)
-    return counts
+    labels = display_labels(config)["dataset"]
+    return counts | {labels[d]: counts[d] for d in counts if d in labels}
 
 
 #: What a file stem is made of (no separator, no leading dot).
 _STEM = re.compile(r"[\w=+,-][\w.=+,-]{0,170}", re.ASCII)
 #: Names kept as they are in file names: lower-case ASCII letters, digits, ``_.=+,``.
 _PLAIN_NAME = re.compile(r"[a-z0-9_=+,][a-z0-9_.=+,]{0,149}")
+
+
+def value_range(block: pd.DataFrame) -> tuple[float, float] | None:
+    """The values the metric of ``block``'s rows can take, as stored with its scores;
+    None when unbounded or stored before ranges were kept."""
+    if "range_low" not in block or block["range_low"].isna().all():
+        return None
+    return float(block["range_low"].dropna().iloc[0]), float(block["range_high"].dropna().iloc[0])
+
+
+def within_range(axis: Axes, block: pd.DataFrame, which: str = "y") -> None:
+    """Keep an axis inside the values its metric can take (plus 3 % of that range), after
+    autoscaling: an interval or a margin never suggests an accuracy above 1."""
+    bounds = value_range(block)
+    if bounds is None:
+        return
+    low, high = bounds
+    margin = 0.03 * (high - low)
+    get, put = (axis.get_ylim, axis.set_ylim) if which == "y" else (axis.get_xlim, axis.set_xlim)
+    shown_low, shown_high = get()
+    put(max(shown_low, low - margin), min(shown_high, high + margin))
+
+
+def display_labels(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Column (dataset, model, explainer) → entry id → its display ``label`` (suite
+    entries' ``label = "Grad-CAM"``; a swept entry's label is followed by its swept
+    values, ``Grad-CAM[relu=False]``). Ids without a label are absent."""
+    labels: dict[str, dict[str, str]] = {}
+    for section, column in (
+        ("datasets", "dataset"),
+        ("models", "model"),
+        ("explainers", "explainer"),
+    ):
+        mapping = labels.setdefault(column, {})
+        for entry in config.get(section, []):
+            if not entry.get("label"):
+                continue
+            base = entry.get("sweep", {}).get("base", entry["id"])
+            suffix = entry["id"][len(base) :] if entry["id"].startswith(base) else ""
+            mapping[entry["id"]] = entry["label"] + suffix
+    return labels
+
+
+def relabelled(results: pd.DataFrame, config: dict[str, Any]) -> pd.DataFrame:
+    """``results`` with dataset, model and explainer ids replaced by display labels."""
+    for column, mapping in display_labels(config).items():
+        if mapping:
+            results = results.assign(**{column: results[column].replace(mapping)})
+    return results
+
+
+#: Body text size (points) of a figure drawn at most this wide (inches): a paper column.
+NARROW_WIDTH, NARROW_FONT = 4.0, 8.0
+#: Matplotlib's body text size, against which a figure's other text sizes are scaled.
+BASE_FONT = 10.0
+
+
+#: The narrowest panel (inches) a figure of a given width is reflowed to.
+PANEL_WIDTH = 2.3
+
+
+def styled(drawing: Callable[[], Figure | None], spec: dict[str, Any]) -> Figure | None:
+    """Draw, then apply the spec's paper options: ``font_size`` (every text scaled by
+    font_size / 10, so titles stay larger than tick labels; 8 pt by default at a width of
+    at most 4 in), ``width``/``height`` in inches — panels reflowed into as many columns
+    as fit (:data:`PANEL_WIDTH` each), legends outside the panels moved below them,
+    titles wrapped, the height following the rows when not given — ``sharey`` (one
+    y-range for every plotted panel) and ``dpi`` (150 for the default figures)."""
+    figure = drawing()
+    if figure is None:
+        return None
+    width, height = spec.get("width"), spec.get("height")
+    size = spec.get("font_size") or (NARROW_FONT if width and width <= NARROW_WIDTH else None)
+    panels = [a for a in figure.axes if a.get_visible() and a.has_data()]
+    if spec.get("sharey") and panels:
+        lows, highs = zip(*(a.get_ylim() for a in panels), strict=True)
+        for axis in panels:
+            if not axis.images:
+                axis.set_ylim(min(lows), max(highs))
+    if size:
+        for text in figure.findobj(Text):
+            text.set_fontsize(float(text.get_fontsize()) * size / BASE_FONT)
+    if width:
+        height = height or _reflowed(figure, panels, width)
+    elif height:
+        shown_w, shown_h = figure.get_size_inches()
+        width = shown_w * height / shown_h
+    if width and height:
+        figure.set_size_inches(width, height)
+    if width or size:  # constrained layout: room for titles, rotated labels, colour bars
+        figure.set_layout_engine("constrained")
+    figure.set_dpi(spec.get("dpi") or 150)
+    return figure
+
+
+def _reflowed(figure: Figure, panels: list[Axes], width: float) -> float:
+    """Lay ``figure``'s plotted panels out ``width`` inches wide (image grids keep their
+    layout), move legends from beside the panels to below them and wrap the title;
+    returns the height (inches) that keeps each panel's shape."""
+    shown_w, shown_h = figure.get_size_inches()
+    place = panels[0].get_subplotspec() if panels else None
+    if any(a.images for a in panels) or len(panels) < 2 or place is None:
+        columns = rows = 1
+        panel_w, panel_h = shown_w, shown_h
+    else:
+        old_rows, old_columns = place.get_gridspec().get_geometry()
+        panel_w, panel_h = shown_w / old_columns, shown_h / old_rows
+        columns = max(1, min(len(panels), int(width // PANEL_WIDTH)))
+        rows = -(-len(panels) // columns)
+        layout = figure.add_gridspec(rows, columns)
+        for index, axis in enumerate(panels):
+            axis.set_subplotspec(layout[index // columns, index % columns])
+    for legend in list(figure.legends):  # beside the panels → below the figure
+        handles = [h for h in legend.legend_handles if h is not None]
+        labels = [t.get_text() for t in legend.texts]
+        size = float(legend.texts[0].get_fontsize()) if legend.texts else None
+        legend.remove()
+        figure.legend(
+            handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+            ncols=max(1, int(width // 1.6)), fontsize=size, frameon=False,
+        )  # fmt: skip
+    for axis in panels:  # beside a panel → below it
+        beside = axis.get_legend()
+        if beside is not None and beside.get_bbox_to_anchor().x0 > axis.bbox.x1 - 1:
+            handles = [h for h in beside.legend_handles if h is not None]
+            labels = [t.get_text() for t in beside.texts]
+            size = float(beside.texts[0].get_fontsize()) if beside.texts else None
+            axis.legend(  # below the tick labels and the axis label (in font sizes)
+                handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                borderaxespad=5.5, ncols=max(1, int(width / columns // 1.7)),
+                fontsize=size, frameon=False,
+            )  # fmt: skip
+    titles = [(getattr(figure, "_suptitle", None), width)]
+    titles += [(axis.title, width / columns) for axis in panels]
+    for text, room in titles:  # wrapped to the width they have
+        if text is not None and text.get_text() and text.get_rotation() == 0:
+            characters = int(room * 72 / (0.55 * float(text.get_fontsize())))
+            lines = text.get_text().splitlines()
+            text.set_text(
+                "\n".join(w for line in lines for w in textwrap.wrap(line, max(16, characters)))
+            )
+    heading = titles[0][0]
+    title = 0.25 * (heading.get_text().count("\n") + 1) if heading is not None else 0.0
+    return rows * (width / columns) * min(max(panel_h / panel_w, 0.3), 1.2) + 0.5 + title
 
 
 def file_stem(name: str) -> str:
@@ -108,7 +256,9 @@ def save(figure: Figure, folder: Path, name: str, run_id: str) -> list[Path]:
             ("pdf", {"Title": name, "Subject": f"xai-harness run {run_id}"}),
         ):
             path = folder / f"{name}.{suffix}"
-            figure.savefig(path, dpi=150, bbox_inches="tight", metadata=metadata)
+            figure.savefig(
+                path, dpi=figure.get_dpi(), bbox_inches="tight", pad_inches=0.02, metadata=metadata
+            )
             written.append(path)
     except OSError as exc:
         raise HarnessError(
@@ -264,25 +414,27 @@ def parameter_sweep_figure(results: pd.DataFrame, spec: dict[str, Any]) -> Figur
 
 
 def importance_figure(
-    results: pd.DataFrame,
-    importance: dict[str, np.ndarray],
-    truth: dict[str, np.ndarray],
-    dataset: str,
-    model: str,
+    results: pd.DataFrame, arrays: dict[str, dict[str, np.ndarray]], dataset: str, model: str
 ) -> Figure | None:
-    """Each explainer's global importance per feature (normalised to sum 1 per seed; mean
-    ± sd over seeds); bars of relevant features are coloured, irrelevant ones grey."""
+    """Each explainer's global importance per feature, named (as a share of the total
+    |importance| of its seed, so explainers compare on one scale; mean ± sd over seeds);
+    bars of relevant features are coloured, irrelevant ones grey."""
+    importance = arrays[artifacts.GLOBAL_IMPORTANCE]
+    truth = arrays[artifacts.GROUND_TRUTH_IMPORTANCE]
     cells = ok_rows(results, dataset, model).drop_duplicates("cell_id")
     cells = cells[(cells["explainer_role"] != "control") & cells["cell_id"].isin(importance)]
     truth_vector = next((truth[c] for c in cells["cell_id"] if c in truth), None)
     if cells.empty or truth_vector is None:
         return None
+    names = next((arrays.get(artifacts.COLUMN_NAMES, {}).get(c) for c in cells["cell_id"]), None)
+    if names is None or len(names) != len(truth_vector):
+        names = np.arange(len(truth_vector)).astype(str)
     explainers = list(dict.fromkeys(cells["explainer"]))
     colours = explainer_colours(list(results["explainer"].unique()))
     figure, axes = plt.subplots(
         len(explainers),
         1,
-        figsize=(max(6, 0.28 * len(truth_vector) + 2), 1.6 * len(explainers)),
+        figsize=(max(6, 0.28 * len(truth_vector) + 2), 1.6 * len(explainers) + 0.8),
         sharex=True,
         squeeze=False,
     )
@@ -302,9 +454,15 @@ def importance_figure(
         )
         axis.set_ylabel(explainer, rotation=0, ha="right", va="center", fontsize=9)
         axis.tick_params(axis="y", labelsize=7)
-    axes[-1, 0].set_xticks(features)
+    rotation = 0 if max(len(str(n)) for n in names) <= 3 else 90
+    axes[-1, 0].set_xticks(features, [str(n) for n in names], rotation=rotation, fontsize=7)
     axes[-1, 0].set_xlabel("feature (coloured: relevant, grey: irrelevant)")
-    figure.suptitle(f"Global importance on {dataset} ({model}; mean ± sd over seeds)")
+    figure.suptitle(
+        f"Global importance on {dataset} ({model}): share of the total |importance| per "
+        "seed, mean ± sd over seeds",
+        fontsize=10,
+    )
+    figure.tight_layout()
     return figure
 
 
@@ -348,13 +506,21 @@ def trajectory_figure(
 
 
 def gallery_figure(
-    results: pd.DataFrame, arrays: dict[str, dict[str, np.ndarray]], dataset: str, model: str
+    results: pd.DataFrame,
+    arrays: dict[str, dict[str, np.ndarray]],
+    dataset: str,
+    model: str,
+    spec: dict[str, Any] | None = None,
 ) -> Figure | None:
     """Rows = images, columns = the input and each explainer's map (lowest seed); the
-    ground-truth mask's contour is drawn on every panel. Each explainer keeps one colour
-    map down its column: diverging on a symmetric scale (±max |map|) when its explanation
-    is signed, sequential otherwise. Maps are scaled per panel, so shapes, not magnitudes,
-    are compared."""
+    ground-truth mask's contour is drawn on every panel, each row is labelled with the
+    image's class and test row. The stored images take every class in turn; the spec's
+    ``images`` (test rows) or ``classes`` (class names) choose among them — a row or
+    class not stored is a :class:`HarnessError` naming those that are. Each explainer
+    keeps one colour map down its column: diverging on a symmetric scale (±max |map|)
+    when its explanation is signed, sequential otherwise. Maps are scaled per panel, so
+    shapes, not magnitudes, are compared."""
+    spec = spec or {}
     cells = ok_rows(results, dataset, model).drop_duplicates("cell_id")
     cells = cells[cells["cell_id"].isin(arrays[artifacts.GALLERY_MAPS])]
     if cells.empty:
@@ -364,30 +530,38 @@ def gallery_figure(
     first = cells["cell_id"].iloc[0]
     images = arrays[artifacts.GALLERY_INPUTS][first]
     masks = arrays.get(artifacts.GALLERY_MASKS, {}).get(first)
-    rows = len(images)
+    rows_of = arrays.get(artifacts.GALLERY_ROWS, {}).get(first)
+    classes_of = arrays.get(artifacts.GALLERY_LABELS, {}).get(first)
+    shown = _chosen_images(spec, rows_of, classes_of, len(images), dataset)
     columns = ["input", *cells["explainer"]]
     figure, axes = plt.subplots(
-        rows, len(columns), figsize=(1.35 * len(columns), 1.4 * rows + 0.6), squeeze=False
+        len(shown),
+        len(columns),
+        figsize=(1.35 * len(columns), 1.4 * len(shown) + 0.6),
+        squeeze=False,
     )
-    for r in range(rows):
+    for r, image in enumerate(shown):
         for c, title in enumerate(columns):
             axis = axes[r, c]
             axis.set_xticks([])
             axis.set_yticks([])
             if c == 0:
-                picture = images[r].transpose(1, 2, 0) if images.shape[1] == 3 else images[r, 0]
+                picture = images[image]
+                picture = picture.transpose(1, 2, 0) if picture.shape[0] == 3 else picture[0]
                 axis.imshow(picture, cmap="gray")
+                if rows_of is not None and classes_of is not None:
+                    axis.set_ylabel(f"{classes_of[image]}\nrow {rows_of[image]}", fontsize=7)
             else:
                 cell = cells["cell_id"].iloc[c - 1]
-                heat = arrays[artifacts.GALLERY_MAPS][cell][r]
+                heat = arrays[artifacts.GALLERY_MAPS][cell][image]
                 signed = arrays.get(artifacts.EXPLANATION_SIGNED, {}).get(cell)
                 if bool(signed) if signed is not None else heat.min() < 0:
                     bound = float(np.abs(heat).max()) or 1.0
                     axis.imshow(heat, cmap="RdBu_r", vmin=-bound, vmax=bound)
                 else:
                     axis.imshow(heat, cmap="viridis")
-            if masks is not None and masks[r].any():
-                axis.contour(masks[r], levels=[0.5], colors="red", linewidths=0.8)
+            if masks is not None and masks[image].any():
+                axis.contour(masks[image], levels=[0.5], colors="red", linewidths=0.8)
             if r == 0:
                 axis.set_title(title, fontsize=7, rotation=30, ha="left", va="bottom")
     figure.suptitle(
@@ -396,6 +570,41 @@ def gallery_figure(
         fontsize=9,
     )
     return figure
+
+
+def _chosen_images(
+    spec: dict[str, Any],
+    rows: np.ndarray | None,
+    classes: np.ndarray | None,
+    stored: int,
+    dataset: str,
+) -> list[int]:
+    """Positions of the stored gallery images the spec asks for (all by default)."""
+    wanted_rows, wanted_classes = spec.get("images") or [], spec.get("classes") or []
+    if not wanted_rows and not wanted_classes:
+        return list(range(stored))
+    if rows is None or classes is None:
+        raise HarnessError(
+            f"figure 'gallery' of {dataset}: this run stored no rows or classes with its "
+            "gallery (run before they were kept); run the suite again to choose images"
+        )
+    for wanted, known, what in (
+        (wanted_rows, rows, "test row"),
+        (wanted_classes, classes, "class"),
+    ):
+        missing = [w for w in wanted if str(w) not in {str(k) for k in known}]
+        if missing:
+            listed = ", ".join(dict.fromkeys(str(k) for k in known))
+            raise HarnessError(
+                f"figure 'gallery' of {dataset}: {what} {missing[0]} is not among the "
+                f"images stored for the gallery ({listed}); choose among them"
+            )
+    return [
+        i
+        for i in range(stored)
+        if (not wanted_rows or int(rows[i]) in wanted_rows)
+        and (not wanted_classes or str(classes[i]) in wanted_classes)
+    ]
 
 
 #: Localisation metrics drawn against accuracy, in this order, when the run has them.
@@ -459,7 +668,9 @@ def family_metrics(data: pd.DataFrame, family: str, legacy: tuple[str, ...] = ()
 def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure | None:
     """Each localisation metric (by family) against model accuracy: one point per model ×
     explainer (mean ± sd over seeds on both axes); colour = explainer, marker = model.
-    None without accuracy or a localisation metric."""
+    Explainers of one model share its accuracy, so their points are dodged sideways (by
+    at most 1 % of the accuracy range, said in the title); axes stay within the metrics'
+    ranges. None without accuracy or a localisation metric."""
     data = results[(results["dataset"] == dataset) & results["value"].notna()]
     panels = [(m, m) for m in family_metrics(data, "localisation", LOCALISATION_PANELS)]
     accuracies = role_metrics(data, "accuracy")
@@ -471,7 +682,11 @@ def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure 
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.6 * rows), squeeze=False)
-    accuracy = data[data["metric"] == accuracies[0]].set_index("cell_id")["value"]
+    accuracy_rows = data[data["metric"] == accuracies[0]]
+    accuracy = accuracy_rows.set_index("cell_id")["value"]
+    explainers = list(dict.fromkeys(data["explainer"]))
+    dodge = {e: (i - (len(explainers) - 1) / 2) * 0.01 / max(len(explainers) - 1, 1)
+             for i, e in enumerate(explainers)}  # fmt: skip
     for axis, (metric, label) in zip(axes.flat, panels, strict=False):
         block = data[data["metric"] == metric].copy()
         block["accuracy"] = block["cell_id"].map(accuracy)
@@ -480,7 +695,7 @@ def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure 
         for (model, explainer), point in means.iterrows():
             spread = spreads.loc[(model, explainer)]
             axis.errorbar(
-                point["accuracy"],
+                point["accuracy"] + dodge[explainer],
                 point["value"],
                 xerr=spread["accuracy"],
                 yerr=spread["value"],
@@ -492,7 +707,9 @@ def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure 
                 linestyle="none",
                 mfc="none" if explainer in control else colours[explainer],
             )
-        axis.set_xlabel("accuracy of the explained model")
+        within_range(axis, accuracy_rows, "x")
+        within_range(axis, block, "y")
+        axis.set_xlabel("model accuracy")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
     for axis in axes.flat[len(panels) :]:
@@ -504,17 +721,22 @@ def accuracy_localisation_figure(results: pd.DataFrame, dataset: str) -> Figure 
             color=colours[e],
             marker="o",
             linestyle="none",
-            label=e,
+            label=f"{e} (control)" if e in control else e,
             mfc="none" if e in control else colours[e],
         )
-        for e in dict.fromkeys(data["explainer"])
-    ] + [
-        plt.Line2D([], [], color="black", marker=m, linestyle="none", mfc="none", label=model)
-        for model, m in markers.items()
+        for e in explainers
     ]
+    if len(markers) > 1:  # one model needs no marker legend
+        handles += [
+            plt.Line2D([], [], color="black", marker=m, linestyle="none", mfc="none",
+                       label=f"model: {model}")
+            for model, m in markers.items()
+        ]  # fmt: skip
     figure.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     figure.suptitle(
-        f"{dataset}: localisation against accuracy (mean ± sd over seeds; hollow = control)"
+        f"{dataset}: localisation against accuracy (mean ± sd over seeds; hollow = control; "
+        "points dodged sideways by ≤ 0.005)",
+        fontsize=10,
     )
     figure.tight_layout()
     return figure
@@ -669,7 +891,8 @@ def k_curve_figure(
     role, key, xlabel, ylabel, title, random_name = K_CURVES[kind]
     cells = ok_rows(results, dataset, model)
     metrics = role_metrics(cells, role)
-    metrics = [m for m in metrics if arrays.get(artifacts.metric_array(m, key))]
+    shown = set(cells["cell_id"])
+    metrics = [m for m in metrics if shown & set(arrays.get(artifacts.metric_array(m, key), {}))]
     if not metrics:
         return None
     colours = explainer_colours(list(results["explainer"].unique()))
@@ -749,16 +972,17 @@ def metric_figure(results: pd.DataFrame, metric: str) -> Figure | None:
         squeeze=False,
     )
     higher = bool(data["higher_is_better"].iloc[0])
+    several_models = len({m for m, _ in entries}) > 1
     for axis, dataset in zip(axes[0], datasets, strict=True):
         block = data[data["dataset"] == dataset]
+        present = set(zip(block["model"], block["explainer"], strict=True))
+        shown = [e for e in entries if e in present]
         labels = []
-        for x, (model, explainer) in enumerate(entries):
+        for x, (model, explainer) in enumerate(shown):
             values = block.loc[
                 (block["model"] == model) & (block["explainer"] == explainer), "value"
             ].to_numpy()
-            labels.append(
-                f"{explainer} ({model})" if len({m for m, _ in entries}) > 1 else explainer
-            )
+            labels.append(f"{explainer} ({model})" if several_models else explainer)
             if not len(values):
                 continue
             mean = values.mean()
@@ -773,8 +997,10 @@ def metric_figure(results: pd.DataFrame, metric: str) -> Figure | None:
                 color=colours[explainer],
                 mfc="none" if explainer in control else colours[explainer],
             )
-        axis.set_xticks(range(len(entries)), labels, rotation=45, ha="right", fontsize=8)
-        axis.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
+        axis.set_xticks(range(len(shown)), labels, rotation=45, ha="right", fontsize=8)
+        within_range(axis, block, "y")
+        if axis is axes[0, 0]:  # one label for the row of panels
+            axis.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
         axis.set_title(dataset, fontsize=10)
         axis.grid(axis="y", alpha=0.3)
     figure.suptitle(f"{metric}: mean and 95% t-interval over seeds (hollow = control)")
@@ -797,7 +1023,7 @@ def runtime_figure(results: pd.DataFrame) -> Figure | None:
     assert figure is not None
     for axis in figure.axes:
         axis.set_yscale("log")
-        axis.set_ylabel(f"{chosen[0]} (s, log scale)")
+    figure.axes[0].set_ylabel("seconds (log scale)")
     figure.suptitle(f"{chosen[0]}: mean and 95% t-interval over seeds, log scale")
     return figure
 
@@ -825,6 +1051,9 @@ def load_run_data(store: ResultsStore, run_id: str) -> RunData:
         artifacts.GALLERY_MAPS,
         artifacts.GALLERY_INPUTS,
         artifacts.GALLERY_MASKS,
+        artifacts.GALLERY_ROWS,
+        artifacts.GALLERY_LABELS,
+        artifacts.COLUMN_NAMES,
         artifacts.EXPLANATION_SIGNED,
     ]
     drawn = tuple(f".{key}" for key in artifacts.FIGURE_ARRAYS)  # metrics' curves
@@ -850,6 +1079,15 @@ def default_figures(data: RunData) -> list[dict[str, Any]]:
 def draw(
     spec: dict[str, Any], data: RunData
 ) -> list[tuple[tuple[str, ...], Callable[[], Figure | None]]]:
+    """:func:`planned` figures, each drawn with the spec's paper options (:func:`styled`)."""
+    return [
+        (parts, functools.partial(styled, drawing, spec)) for parts, drawing in planned(spec, data)
+    ]
+
+
+def planned(
+    spec: dict[str, Any], data: RunData
+) -> list[tuple[tuple[str, ...], Callable[[], Figure | None]]]:
     """The figures of one spec (kind, optional name, metric and dataset/model/explainer
     filters), planned: (name parts, a function drawing the figure or returning None when
     the kind does not apply) pairs — the name, then the dataset and model ids it shows
@@ -862,6 +1100,7 @@ def draw(
             if f"{column}_base" in results.columns:
                 chosen |= results[f"{column}_base"].isin(spec[key])
             results = results[chosen]
+    results = relabelled(results, data.config)
     kind, arrays = spec["kind"], data.arrays
     name = spec.get("name") or (f"metric_{spec['metric']}" if kind == "metric" else kind)
     if kind == "sweep" and spec.get("x"):
@@ -881,13 +1120,11 @@ def draw(
         ]
     truth = arrays[artifacts.GROUND_TRUTH_IMPORTANCE]
     per_group: dict[str, Callable[[str, str], Figure | None]] = {
-        "importance": lambda d, m: importance_figure(
-            results, arrays[artifacts.GLOBAL_IMPORTANCE], truth, d, m
-        ),
+        "importance": lambda d, m: importance_figure(results, arrays, d, m),
         "trajectory": lambda d, m: trajectory_figure(
             arrays[artifacts.SCORE_TRAJECTORY], truth, d, m
         ),
-        "gallery": lambda d, m: gallery_figure(results, arrays, d, m),
+        "gallery": lambda d, m: gallery_figure(results, arrays, d, m, spec),
         "faithfulness": lambda d, m: faithfulness_figure(results, arrays, d, m),
         "precision_at_k": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
         "patch_deletion": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
