@@ -102,3 +102,27 @@ def test_validate_warns_when_no_explained_image_has_ground_truth(tmp_path: Path)
     assert "explain_sample = 'stratified'" in " ".join(result.output.split())
     stratified = cli("validate", str(_folder_suite(tmp_path / "default")))
     assert stratified.exit_code == 0 and "warning" not in stratified.output
+
+
+def test_validate_estimates_the_cost_from_each_explainers_per_row_cost(tmp_path: Path) -> None:
+    from tests.suite_builder import suite
+
+    text = suite(
+        "costly", seeds=[0, 1], execution={"explain_rows": 20},
+        datasets=[("synthetic_tabular", {"n_samples": 200, "n_features": 8, "n_informative": 3})],
+        models=[("mlp", {"hidden": [8], "epochs": 1})],
+        explainers=[("shap_kernel", {"nsamples": 100, "background_size": 10}),
+                    ("integrated_gradients", {"n_steps": 16}), "oracle"],
+    )  # fmt: skip
+    (tmp_path / "costly.toml").write_text(text)
+    result = cli("validate", str(tmp_path / "costly.toml"))
+    assert result.exit_code == 0
+    # by hand: 2 seeds × 20 rows × (100 coalitions × 10 background rows) = 40,000 for
+    # KernelSHAP; 2 × 20 × (16 steps × forward + backward) = 1,280 for IG; the oracle 0
+    assert (
+        "estimated cost: 2 models to train; explaining ≈ 41 k model evaluations "
+        "(shap_kernel 40 k, 97%; integrated_gradients 1.3 k, 3%)"
+    ) in " ".join(result.output.split())
+    listing = cli("list", "suites", env={"COLUMNS": "200"})
+    quick = next(line for line in listing.output.splitlines() if line.startswith("quick "))
+    assert "6 models, 120 k evals" in quick  # 2 datasets × 3 seeds; 200 rows × 2 × 50 steps × 6

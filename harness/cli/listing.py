@@ -74,13 +74,18 @@ def _model_rows() -> list[list[str]]:
 
 
 def _suite_rows() -> list[list[str]]:
-    from harness.suite import bundled_suites, read_spec
+    from harness.runner.plan import plan
+    from harness.runner.plan_cost import count_text, plan_cost
+    from harness.suite import bundled_suites, load_suite
 
     rows = []
     for name, path in bundled_suites().items():
-        spec = read_spec(path)[0]
+        suite = load_suite(path)
+        spec, cost = suite.spec, plan_cost(suite, plan(suite))
         claims = str(len(spec.claims)) if spec.claims else "—"
-        rows.append([name, str(len(spec.seeds)), claims, spec.description.strip().splitlines()[0]])
+        estimate = f"{cost.trainings} models, {count_text(cost.total_calls)} evals"
+        description = spec.description.strip().splitlines()[0].split(". ")[0].rstrip(".") + "."
+        rows.append([name, str(len(spec.seeds)), claims, estimate, description])
     return rows
 
 
@@ -88,7 +93,10 @@ _LISTINGS: dict[Listable, tuple[list[str], Callable[[], list[list[str]]]]] = {
     Listable.explainers: (["explainer", "modality", "scope", "description"], _explainer_rows),
     Listable.metrics: (["metric", "direction", "needs", "description"], _metric_rows),
     Listable.models: (["model recipe", "modality", "description"], _model_rows),
-    Listable.suites: (["suite", "seeds", "claims (check)", "description"], _suite_rows),
+    Listable.suites: (
+        ["suite", "seeds", "claims (check)", "cost (est.: trainings, model evals)", "description"],
+        _suite_rows,
+    ),
 }
 
 

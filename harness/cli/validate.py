@@ -23,6 +23,7 @@ def validate(suite: SuiteArgument) -> None:
     or PYTHONPATH), which runs its code — as pytest runs a conftest.py: validate only
     suites you trust."""
     from harness.runner.plan import plan
+    from harness.runner.plan_cost import plan_cost
     from harness.suite import load_suite
 
     loaded = load_suite(suite)
@@ -71,6 +72,7 @@ def validate(suite: SuiteArgument) -> None:
         for metric, reason in skips.items():
             out.print(f"metric {metric} not computed for {dataset} × {explainer}: {reason}")
     out.print(f"metrics: {', '.join(m.id for m in loaded.metrics)}")
+    out.print(f"estimated cost: {plan_cost(loaded, cells).summary()}", highlight=False)
     for warning in explained_truth_warnings(loaded):
         out.print(f"warning: {warning}", highlight=False)
 

@@ -114,6 +114,14 @@ class Explainer(Component):
     by_design: ClassVar[bool] = False
     control: ClassVar[bool] = False
 
+    def model_calls_per_row(self, n_features: int, modality: Modality = "tabular") -> float:
+        """Rows the model evaluates to explain one row (a forward pass counts 1, a
+        backward pass 1 more): the per-row cost ``validate`` estimates a plan's cost
+        from. Default: a forward and a backward pass; controls 0; by-design explainers
+        read their model's own output (1). ``n_features``: inputs per row (pixels per
+        channel for images; 0 when unknown before loading)."""
+        return 0.0 if self.control else 1.0 if self.by_design else 2.0
+
     @classmethod
     def role(cls) -> ExplainerRole:
         """``by_design``, ``control`` or ``post_hoc``: stored with each of its cells."""

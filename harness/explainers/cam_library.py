@@ -178,6 +178,11 @@ class ScoreCam(_CamLibraryExplainer):
     def configure(self, cam: Any) -> None:
         cam.batch_size = self.params.masks_per_batch
 
+    def model_calls_per_row(self, n_features: int, modality: Modality = "tabular") -> float:
+        """A forward pass per channel of the layer (64 assumed: the layer is not known
+        before the model is built)."""
+        return 65.0
+
 
 class AblationCamParams(CamLibraryParams):
     ablations_per_batch: int = Field(
@@ -198,3 +203,7 @@ class AblationCam(_CamLibraryExplainer):
 
     def constructor_kwargs(self) -> dict[str, Any]:
         return {"batch_size": self.params.ablations_per_batch}
+
+    def model_calls_per_row(self, n_features: int, modality: Modality = "tabular") -> float:
+        """A forward pass per channel of the layer (64 assumed, as Score-CAM)."""
+        return 65.0

@@ -155,6 +155,9 @@ class IntegratedGradientsExplainer(_CaptumExplainer):
     def input_baseline(self, inputs: np.ndarray, context: ExplainContext) -> np.ndarray:
         return baseline_array(self.params.baseline, inputs, context, self.params.blur_sigma)
 
+    def model_calls_per_row(self, n_features: int, modality: Modality = "tabular") -> float:
+        return 2.0 * self.params.n_steps
+
 
 class SaliencyParams(CaptumParams):
     abs: bool = Field(True, description="absolute gradient (captum's default) or signed")
@@ -278,6 +281,11 @@ class FeatureAblationExplainer(_CaptumExplainer):
                 inputs.device
             )
         return kwargs
+
+    def model_calls_per_row(self, n_features: int, modality: Modality = "tabular") -> float:
+        """One forward pass per feature (per patch of an image: patch_size² pixels)."""
+        patch = self.params.patch_size**2 if modality == "image" else 1
+        return 1.0 + max(n_features, 1) / patch
 
 
 def patch_mask(size: torch.Size | tuple[int, ...], patch: int) -> torch.Tensor:

@@ -80,6 +80,9 @@ class LimeTabular(Explainer):
                 local[i, feature] = weight
         return Explanation(local=local)
 
+    def model_calls_per_row(self, n_features: int, modality: Modality = "tabular") -> float:
+        return float(self.params.num_samples)
+
 
 class LimeImageParams(Params):
     num_samples: int = Field(
@@ -150,3 +153,6 @@ class LimeImage(Explainer):
                 weight_of_segment[segment] = weight
             local[i] = weight_of_segment[explanation.segments]
         return Explanation(local=local)
+
+    def model_calls_per_row(self, n_features: int, modality: Modality = "tabular") -> float:
+        return float(self.params.num_samples)

@@ -125,6 +125,12 @@ class ShapKernel(Explainer):
             return (weights @ np.asarray(background.data)) / weights.sum()
         return np.asarray(background, dtype=np.float64).mean(axis=0)
 
+    def model_calls_per_row(self, n_features: int, modality: Modality = "tabular") -> float:
+        """Every coalition sample is evaluated over the whole background."""
+        p = self.params
+        samples = 2 * n_features + 2048 if p.nsamples == "auto" else p.nsamples
+        return float(samples * p.background_size)
+
 
 class ShapPermutationParams(Params):
     background_size: int = Field(
@@ -163,6 +169,10 @@ class ShapPermutation(Explainer):
         """The background sample's mean row."""
         background = sample_rows(context.dataset.x_train, self.params.background_size, context.seed)
         return np.asarray(background, dtype=np.float64).mean(axis=0)
+
+    def model_calls_per_row(self, n_features: int, modality: Modality = "tabular") -> float:
+        """Every evaluation runs over the whole background."""
+        return float(self.params.max_evals * self.params.background_size)
 
 
 class ShapTorchParams(Params):
@@ -233,6 +243,9 @@ class ShapDeep(Explainer):
                 )
         return _finish(values, context, self.params.channel_pooling)
 
+    def model_calls_per_row(self, n_features: int, modality: Modality = "tabular") -> float:
+        return 2.0 * self.params.background_size
+
 
 class ShapGradientParams(ShapTorchParams):
     nsamples: int = Field(
@@ -270,3 +283,6 @@ class ShapGradient(Explainer):
         with numpy_global_seed(context.seed):  # shap reseeds the global RNG with rseed
             values = _ranked_or_all(call, x, targets, model.logits(inputs))
         return _finish(values, context, p.channel_pooling)
+
+    def model_calls_per_row(self, n_features: int, modality: Modality = "tabular") -> float:
+        return 2.0 * self.params.nsamples

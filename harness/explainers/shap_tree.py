@@ -101,3 +101,7 @@ class ShapTreeExplainer(Explainer):
             sign = np.where(np.asarray(targets) == 1, 1.0, -1.0)
             return Explanation(local=values * sign[:, None])
         return Explanation(local=select_class(values, targets))
+
+    def model_calls_per_row(self, n_features: int, modality: Modality = "tabular") -> float:
+        """Walks the trees; the network is never called."""
+        return 0.0
