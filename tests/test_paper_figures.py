@@ -105,6 +105,8 @@ def test_labels_name_entries_and_axes_stay_within_the_metrics_range(paper_run: P
     low, high = figure.axes[0].get_ylim()
     assert low >= -0.03 - 1e-9 and high <= 1.03 + 1e-9  # pointing game is in [0, 1]
     (localisation,) = _figures(paper_run, {"kind": "accuracy_localisation"})
+    legend = [t.get_text() for t in localisation.legends[0].texts]
+    assert "oracle (control)" in legend and not [t for t in legend if "cnn" in t]  # one model
     for axis in localisation.axes:
         if axis.get_visible() and axis.has_data():
             assert axis.get_xlim()[1] <= 1.03 + 1e-9  # accuracy never above 1
