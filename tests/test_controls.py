@@ -90,3 +90,84 @@ def test_image_controls_use_each_images_mask(plugins_on_path: None) -> None:
     assert centre[0, 0] < 0.1 * centre.max()
     random = explain("random")
     assert random.shape == (3, 12, 12) and random.min() >= 0 and random.max() < 1
+
+
+def _squares(plugins_on_path: None):
+    from sample_plugins import SquaresWithMasks
+
+    dataset = SquaresWithMasks().load(0)
+    rows = np.array([1, 3, 4])
+    return dataset, rows, ExplainContext(dataset, 0, rows)
+
+
+def test_edge_controls_equal_the_textbook_kernels(plugins_on_path: None) -> None:
+    """Sobel magnitude and |Laplacian| of the channel mean, borders mirrored — computed
+    here by 2-D convolution with the kernels written out (scipy.signal, 'symm')."""
+    from scipy.signal import convolve2d
+
+    dataset, rows, context = _squares(plugins_on_path)
+    inputs = dataset.x_test[rows]
+    grey = inputs.astype(np.float64).mean(axis=1)
+    sobel_x = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]])
+    laplace = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]])
+    targets = np.zeros(3, dtype=np.int64)
+
+    def explain(name: str) -> np.ndarray:
+        return explainer_registry.get(name)().explain(None, inputs, targets, context).local
+
+    for image, sobel, lap in zip(grey, explain("sobel"), explain("laplace"), strict=True):
+        gx = convolve2d(image, sobel_x, mode="same", boundary="symm")
+        gy = convolve2d(image, sobel_x.T, mode="same", boundary="symm")
+        np.testing.assert_allclose(sobel, np.hypot(gx, gy), atol=1e-12)
+        np.testing.assert_allclose(lap, np.abs(convolve2d(image, laplace, "same", "symm")),
+                                   atol=1e-12)  # fmt: skip
+    assert explainer_registry.get("sobel").role() == "control"
+
+
+def test_parameter_noise_passes_the_randomisation_checks_by_construction(
+    plugins_on_path: None,
+) -> None:
+    """Binder et al.: a map that carries nothing of the model's computation, yet changes
+    whenever a weight changes — MPRT and random-logit call it model-dependent, while a
+    model-blind map (random, seeded by the cell) scores 1."""
+    import torch
+    from torch import nn
+
+    from harness.metrics import Evidence
+    from harness.metrics.reexplaining import Reexplainer
+    from harness.models.base import TrainedModel
+
+    dataset, rows, _ = _squares(plugins_on_path)
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(4 * 12 * 12, 2)).eval()  # fmt: skip
+    inputs = dataset.x_test[rows].astype(np.float32)
+    targets = np.array([0, 1, 0])
+
+    def reexplainer(name: str, **params: float) -> Reexplainer:
+        control = explainer_registry.get(name)(**params)
+
+        def explain(net, x, classes, positions):
+            model = TrainedModel(net, torch.device("cpu"), 0.0, 0)
+            where = ExplainContext(dataset, 0, rows[positions])
+            return control.explain(model, x, classes, where).local
+
+        return Reexplainer(network, explain)
+
+    def scores(name: str, **params: float) -> tuple[float, float]:
+        again = reexplainer(name, **params)
+        evidence = Evidence(
+            attributions=again(inputs, targets), inputs=inputs, targets=targets,
+            reexplain=again, y_score=np.ones((3, 2)) / 2,
+        )  # fmt: skip
+        mprt = metric_registry.get("mprt")().compute(evidence).value
+        logit = metric_registry.get("random_logit")().compute(evidence).value
+        return mprt, logit
+
+    noise_mprt, noise_logit = scores("parameter_noise", smoothing=0.0)
+    assert abs(noise_mprt) < 0.15 and abs(noise_logit) < 0.15  # independent fields: ≈ 0
+    blobs = scores("parameter_noise")  # smooth fields: fewer independent blobs, more spread
+    assert max(abs(v) for v in blobs) < 0.5
+    assert scores("random") == (pytest.approx(1.0), pytest.approx(1.0))
+    again = reexplainer("parameter_noise")
+    np.testing.assert_array_equal(again(inputs, targets), again(inputs, targets))

@@ -443,3 +443,98 @@ def test_mprt_equals_quantus_cascading_per_layer() -> None:
     assert layers == list(mine.arrays["layers"]) == ["5", "2", "0"]
     expected = [np.mean(reference[name]) for name in layers]
     np.testing.assert_allclose(mine.arrays["similarity"], expected, rtol=1e-9)
+
+
+# --- sMPRT and eMPRT (Hedström et al. 2023) against Quantus ------------------------------
+
+
+def _small_cnn_and_batch(rows: int = 6) -> tuple[nn.Module, np.ndarray, np.ndarray]:
+    torch.manual_seed(0)
+    network = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(4 * 8 * 8, 3),
+    ).eval()  # fmt: skip
+    x = np.random.default_rng(6).random((rows, 1, 8, 8)).astype(np.float32)
+    with torch.no_grad():
+        targets = network(torch.from_numpy(x)).argmax(dim=1).numpy()
+    return network, x, targets
+
+
+def _quantus_saliency(net, inputs, classes, positions=None):
+    quantus = quantus_module()
+    return quantus.explain(net, np.asarray(inputs, np.float32), classes, method="Saliency")[:, 0]
+
+
+@pytest.mark.parametrize("order", ["bottom_up", "top_down"])
+def test_smprt_equals_quantus_per_layer_on_the_same_noise(
+    order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quantus draws its noise from numpy's global ``randn`` and re-draws it for every
+    model state (and twice for the original); fed the noise ours draws — the same copies
+    for every model state, from the seed — it gives the same similarity per layer."""
+    quantus = quantus_module()
+    network, x, targets = _small_cnn_and_batch()
+    samples, seed = 4, 3
+    evidence = Evidence(attributions=_quantus_saliency(network, x, targets), inputs=x,
+                        targets=targets, reexplain=Reexplainer(network, _quantus_saliency))  # fmt: skip
+    mine = metric("smprt", samples=samples, noise=0.2, order=order, seed=seed).compute(evidence)
+    draws = {"count": 0}
+
+    def our_noise(*shape):  # the k-th draw of each pass is ours: a fresh generator per pass
+        if draws["count"] % (samples - 1) == 0:
+            draws["rng"] = np.random.default_rng(seed)
+        draws["count"] += 1
+        return draws["rng"].standard_normal(shape)
+
+    monkeypatch.setattr(np.random, "randn", our_noise)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = quantus.SmoothMPRT(
+            nr_samples=samples, noise_magnitude=0.2, layer_order=order, seed=seed - 1,
+            disable_warnings=True, display_progressbar=False,
+        )(model=network, x_batch=x, y_batch=targets, a_batch=None, channel_first=True,
+          explain_func=quantus.explain, explain_func_kwargs={"method": "Saliency"},
+          device="cpu", batch_size=len(x))  # fmt: skip
+    layers = [name for name in reference if name != "original"]
+    assert layers == list(mine.arrays["layers"])
+    assert np.allclose(reference["original"], 1.0)  # the same noise: the same smoothed map
+    expected = [np.mean(reference[name]) for name in layers]
+    np.testing.assert_allclose(mine.arrays["similarity"], expected, rtol=1e-6)
+    assert mine.value == pytest.approx(np.mean(expected), rel=1e-6)
+    last = metric("smprt", samples=samples, noise=0.2, order=order, seed=seed, value="last")
+    assert last.compute(evidence).value == pytest.approx(expected[-1], rel=1e-6)
+
+
+def test_emprt_equals_quantus_per_row() -> None:
+    quantus = quantus_module()
+    network, x, targets = _small_cnn_and_batch(8)
+    maps = _quantus_saliency(network, x, targets)
+    evidence = Evidence(attributions=maps, inputs=x, targets=targets,
+                        reexplain=Reexplainer(network, _quantus_saliency))  # fmt: skip
+    mine = metric("emprt", bins=20, seed=7).compute(evidence)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = quantus.EfficientMPRT(
+            complexity_func_kwargs={"n_bins": 20}, seed=6, disable_warnings=True,
+            display_progressbar=False,
+        )(model=network, x_batch=x, y_batch=targets, a_batch=maps[:, None], channel_first=True,
+          explain_func=quantus.explain, explain_func_kwargs={"method": "Saliency"},
+          device="cpu", batch_size=len(x))  # fmt: skip
+    assert mine.value == pytest.approx(np.mean(reference), rel=1e-6)
+
+
+def test_emprt_by_hand_and_a_model_blind_map() -> None:
+    """A map that does not change with the model has no rise (0); entropy by hand."""
+    network, x, targets = _small_cnn_and_batch(2)
+    fixed = np.zeros((2, 8, 8))
+    fixed[:, :4] = 1.0  # two values, half each: H = log 2 before and after
+
+    def blind(net, inputs, classes, positions):
+        return fixed[: len(inputs)]
+
+    evidence = Evidence(attributions=fixed, inputs=x, targets=targets,
+                        reexplain=Reexplainer(network, blind))  # fmt: skip
+    assert metric("emprt").compute(evidence).value == pytest.approx(0.0, abs=1e-12)
+    from harness.metrics.sanity_revisited import histogram_entropy
+
+    assert histogram_entropy(fixed, 10) == pytest.approx([math.log(2)] * 2)

@@ -1,8 +1,10 @@
 """Control explainers that calibrate metrics.
 
 ``oracle`` (the ground truth), ``inverted`` (the ground truth reversed), ``random``,
-``constant`` and ``centre`` (images). Every metric that uses ground truth must order
-oracle ≥ random ≥ inverted and must not give ``constant`` a perfect score.
+``constant``, ``centre`` (images), the model-blind edge maps ``sobel`` and ``laplace``
+(images) and ``parameter_noise`` (noise seeded by the model's weights: passes MPRT by
+construction). Every metric that uses ground truth must order oracle ≥ random ≥ inverted
+and must not give ``constant`` a perfect score.
 """
 
 from __future__ import annotations
@@ -123,3 +125,80 @@ class Centre(_Control):
         gaussian = np.exp(-squared / (2 * sigma**2))
         local = np.broadcast_to(gaussian, (len(inputs), height, width)).copy()
         return Explanation(local=local, signed=False)
+
+
+class _EdgeControl(_Control):
+    """A model-blind edge map of the input (images): the magnitude of a derivative filter
+    of the channel mean, per image (scipy.ndimage, borders reflected). XAI-TRIS (Clark et
+    al. 2024) finds popular explainers often fail to beat such maps."""
+
+    modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
+
+    def explain(
+        self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
+    ) -> Explanation:
+        grey = np.asarray(inputs, dtype=np.float64).mean(axis=1)
+        return Explanation(local=np.stack([self.edges(image) for image in grey]), signed=False)
+
+    def edges(self, image: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@explainer_registry.register("sobel")
+class Sobel(_EdgeControl):
+    """The Sobel gradient magnitude of the image, √(S_x² + S_y²) (model-blind edges)."""
+
+    def edges(self, image: np.ndarray) -> np.ndarray:
+        from scipy import ndimage
+
+        return np.hypot(ndimage.sobel(image, axis=0), ndimage.sobel(image, axis=1))
+
+
+@explainer_registry.register("laplace")
+class Laplace(_EdgeControl):
+    """The magnitude of the image's discrete Laplacian, |∇²x| (model-blind edges)."""
+
+    def edges(self, image: np.ndarray) -> np.ndarray:
+        from scipy import ndimage
+
+        return np.abs(ndimage.laplace(image))
+
+
+class ParameterNoiseParams(Params):
+    smoothing: float = Field(
+        2.0, ge=0, le=100, description="images: Gaussian blur of the noise, pixels (0: none)"
+    )
+
+
+@explainer_registry.register("parameter_noise")
+class ParameterNoise(_Control):
+    """Noise seeded by the model's parameters: blind to what the model computes, yet it
+    changes completely with any change of a weight — so it passes MPRT (and random-logit:
+    the explained class is in the seed) by construction (Binder et al., CVPR 2023: passing
+    top-down randomisation does not show an explanation reflects the model). Per row: a
+    uniform [0, 1) field from a generator seeded with the SHA-256 of the network's
+    parameters, the row's position and its class; for images blurred (``smoothing`` px)
+    into a structured map of blobs."""
+
+    params: ParameterNoiseParams
+
+    def explain(
+        self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
+    ) -> Explanation:
+        import hashlib
+
+        digest = hashlib.sha256()
+        for tensor in model.module.state_dict().values():
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+        base = int.from_bytes(digest.digest()[:8], "little")
+        shape = context.dataset.attribution_shape
+        maps = []
+        for row, target in zip(context.rows, targets, strict=True):
+            rng = np.random.default_rng([base, int(row), int(target)])
+            field = rng.random(shape)
+            if len(shape) == 2 and self.params.smoothing > 0:
+                from scipy import ndimage
+
+                field = ndimage.gaussian_filter(field, self.params.smoothing)
+            maps.append(field)
+        return Explanation(local=np.stack(maps), signed=False)

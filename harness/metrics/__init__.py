@@ -15,6 +15,7 @@ from harness.metrics import (  # noqa: F401  (registers)
     randomisation,
     road,
     robustness,
+    sanity_revisited,
     stability,
 )
 from harness.metrics.base import (

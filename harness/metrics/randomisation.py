@@ -29,6 +29,7 @@ apart.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -130,6 +131,20 @@ def randomise(module: nn.Module, seed: int) -> None:
             parameter.normal_(0.0, float(parameter.std()) if parameter.numel() > 1 else 1.0)
 
 
+def randomised_models(
+    network: nn.Module, layers: list[str], cumulative: bool, seed: int
+) -> Iterator[tuple[str, nn.Module]]:
+    """For each of ``layers`` in turn, a copy of ``network`` with that layer re-initialised
+    (:func:`randomise`, from ``seed``) — on top of the layers before it (``cumulative``,
+    cascading) or alone (independent). ``network`` itself is never changed."""
+    changed = copy.deepcopy(network)
+    for name in layers:
+        if not cumulative:
+            changed = copy.deepcopy(network)
+        randomise(changed.get_submodule(name), seed)
+        yield name, changed
+
+
 def mean_defined(values: np.ndarray) -> tuple[float, int]:
     """Mean of the defined values and how many were undefined (NaN when none is)."""
     defined = values[~np.isnan(values)]
@@ -168,12 +183,9 @@ class MPRT(Metric):
             return MetricResult.undefined("the model has no layers with parameters to randomise")
         compare = Similarity(self.params.similarity, np.asarray(evidence.attributions))
         inputs = np.asarray(evidence.inputs, dtype=np.float32)
-        changed = copy.deepcopy(network)
         curve, undefined = [], 0
-        for name in layers:
-            if self.params.order == "independent":
-                changed = copy.deepcopy(network)
-            randomise(changed.get_submodule(name), self.params.seed)
+        cumulative = self.params.order == "cascading"
+        for _, changed in randomised_models(network, layers, cumulative, self.params.seed):
             maps = evidence.reexplain(inputs, evidence.targets, network=changed)
             value, missing = mean_defined(compare(maps))
             curve.append(value)
