@@ -121,6 +121,11 @@ class ClaimSpec(BaseModel):
     min_seeds: int = Field(
         2, ge=2, le=10_000, description="seeds below which the claim stays inconclusive"
     )
+    require_trusted: bool = Field(
+        True,
+        description="inconclusive when the claim's metric does not separate the controls "
+        "on the claim's dataset (see harness.meta_evaluation); false: decide it anyway",
+    )
 
     @model_validator(mode="after")
     def _fields_of_its_kind(self) -> ClaimSpec:
@@ -325,15 +330,50 @@ def evaluate_all(claim: ClaimSpec, results: pd.DataFrame) -> list[ClaimResult]:
     regime's value (rows of entries that do not sweep it take part in every regime,
     e.g. the twin's explainer against a swept by-design explainer)."""
     if not claim.per:
-        return [evaluate(claim, results)]
+        return [_trusted(claim, evaluate(claim, results), results)]
     outcomes = []
     for regime in regimes(claim, results):
         keep = pd.Series(True, index=results.index)
         for name, value in regime.items():
             keep &= results[name].isna() | (results[name] == value)
-        outcome = evaluate(claim, results[keep])
+        outcome = _trusted(claim, evaluate(claim, results[keep]), results[keep])
         outcomes.append(dataclasses.replace(outcome, regime=tuple(regime.items())))
     return outcomes
+
+
+def untrusted_metric(claim: ClaimSpec, results: pd.DataFrame) -> str | None:
+    """Why the claim's metric cannot be trusted where the claim reads it — it fails to
+    separate the controls on a dataset × model a side selects
+    (:func:`~harness.meta_evaluation.control_separation`) — or None."""
+    from harness.meta_evaluation import control_separation
+
+    for side in claim.sides():
+        rows = results[results["metric"] == side.metric]
+        for key in ("dataset", "model"):
+            wanted = getattr(side, key)
+            if wanted is not None:
+                match = rows[key] == wanted
+                if f"{key}_base" in rows.columns:
+                    match |= rows[f"{key}_base"] == wanted
+                rows = rows[match]
+        for check in control_separation(rows):
+            if check.verdict == "fails":
+                return (
+                    "the metric does not separate the controls on this dataset "
+                    f"({check.metric} on {check.dataset} / {check.model}: {check.summary}); "
+                    "set require_trusted = false to decide it anyway"
+                )
+    return None
+
+
+def _trusted(claim: ClaimSpec, outcome: ClaimResult, results: pd.DataFrame) -> ClaimResult:
+    """``outcome``, inconclusive when the claim requires a trusted metric and its metric
+    does not separate the controls there."""
+    reason = untrusted_metric(claim, results) if claim.require_trusted else None
+    if reason is None:
+        return outcome
+    note = "; ".join(filter(None, [reason, outcome.note]))
+    return dataclasses.replace(outcome, verdict="inconclusive", note=note, seeds_needed=None)
 
 
 @dataclass(frozen=True)

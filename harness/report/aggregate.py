@@ -46,7 +46,9 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     ``partial``, ``skipped``, ``failed``, ``undefined``), note (the distinct reasons for
     missing values), control (the explainer is a control), values (the per-seed values,
     in seed order), range_low and range_high (the values the metric can take; NaN when
-    unbounded or not stored), disagree (see :func:`seeds_disagree`), rank (per dataset and metric
+    unbounded or not stored), disagree (see :func:`seeds_disagree`), untrusted (why the
+    metric fails to separate the controls there, :mod:`harness.meta_evaluation`; "" when
+    it does not fail), rank (per dataset and metric
     among the methods, 1 = best; NaN for controls) and best (never set for ``reference``
     metrics nor for controls).
     """
@@ -97,6 +99,7 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     if summary.empty:
         return summary.assign(rank=pd.Series(dtype=float), best=pd.Series(dtype=bool))
     summary["disagree"] = seeds_disagree(summary)
+    summary["untrusted"] = _untrusted(results, summary)
     competing = summary["mean"].where(~summary["control"])  # controls are not ranked
     ranks = competing.groupby([summary["dataset"], summary["metric"]], sort=False)
     summary["rank"] = ranks.rank(method="min", ascending=False)
@@ -109,6 +112,20 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 #: An entry's seeds disagree when their values span more than this share of the values
 #: its metric can take (its declared range, e.g. [0, 1]).
 DISAGREEMENT = 0.5
+
+
+def _untrusted(results: pd.DataFrame, summary: pd.DataFrame) -> pd.Series:
+    """Per entry, why its metric cannot be trusted on its dataset × model — it fails to
+    separate the controls (:mod:`harness.meta_evaluation`) — or ""."""
+    from harness.meta_evaluation import control_separation
+
+    reasons = {
+        (c.dataset, c.model, c.metric): c.summary.removeprefix("fails: ")
+        for c in control_separation(results)
+        if c.verdict == "fails"
+    }
+    keys = zip(summary["dataset"], summary["model"], summary["metric"], strict=True)
+    return pd.Series([reasons.get(key, "") for key in keys], index=summary.index, dtype=object)
 
 
 def seeds_disagree(summary: pd.DataFrame) -> pd.Series:
@@ -240,6 +257,11 @@ def leaderboard_tables(summary: pd.DataFrame, style: EntryStyle = "full") -> lis
                     text += f" (n={entry['n']}/{entry['n_cells']})"
                 if entry.get("disagree", False):
                     notes.append(_disagreement_note(entry["values"], entry["unit"]))
+                if entry.get("untrusted") and not entry["control"]:
+                    notes.append(
+                        f"{metric} does not separate the controls on this dataset "
+                        f"({entry['untrusted']}): read it with care"
+                    )
                 for note in notes:
                     if note not in footnotes:
                         footnotes.append(note)
