@@ -475,8 +475,9 @@ def test_smprt_equals_quantus_per_layer_on_the_same_noise(
     quantus = quantus_module()
     network, x, targets = _small_cnn_and_batch()
     samples, seed = 4, 3
-    evidence = Evidence(attributions=_quantus_saliency(network, x, targets), inputs=x,
-                        targets=targets, reexplain=Reexplainer(network, _quantus_saliency))  # fmt: skip
+    maps = _quantus_saliency(network, x, targets)
+    again = Reexplainer(network, _quantus_saliency)
+    evidence = Evidence(attributions=maps, inputs=x, targets=targets, reexplain=again)
     mine = metric("smprt", samples=samples, noise=0.2, order=order, seed=seed).compute(evidence)
     draws = {"count": 0}
 
