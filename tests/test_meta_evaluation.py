@@ -133,3 +133,9 @@ def test_ground_truth_metrics_separate_the_controls_on_planted_data(tmp_path: Pa
     checks = {c.metric: c for c in control_separation(load_results(tmp_path))}
     for metric in ("spearman_gt", "kendall_gt", "topk_precision_gt"):
         assert checks[metric].verdict == "separates", checks[metric].summary
+    from harness.report.html_report import write_report
+
+    page = write_report(tmp_path, None, tmp_path / "report").read_text()
+    card = page[page.index("<h2>Metric report card</h2>") : page.index("<h2>Metric conventions")]
+    assert card.count('<td class="separates">separates</td>') == 3
+    assert "oracle − random" in card and "random − inverted" in card

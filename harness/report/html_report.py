@@ -46,6 +46,8 @@ figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee;
 figcaption { font-size: 0.85rem; color: #555; }
 ul.footnotes { font-size: 0.8rem; color: #555; }
 pre { background: #f7f7f7; padding: 0.5rem; font-size: 0.8rem; white-space: pre-wrap; }
+td.separates { color: #0a6b2d; } td.fails { color: #b00020; font-weight: bold; }
+td.undecided, td.untested { color: #777; }
 """
 
 SORT_SCRIPT = """
@@ -178,6 +180,40 @@ def _run_section(info: dict[str, Any]) -> str:
     return "<h2>Run</h2>" + _meta_table(rows)
 
 
+def _report_card(results: pd.DataFrame) -> str:
+    """The metric report card: per dataset × model, one row per explanation metric — does
+    it separate the controls (:mod:`harness.meta_evaluation`), the differences it rests
+    on, and the seconds its cells spent scoring (all of the cell's metrics together)."""
+    from harness.meta_evaluation import control_separation
+
+    checks = control_separation(results)
+    intro = (
+        "<h2>Metric report card</h2><p>Does each explanation metric rank the controls as "
+        "they are built to rank — oracle above random above inverted (and above an edge "
+        "map, where the run has one) — on this dataset and model? Paired by seed, 95 % "
+        "Student-t intervals; d<sub>z</sub> = mean difference / its SD over seeds. A metric "
+        "that <em>fails</em> is marked in the leaderboard and its claims are inconclusive "
+        "unless they opt out.</p>"
+    )
+    if not checks:
+        return intro + "<p>No metric could be checked: the run has no pair of controls.</p>"
+    rows = []
+    for check in checks:
+        differences = "<br>".join(
+            escape(f"{d.text}; d_z {d.effect:.3g} (n = {d.seeds})") for d in check.differences
+        )
+        rows.append(
+            f"<tr><td>{escape(check.dataset)}</td><td>{escape(check.model)}</td>"
+            f'<td>{escape(check.metric)}</td><td class="{escape(check.verdict)}">'
+            f"{escape(check.verdict)}</td><td>{differences or escape(check.reason)}</td></tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("dataset", "model", "metric", "separates the controls?", "evidence")
+    )
+    return f'{intro}<div class="scroll"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+
+
 def _conventions_section(results: pd.DataFrame) -> str:
     rows = []
     for _, row in results.drop_duplicates("metric").iterrows():
@@ -278,6 +314,7 @@ def _page(
         body.append("<h2>Figures</h2>")
         body += [_image(png, stem) for stem, png in others]
     body += [
+        _report_card(results),
         _claims_section(info["config"], results),
         _conventions_section(results),
         _cells_section(results),
