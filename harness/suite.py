@@ -220,6 +220,7 @@ FigureKind = Literal[
     "precision_at_k",
     "patch_deletion",
     "randomisation",
+    "control_separation",
 ]
 
 

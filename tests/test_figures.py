@@ -89,7 +89,7 @@ def test_only_the_figures_that_apply_are_written(tiny_run) -> None:
     out, _ = tiny_run  # one table, no by-design explainer, no images: no sweep, gallery…
     written = render_figures(out, None, out / "figs")
     stems = ["importance_syn_mlp", "runtime", "metric_spearman_gt", "metric_kendall_gt",
-             "metric_topk_precision_gt"]  # fmt: skip
+             "metric_topk_precision_gt", "control_separation_syn_mlp"]  # fmt: skip
     assert sorted(p.name for p in written) == sorted(
         f"{s}.{x}" for s in stems for x in ("png", "pdf")
     )

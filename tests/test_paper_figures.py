@@ -63,6 +63,8 @@ label = "IG"
 params = { n_steps = 4 }
 [[explainers]]
 name = "oracle"
+[[explainers]]
+name = "random"
 """
     + FIGURES
 )

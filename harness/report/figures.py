@@ -807,6 +807,63 @@ def faithfulness_figure(
     return figure
 
 
+def control_separation_figure(results: pd.DataFrame, dataset: str, model: str) -> Figure | None:
+    """Does each metric rank the controls (:mod:`harness.meta_evaluation`)? One panel per
+    metric family; per metric the paired differences oracle − random, random − inverted
+    (and oracle − edge map) in the metric's direction, as a share of its range where it
+    declares one, with their 95 % t-intervals; the metric's label says its verdict."""
+    from harness.meta_evaluation import control_separation
+
+    block = results[(results["dataset"] == dataset) & (results["model"] == model)]
+    checks = [c for c in control_separation(block) if c.differences]
+    if not checks:
+        return None
+    families = block.drop_duplicates("metric").set_index("metric")["metric_family"]
+    spans = block.drop_duplicates("metric").set_index("metric")
+    grouped: dict[str, list[Any]] = {}
+    for check in checks:
+        family = families.get(check.metric)
+        grouped.setdefault(str(family) if isinstance(family, str) else "other", []).append(check)
+    pairs = list(dict.fromkeys(f"{d.better} − {d.worse}" for c in checks for d in c.differences))
+    palette = plt.get_cmap("tab10")
+    colours = {pair: palette(i % palette.N) for i, pair in enumerate(pairs)}
+    figure, axes = plt.subplots(
+        1, len(grouped), figsize=(max(3.2, 1.1 * max(len(v) for v in grouped.values()) + 1.6)
+                                  * len(grouped), 3.8), squeeze=False,
+    )  # fmt: skip
+    for axis, (family, members) in zip(axes[0], grouped.items(), strict=True):
+        for x, check in enumerate(members):
+            width = spans.loc[check.metric, "range_high"] - spans.loc[check.metric, "range_low"]
+            scale = float(width) if "range_low" in spans and width == width and width else 1.0
+            for k, difference in enumerate(check.differences):
+                label = f"{difference.better} − {difference.worse}"
+                offset = (k - (len(check.differences) - 1) / 2) * 0.22
+                axis.errorbar(
+                    x + offset, difference.mean / scale,
+                    yerr=[[(difference.mean - difference.low) / scale],
+                          [(difference.high - difference.mean) / scale]],
+                    marker="o", markersize=4, capsize=2, linestyle="none", color=colours[label],
+                    label=label if x == 0 else None,
+                )  # fmt: skip
+        names = [f"{c.metric}\n({c.verdict})" for c in members]
+        axis.set_xticks(range(len(members)), names, rotation=30, ha="right", fontsize=7)
+        for tick, check in zip(axis.get_xticklabels(), members, strict=True):
+            tick.set_color({"fails": "#b00020", "separates": "#0a6b2d"}.get(check.verdict, "#777"))
+        axis.axhline(0, color="black", linewidth=0.8)
+        axis.set_title(family, fontsize=9)
+        axis.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel("difference in the right direction\n(share of the metric's range)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.suptitle(
+        f"{dataset} / {model}: do the metrics rank the controls? (paired by seed, 95% "
+        "t-intervals; above 0 = the right order)",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    return figure
+
+
 def randomisation_figure(
     results: pd.DataFrame, arrays: dict[str, dict[str, np.ndarray]], dataset: str, model: str
 ) -> Figure | None:
@@ -1129,6 +1186,7 @@ def planned(
         "precision_at_k": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
         "patch_deletion": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
         "randomisation": lambda d, m: randomisation_figure(results, arrays, d, m),
+        "control_separation": lambda d, m: control_separation_figure(results, d, m),
     }
     return [
         ((name, str(dataset), str(model)), functools.partial(per_group[kind], dataset, model))
