@@ -205,19 +205,9 @@ def _reflowed(figure: Figure, panels: list[Axes], width: float) -> float:
             handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
             ncols=max(1, int(width // 1.6)), fontsize=size, frameon=False,
         )  # fmt: skip
-    for axis in panels:  # beside a panel → below it
-        beside = axis.get_legend()
-        if beside is not None and beside.get_bbox_to_anchor().x0 > axis.bbox.x1 - 1:
-            handles = [h for h in beside.legend_handles if h is not None]
-            labels = [t.get_text() for t in beside.texts]
-            size = float(beside.texts[0].get_fontsize()) if beside.texts else None
-            axis.legend(  # below the tick labels and the axis label (in font sizes)
-                handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
-                borderaxespad=5.5, ncols=max(1, int(width / columns // 1.7)),
-                fontsize=size, frameon=False,
-            )  # fmt: skip
     titles = [(getattr(figure, "_suptitle", None), width)]
     titles += [(axis.title, width / columns) for axis in panels]
+    titles += [(axis.xaxis.label, width / columns) for axis in panels]
     for text, room in titles:  # wrapped to the width they have
         if text is not None and text.get_text() and text.get_rotation() == 0:
             characters = int(room * 72 / (0.55 * float(text.get_fontsize())))
@@ -225,6 +215,28 @@ def _reflowed(figure: Figure, panels: list[Axes], width: float) -> float:
             text.set_text(
                 "\n".join(w for line in lines for w in textwrap.wrap(line, max(16, characters)))
             )
+    for axis in panels:  # beside a panel → below it (below the figure when it is alone)
+        beside = axis.get_legend()
+        if beside is None or beside.get_bbox_to_anchor().x0 <= axis.bbox.x1 - 1:
+            continue
+        handles = [h for h in beside.legend_handles if h is not None]
+        labels = [t.get_text() for t in beside.texts]
+        size = float(beside.texts[0].get_fontsize()) if beside.texts else None
+        if len(panels) == 1:
+            beside.remove()
+            figure.legend(
+                handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                ncols=max(1, int(width // 1.7)), fontsize=size, frameon=False,
+            )  # fmt: skip
+            continue
+        rotated = any(t.get_rotation() for t in axis.get_xticklabels())
+        lines = axis.xaxis.label.get_text().count("\n")  # the label's extra lines
+        axis.legend(  # below the tick labels and the axis label (in font sizes)
+            handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+            borderaxespad=(8.0 if rotated else 5.5) + 1.4 * lines,
+            ncols=max(1, int(width / columns // 1.7)),
+            fontsize=size, frameon=False,
+        )  # fmt: skip
     heading = titles[0][0]
     title = 0.25 * (heading.get_text().count("\n") + 1) if heading is not None else 0.0
     return rows * (width / columns) * min(max(panel_h / panel_w, 0.3), 1.2) + 0.5 + title
