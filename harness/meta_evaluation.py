@@ -93,8 +93,13 @@ def _difference(values: pd.DataFrame, better: str, worse: str, sign: float) -> D
 def control_separation(results: pd.DataFrame) -> list[MetricCheck]:
     """Control separation of every explanation metric of ``results`` (one run's scores,
     :func:`~harness.store.load_results`) on each dataset × model; see the module."""
-    kinds = results["metric_kind"].fillna("explanation")
-    scores = results[(kinds == "explanation") & ~results["across_seeds"].fillna(False).astype(bool)]
+    if not {"oracle", "random", "inverted", *EDGE_CONTROLS} & set(results["explainer"]):
+        return []  # no control in the run: nothing to order
+    kinds = results.get("metric_kind", pd.Series("explanation", index=results.index))
+    across = results.get("across_seeds", pd.Series(False, index=results.index))
+    scores = results[
+        (kinds.fillna("explanation") == "explanation") & ~across.fillna(False).astype(bool)
+    ]
     checks = []
     for (dataset, model, metric), block in scores.groupby(
         ["dataset", "model", "metric"], sort=False
@@ -105,7 +110,8 @@ def control_separation(results: pd.DataFrame) -> list[MetricCheck]:
             index="seed", columns="explainer", values="value", aggfunc="first", dropna=False
         )
         present = set(block["explainer"])
-        sign = 1.0 if bool(block["higher_is_better"].iloc[0]) else -1.0
+        higher = block["higher_is_better"].iloc[0] if "higher_is_better" in block else True
+        sign = 1.0 if bool(higher) else -1.0
         wanted = [(b, w) for b, w in ORDERINGS if {b, w} <= present]
         wanted += [("oracle", e) for e in EDGE_CONTROLS if {"oracle", e} <= present]
         if not wanted:
