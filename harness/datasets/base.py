@@ -22,10 +22,14 @@ class GroundTruth:
 
     ``importance``: one non-negative value per feature (tabular), 0 = irrelevant.
     ``masks``: one boolean mask per test image, at input resolution (images).
+    ``suppressors``: one boolean per feature, True for a *suppressor* — a feature
+    independent of the label that a good model uses to cancel noise (XAI-TRIS; Haufe et
+    al. 2014): importance 0, yet a model's weights on it are not.
     """
 
     importance: np.ndarray | None = None
     masks: np.ndarray | None = None
+    suppressors: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class Dataset:
             self.y_test,
             truth.importance,
             truth.masks,
+            *([truth.suppressors] if truth.suppressors is not None else []),
             self.column_of_feature,
             self.x_val,
             self.y_val,

@@ -17,6 +17,7 @@ from harness.metrics import (  # noqa: F401  (registers)
     robustness,
     sanity_revisited,
     stability,
+    suppressors,
 )
 from harness.metrics.base import (
     Evidence,

@@ -34,6 +34,8 @@ class Evidence:
     ``attributions``: local attributions for the explained rows (rows × features).
     ``global_importance``: one score per feature (mean |attribution| for local explainers).
     ``importance``: ground-truth importance per feature (0 = irrelevant).
+    ``suppressors``: per feature, whether it is a suppressor (label-independent, used by a
+    good model to cancel noise; see :class:`~harness.datasets.base.GroundTruth`).
     ``masks``: ground-truth masks of the explained rows (images, height, width), boolean.
     ``explain_seconds``: wall time of the explainer call (after warm-up), seconds, for
     ``n_explained`` rows. ``train_seconds``: wall time of training the explained model
@@ -61,6 +63,7 @@ class Evidence:
     attributions: np.ndarray | None = None
     global_importance: np.ndarray | None = None
     importance: np.ndarray | None = None
+    suppressors: np.ndarray | None = None
     masks: np.ndarray | None = None
     explain_seconds: float | None = None
     n_explained: int | None = None
@@ -186,6 +189,7 @@ NEEDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "reexplain": ("the cell's explainer, to run it again (e.g. on a changed model)",
                   ("reexplain", "predict_proba", *_ROWS)),
     "importance": ("the dataset's ground-truth feature importance", ("importance",)),
+    "suppressors": ("which features are suppressors (label-independent)", ("suppressors",)),
     "masks": ("the dataset's ground-truth masks", ("masks",)),
     "twin": ("the by-design model's black-box twin",
              ("twin_y_pred", "twin_y_score", "twin_val_score", "twin_train_seconds")),

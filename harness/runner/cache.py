@@ -129,6 +129,7 @@ class ResultCache:
         optional = {
             "importance": truth.importance,
             "masks": truth.masks,
+            "suppressors": truth.suppressors,
             "column_of_feature": dataset.column_of_feature,
         }
         arrays |= {name: value for name, value in optional.items() if value is not None}
@@ -172,7 +173,9 @@ class ResultCache:
                 feature_names=[str(n) for n in meta["feature_names"]],
                 class_names=[str(n) for n in meta["class_names"]],
                 card=DatasetCard(*map(str, meta["card"])),
-                ground_truth=GroundTruth(arrays.get("importance"), arrays.get("masks")),
+                ground_truth=GroundTruth(
+                    arrays.get("importance"), arrays.get("masks"), arrays.get("suppressors")
+                ),
                 columns=None if meta["columns"] is None else [str(c) for c in meta["columns"]],
                 column_of_feature=arrays.get("column_of_feature"),
             )

@@ -15,6 +15,7 @@ from harness.suite import Resolved, Suite, SuiteError
 _GROUND_TRUTH_NEEDS = {
     "importance": "ground-truth feature importance",
     "masks": "ground-truth masks",
+    "suppressors": "suppressor features",
 }
 
 

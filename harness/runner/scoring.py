@@ -131,6 +131,7 @@ def evidence_for(
         image_selection=options.select_images,
         global_importance=dataset.per_column(products.explanation.global_importance),
         importance=None if truth is None else dataset.per_column(truth),
+        suppressors=dataset.ground_truth.suppressors,
         masks=None if masks is None else masks[rows],
         explain_seconds=products.explain_seconds,
         n_explained=len(products.rows),

@@ -1,0 +1,105 @@
+"""Issue 29: suppressor data (XAI-TRIS / Haufe et al. 2014) and ``suppressor_share``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from harness import load_results, run_suite
+from harness.datasets import dataset_registry
+from harness.metrics import Evidence, metric_registry
+from harness.suite import parse_suite
+
+
+def share(maps: np.ndarray, suppressors: np.ndarray) -> float:
+    evidence = Evidence(attributions=maps, suppressors=suppressors)
+    return metric_registry.get("suppressor_share")().compute(evidence).value
+
+
+def test_the_generating_equations_hold() -> None:
+    """Suppressors are independent of the label and correlated ρ with the signal's noise;
+    the best linear weights per pair are ∝ (1, −ρ)."""
+    rho = 0.8
+    data = dataset_registry.get("suppressor_tabular")(
+        n_samples=200_000, n_signal=1, n_noise=1, correlation=rho
+    ).load(0)
+    x = np.concatenate([data.x_train, data.x_test]).astype(float)
+    y = np.concatenate([data.y_train, data.y_test])
+    signal, suppressor = x[:, 0], x[:, 1]
+    assert data.feature_names == ["signal_0", "suppressor_0", "noise_0"]
+    assert np.corrcoef(suppressor, y)[0, 1] == pytest.approx(0.0, abs=0.01)
+    noise = signal - (2 * y - 1) * 1.0  # d = x − a·s
+    assert np.corrcoef(noise, suppressor)[0, 1] == pytest.approx(rho, abs=0.01)
+    # LDA: Σ⁻¹ (μ₁ − μ₀) within classes
+    within = np.cov(np.c_[signal, suppressor][y == 1].T) + np.cov(
+        np.c_[signal, suppressor][y == 0].T
+    )
+    means = np.c_[signal, suppressor][y == 1].mean(0) - np.c_[signal, suppressor][y == 0].mean(0)
+    weights = np.linalg.solve(within, means)
+    assert weights[1] / weights[0] == pytest.approx(-rho, abs=0.02)
+    truth = data.ground_truth
+    np.testing.assert_array_equal(truth.importance, [1, 0, 0])
+    np.testing.assert_array_equal(truth.suppressors, [False, True, False])
+
+
+def test_a_linear_models_gradient_puts_rho_over_one_plus_rho_on_the_suppressor() -> None:
+    """The gradient of a linear model is its weights: (1, −ρ, 0) gives the suppressor
+    ρ / (1 + ρ) of the |attribution| — 0.8 / 1.8 = 0.444… — on every row."""
+    rho = 0.8
+    gradient = np.tile([1.0, -rho, 0.0], (5, 1))
+    assert share(gradient, np.array([False, True, False])) == pytest.approx(rho / (1 + rho))
+    assert share(np.tile([1.0, 0.0, 0.3], (5, 1)), np.array([False, True, False])) == 0.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.float64, (4, 6), elements=st.floats(-10, 10, allow_subnormal=False)))
+def test_the_share_is_the_mean_over_rows_of_the_suppressors_mass(maps: np.ndarray) -> None:
+    suppressors = np.array([False, True, True, False, False, True])
+    magnitudes = np.abs(maps)
+    kept = magnitudes.sum(axis=1) > 0
+    value = share(maps, suppressors)
+    if not kept.any():
+        assert np.isnan(value)
+        return
+    expected = np.mean([row[suppressors].sum() / row.sum() for row in magnitudes[kept]])
+    assert value == pytest.approx(expected) and 0 <= value <= 1
+
+
+SUITE = """
+name = "suppressors"
+seeds = [0, 1]
+metrics = ["accuracy", "spearman_gt", "suppressor_share"]
+[execution]
+explain_rows = 50
+[[datasets]]
+name = "suppressor_tabular"
+params = { n_samples = 3000, n_signal = 2, n_noise = 2, correlation = 0.8 }
+[[datasets]]
+name = "synthetic_tabular"
+params = { n_samples = 300, n_features = 6, n_informative = 2 }
+[[models]]
+name = "mlp"
+params = { hidden = [], epochs = 30 }
+[[explainers]]
+name = "saliency"
+params = { abs = false }
+[[explainers]]
+name = "oracle"
+"""
+
+
+def test_a_suite_scores_the_share_and_skips_it_without_suppressors(tmp_path: Path) -> None:
+    run_suite(parse_suite(SUITE), tmp_path)
+    results = load_results(tmp_path).set_index(["dataset", "explainer", "metric", "seed"])
+    results = results.sort_index()
+    oracle = results.loc[("suppressor_tabular", "oracle", "suppressor_share"), "value"]
+    assert (oracle == 0).all()  # the ground truth puts nothing on the suppressors
+    gradient = results.loc[("suppressor_tabular", "saliency", "suppressor_share"), "value"]
+    assert (gradient > 0.2).all()  # the model uses the suppressors (theory: 0.44)
+    other = results.loc[("synthetic_tabular", "saliency", "suppressor_share")]
+    assert other["value"].isna().all() and other["note"].str.contains("suppressor").all()
