@@ -103,3 +103,50 @@ def test_a_suite_scores_the_share_and_skips_it_without_suppressors(tmp_path: Pat
     assert (gradient > 0.2).all()  # the model uses the suppressors (theory: 0.44)
     other = results.loc[("synthetic_tabular", "saliency", "suppressor_share")]
     assert other["value"].isna().all() and other["note"].str.contains("suppressor").all()
+
+
+# --- the earth mover's localisation (XAI-TRIS) --------------------------------------------
+
+
+def emd_score(maps: np.ndarray, masks: np.ndarray, **params: str) -> float:
+    evidence = Evidence(attributions=maps, masks=masks)
+    return metric_registry.get("emd_localisation")(**params).compute(evidence).value
+
+
+def test_emd_by_hand() -> None:
+    """All mass 3 px right of a one-pixel mask travels 3 px: 1 − 3 / diagonal; mass
+    inside the mask travels nothing."""
+    maps, masks = np.zeros((1, 8, 8)), np.zeros((1, 8, 8), bool)
+    masks[0, 2, 2] = True
+    maps[0, 2, 5] = 4.0
+    assert emd_score(maps, masks) == pytest.approx(1 - 3 / np.hypot(7, 7))
+    maps[0] = 0
+    maps[0, 2, 2] = 1.0
+    assert emd_score(maps, masks) == pytest.approx(1.0)
+    half = np.zeros((1, 8, 8))
+    half[0, 2, 2], half[0, 6, 2] = 1.0, -1.0  # |a|: half moves 4 px
+    assert emd_score(half, masks) == pytest.approx(1 - 2 / np.hypot(7, 7))
+    assert emd_score(half, masks, sign="positive") == pytest.approx(1.0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    arrays(np.float64, (4, 4), elements=st.floats(0, 5, allow_subnormal=False)),
+    arrays(np.bool_, (4, 4)),
+)
+def test_emd_equals_a_linear_program(heat: np.ndarray, mask: np.ndarray) -> None:
+    """The transport problem solved independently by scipy's linprog (HiGHS)."""
+    from scipy.optimize import linprog
+
+    if heat.sum() == 0 or not mask.any():
+        assert np.isnan(emd_score(heat[None], mask[None]))
+        return
+    a = heat.ravel() / heat.sum()
+    b = mask.ravel() / mask.sum()
+    cells = np.argwhere(np.ones((4, 4)))
+    cost = np.sqrt(((cells[:, None] - cells[None]) ** 2).sum(-1)).ravel()
+    rows = np.kron(np.eye(16), np.ones(16))  # Σ_j T_ij = a_i
+    columns = np.kron(np.ones(16), np.eye(16))  # Σ_i T_ij = b_j
+    plan = linprog(cost, A_eq=np.r_[rows, columns], b_eq=np.r_[a, b], bounds=(0, None))
+    expected = 1 - plan.fun / np.hypot(3, 3)
+    assert emd_score(heat[None], mask[None]) == pytest.approx(expected, abs=1e-7)

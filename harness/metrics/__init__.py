@@ -18,6 +18,7 @@ from harness.metrics import (  # noqa: F401  (registers)
     sanity_revisited,
     stability,
     suppressors,
+    transport,
 )
 from harness.metrics.base import (
     Evidence,
