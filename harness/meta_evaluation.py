@@ -15,7 +15,10 @@ reaches 0 (more seeds would tell), and **untested** when a control is missing, u
 or fewer than two seeds give values. The effect size of each difference is its mean over
 its standard deviation over seeds (Cohen's d_z; infinite when every seed agrees).
 
-This is derived from the stored scores whenever it is read — never stored — so it cannot
+Metrics of the randomisation, robustness and complexity families are not checked: they do
+not measure agreement with the ground truth, so the controls carry no expected order (all
+the controls are model-blind and tie under MPRT, as they must). This is derived from the
+stored scores whenever it is read — never stored — so it cannot
 go stale after a rescoring; leaderboards mark the metrics that fail, claims on them are
 inconclusive unless they opt out (``require_trusted = false``), and the report shows one
 row per metric (the metric report card).
@@ -30,6 +33,12 @@ from typing import Literal
 import pandas as pd
 
 from harness.statistics import t_interval
+
+#: Families whose metrics do not measure agreement with the ground truth, so the controls
+#: carry no expected order for them: randomisation checks ask whether a map depends on the
+#: model (every control is model-blind: they must all fail, tied), robustness asks whether
+#: it is stable, complexity whether it is concentrated.
+UNORDERED_FAMILIES = frozenset({"randomisation", "robustness", "complexity"})
 
 #: The orderings tested: (better control, worse control); edge maps only where present.
 ORDERINGS = (("oracle", "random"), ("random", "inverted"))
@@ -97,8 +106,11 @@ def control_separation(results: pd.DataFrame) -> list[MetricCheck]:
         return []  # no control in the run: nothing to order
     kinds = results.get("metric_kind", pd.Series("explanation", index=results.index))
     across = results.get("across_seeds", pd.Series(False, index=results.index))
+    families = results.get("metric_family", pd.Series(None, index=results.index, dtype=object))
     scores = results[
-        (kinds.fillna("explanation") == "explanation") & ~across.fillna(False).astype(bool)
+        (kinds.fillna("explanation") == "explanation")
+        & ~across.fillna(False).astype(bool)
+        & ~families.isin(UNORDERED_FAMILIES)
     ]
     checks = []
     for (dataset, model, metric), block in scores.groupby(
@@ -109,7 +121,7 @@ def control_separation(results: pd.DataFrame) -> list[MetricCheck]:
         values = block.pivot_table(
             index="seed", columns="explainer", values="value", aggfunc="first", dropna=False
         )
-        present = set(block["explainer"])
+        present = set(block.loc[block["value"].notna(), "explainer"])  # scored somewhere
         higher = block["higher_is_better"].iloc[0] if "higher_is_better" in block else True
         sign = 1.0 if bool(higher) else -1.0
         wanted = [(b, w) for b, w in ORDERINGS if {b, w} <= present]

@@ -66,6 +66,13 @@ def test_hand_made_metrics_are_judged_by_how_they_order_the_controls() -> None:
     assert noisy.effect == pytest.approx(paired.mean() / paired.std(ddof=1))
 
 
+def test_metrics_that_do_not_measure_ground_truth_agreement_are_not_checked() -> None:
+    """Every control is model-blind: under MPRT they all tie at 1, as they must."""
+    results = frame({"mprt": {"oracle": [1.0] * 3, "random": [1.0] * 3, "inverted": [1.0] * 3}})
+    assert verdicts(results.assign(metric_family="randomisation")) == {}
+    assert verdicts(results.assign(metric_family="localisation")) == {"mprt": "fails"}
+
+
 def test_lower_is_better_metrics_and_edge_maps() -> None:
     """Direction is the metric's; where the run has an edge map, the oracle must beat it."""
     results = frame(
