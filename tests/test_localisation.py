@@ -37,6 +37,7 @@ def test_the_metrics_are_registered() -> None:
         "pointing_game", "energy_pointing_game", "energy_pointing_game_baseline",
         "relevance_mass_accuracy", "relevance_rank_accuracy", "topk_iou", "mask_roc_auc",
         "activation_precision", "activation_sensitivity", "topk_patch_precision",
+        "emd_localisation",
     }  # fmt: skip
 
 
