@@ -150,3 +150,58 @@ def test_emd_equals_a_linear_program(heat: np.ndarray, mask: np.ndarray) -> None
     plan = linprog(cost, A_eq=np.r_[rows, columns], b_eq=np.r_[a, b], bounds=(0, None))
     expected = 1 - plan.fun / np.hypot(3, 3)
     assert emd_score(heat[None], mask[None]) == pytest.approx(expected, abs=1e-7)
+
+
+def test_suppressor_images_follow_their_equations_and_a_linear_model_uses_the_suppressor() -> None:
+    """In R′ the image is ρ × R's distractor plus independent noise: independent of y,
+    correlated ρ with the distractor; a logistic regression on both regions beats one on
+    the signal region alone and puts about ρ / (1 + ρ) of |w| on R′."""
+    from sklearn.linear_model import LogisticRegression
+
+    rho = 0.8
+    source = dataset_registry.get("suppressor_lesions")(n_images=4000, size=32, correlation=rho)
+    data = source.load(0)
+    (rows, left), (_, right) = source.regions()
+    x, y = data.x_train[:, 0].astype(float), data.y_train
+
+    def region(images: np.ndarray, columns: slice) -> np.ndarray:
+        return images[:, rows, columns].reshape(len(images), -1)
+
+    signal, suppressor = region(x, left), region(x, right)
+    assert abs(np.corrcoef(suppressor.mean(axis=1), y)[0, 1]) < 0.05
+    width = rows.stop - rows.start
+    corner = 0  # the blob is ≈ 0 at the region's corner: there x_R is the distractor alone
+    assert np.corrcoef(signal[:, corner], suppressor[:, corner])[0, 1] == pytest.approx(
+        rho, abs=0.03
+    )
+    both = np.c_[signal, suppressor]
+    alone = LogisticRegression(max_iter=3000).fit(signal, y)
+    joint = LogisticRegression(max_iter=3000).fit(both, y)
+    test = data.x_test[:, 0].astype(float)
+    t_signal, t_both = region(test, left), np.c_[region(test, left), region(test, right)]
+    assert joint.score(t_both, data.y_test) > alone.score(t_signal, data.y_test) + 0.03
+    weights = np.abs(joint.coef_[0])
+    assert weights[width * width :].sum() / weights.sum() == pytest.approx(
+        rho / (1 + rho), abs=0.06
+    )
+    masks, flags = data.ground_truth.masks, data.ground_truth.suppressors
+    assert masks.shape == (len(test), 32, 32) and not (masks[0] & flags).any()
+    # suppressor_share on images: the flags are a pixel mask shared by every image
+    maps = np.zeros((2, 32, 32))
+    maps[:, rows, left] = 1.0
+    maps[:, rows, right] = 0.5
+    assert share(maps, flags) == pytest.approx(0.5 / 1.5)
+
+
+def test_a_positional_cnn_head_reads_every_position() -> None:
+    """``pooling = "none"``: the head is a linear map of the flattened last feature map."""
+    from harness.models import model_registry
+
+    data = dataset_registry.get("suppressor_lesions")(n_images=16, size=16).load(0)
+    pooled = model_registry.get("small_cnn")(channels=[4, 8]).build(data)
+    positional = model_registry.get("small_cnn")(channels=[4, 8], pooling="none").build(data)
+    assert pooled.head.in_features == 8  # channels after global average pooling
+    assert positional.head.in_features == 8 * 8 * 8  # channels × the 8 × 8 positions
+    import torch
+
+    assert positional(torch.zeros(2, 1, 16, 16)).shape == (2, 2)

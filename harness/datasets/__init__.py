@@ -6,6 +6,7 @@ from harness.datasets import (  # noqa: F401  (registers)
     openml_source,
     planted,
     sklearn_bundled,
+    suppressor_lesions,
     suppressor_tabular,
     synthetic_lesions,
     synthetic_tabular,

@@ -22,7 +22,8 @@ class GroundTruth:
 
     ``importance``: one non-negative value per feature (tabular), 0 = irrelevant.
     ``masks``: one boolean mask per test image, at input resolution (images).
-    ``suppressors``: one boolean per feature, True for a *suppressor* — a feature
+    ``suppressors``: one boolean per feature (images: a pixel mask shared by every
+    image), True for a *suppressor* — a feature
     independent of the label that a good model uses to cancel noise (XAI-TRIS; Haufe et
     al. 2014): importance 0, yet a model's weights on it are not.
     """

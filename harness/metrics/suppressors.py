@@ -5,8 +5,9 @@ an explanation of *what the model computes* (a gradient of a linear model: its w
 puts ρ / (1 + ρ) of it there for a suppressor of correlation ρ (see
 :mod:`harness.datasets.suppressor_tabular`).
 
-Per explained row: Σ_{suppressors} |a| / Σ |a|; the value is the mean over rows (rows
-whose map is zero are left out and counted).
+Per explained row (a table's row, or an image: the suppressor flags are then a mask of
+pixels): Σ_{suppressors} |a| / Σ |a|; the value is the mean over rows (rows whose map is
+zero are left out and counted).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ class SuppressorShare(Metric):
     needs: ClassVar[frozenset[str]] = frozenset(
         {"attributions", "global_importance", "suppressors"}
     )
-    modalities = frozenset({"tabular"})
     unit = "share of |attribution|"
     fixed_conventions: ClassVar[dict[str, str]] = {
         "per row": "Σ over suppressors of |a| / Σ |a|",
@@ -38,7 +38,7 @@ class SuppressorShare(Metric):
 
     def compute(self, evidence: Evidence) -> MetricResult:
         assert evidence.suppressors is not None and evidence.attributions is not None
-        suppressors = np.asarray(evidence.suppressors, dtype=bool)
+        suppressors = np.asarray(evidence.suppressors, dtype=bool).ravel()  # features or pixels
         maps = np.asarray(evidence.attributions, dtype=float)
         magnitudes = np.abs(maps).reshape(len(maps), -1)
         if magnitudes.shape[1] != len(suppressors):

@@ -11,7 +11,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -56,11 +56,18 @@ class SmallCNNParams(TrainingParams):
     channels: list[Annotated[int, Field(ge=1, le=8192)]] = Field(
         [16, 32, 64, 64], min_length=1, max_length=32, description="filters of each 3×3 conv block"
     )
+    pooling: Literal["average", "none"] = Field(
+        "average",
+        description="average: global average pooling, then the linear head (blind to where "
+        "a pattern is); none: the linear head reads every position of the last feature map "
+        "(a pattern's place can carry the class, as in XAI-TRIS's suppressor images)",
+    )
 
 
 @model_registry.register("small_cnn")
 class SmallCNN(ModelRecipe):
-    """Small CNN: 3×3 conv + ReLU blocks (2×2 max-pool between them), GAP, linear head.
+    """Small CNN: 3×3 conv + ReLU blocks (2×2 max-pool between them), GAP, linear head
+    (``pooling = "none"``: the head reads every position instead).
 
     The last block is not pooled; its ReLU output (``features``) is the Grad-CAM layer.
     Every ReLU is its own module, so DeepLIFT-style explainers can hook each use.
@@ -85,7 +92,18 @@ class SmallCNN(ModelRecipe):
         return nn.Sequential(layers), width
 
     def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
-        return gap_linear_classifier(*self.backbone(dataset), dataset.n_classes)
+        backbone, width = self.backbone(dataset)
+        if self.params.pooling == "average":
+            return gap_linear_classifier(backbone, width, dataset.n_classes)
+        with torch.no_grad():
+            shape = backbone(torch.zeros(1, *dataset.x_train.shape[1:])).shape
+        return nn.Sequential(
+            OrderedDict(
+                **dict(backbone.named_children()),
+                flatten=nn.Flatten(),
+                head=black_box_head(int(np.prod(shape[1:])), dataset.n_classes),
+            )
+        )
 
 
 def gap_linear_classifier(backbone: nn.Sequential, width: int, n_classes: int) -> nn.Sequential:
