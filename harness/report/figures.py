@@ -839,9 +839,10 @@ def control_separation_figure(results: pd.DataFrame, dataset: str, model: str) -
     pairs = list(dict.fromkeys(f"{d.better} − {d.worse}" for c in checks for d in c.differences))
     palette = plt.get_cmap("tab10")
     colours = {pair: palette(i % palette.N) for i, pair in enumerate(pairs)}
+    widths = [len(members) for members in grouped.values()]
     figure, axes = plt.subplots(
-        1, len(grouped), figsize=(max(3.2, 1.1 * max(len(v) for v in grouped.values()) + 1.6)
-                                  * len(grouped), 3.8), squeeze=False,
+        1, len(grouped), figsize=(1.3 * sum(widths) + 1.2 * len(grouped) + 1.5, 3.8),
+        squeeze=False, gridspec_kw={"width_ratios": widths},
     )  # fmt: skip
     for axis, (family, members) in zip(axes[0], grouped.items(), strict=True):
         for x, check in enumerate(members):
@@ -862,6 +863,7 @@ def control_separation_figure(results: pd.DataFrame, dataset: str, model: str) -
         for tick, check in zip(axis.get_xticklabels(), members, strict=True):
             tick.set_color({"fails": "#b00020", "separates": "#0a6b2d"}.get(check.verdict, "#777"))
         axis.axhline(0, color="black", linewidth=0.8)
+        axis.set_xlim(-0.6, len(members) - 0.4)
         axis.set_title(family, fontsize=9)
         axis.grid(axis="y", alpha=0.3)
     axes[0, 0].set_ylabel("difference in the right direction\n(share of the metric's range)")
