@@ -64,6 +64,9 @@ SIMILARITY = "similarity"
 LAYERS = "layers"
 PRECISION_AT_K = "precision_at_k"
 FIGURE_ARRAYS = (CURVE, SIMILARITY, LAYERS, PRECISION_AT_K)
+#: The wall seconds a metric's ``compute`` took on a cell (stored as ``<id>.seconds``;
+#: re-explaining included), for the report card's cost column.
+SECONDS = "seconds"
 
 
 def metric_array(metric_id: str, key: str) -> str:

@@ -146,3 +146,8 @@ def test_ground_truth_metrics_separate_the_controls_on_planted_data(tmp_path: Pa
     card = page[page.index("<h2>Metric report card</h2>") : page.index("<h2>Metric conventions")]
     assert card.count('<td class="separates">separates</td>') == 3
     assert "oracle − random" in card and "random − inverted" in card
+    assert "<th>cost per cell</th>" in card and card.count(" s</td></tr>") == 3  # seconds
+    from harness.store import load_arrays
+
+    spent = load_arrays(tmp_path, "spearman_gt.seconds")
+    assert len(spent) == 20 and all(float(v) >= 0 for v in spent.values())  # every cell

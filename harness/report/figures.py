@@ -1127,7 +1127,7 @@ def load_run_data(store: ResultsStore, run_id: str) -> RunData:
         artifacts.COLUMN_NAMES,
         artifacts.EXPLANATION_SIGNED,
     ]
-    drawn = tuple(f".{key}" for key in artifacts.FIGURE_ARRAYS)  # metrics' curves
+    drawn = tuple(f".{key}" for key in (*artifacts.FIGURE_ARRAYS, artifacts.SECONDS))
     names += [n for n in store.array_names(run_id) if n.endswith(drawn)]
     return RunData(
         run_id=run_id,

@@ -17,8 +17,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from harness.artifacts import SECONDS, metric_array
 from harness.errors import HarnessError
 from harness.output_paths import writable_folder
 from harness.report.aggregate import LeaderboardTable, all_tables, summarise
@@ -105,7 +107,7 @@ def write_report(
         figures.append((stem, png))
     if not include_machine:
         info = _shareable(info)
-    page = _page(info, data.results, tables, figures)
+    page = _page(info, data.results, tables, figures, data.arrays)
     path = folder / "report.html"
     try:
         path.write_text(page, encoding="utf-8")
@@ -180,10 +182,11 @@ def _run_section(info: dict[str, Any]) -> str:
     return "<h2>Run</h2>" + _meta_table(rows)
 
 
-def _report_card(results: pd.DataFrame) -> str:
+def _report_card(results: pd.DataFrame, arrays: dict[str, dict[str, np.ndarray]]) -> str:
     """The metric report card: per dataset × model, one row per explanation metric — does
     it separate the controls (:mod:`harness.meta_evaluation`), the differences it rests
-    on, and the seconds its cells spent scoring (all of the cell's metrics together)."""
+    on, and what it costs: the mean wall seconds of its ``compute`` per cell (stored as
+    ``<metric>.seconds``; "—" for runs stored before it was kept)."""
     from harness.meta_evaluation import control_separation
 
     checks = control_separation(results)
@@ -198,19 +201,26 @@ def _report_card(results: pd.DataFrame) -> str:
     if not checks:
         return intro + "<p>No metric could be checked: the run has no pair of controls.</p>"
     rows = []
+    cells = results.drop_duplicates("cell_id").set_index("cell_id")[["dataset", "model"]]
     for check in checks:
+        stored = arrays.get(metric_array(check.metric, SECONDS), {})
+        spent = [
+            float(v)
+            for cell, v in stored.items()
+            if cell in cells.index and tuple(cells.loc[cell]) == (check.dataset, check.model)
+        ]
+        cost = f"{np.mean(spent):.3g} s" if spent else "—"
         differences = "<br>".join(
             escape(f"{d.text}; d_z {d.effect:.3g} (n = {d.seeds})") for d in check.differences
         )
         rows.append(
             f"<tr><td>{escape(check.dataset)}</td><td>{escape(check.model)}</td>"
             f'<td>{escape(check.metric)}</td><td class="{escape(check.verdict)}">'
-            f"{escape(check.verdict)}</td><td>{differences or escape(check.reason)}</td></tr>"
+            f"{escape(check.verdict)}</td><td>{differences or escape(check.reason)}</td>"
+            f"<td>{escape(cost)}</td></tr>"
         )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("dataset", "model", "metric", "separates the controls?", "evidence")
-    )
+    names = ("dataset", "model", "metric", "separates the controls?", "evidence", "cost per cell")
+    head = "".join(f"<th>{h}</th>" for h in names)
     return f'{intro}<div class="scroll"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
 
 
@@ -295,6 +305,7 @@ def _page(
     results: pd.DataFrame,
     tables: list[LeaderboardTable],
     figures: list[tuple[str, Path]],
+    arrays: dict[str, dict[str, np.ndarray]],
 ) -> str:
     datasets = list(dict.fromkeys(results["dataset"]))
     body = [f"<h1>xai-harness report: {escape(info['suite_name'])}</h1>", _run_section(info)]
@@ -314,7 +325,7 @@ def _page(
         body.append("<h2>Figures</h2>")
         body += [_image(png, stem) for stem, png in others]
     body += [
-        _report_card(results),
+        _report_card(results, arrays),
         _claims_section(info["config"], results),
         _conventions_section(results),
         _cells_section(results),

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from torch import nn
 
-from harness.artifacts import GLOBAL_IMPORTANCE, metric_array
+from harness.artifacts import GLOBAL_IMPORTANCE, SECONDS, metric_array
 from harness.datasets.base import Dataset
 from harness.explainers.base import Explanation
 from harness.metrics.base import Evidence, Metric, MetricResult, conventions_hash
@@ -171,7 +172,8 @@ def score_cell(
     cell: Cell, metrics: list[Resolved[Metric]], evidence: Evidence, model_absence: str = NOT_KEPT
 ) -> tuple[list[ScoreRecord], dict[str, np.ndarray]]:
     """Every per-cell metric's score record, and the arrays metrics return (stored as
-    ``<metric id>.<key>``). Across-seeds metrics are left to :func:`score_across_seeds`.
+    ``<metric id>.<key>``, with the seconds each took as ``<metric id>.seconds``).
+    Across-seeds metrics are left to :func:`score_across_seeds`.
     ``model_absence`` says why the model is missing, for metrics that call it."""
     records: list[ScoreRecord] = []
     arrays: dict[str, np.ndarray] = {}
@@ -193,10 +195,13 @@ def score_cell(
             value, note = math.nan, f"no explained image selected ({evidence.image_selection})"
         else:
             restricted = evidence.restricted_to(metric.component.needs)
+            started = time.perf_counter()
             result, problem = _outcome(
                 functools.partial(metric.component.compute, restricted),
                 metric.component.value_range,
             )
+            elapsed = time.perf_counter() - started
+            arrays[metric_array(metric.id, SECONDS)] = np.array(elapsed)
             if result is None:
                 images = evidence.image_selection if per_image else "all"
                 records.append(_failed_score(metric, str(problem), images))
