@@ -244,19 +244,30 @@ class ClaimResult:
         return f"{self.claim.id}[{','.join(f'{k}={v}' for k, v in self.regime)}]"
 
 
-def per_seed(results: pd.DataFrame, side: Selection, claim_id: str) -> pd.Series:
-    """The selection's value per seed: the mean over the cells it matches (NaN-free).
-
-    An id matches an entry's id or the id of the swept entry it was generated from;
-    swept values match the rows whose entry has that value."""
+def selected(
+    results: pd.DataFrame,
+    side: Selection,
+    keys: tuple[str, ...] = ("metric", "explainer", "dataset", "model"),
+) -> pd.DataFrame:
+    """The rows whose ``keys`` the selection names: an id matches an entry's id or the id
+    of the swept entry it was generated from; an unset key matches everything."""
     rows = results
-    for key in ("metric", "explainer", "dataset", "model"):
+    for key in keys:
         wanted = getattr(side, key)
         if wanted is not None:
             match = rows[key] == wanted
             if f"{key}_base" in rows.columns:
                 match |= rows[f"{key}_base"] == wanted
             rows = rows[match]
+    return rows
+
+
+def per_seed(results: pd.DataFrame, side: Selection, claim_id: str) -> pd.Series:
+    """The selection's value per seed: the mean over the cells it matches (NaN-free).
+
+    Ids match as :func:`selected` says; swept values match the rows whose entry has that
+    value."""
+    rows = selected(results, side)
     for name, value in side.swept().items():
         if name not in rows.columns:
             raise ClaimError(f"claim '{claim_id}': '{name}' is not swept in this run")
@@ -347,15 +358,8 @@ def untrusted_metric(claim: ClaimSpec, results: pd.DataFrame) -> str | None:
     (:func:`~harness.meta_evaluation.control_separation`) — or None."""
     from harness.meta_evaluation import control_separation
 
-    for side in claim.sides():
-        rows = results[results["metric"] == side.metric]
-        for key in ("dataset", "model"):
-            wanted = getattr(side, key)
-            if wanted is not None:
-                match = rows[key] == wanted
-                if f"{key}_base" in rows.columns:
-                    match |= rows[f"{key}_base"] == wanted
-                rows = rows[match]
+    for side in claim.sides():  # every explainer of the side's metric, dataset and model
+        rows = selected(results, side, ("metric", "dataset", "model"))
         for check in control_separation(rows):
             if check.verdict == "fails":
                 return (

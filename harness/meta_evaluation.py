@@ -77,9 +77,13 @@ class MetricCheck:
     reason: str = ""
 
     @property
+    def evidence(self) -> str:
+        """The differences in words, or why there are none."""
+        return "; ".join(d.text for d in self.differences) or self.reason
+
+    @property
     def summary(self) -> str:
-        shown = "; ".join(d.text for d in self.differences)
-        return f"{self.verdict}: {shown}" if shown else f"{self.verdict}: {self.reason}"
+        return f"{self.verdict}: {self.evidence}"
 
 
 def _difference(values: pd.DataFrame, better: str, worse: str, sign: float) -> Difference | None:
@@ -146,20 +150,3 @@ def control_separation(results: pd.DataFrame) -> list[MetricCheck]:
         )
         checks.append(MetricCheck(dataset, model, metric, verdict, tested))
     return checks
-
-
-def separation_frame(checks: list[MetricCheck]) -> pd.DataFrame:
-    """The checks as a frame: dataset, model, metric, verdict, summary."""
-    return pd.DataFrame(
-        [(c.dataset, c.model, c.metric, c.verdict, c.summary) for c in checks],
-        columns=["dataset", "model", "metric", "verdict", "summary"],
-    )
-
-
-def failing(checks: list[MetricCheck]) -> dict[tuple[str, str], dict[str, MetricCheck]]:
-    """(dataset, metric) → model → the check, for the metrics that fail there."""
-    found: dict[tuple[str, str], dict[str, MetricCheck]] = {}
-    for check in checks:
-        if check.verdict == "fails":
-            found.setdefault((check.dataset, check.metric), {})[check.model] = check
-    return found

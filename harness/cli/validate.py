@@ -90,23 +90,25 @@ def explained_truth_warnings(loaded: Suite) -> list[str]:
             continue
         labels, has_truth = known
         seeds = loaded.spec.seeds if options.data_seed is None else [options.data_seed]
-        empty = [
-            (seed, count)
-            for seed in seeds
-            for count in counts
-            if not has_truth[explained_rows(labels, count, options.explain_sample, seed)].any()
-        ]
-        if empty:
-            seed, count = empty[0]
-            where = "no test image" if not has_truth.any() else f"none of the {count} explained"
-            warnings.append(
-                f"dataset '{dataset.id}': {where} (seed {seed}) has ground truth, so every "
-                "localisation score will be undefined; check its masks/boxes/points"
-                + (", or explain more rows" if has_truth.any() else "")
-                + (
-                    " or use explain_sample = 'stratified'"
-                    if options.explain_sample == "first" and has_truth.any()
-                    else ""
-                )
-            )
+        empty = next(
+            (
+                (seed, count)
+                for seed in seeds
+                for count in counts
+                if not has_truth[explained_rows(labels, count, options.explain_sample, seed)].any()
+            ),
+            None,
+        )
+        if empty is None:
+            continue
+        seed, count = empty
+        where, fixes = "no test image", ""
+        if has_truth.any():
+            where, fixes = f"none of the {count} explained", ", or explain more rows"
+            if options.explain_sample == "first":
+                fixes += " or use explain_sample = 'stratified'"
+        warnings.append(
+            f"dataset '{dataset.id}': {where} (seed {seed}) has ground truth, so every "
+            f"localisation score will be undefined; check its masks/boxes/points{fixes}"
+        )
     return warnings

@@ -40,6 +40,7 @@ from harness.datasets.base import (
     dataset_registry,
     stratified_split,
 )
+from harness.datasets.suppressor_tabular import suppressor
 
 
 class SuppressorLesionsParams(Params):
@@ -112,8 +113,7 @@ class SuppressorLesions(DatasetSource):
         distractor = p.distractor * _smooth_field(rng, (n, width, width), p.smoothness)
         independent = p.distractor * _smooth_field(rng, (n, width, width), p.smoothness)
         images[:, rows, left] = p.signal * present * blob + distractor
-        rho = p.correlation
-        images[:, rows, right] = rho * distractor + np.sqrt(1 - rho**2) * independent
+        images[:, rows, right] = suppressor(distractor, independent, p.correlation)
         mask = np.zeros((side, side), bool)
         mask[rows, left] = blob > 0.1
         masks = np.where(labels[test, None, None] == 1, mask, False)  # class 0: no blob

@@ -36,6 +36,12 @@ from harness.datasets.base import (
 )
 
 
+def suppressor(distractor: np.ndarray, independent: np.ndarray, rho: float) -> np.ndarray:
+    """ρ·d + √(1 − ρ²)·e: correlated ρ with the distractor d, independent of the label
+    (``independent`` e has d's scale)."""
+    return rho * distractor + np.sqrt(1 - rho**2) * independent
+
+
 class SuppressorTabularParams(Params):
     n_samples: int = Field(4000, ge=20, le=10_000_000, description="rows before the split")
     n_signal: int = Field(2, ge=1, le=10_000, description="signal features, each with a suppressor")
@@ -75,11 +81,10 @@ class SuppressorTabular(DatasetSource):
         sign = (2 * labels - 1)[:, None].astype(float)
         distractor = rng.normal(0.0, p.noise_sd, (n, k))
         signal = p.signal * sign + distractor
-        rho = p.correlation
         independent = rng.normal(0.0, 1.0, (n, k)) * p.noise_sd
-        suppressor = rho * distractor + np.sqrt(1 - rho**2) * independent
+        suppressors_x = suppressor(distractor, independent, p.correlation)
         noise = rng.normal(0.0, 1.0, (n, p.n_noise))
-        x = np.concatenate([signal, suppressor, noise], axis=1).astype(np.float32)
+        x = np.concatenate([signal, suppressors_x, noise], axis=1).astype(np.float32)
         names = (
             [f"signal_{j}" for j in range(k)]
             + [f"suppressor_{j}" for j in range(k)]

@@ -29,7 +29,7 @@ apart.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -145,6 +145,40 @@ def randomised_models(
         yield name, changed
 
 
+def similarity_curve(
+    compare: Similarity,
+    models: Iterator[tuple[str, nn.Module]],
+    explain: Callable[[nn.Module], np.ndarray],
+) -> tuple[np.ndarray, int]:
+    """Per randomised model, the mean similarity over rows of ``explain(model)``'s maps to
+    the reference (:class:`Similarity`), and the most rows left out at any model (their
+    map constant)."""
+    curve, undefined = [], 0
+    for _, changed in models:
+        value, missing = mean_defined(compare(explain(changed)))
+        curve.append(value)
+        undefined = max(undefined, missing)
+    return np.array(curve), undefined
+
+
+def curve_result(
+    points: np.ndarray, layers: list[str], undefined: int, last: bool, flag_unchanged: bool
+) -> MetricResult:
+    """A similarity curve over ``layers`` as a score: its mean (or its ``last`` point),
+    the curve stored as ``similarity`` with ``layers``, the rows left out in the note —
+    and, with ``flag_unchanged``, a note when the map never changed."""
+    arrays = {artifacts.SIMILARITY: points, artifacts.LAYERS: np.array(layers)}
+    if np.isnan(points).all():
+        return MetricResult(float("nan"), "the maps are constant: similarity undefined", arrays)
+    notes = []
+    if flag_unchanged and np.nanmin(points) >= UNCHANGED:
+        notes.append("the explanation does not change when the model is randomised")
+    if undefined:
+        notes.append(f"up to {undefined} constant maps per layer left out")
+    value = float(points[-1]) if last else float(np.nanmean(points))
+    return MetricResult(value, "; ".join(notes), arrays)
+
+
 def mean_defined(values: np.ndarray) -> tuple[float, int]:
     """Mean of the defined values and how many were undefined (NaN when none is)."""
     defined = values[~np.isnan(values)]
@@ -183,23 +217,14 @@ class MPRT(Metric):
             return MetricResult.undefined("the model has no layers with parameters to randomise")
         compare = Similarity(self.params.similarity, np.asarray(evidence.attributions))
         inputs = np.asarray(evidence.inputs, dtype=np.float32)
-        curve, undefined = [], 0
+        reexplain, targets = evidence.reexplain, evidence.targets
         cumulative = self.params.order == "cascading"
-        for _, changed in randomised_models(network, layers, cumulative, self.params.seed):
-            maps = evidence.reexplain(inputs, evidence.targets, network=changed)
-            value, missing = mean_defined(compare(maps))
-            curve.append(value)
-            undefined = max(undefined, missing)
-        points = np.array(curve)
-        arrays = {artifacts.SIMILARITY: points, artifacts.LAYERS: np.array(layers)}
-        if np.isnan(points).all():
-            return MetricResult(float("nan"), "the maps are constant: similarity undefined", arrays)
-        notes = []
-        if np.nanmin(points) >= UNCHANGED:
-            notes.append("the explanation does not change when the model is randomised")
-        if undefined:
-            notes.append(f"up to {undefined} constant maps per layer left out")
-        return MetricResult(float(np.nanmean(points)), "; ".join(notes), arrays)
+        points, undefined = similarity_curve(
+            compare,
+            randomised_models(network, layers, cumulative, self.params.seed),
+            lambda changed: reexplain(inputs, targets, network=changed),
+        )
+        return curve_result(points, layers, undefined, last=False, flag_unchanged=True)
 
 
 @metric_registry.register("random_logit")

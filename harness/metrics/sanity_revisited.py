@@ -36,14 +36,15 @@ from pydantic import Field
 from scipy.stats import entropy
 from torch import nn
 
-from harness import artifacts
 from harness.component import Params
 from harness.metrics.base import Evidence, Metric, MetricResult, metric_registry
 from harness.metrics.randomisation import (
     Similarity,
+    curve_result,
     mean_defined,
     parameterised_layers,
     randomised_models,
+    similarity_curve,
 )
 from harness.records import MetricFamily, MetricRole
 
@@ -103,19 +104,12 @@ class SmoothMPRT(Metric):
             return MetricResult.undefined("the model has no layers with parameters to randomise")
         inputs = np.asarray(evidence.inputs, dtype=np.float32)
         compare = Similarity("spearman_abs", self._smoothed(evidence, inputs, network))
-        cumulative = p.order != "independent"
-        curve, undefined = [], 0
-        for _, changed in randomised_models(network, layers, cumulative, p.seed):
-            value, missing = mean_defined(compare(self._smoothed(evidence, inputs, changed)))
-            curve.append(value)
-            undefined = max(undefined, missing)
-        points = np.array(curve)
-        arrays = {artifacts.SIMILARITY: points, artifacts.LAYERS: np.array(layers)}
-        if np.isnan(points).all():
-            return MetricResult(float("nan"), "the maps are constant: similarity undefined", arrays)
-        note = f"up to {undefined} constant maps per layer left out" if undefined else ""
-        value = float(np.nanmean(points)) if p.value == "mean" else float(points[-1])
-        return MetricResult(value, note, arrays)
+        points, undefined = similarity_curve(
+            compare,
+            randomised_models(network, layers, p.order != "independent", p.seed),
+            lambda changed: self._smoothed(evidence, inputs, changed),
+        )
+        return curve_result(points, layers, undefined, p.value == "last", flag_unchanged=False)
 
     def _smoothed(self, evidence: Evidence, inputs: np.ndarray, network: nn.Module) -> np.ndarray:
         """The mean map over ``samples`` copies of ``inputs`` explained on ``network``:

@@ -120,7 +120,7 @@ def _untrusted(results: pd.DataFrame, summary: pd.DataFrame) -> pd.Series:
     from harness.meta_evaluation import control_separation
 
     reasons = {
-        (c.dataset, c.model, c.metric): c.summary.removeprefix("fails: ")
+        (c.dataset, c.model, c.metric): c.evidence
         for c in control_separation(results)
         if c.verdict == "fails"
     }

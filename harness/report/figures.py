@@ -38,8 +38,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.text import Text
 
 from harness import artifacts
@@ -197,14 +199,7 @@ def _reflowed(figure: Figure, panels: list[Axes], width: float) -> float:
         for index, axis in enumerate(panels):
             axis.set_subplotspec(layout[index // columns, index % columns])
     for legend in list(figure.legends):  # beside the panels → below the figure
-        handles = [h for h in legend.legend_handles if h is not None]
-        labels = [t.get_text() for t in legend.texts]
-        size = float(legend.texts[0].get_fontsize()) if legend.texts else None
-        legend.remove()
-        figure.legend(
-            handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
-            ncols=max(1, int(width // 1.6)), fontsize=size, frameon=False,
-        )  # fmt: skip
+        _below_figure(figure, legend, max(1, int(width // 1.6)))
     titles = [(getattr(figure, "_suptitle", None), width)]
     titles += [(axis.title, width / columns) for axis in panels]
     titles += [(axis.xaxis.label, width / columns) for axis in panels]
@@ -219,16 +214,10 @@ def _reflowed(figure: Figure, panels: list[Axes], width: float) -> float:
         beside = axis.get_legend()
         if beside is None or beside.get_bbox_to_anchor().x0 <= axis.bbox.x1 - 1:
             continue
-        handles = [h for h in beside.legend_handles if h is not None]
-        labels = [t.get_text() for t in beside.texts]
-        size = float(beside.texts[0].get_fontsize()) if beside.texts else None
         if len(panels) == 1:
-            beside.remove()
-            figure.legend(
-                handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
-                ncols=max(1, int(width // 1.7)), fontsize=size, frameon=False,
-            )  # fmt: skip
+            _below_figure(figure, beside, max(1, int(width // 1.7)))
             continue
+        handles, labels, size = _legend_parts(beside)
         rotated = any(t.get_rotation() for t in axis.get_xticklabels())
         lines = axis.xaxis.label.get_text().count("\n")  # the label's extra lines
         axis.legend(  # below the tick labels and the axis label (in font sizes)
@@ -240,6 +229,23 @@ def _reflowed(figure: Figure, panels: list[Axes], width: float) -> float:
     heading = titles[0][0]
     title = 0.25 * (heading.get_text().count("\n") + 1) if heading is not None else 0.0
     return rows * (width / columns) * min(max(panel_h / panel_w, 0.3), 1.2) + 0.5 + title
+
+
+def _legend_parts(legend: Legend) -> tuple[list[Artist], list[str], float | None]:
+    """A legend's handles, labels and font size, to draw it again elsewhere."""
+    handles = [h for h in legend.legend_handles if h is not None]
+    size = float(legend.texts[0].get_fontsize()) if legend.texts else None
+    return handles, [t.get_text() for t in legend.texts], size
+
+
+def _below_figure(figure: Figure, legend: Legend, columns: int) -> None:
+    """Replace ``legend`` by the same legend centred below the figure, ``columns`` wide."""
+    handles, labels, size = _legend_parts(legend)
+    legend.remove()
+    figure.legend(
+        handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=columns,
+        fontsize=size, frameon=False,
+    )  # fmt: skip
 
 
 def file_stem(name: str) -> str:
@@ -831,7 +837,6 @@ def control_separation_figure(results: pd.DataFrame, dataset: str, model: str) -
     if not checks:
         return None
     families = block.drop_duplicates("metric").set_index("metric")["metric_family"]
-    spans = block.drop_duplicates("metric").set_index("metric")
     grouped: dict[str, list[Any]] = {}
     for check in checks:
         family = families.get(check.metric)
@@ -846,8 +851,8 @@ def control_separation_figure(results: pd.DataFrame, dataset: str, model: str) -
     )  # fmt: skip
     for axis, (family, members) in zip(axes[0], grouped.items(), strict=True):
         for x, check in enumerate(members):
-            width = spans.loc[check.metric, "range_high"] - spans.loc[check.metric, "range_low"]
-            scale = float(width) if "range_low" in spans and width == width and width else 1.0
+            bounds = value_range(block[block["metric"] == check.metric])
+            scale = bounds[1] - bounds[0] if bounds is not None else 1.0
             for k, difference in enumerate(check.differences):
                 label = f"{difference.better} − {difference.worse}"
                 offset = (k - (len(check.differences) - 1) / 2) * 0.22
