@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 #: What a metric measures: the explanation, the model, the cost — or it is a reference
-#: (a baseline to read other scores against, never ranked).
-MetricKind = Literal["explanation", "model", "cost", "reference"]
+#: (a baseline to read other scores against, never ranked) or ``meta``: a score of
+#: another metric (:mod:`harness.meta_consistency`), never in leaderboards.
+MetricKind = Literal["explanation", "model", "cost", "reference", "meta"]
 #: What a metric is to figures — the panel or curve it is drawn as — a closed set that
 #: figures choose metrics by (with the family), never by name or id; "" for none.
 MetricRole = Literal[
@@ -47,6 +48,7 @@ MetricFamily = Literal[
     "randomisation",
     "robustness",
     "complexity",
+    "meta",
     "other",
 ]
 

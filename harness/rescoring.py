@@ -46,6 +46,7 @@ from harness.runner.cell import (
     untrained_network,
 )
 from harness.runner.lifecycle import stored_run
+from harness.runner.meta_perturbation import score_meta_consistency, score_meta_rows
 from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.runner.run import RunSummary, Tally
@@ -204,6 +205,7 @@ def _complete(
                 tally,
             )
             tally.add_failed_scores(score_across_seeds(chosen, cells, store, run_id))
+            score_meta_consistency(chosen, suite.spec.meta_evaluation, cells, store, run_id)
             end.status = "failed" if tally.counts["failed"] or tally.failed_scores else "ok"
             end.completed = True
         finally:
@@ -314,7 +316,8 @@ def _rescore_cells(
     rescored = {m.id for m in chosen}
     datasets = Memo()
     device = resolve_device(suite.spec.execution.device)
-    needs_model = any({"model", "reexplain"} & m.component.needs for m in chosen)
+    meta = suite.spec.meta_evaluation.metrics
+    needs_model = any({"model", "reexplain"} & m.component.needs or m.id in meta for m in chosen)
     progress.start(f"rescoring {source_id} ({run_id})", len(cells))
     try:
         for cell in cells:
@@ -323,7 +326,12 @@ def _rescore_cells(
                 tally.counts[done[cell.cell_id][0]] += 1
                 progress.cell_done(cell.cell_id, "stored")
                 continue
-            kept = [s for s in scores.get(cell.cell_id, []) if s.metric not in rescored]
+            kept = [
+                s
+                for s in scores.get(cell.cell_id, [])
+                if s.metric not in rescored
+                and not (s.kind == "meta" and s.metric.rsplit(":", 1)[0] in rescored)
+            ]
             arrays: dict[str, np.ndarray] = {}
             if record.status == "ok":
                 dataset: Dataset = datasets.get(
@@ -353,6 +361,10 @@ def _rescore_cells(
                 except ValueError as exc:
                     raise HarnessError(f"cell {cell.cell_id}: {exc}") from exc
                 new, arrays = score_cell(cell, chosen, evidence, absence)
+                meta_scores, meta_arrays = score_meta_rows(
+                    cell, chosen, evidence, suite.spec.meta_evaluation
+                )
+                new, arrays = new + meta_scores, arrays | meta_arrays
             else:
                 new = unscored(chosen, f"cell {record.status}: {record.error}")
             store.record_cell(run_id, record, kept + new, arrays)

@@ -33,6 +33,7 @@ from harness.component import SUITE_FOLDER, Component
 from harness.datasets.explained_rows import ExplainSample
 from harness.errors import HarnessError, did_you_mean
 from harness.identifiers import Identifier
+from harness.meta_consistency import META_SCORES, meta_score_id
 from harness.records import RESULT_COLUMNS
 from harness.registry import Registry
 from harness.suite_messages import describe, name_claim
@@ -207,6 +208,57 @@ class ExecutionOptions(_Strict):
     )
 
 
+class MetaEvaluationSpec(_Strict):
+    """MetaQuantus's tests of explanation metrics (``[meta_evaluation]``): each metric
+    listed is scored per explained row again under minor (resilience) and disruptive
+    (adversary) perturbations of the model and of the input — see
+    :mod:`harness.meta_consistency` for the scores and
+    :mod:`harness.runner.meta_perturbation` for the perturbations."""
+
+    metrics: list[Identifier] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="ids of the suite's per-row explanation metrics to meta-evaluate "
+        "(none: no meta-evaluation)",
+    )
+    perturbations: int = Field(
+        3, ge=1, le=1000, description="perturbations per test (MetaQuantus's K)"
+    )
+    model_noise: float = Field(
+        0.001,
+        gt=0,
+        le=100,
+        description="model resilience: every parameter multiplied by N(1, σ²), σ this",
+    )
+    model_adversary: float = Field(
+        2.0,
+        gt=0,
+        le=100,
+        description="model adversary: every parameter multiplied by N(1, σ²), σ this",
+    )
+    input_noise: float = Field(
+        0.001,
+        gt=0,
+        le=1000,
+        description="input resilience: uniform noise of this half-width, in units of "
+        "each input position's training standard deviation",
+    )
+    input_adversary: float = Field(
+        5.0,
+        gt=0,
+        le=1000,
+        description="input adversary: uniform noise of this half-width, in training "
+        "standard deviations",
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _distinct_metrics(cls, metrics: list[str]) -> list[str]:
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"metrics repeat: {metrics}; list each metric once")
+        return metrics
+
+
 #: The kinds of figure a suite may declare (``figures`` and ``report`` draw them).
 FigureKind = Literal[
     "metric",
@@ -221,6 +273,7 @@ FigureKind = Literal[
     "patch_deletion",
     "randomisation",
     "control_separation",
+    "meta_consistency",
 ]
 
 
@@ -283,6 +336,7 @@ class SuiteSpec(_Strict):
     execution: ExecutionOptions = ExecutionOptions()
     figures: list[FigureSpec] = Field(default_factory=list)
     claims: list[ClaimSpec] = Field(default_factory=list)
+    meta_evaluation: MetaEvaluationSpec = MetaEvaluationSpec()
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -592,8 +646,9 @@ def _id_problems(spec: SuiteSpec) -> list[str]:
         return labels[section] + list(dict.fromkeys(bases))
 
     swept = sorted({k for s in SECTIONS for e in getattr(spec, s) for k in e.swept})
+    meta = [meta_score_id(m, which) for m in spec.meta_evaluation.metrics for which in META_SCORES]
     claim_ids = {
-        "metric": labels["metrics"],
+        "metric": labels["metrics"] + meta,
         "explainer": with_bases("explainers"),
         "dataset": with_bases("datasets"),
         "model": with_bases("models"),
@@ -669,6 +724,7 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
                 )
     problems += _selection_problems(spec.execution, sections["explainers"])
     problems += _explains_problems(spec, sections["explainers"])
+    problems += _meta_evaluation_problems(spec.meta_evaluation, sections["metrics"])
     if problems:
         raise SuiteError("\n".join(f"{where}: {line}" for line in problems))
     return Suite(
@@ -680,6 +736,28 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
         explainers=sections["explainers"],
         metrics=sections["metrics"],
     )
+
+
+def _meta_evaluation_problems(meta: MetaEvaluationSpec, metrics: list[Resolved[Any]]) -> list[str]:
+    """Each meta-evaluated metric: a metric of the suite scoring the explained rows one by
+    one (it reads their maps), not an across-seeds statistic."""
+    problems = []
+    by_id = {m.id: m.component for m in metrics}
+    for index, wanted in enumerate(meta.metrics):
+        where = f"meta_evaluation.metrics[{index}]"
+        metric = by_id.get(wanted)
+        if metric is None:
+            problems.append(
+                f"{where}: '{wanted}' is not a metric id of this suite"
+                f"{did_you_mean(wanted, list(by_id))} Metric ids: {', '.join(by_id)}"
+            )
+        elif "attributions" not in metric.needs or metric.across_seeds:
+            problems.append(
+                f"{where}: '{wanted}' does not score the explained rows' maps one by one, so "
+                "it has no per-row values to meta-evaluate; list a metric that reads the "
+                "maps (e.g. pointing_game, deletion_auc)"
+            )
+    return problems
 
 
 def _explains_problems(spec: SuiteSpec, explainers: list[Resolved[Any]]) -> list[str]:

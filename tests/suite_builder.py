@@ -63,15 +63,20 @@ def suite(
     seeds: Iterable[int] = (0,),
     description: str | None = None,
     execution: Mapping[str, Any] | None = None,
+    meta_evaluation: Mapping[str, Any] | None = None,
 ) -> str:
     """A suite file's text: ``name``, ``seeds``, ``metrics`` (names or tables), an
-    ``[execution]`` table when given, then one table per dataset, model and explainer."""
+    ``[execution]`` and a ``[meta_evaluation]`` table when given, then one table per
+    dataset, model and explainer."""
     lines = [f"name = {toml_value(name)}"]
     if description is not None:
         lines.append(f"description = {toml_value(description)}")
     lines += [f"seeds = {toml_value(list(seeds))}", f"metrics = {toml_value(list(metrics))}"]
     if execution:
         lines += ["", "[execution]", *(f"{k} = {toml_value(v)}" for k, v in execution.items())]
+    if meta_evaluation:
+        meta = (f"{k} = {toml_value(v)}" for k, v in meta_evaluation.items())
+        lines += ["", "[meta_evaluation]", *meta]
     lines += _entries("datasets", datasets)
     lines += _entries("models", models)
     lines += _entries("explainers", explainers)

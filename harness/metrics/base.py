@@ -90,17 +90,46 @@ class Evidence:
     val_score: np.ndarray | None = None
     twin_val_score: np.ndarray | None = None
     image_selection: str = "all"
+    #: the test indices of the scored explained rows (for the harness, not for metrics)
+    rows: np.ndarray | None = None
 
     def restricted_to(self, needs: frozenset[str]) -> Evidence:
         """This evidence with only the fields ``needs`` (names of :data:`NEEDS`) give:
         a metric receives what it declared, and nothing it did not."""
-        given = {"image_selection"} | {f for need in needs for f in NEEDS[need][1]}
+        given = {"image_selection", "rows"} | {f for need in needs for f in NEEDS[need][1]}
         withheld: dict[str, Any] = {
             f.name: False if f.name == "model_given" else None
             for f in fields(self)
             if f.name not in given
         }
         return replace(self, **withheld)
+
+    def row(self, position: int) -> Evidence:
+        """This evidence for the explained row at ``position`` alone: the per-row fields
+        (maps, inputs, targets, labels, masks, baseline) cut to that row, the explainer
+        run again on it as on that row; the rest (the test split's predictions, the
+        model, the training statistics) as they are."""
+        one = slice(position, position + 1)
+        rows = None if self.inputs is None else len(self.inputs)
+
+        def cut(value: np.ndarray | None) -> np.ndarray | None:
+            return value if value is None else value[one]
+
+        baseline = self.input_baseline
+        if baseline is not None and baseline.ndim and len(baseline) == rows:
+            baseline = baseline[one]
+        return replace(
+            self,
+            attributions=cut(self.attributions),
+            class_attributions=cut(self.class_attributions),
+            masks=cut(self.masks),
+            inputs=cut(self.inputs),
+            targets=cut(self.targets),
+            explained_labels=cut(self.explained_labels),
+            rows=cut(self.rows),
+            input_baseline=baseline,
+            reexplain=None if self.reexplain is None else self.reexplain.at([position]),
+        )
 
 
 @dataclass(frozen=True)

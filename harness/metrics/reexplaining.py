@@ -53,3 +53,17 @@ class Reexplainer:
             for i in range(0, len(inputs), size)
         ]
         return np.concatenate(maps)
+
+    def at(self, positions: list[int] | np.ndarray) -> Reexplainer:
+        """This explainer for the explained rows at ``positions`` alone: its position
+        0, 1, … stands for ``positions[0]``, ``positions[1]``, …"""
+        chosen = np.asarray(positions)
+        function = self.function
+        return Reexplainer(
+            self.network,
+            lambda net, inputs, targets, where: function(net, inputs, targets, chosen[where]),
+        )
+
+    def on(self, network: nn.Module) -> Reexplainer:
+        """This explainer on another network (e.g. a perturbed copy) by default."""
+        return Reexplainer(network, self.function)

@@ -39,7 +39,8 @@ EntryStyle = Literal["full", "compact"]
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    """Aggregate one run's scores over seeds.
+    """Aggregate one run's scores over seeds (scores of explainers: the meta-evaluation's
+    scores of metrics, kind ``meta``, are left to the report card).
 
     Columns: dataset, model, explainer, metric, metric_name, kind, mean, sd, ci_low,
     ci_high, n (seeds with a value), n_cells, higher_is_better, unit, status (``ok``,
@@ -52,6 +53,8 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     among the methods, 1 = best; NaN for controls) and best (never set for ``reference``
     metrics nor for controls).
     """
+    if "metric_kind" in results:  # scores of metrics, not of explainers: the report card's
+        results = results[results["metric_kind"] != "meta"]
     rows = []
     for key, group in results.groupby(_KEYS, sort=False):
         group = group.sort_values("seed", kind="stable")

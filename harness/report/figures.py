@@ -883,6 +883,66 @@ def control_separation_figure(results: pd.DataFrame, dataset: str, model: str) -
     return figure
 
 
+def meta_consistency_figure(results: pd.DataFrame, dataset: str, model: str) -> Figure | None:
+    """MetaQuantus's scores of each meta-evaluated metric (:mod:`harness.meta_consistency`):
+    one panel per metric family; per metric NR, AR and MC, mean over seeds with 95 %
+    t-intervals, and the chance levels of NR and AR (a metric of noise) as short dashes;
+    a metric flagged (NR or AR not clearly above chance) has a red label."""
+    from harness.meta_consistency import META_SCORES, meta_checks
+
+    block = results[(results["dataset"] == dataset) & (results["model"] == model)]
+    checks = [c for c in meta_checks(block) if any(c.values[w] for w in META_SCORES)]
+    if not checks:
+        return None
+    families = block.drop_duplicates("metric").set_index("metric")["metric_family"]
+    grouped: dict[str, list[Any]] = {}
+    for check in checks:
+        family = families.get(check.metric)
+        grouped.setdefault(str(family) if isinstance(family, str) else "other", []).append(check)
+    palette = plt.get_cmap("tab10")
+    colours = {which: palette(i) for i, which in enumerate(META_SCORES)}
+    widths = [len(members) for members in grouped.values()]
+    figure, axes = plt.subplots(
+        1, len(grouped), figsize=(1.3 * sum(widths) + 1.2 * len(grouped) + 1.5, 3.8),
+        squeeze=False, gridspec_kw={"width_ratios": widths}, sharey=True,
+    )  # fmt: skip
+    for axis, (family, members) in zip(axes[0], grouped.items(), strict=True):
+        for x, check in enumerate(members):
+            for k, which in enumerate(META_SCORES):
+                mean, low, high = check.summary(which)
+                offset = (k - 1) * 0.22
+                if np.isnan(mean):
+                    continue
+                spread = [[0.0], [0.0]] if np.isnan(low) else [[mean - low], [high - mean]]
+                axis.errorbar(
+                    x + offset, mean, yerr=spread, marker="o", markersize=4, capsize=2,
+                    linestyle="none", color=colours[which],
+                    label=which.upper() if x == 0 else None,
+                )  # fmt: skip
+                if which != "mc":
+                    axis.hlines(check.chance[which], x + offset - 0.09, x + offset + 0.09,
+                                colors=colours[which], linestyles="dashed", linewidth=1)  # fmt: skip
+        flagged = [bool(c.flags) for c in members]
+        axis.set_xticks(range(len(members)), [c.metric for c in members], rotation=30,
+                        ha="right", fontsize=7)  # fmt: skip
+        for tick, bad in zip(axis.get_xticklabels(), flagged, strict=True):
+            tick.set_color("#b00020" if bad else "#0a6b2d")
+        axis.set_xlim(-0.6, len(members) - 0.4)
+        axis.set_ylim(-0.02, 1.02)
+        axis.set_title(family, fontsize=9)
+        axis.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel("score (1 = ideal); dashes: chance")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.suptitle(
+        f"{dataset} / {model}: noise resilience (NR), adversary reactivity (AR), "
+        "meta-consistency (MC) (MetaQuantus; mean over seeds, 95% t-intervals)",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    return figure
+
+
 def randomisation_figure(
     results: pd.DataFrame, arrays: dict[str, dict[str, np.ndarray]], dataset: str, model: str
 ) -> Figure | None:
@@ -1206,6 +1266,7 @@ def planned(
         "patch_deletion": lambda d, m: k_curve_figure(results, arrays, d, m, kind),
         "randomisation": lambda d, m: randomisation_figure(results, arrays, d, m),
         "control_separation": lambda d, m: control_separation_figure(results, d, m),
+        "meta_consistency": lambda d, m: meta_consistency_figure(results, d, m),
     }
     return [
         ((name, str(dataset), str(model)), functools.partial(per_group[kind], dataset, model))

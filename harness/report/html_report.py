@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pandas as pd
 
 from harness.artifacts import SECONDS, metric_array
 from harness.errors import HarnessError
+from harness.meta_consistency import META_SCORES, META_SECONDS, MetaCheck, meta_checks
 from harness.output_paths import writable_folder
 from harness.report.aggregate import LeaderboardTable, all_tables, summarise
 from harness.report.figures import load_run_data, run_figures, save
@@ -184,44 +186,94 @@ def _run_section(info: dict[str, Any]) -> str:
 
 def _report_card(results: pd.DataFrame, arrays: dict[str, dict[str, np.ndarray]]) -> str:
     """The metric report card: per dataset × model, one row per explanation metric — does
-    it separate the controls (:mod:`harness.meta_evaluation`), the differences it rests
-    on, and what it costs: the mean wall seconds of its ``compute`` per cell (stored as
-    ``<metric>.seconds``; "—" for runs stored before it was kept)."""
+    it separate the controls (:mod:`harness.meta_evaluation`) and on what differences; its
+    noise resilience, adversary reactivity and meta-consistency where the suite
+    meta-evaluates it (:mod:`harness.meta_consistency`: mean over seeds [95 % interval],
+    flagged when not above chance); and what it costs: the mean wall seconds of its
+    ``compute`` per cell (stored as ``<metric>.seconds``; "—" for runs stored before it was
+    kept), and of its meta-evaluation (``<metric>.meta_seconds``)."""
     from harness.meta_evaluation import control_separation
 
-    checks = control_separation(results)
+    separation = {(c.dataset, c.model, c.metric): c for c in control_separation(results)}
+    meta = {(c.dataset, c.model, c.metric): c for c in meta_checks(results)}
     intro = (
         "<h2>Metric report card</h2><p>Does each explanation metric rank the controls as "
         "they are built to rank — oracle above random above inverted (and above an edge "
         "map, where the run has one) — on this dataset and model? Paired by seed, 95 % "
         "Student-t intervals; d<sub>z</sub> = mean difference / its SD over seeds. A metric "
         "that <em>fails</em> is marked in the leaderboard and its claims are inconclusive "
-        "unless they opt out.</p>"
+        "unless they opt out. NR, AR and MC (MetaQuantus, for the metrics the suite lists "
+        "under <code>[meta_evaluation]</code>): is its per-row value stable under minor "
+        "perturbations of model and input that keep the prediction (noise resilience), "
+        "does it get worse under disruptive ones that change it (adversary reactivity), "
+        "and their mean (meta-consistency); each in [0, 1], higher is better, mean over "
+        "seeds [95 % interval]. A metric of pure noise scores NR ≈ (½ + 1/m)/2 with m "
+        "explainers and AR ≈ ½ (chance, in brackets); one that returns a constant AR 0. "
+        "NR or AR whose interval does not clear a quarter of the way from chance to 1 is "
+        "flagged.</p>"
     )
-    if not checks:
+    keys = list(dict.fromkeys([*separation, *meta]))
+    if not keys:
         return intro + "<p>No metric could be checked: the run has no pair of controls.</p>"
-    rows = []
     cells = results.drop_duplicates("cell_id").set_index("cell_id")[["dataset", "model"]]
-    for check in checks:
-        stored = arrays.get(metric_array(check.metric, SECONDS), {})
+
+    def cost(metric: str, key: str, dataset: str, model: str) -> str:
+        stored = arrays.get(metric_array(metric, key), {})
         spent = [
             float(v)
             for cell, v in stored.items()
-            if cell in cells.index and tuple(cells.loc[cell]) == (check.dataset, check.model)
+            if cell in cells.index and tuple(cells.loc[cell]) == (dataset, model)
         ]
-        cost = f"{np.mean(spent):.3g} s" if spent else "—"
-        differences = "<br>".join(
-            escape(f"{d.text}; d_z {d.effect:.3g} (n = {d.seeds})") for d in check.differences
-        )
+        return f"{np.mean(spent):.3g} s" if spent else "—"
+
+    rows = []
+    for dataset, model, metric in keys:
+        check, scores = separation.get((dataset, model, metric)), meta.get((dataset, model, metric))
+        verdict = "—" if check is None else check.verdict
+        evidence = "" if check is None else check.reason
+        if check is not None and check.differences:
+            evidence = "<br>".join(
+                escape(f"{d.text}; d_z {d.effect:.3g} (n = {d.seeds})") for d in check.differences
+            )
+        else:
+            evidence = escape(evidence)
+        meta_cells = ["<td>—</td>"] * len(META_SCORES)
+        if scores is not None:
+            meta_cells = [_meta_entry(scores, which) for which in META_SCORES]
+            if scores.flags:
+                evidence += "<br>" + "<br>".join(escape(f) for f in scores.flags)
+        spent = cost(metric, SECONDS, dataset, model)
+        if scores is not None:
+            spent += f" + meta {cost(metric, META_SECONDS, dataset, model)}"
         rows.append(
-            f"<tr><td>{escape(check.dataset)}</td><td>{escape(check.model)}</td>"
-            f'<td>{escape(check.metric)}</td><td class="{escape(check.verdict)}">'
-            f"{escape(check.verdict)}</td><td>{differences or escape(check.reason)}</td>"
-            f"<td>{escape(cost)}</td></tr>"
+            f"<tr><td>{escape(dataset)}</td><td>{escape(model)}</td>"
+            f'<td>{escape(metric)}</td><td class="{escape(verdict)}">'
+            f"{escape(verdict)}</td>{''.join(meta_cells)}<td>{evidence}</td>"
+            f"<td>{escape(spent)}</td></tr>"
         )
-    names = ("dataset", "model", "metric", "separates the controls?", "evidence", "cost per cell")
+    names = (
+        "dataset",
+        "model",
+        "metric",
+        "separates the controls?",
+        "NR",
+        "AR",
+        "MC",
+        "evidence",
+        "cost per cell",
+    )
     head = "".join(f"<th>{h}</th>" for h in names)
     return f'{intro}<div class="scroll"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+
+
+def _meta_entry(check: MetaCheck, which: str) -> str:
+    """One NR/AR/MC cell: mean [interval] (chance), marked when flagged."""
+    mean, low, high = check.summary(which)
+    if math.isnan(mean):
+        return "<td>undefined</td>"
+    interval = "" if math.isnan(low) else f" [{low:.2f}, {high:.2f}]"
+    text = f"{mean:.2f}{interval} ({check.chance[which]:.2f})"
+    return f'<td class="{"fails" if check.flagged(which) else ""}">{escape(text)}</td>'
 
 
 def _conventions_section(results: pd.DataFrame) -> str:

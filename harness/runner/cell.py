@@ -32,6 +32,7 @@ from harness.models.base import TrainedModel
 from harness.models.batched import split_after_out_of_memory
 from harness.records import CellRecord, CellStatus, ScoreRecord
 from harness.runner.cache import CacheError, ResultCache
+from harness.runner.meta_perturbation import score_meta_rows
 from harness.runner.plan import Cell
 from harness.runner.progress import ProgressReporter
 from harness.runner.scoring import CellProducts, evidence_for, score_cell, unscored
@@ -225,6 +226,10 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
                 "selecting images", evidence_for, dataset, products, references, options
             )
             scores, metric_arrays = _stage("scoring", score_cell, cell, suite.metrics, evidence)
+            meta_scores, meta_arrays = score_meta_rows(
+                cell, suite.metrics, evidence, suite.spec.meta_evaluation
+            )
+            scores, metric_arrays = scores + meta_scores, metric_arrays | meta_arrays
             score_seconds = time.perf_counter() - started
     except CellFailure as failure:
         return not_run(cell, suite, "failed", str(failure))

@@ -29,6 +29,7 @@ from harness.runner.cache import ResultCache
 from harness.runner.cell import cell_record, resolve_device
 from harness.runner.executor import Executor, GroupWork, SerialExecutor, model_groups
 from harness.runner.lifecycle import stored_run
+from harness.runner.meta_perturbation import score_meta_consistency
 from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.runner.scoring import score_across_seeds
@@ -158,6 +159,9 @@ def run_suite(
                 progress.cell_done(record.cell_id, record.status)
             with clock.time("score"):
                 tally.add_failed_scores(score_across_seeds(suite.metrics, cells, store, run_id))
+                score_meta_consistency(
+                    suite.metrics, suite.spec.meta_evaluation, cells, store, run_id
+                )
             now_stored = store.cell_statuses(run_id)
             missing = [c.cell_id for c in cells if c.cell_id not in now_stored]
             if not missing:  # a run is ok only when every planned cell is stored

@@ -149,6 +149,7 @@ def evidence_for(
         train_mean=dataset.train_mean,
         train_std=dataset.train_std,
         reexplain=_reexplainer(products, rows),
+        rows=rows,
     )
 
 

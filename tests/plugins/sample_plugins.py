@@ -180,3 +180,27 @@ class BrokenAcrossSeeds(Metric):
 
     def compute_across_seeds(self, importances: list[np.ndarray]) -> MetricResult:
         raise RuntimeError("a bug across seeds")
+
+
+class ConstantMetric(Metric):
+    """Reads the maps and returns 0.5 whatever they are: no information (meta-evaluation:
+    resilient, never reactive)."""
+
+    needs: ClassVar[frozenset[str]] = frozenset({"attributions"})
+    value_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        return MetricResult(0.5)
+
+
+class NoiseMetric(Metric):
+    """Reads the maps and returns a uniform draw, afresh at every call (seeded by the
+    call count: reproducible within a process): pure noise."""
+
+    needs: ClassVar[frozenset[str]] = frozenset({"attributions"})
+    value_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
+    calls: ClassVar[list[int]] = [0]
+
+    def compute(self, evidence: Evidence) -> MetricResult:
+        self.calls[0] += 1
+        return MetricResult(float(np.random.default_rng(self.calls[0]).random()))
