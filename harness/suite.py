@@ -221,6 +221,12 @@ class MetaEvaluationSpec(_Strict):
         description="ids of the suite's per-row explanation metrics to meta-evaluate "
         "(none: no meta-evaluation)",
     )
+    explainers: list[Identifier] | None = Field(
+        None,
+        max_length=1000,
+        description="ids of the post-hoc explainers whose maps are scored (None: all of "
+        "them; each meta-evaluated explainer runs 4 × perturbations times more)",
+    )
     perturbations: int = Field(
         3, ge=1, le=1000, description="perturbations per test (MetaQuantus's K)"
     )
@@ -724,7 +730,9 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
                 )
     problems += _selection_problems(spec.execution, sections["explainers"])
     problems += _explains_problems(spec, sections["explainers"])
-    problems += _meta_evaluation_problems(spec.meta_evaluation, sections["metrics"])
+    problems += _meta_evaluation_problems(
+        spec.meta_evaluation, sections["metrics"], sections["explainers"]
+    )
     if problems:
         raise SuiteError("\n".join(f"{where}: {line}" for line in problems))
     return Suite(
@@ -738,10 +746,21 @@ def parse_suite(text: str, *, path: Path | None = None, seeds: list[int] | None 
     )
 
 
-def _meta_evaluation_problems(meta: MetaEvaluationSpec, metrics: list[Resolved[Any]]) -> list[str]:
+def _meta_evaluation_problems(
+    meta: MetaEvaluationSpec, metrics: list[Resolved[Any]], explainers: list[Resolved[Any]]
+) -> list[str]:
     """Each meta-evaluated metric: a metric of the suite scoring the explained rows one by
-    one (it reads their maps), not an across-seeds statistic."""
+    one (it reads their maps), not an across-seeds statistic; each explainer listed: a
+    post-hoc explainer of the suite."""
     problems = []
+    post_hoc = [e.id for e in explainers if e.component.role() == "post_hoc"]
+    for index, wanted in enumerate(meta.explainers or []):
+        if wanted not in post_hoc:
+            problems.append(
+                f"meta_evaluation.explainers[{index}]: '{wanted}' is not a post-hoc explainer "
+                f"id of this suite{did_you_mean(wanted, post_hoc)} Post-hoc explainers: "
+                f"{', '.join(post_hoc) or 'none'}"
+            )
     by_id = {m.id: m.component for m in metrics}
     for index, wanted in enumerate(meta.metrics):
         where = f"meta_evaluation.metrics[{index}]"

@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 
 from harness import load_results, run_suite
 from harness.meta_consistency import TESTS, MetaCheck, chance_levels, meta_checks, meta_consistency
-from harness.metrics.base import Evidence
+from harness.metrics.base import Evidence, Metric
 from harness.metrics.localisation import PointingGame
+from harness.metrics.randomisation import MPRT
 from harness.metrics.reexplaining import Reexplainer
+from harness.metrics.sanity_revisited import EfficientMPRT
 from harness.report.aggregate import summarise
 from harness.report.html_report import write_report
 from harness.rescoring import rescore_run
@@ -191,6 +193,28 @@ def test_per_row_values_are_the_metric_on_each_row_alone() -> None:
     assert asked == [[9]]
 
 
+def _gradient(network: torch.nn.Module, inputs, targets, positions) -> np.ndarray:
+    """|∂ logit / ∂ x| of each row (a small saliency explainer for the tests)."""
+    x = torch.tensor(inputs, dtype=torch.float32, requires_grad=True)
+    network(x)[torch.arange(len(x)), torch.as_tensor(targets)].sum().backward()
+    return x.grad.abs().numpy()
+
+
+@pytest.mark.parametrize("metric", [MPRT(), EfficientMPRT()], ids=["mprt", "emprt"])
+def test_batched_row_values_equal_the_metric_on_each_row_alone(metric: Metric) -> None:
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    inputs = np.random.default_rng(0).normal(size=(7, 6)).astype(np.float32)
+    targets = np.array([0, 1, 2, 0, 1, 2, 0])
+    again = Reexplainer(network, _gradient)
+    evidence = Evidence(
+        attributions=again(inputs, targets), inputs=inputs, targets=targets, reexplain=again
+    )
+    batched = metric.row_values(evidence)
+    assert np.allclose(batched, Metric.row_values(metric, evidence), rtol=1e-6, atol=1e-9)
+    assert np.nanmean(batched) == pytest.approx(metric.compute(evidence).value, rel=1e-9)
+
+
 def test_a_perturbed_network_multiplies_every_parameter_by_seeded_noise() -> None:
     network = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     before = [p.detach().clone() for p in network.parameters()]
@@ -210,11 +234,11 @@ def test_a_perturbed_network_multiplies_every_parameter_by_seeded_noise() -> Non
 META_SUITE = suite(
     "meta",
     seeds=[0, 1],
-    metrics=["accuracy", "deletion_auc",
+    metrics=["accuracy", "deletion_auc", "suppressor_share",
              {"name": "sample_plugins:ConstantMetric", "id": "constant"},
              {"name": "sample_plugins:NoiseMetric", "id": "noise"}],
     execution={"explain_rows": 12, "threads": 1},
-    meta_evaluation={"metrics": ["constant", "noise", "deletion_auc"],
+    meta_evaluation={"metrics": ["constant", "noise", "deletion_auc", "suppressor_share"],
                      "perturbations": 2},
     datasets=[("synthetic_tabular",
                {"n_samples": 400, "n_features": 6, "n_informative": 3, "class_sep": 2.0}, "syn")],
@@ -243,7 +267,8 @@ def test_a_run_stores_nr_ar_mc_per_model_for_the_post_hoc_cells(meta_run) -> Non
     results = load_results(folder / "out", run_id)
     meta = results[results["metric_kind"] == "meta"]
     assert set(meta["explainer"]) == {"saliency", "integrated_gradients", "input_x_gradient"}
-    assert len(meta) == 3 * 2 * 3 * 3  # explainers × seeds × metrics × (nr, ar, mc)
+    # explainers × seeds × metrics × (nr, ar, mc); suppressor_share is skipped (no suppressors)
+    assert len(meta) == 3 * 2 * 3 * 3 and not meta["metric"].str.startswith("supp").any()
     constant = meta[meta["metric"].str.startswith("constant:")].set_index(["seed", "metric"])
     for seed in (0, 1):
         assert constant.loc[(seed, "constant:nr"), "value"].eq(1.0).all()
@@ -284,19 +309,22 @@ def test_a_rescoring_recomputes_the_meta_scores(meta_run) -> None:
     assert np.array_equal(kept, before.query("metric == 'deletion_auc:mc'")["value"])
 
 
+META_LIST = 'metrics = ["constant", "noise", "deletion_auc", "suppressor_share"]'
+
+
 @pytest.mark.parametrize(
     ("listed", "message"),
     [
-        ('"constant", "nosie"', "meta_evaluation.metrics[1]: 'nosie' is not a metric id of "
-         "this suite; did you mean 'noise'?"),
-        ('"accuracy"', "meta_evaluation.metrics[0]: 'accuracy' does not score the explained "
-         "rows' maps one by one"),
+        ('metrics = ["constant", "nosie"]', "meta_evaluation.metrics[1]: 'nosie' is not a "
+         "metric id of this suite; did you mean 'noise'?"),
+        ('metrics = ["accuracy"]', "meta_evaluation.metrics[0]: 'accuracy' does not score "
+         "the explained rows' maps one by one"),
+        (META_LIST + '\nexplainers = ["saliency", "oracle"]', "meta_evaluation.explainers[1]: "
+         "'oracle' is not a post-hoc explainer id of this suite"),
     ],
 )  # fmt: skip
-def test_meta_evaluating_an_unknown_or_global_metric_is_refused(
+def test_meta_evaluating_an_unknown_or_global_metric_or_a_control_is_refused(
     tmp_path: Path, plugins_on_path: None, listed: str, message: str
 ) -> None:
-    text = META_SUITE.replace('metrics = ["constant", "noise", "deletion_auc"]',
-                              f"metrics = [{listed}]")  # fmt: skip
-    (tmp_path / "bad.toml").write_text(text)
+    (tmp_path / "bad.toml").write_text(META_SUITE.replace(META_LIST, listed))
     assert_user_error(cli("validate", str(tmp_path / "bad.toml")), message)

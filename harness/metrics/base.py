@@ -203,6 +203,14 @@ class Metric(Component):
     def compute(self, evidence: Evidence) -> MetricResult:
         raise NotImplementedError
 
+    def row_values(self, evidence: Evidence) -> np.ndarray:
+        """The metric on each explained row alone (float64; NaN where undefined there),
+        for the meta-evaluation (:mod:`harness.meta_consistency`): :meth:`compute` on each
+        row's evidence (:meth:`Evidence.row`). A metric whose value is a mean over rows
+        may override it with one batched pass that gives the same values."""
+        rows = 0 if evidence.inputs is None else len(evidence.inputs)
+        return np.array([self.compute(evidence.row(i)).value for i in range(rows)], dtype=float)
+
 
 _ROWS = ("inputs", "targets", "explained_labels", "train_mean", "train_std")
 

@@ -29,7 +29,7 @@ apart.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -145,17 +145,13 @@ def randomised_models(
         yield name, changed
 
 
-def similarity_curve(
-    compare: Similarity,
-    models: Iterator[tuple[str, nn.Module]],
-    explain: Callable[[nn.Module], np.ndarray],
-) -> tuple[np.ndarray, int]:
-    """Per randomised model, the mean similarity over rows of ``explain(model)``'s maps to
-    the reference (:class:`Similarity`), and the most rows left out at any model (their
-    map constant)."""
+def similarity_curve(similarities: Iterable[np.ndarray]) -> tuple[np.ndarray, int]:
+    """Per randomised model, the mean over rows of the similarities to the reference
+    (each row's, :class:`Similarity`), and the most rows left out at any model (their map
+    constant)."""
     curve, undefined = [], 0
-    for _, changed in models:
-        value, missing = mean_defined(compare(explain(changed)))
+    for per_row in similarities:
+        value, missing = mean_defined(per_row)
         curve.append(value)
         undefined = max(undefined, missing)
     return np.array(curve), undefined
@@ -209,22 +205,41 @@ class MPRT(Metric):
     params: MPRTParams
 
     def compute(self, evidence: Evidence) -> MetricResult:
-        assert evidence.reexplain is not None and evidence.attributions is not None
-        assert evidence.inputs is not None and evidence.targets is not None
-        network = evidence.reexplain.network
-        layers = parameterised_layers(network)[::-1]
+        layers = parameterised_layers(self._network(evidence))[::-1]
         if not layers:
             return MetricResult.undefined("the model has no layers with parameters to randomise")
+        points, undefined = similarity_curve(self._similarities(evidence, layers))
+        return curve_result(points, layers, undefined, last=False, flag_unchanged=True)
+
+    def row_values(self, evidence: Evidence) -> np.ndarray:
+        """Per row, the mean over layers of its similarity (NaN where every layer's map
+        was constant): :meth:`compute` on that row alone, in one pass."""
+        layers = parameterised_layers(self._network(evidence))[::-1]
+        rows = 0 if evidence.inputs is None else len(evidence.inputs)
+        if not layers:
+            return np.full(rows, np.nan)
+        similarities = np.stack(list(self._similarities(evidence, layers)))
+        counts = (~np.isnan(similarities)).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, np.nansum(similarities, axis=0) / counts, np.nan)
+
+    @staticmethod
+    def _network(evidence: Evidence) -> nn.Module:
+        assert evidence.reexplain is not None
+        return evidence.reexplain.network
+
+    def _similarities(self, evidence: Evidence, layers: list[str]) -> Iterator[np.ndarray]:
+        """Per randomised model (layers top first), each row's similarity to its map."""
+        assert evidence.reexplain is not None and evidence.attributions is not None
+        assert evidence.inputs is not None and evidence.targets is not None
         compare = Similarity(self.params.similarity, np.asarray(evidence.attributions))
         inputs = np.asarray(evidence.inputs, dtype=np.float32)
         reexplain, targets = evidence.reexplain, evidence.targets
         cumulative = self.params.order == "cascading"
-        points, undefined = similarity_curve(
-            compare,
-            randomised_models(network, layers, cumulative, self.params.seed),
-            lambda changed: reexplain(inputs, targets, network=changed),
-        )
-        return curve_result(points, layers, undefined, last=False, flag_unchanged=True)
+        for _, changed in randomised_models(
+            reexplain.network, layers, cumulative, self.params.seed
+        ):
+            yield compare(reexplain(inputs, targets, network=changed))
 
 
 @metric_registry.register("random_logit")

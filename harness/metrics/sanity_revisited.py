@@ -105,9 +105,8 @@ class SmoothMPRT(Metric):
         inputs = np.asarray(evidence.inputs, dtype=np.float32)
         compare = Similarity("spearman_abs", self._smoothed(evidence, inputs, network))
         points, undefined = similarity_curve(
-            compare,
-            randomised_models(network, layers, p.order != "independent", p.seed),
-            lambda changed: self._smoothed(evidence, inputs, changed),
+            compare(self._smoothed(evidence, inputs, changed))
+            for _, changed in randomised_models(network, layers, p.order != "independent", p.seed)
         )
         return curve_result(points, layers, undefined, p.value == "last", flag_unchanged=False)
 
@@ -158,22 +157,27 @@ class EfficientMPRT(Metric):
     params: EfficientMPRTParams
 
     def compute(self, evidence: Evidence) -> MetricResult:
+        assert evidence.reexplain is not None
+        if not parameterised_layers(evidence.reexplain.network):
+            return MetricResult.undefined("the model has no layers with parameters to randomise")
+        value, undefined = mean_defined(self.row_values(evidence))
+        if np.isnan(value):
+            return MetricResult.undefined("the maps are constant (entropy 0): no rise defined")
+        note = f"{undefined} constant maps (entropy 0) left out" if undefined else ""
+        return MetricResult(value, note)
+
+    def row_values(self, evidence: Evidence) -> np.ndarray:
+        """Per row, (H(random) − H(original)) / H(original); NaN for a constant map."""
         assert evidence.reexplain is not None and evidence.attributions is not None
         assert evidence.inputs is not None and evidence.targets is not None
         network = evidence.reexplain.network
         layers = parameterised_layers(network)
         if not layers:
-            return MetricResult.undefined("the model has no layers with parameters to randomise")
+            return np.full(len(evidence.inputs), np.nan)
         inputs = np.asarray(evidence.inputs, dtype=np.float32)
-        original = np.asarray(evidence.attributions)
         *_, (_, randomised) = randomised_models(network, layers, True, self.params.seed)
         changed = evidence.reexplain(inputs, evidence.targets, network=randomised)
-        before = histogram_entropy(original, self.params.bins)
+        before = histogram_entropy(np.asarray(evidence.attributions), self.params.bins)
         after = histogram_entropy(changed, self.params.bins)
         with np.errstate(invalid="ignore", divide="ignore"):
-            rise = np.where(before > 0, (after - before) / before, np.nan)
-        value, undefined = mean_defined(rise)
-        if np.isnan(value):
-            return MetricResult.undefined("the maps are constant (entropy 0): no rise defined")
-        note = f"{undefined} constant maps (entropy 0) left out" if undefined else ""
-        return MetricResult(value, note)
+            return np.where(before > 0, (after - before) / before, np.nan)

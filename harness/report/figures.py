@@ -920,8 +920,9 @@ def meta_consistency_figure(results: pd.DataFrame, dataset: str, model: str) -> 
                     label=which.upper() if x == 0 else None,
                 )  # fmt: skip
                 if which != "mc":
-                    axis.hlines(check.chance[which], x + offset - 0.09, x + offset + 0.09,
-                                colors=colours[which], linestyles="dashed", linewidth=1)  # fmt: skip
+                    dash = (x + offset - 0.09, x + offset + 0.09)
+                    axis.hlines(check.chance[which], *dash, colors=colours[which],
+                                linestyles="dashed", linewidth=1)  # fmt: skip
         flagged = [bool(c.flags) for c in members]
         axis.set_xticks(range(len(members)), [c.metric for c in members], rotation=30,
                         ha="right", fontsize=7)  # fmt: skip

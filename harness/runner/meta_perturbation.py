@@ -20,10 +20,13 @@ Draws are seeded by the cell's seed, the test and the draw (and, for inputs, the
 row), so every explainer of a model meets the same perturbed networks and inputs. Stored
 per cell as ``<metric>.meta_q`` (rows), ``<metric>.meta_q_hat`` (tests × draws × rows),
 ``<metric>.meta_unchanged`` (tests × draws × rows: the predicted class kept its value),
-``<metric>.meta_rows`` (the rows' test indices) and ``<metric>.meta_seconds``.
+``<metric>.meta_rows`` (the rows' test indices) and ``<metric>.meta_seconds`` (the wall
+seconds of its own per-row scoring plus an equal share of the perturbing and re-explaining
+the metrics of the cell share).
 
 Once every cell is stored, :func:`score_meta_consistency` reads them per dataset × model
-× seed over the post-hoc explainers that explained the same rows, and appends
+× seed over the post-hoc explainers (those ``explainers`` lists, when it lists some) that
+explained the same rows, and appends
 ``<metric>:nr``, ``:ar`` and ``:mc`` to each of their cells (controls and by-design
 explainers are left out: MetaQuantus compares explanation methods of one model).
 """
@@ -66,10 +69,9 @@ READ = (Q, Q_HAT, UNCHANGED, ROWS)
 
 
 def row_values(metric: Metric, evidence: Evidence) -> np.ndarray:
-    """The metric's value on each explained row alone (float64; NaN where undefined)."""
-    restricted = evidence.restricted_to(metric.needs)
-    rows = 0 if evidence.inputs is None else len(evidence.inputs)
-    return np.array([metric.compute(restricted.row(i)).value for i in range(rows)], dtype=float)
+    """The metric's value on each explained row alone (float64; NaN where undefined),
+    from the evidence it declared it needs (:meth:`Metric.row_values`)."""
+    return metric.row_values(evidence.restricted_to(metric.needs))
 
 
 def _seed(*parts: int) -> int:
@@ -141,7 +143,7 @@ def score_meta_rows(
     where they cannot be computed, its meta scores instead, without a value and saying
     why (or failed, when a metric raised)."""
     chosen = [m for m in metrics if m.id in meta.metrics and m.id not in cell.metric_skips]
-    if not chosen or cell.explainer.component.role() != "post_hoc":
+    if not chosen or not meta_evaluated(cell, meta):
         return [], {}
     reexplain = evidence.reexplain
     problem = None
@@ -159,6 +161,13 @@ def score_meta_rows(
         text = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
         message = f"meta-evaluation failed: {type(error).__name__}: {text}"
         return _unscored(chosen, meta, cell, message, "failed"), {}
+
+
+def meta_evaluated(cell: Cell, meta: MetaEvaluationSpec) -> bool:
+    """Whether the cell's maps are meta-evaluated: a post-hoc explainer, listed in
+    ``meta.explainers`` when the suite lists some."""
+    listed = meta.explainers is None or cell.explainer.id in meta.explainers
+    return listed and cell.explainer.component.role() == "post_hoc"
 
 
 def _unscored(
@@ -187,18 +196,26 @@ def perturbation_arrays(
     assert evidence.rows is not None
     rows = evidence.rows
     started = time.perf_counter()
+    spent = dict.fromkeys((m.id for m in metrics), 0.0)
+
+    def scored(metric: Resolved[Metric], changed: Evidence) -> np.ndarray:
+        begun = time.perf_counter()
+        values = row_values(metric.component, changed)
+        spent[metric.id] += time.perf_counter() - begun
+        return values
+
     predicted = _probabilities(evidence.reexplain.network)(evidence.inputs).argmax(axis=1)
     shape = (len(TESTS), meta.perturbations, len(rows))
     q_hat = {m.id: np.full(shape, np.nan) for m in metrics}
     unchanged = np.zeros(shape, dtype=bool)
-    q = {m.id: row_values(m.component, evidence) for m in metrics}
+    q = {m.id: scored(m, evidence) for m in metrics}
     for index, test in enumerate(TESTS):
         for draw in range(meta.perturbations):
             changed, predictions = _perturbed_evidence(evidence, test, draw, rows, meta, seed)
             unchanged[index, draw] = predictions == predicted
             for metric in metrics:
-                q_hat[metric.id][index, draw] = row_values(metric.component, changed)
-    seconds = np.array((time.perf_counter() - started) / max(1, len(metrics)))
+                q_hat[metric.id][index, draw] = scored(metric, changed)
+    shared = (time.perf_counter() - started - sum(spent.values())) / len(metrics)
     arrays: dict[str, np.ndarray] = {}
     for metric in metrics:
         arrays |= {
@@ -206,7 +223,7 @@ def perturbation_arrays(
             metric_array(metric.id, Q_HAT): q_hat[metric.id],
             metric_array(metric.id, UNCHANGED): unchanged.astype(np.uint8),
             metric_array(metric.id, ROWS): np.asarray(rows, dtype=np.int64),
-            metric_array(metric.id, META_SECONDS): seconds,
+            metric_array(metric.id, META_SECONDS): np.array(spent[metric.id] + shared),
         }
     return arrays
 
@@ -243,14 +260,15 @@ def score_meta_consistency(
         return
     statuses = store.cell_statuses(run_id)
     stored = store.scored(run_id)
-    groups: dict[tuple[str, str, int], list[Cell]] = {}
-    for cell in cells:
-        if (
-            cell.explainer.component.role() == "post_hoc"
-            and statuses.get(cell.cell_id, ("", None))[0] == "ok"
-        ):
-            groups.setdefault(cell.model_key, []).append(cell)
     for metric in chosen:
+        groups: dict[tuple[str, str, int], list[Cell]] = {}
+        for cell in cells:
+            if (
+                meta_evaluated(cell, meta)
+                and statuses.get(cell.cell_id, ("", None))[0] == "ok"
+                and metric.id not in cell.metric_skips
+            ):
+                groups.setdefault(cell.model_key, []).append(cell)
         arrays = {key: store.arrays(run_id, metric_array(metric.id, key)) for key in READ}
         done = meta_score_id(metric.id, "mc")
         for group in groups.values():
