@@ -39,12 +39,13 @@ What a metric that carries no information scores: one that returns a constant ha
 and AR 0 (p = 1 everywhere, nothing gets worse); one that is noise, drawn afresh at each
 call, has IAC_NR ≈ ½ (a p-value under the null is uniform), IEC_NR ≈ 1/m with m
 explainers (a random order keeps a place with chance 1/m), IAC_AR ≈ ½ and IEC_AR ≈ ½ —
-its **chance levels** (:func:`chance_levels`). A metric is flagged when its NR or AR over
-seeds is not shown *clearly* above chance: the lower end of its 95 % interval over seeds
-is below a quarter of the way from chance to 1 (:meth:`MetaCheck.flagged`). The margin is
-a choice: an interval over 2–5 seeds of a near-chance estimate can be narrow by luck (two
-seeds of a noise metric gave NR 0.433 and 0.435 against chance 0.417), and IAC_NR alone
-cannot tell noise from a stable metric (both ≈ ½: the Wilcoxon test sees no shift).
+its **chance levels** (:func:`chance_levels`). A metric is flagged when its NR or AR,
+mean over seeds, is not *clearly* above chance: below a quarter of the way from chance to
+1; *undecided* when its mean is above that but its 95 % interval over seeds reaches below
+(:meth:`MetaCheck.verdict`). The margin is a choice: an interval over 2–5 seeds of a
+near-chance estimate can be narrow by luck (two seeds of a noise metric gave NR 0.433 and
+0.435 against chance 0.417), and IAC_NR alone cannot tell noise from a stable metric (both
+≈ ½: the Wilcoxon test sees no shift).
 """
 
 from __future__ import annotations
@@ -234,14 +235,24 @@ class MetaCheck:
         the chance level to 1 (:data:`CLEARLY_ABOVE`)."""
         return self.chance[which] + CLEARLY_ABOVE * (1 - self.chance[which])
 
-    def flagged(self, which: str) -> bool:
-        """Whether NR or AR (``which``) is not shown clearly above chance: the lower end
-        of its 95 % interval over seeds (one seed: its value) is below
-        :meth:`threshold`. MC is never flagged on its own (it is their mean)."""
+    def verdict(self, which: str) -> str:
+        """NR or AR (``which``) against :meth:`threshold`, as control separation reads
+        its differences: ``clear`` (the 95 % interval over seeds lies above it),
+        ``undecided`` (the mean does, the interval reaches below: more seeds would
+        tell), ``flagged`` (the mean — one seed: its value — is below it), ``undefined``
+        (no value). MC is not judged on its own (it is their mean): ``""``."""
         mean, low, _ = self.summary(which)
-        if which == "mc" or math.isnan(mean):
-            return False
-        return (mean if math.isnan(low) else low) < self.threshold(which)
+        if which == "mc":
+            return ""
+        if math.isnan(mean):
+            return "undefined"
+        if mean < self.threshold(which):
+            return "flagged"
+        return "undecided" if math.isnan(low) or low < self.threshold(which) else "clear"
+
+    def flagged(self, which: str) -> bool:
+        """Whether NR or AR (``which``) is :meth:`verdict` ``flagged``."""
+        return self.verdict(which) == "flagged"
 
     @property
     def flags(self) -> list[str]:

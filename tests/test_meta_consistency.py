@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -161,6 +162,11 @@ def test_a_metric_of_noise_scores_chance_and_is_flagged() -> None:
     noisy = MetaCheck("d", "m", "noise", {"nr": (0.433, 0.435), "ar": (0.52, 0.47),
                                           "mc": (0.44, 0.44)}, chance_levels(3))  # fmt: skip
     assert noisy.flagged("nr") and noisy.flagged("ar")
+    assert noisy.verdict("nr") == "flagged"
+    unsure = MetaCheck("d", "m", "unsure", {"nr": (0.9, 0.5, 0.7), "ar": (0.9, 0.95, 0.92),
+                                            "mc": (0.7, 0.7, 0.7)}, chance_levels(3))  # fmt: skip
+    assert unsure.verdict("nr") == "undecided" and unsure.verdict("ar") == "clear"
+    assert unsure.flags == []
     good = MetaCheck("d", "m", "good", {"nr": (0.8, 0.85, 0.82), "ar": (0.9, 0.95, 0.92),
                                         "mc": (0.85, 0.9, 0.87)}, chance)  # fmt: skip
     assert good.flags == []
@@ -293,7 +299,7 @@ def test_the_report_card_shows_nr_ar_mc_and_the_flags(meta_run) -> None:
     card = page[page.index("Metric report card") :]
     assert "<th>NR</th><th>AR</th><th>MC</th>" in card
     assert "not reactive to adversaries: AR 0.000 is not clearly above chance" in card
-    assert "not resilient to noise" in card and "+ meta" in card
+    assert "not resilient to noise" in card and re.search(r"\+ meta [0-9.e-]+ s</td>", card)
 
 
 def test_a_rescoring_recomputes_the_meta_scores(meta_run) -> None:
@@ -328,3 +334,18 @@ def test_meta_evaluating_an_unknown_or_global_metric_or_a_control_is_refused(
 ) -> None:
     (tmp_path / "bad.toml").write_text(META_SUITE.replace(META_LIST, listed))
     assert_user_error(cli("validate", str(tmp_path / "bad.toml")), message)
+
+
+def test_the_cost_estimate_counts_the_meta_evaluations_explaining_again(
+    plugins_on_path: None,
+) -> None:
+    """Each meta-evaluated cell explains its rows 1 + 4 × perturbations times."""
+    from harness.runner.plan import plan
+    from harness.runner.plan_cost import plan_cost
+    from harness.suite import parse_suite
+
+    with_meta = parse_suite(META_SUITE)
+    without = parse_suite(META_SUITE.replace(META_LIST, "metrics = []"))
+    more, less = (plan_cost(s, plan(s)).model_calls for s in (with_meta, without))
+    assert more["integrated_gradients"] == 9 * less["integrated_gradients"] > 0
+    assert more.get("oracle", 0) == less.get("oracle", 0)  # controls are not meta-evaluated

@@ -1193,7 +1193,10 @@ def load_run_data(store: ResultsStore, run_id: str) -> RunData:
         artifacts.COLUMN_NAMES,
         artifacts.EXPLANATION_SIGNED,
     ]
-    drawn = tuple(f".{key}" for key in (*artifacts.FIGURE_ARRAYS, artifacts.SECONDS))
+    from harness.meta_consistency import META_SECONDS
+
+    costs = (artifacts.SECONDS, META_SECONDS)
+    drawn = tuple(f".{key}" for key in (*artifacts.FIGURE_ARRAYS, *costs))
     names += [n for n in store.array_names(run_id) if n.endswith(drawn)]
     return RunData(
         run_id=run_id,

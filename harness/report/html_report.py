@@ -209,8 +209,8 @@ def _report_card(results: pd.DataFrame, arrays: dict[str, dict[str, np.ndarray]]
         "and their mean (meta-consistency); each in [0, 1], higher is better, mean over "
         "seeds [95 % interval]. A metric of pure noise scores NR ≈ (½ + 1/m)/2 with m "
         "explainers and AR ≈ ½ (chance, in brackets); one that returns a constant AR 0. "
-        "NR or AR whose interval does not clear a quarter of the way from chance to 1 is "
-        "flagged.</p>"
+        "NR or AR whose mean is below a quarter of the way from chance to 1 is flagged; "
+        "undecided when the mean is above that but the interval reaches below.</p>"
     )
     keys = list(dict.fromkeys([*separation, *meta]))
     if not keys:
@@ -272,8 +272,12 @@ def _meta_entry(check: MetaCheck, which: str) -> str:
     if math.isnan(mean):
         return "<td>undefined</td>"
     interval = "" if math.isnan(low) else f" [{low:.2f}, {high:.2f}]"
+    verdict = check.verdict(which)
     text = f"{mean:.2f}{interval} ({check.chance[which]:.2f})"
-    return f'<td class="{"fails" if check.flagged(which) else ""}">{escape(text)}</td>'
+    if verdict in ("flagged", "undecided"):
+        text += f" {verdict}"
+    css = {"flagged": "fails", "clear": "separates"}.get(verdict, "")
+    return f'<td class="{css}">{escape(text)}</td>'
 
 
 def _conventions_section(results: pd.DataFrame) -> str:

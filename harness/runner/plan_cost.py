@@ -5,7 +5,9 @@ model evaluations its explainers make (each explainer's known per-row cost,
 Model evaluations are a unit that does not depend on the machine: a KernelSHAP cell with
 100 rows, 2,068 coalitions and a background of 50 makes about 10 million, Integrated
 Gradients with 50 steps 10,000 — the ratio, not a clock, says which cell dominates.
-Metrics that explain again (MPRT, sensitivity, …) add to it and are not counted.
+Metrics that explain again (MPRT, sensitivity, …) add to it and are not counted; the
+meta-evaluation's re-explaining is (each meta-evaluated cell explains its rows again under
+4 × ``perturbations`` perturbations).
 """
 
 from __future__ import annotations
@@ -79,13 +81,18 @@ def plan_cost(suite: Suite, cells: list[Cell]) -> PlanCost:
     """The estimated cost of the cells of ``suite`` that run (skipped ones cost nothing).
     Rows explained are the suite's ``explain_rows`` (or the explainer's): a test split
     smaller than that makes the estimate an upper bound."""
+    from harness.runner.meta_perturbation import meta_evaluated
+
     running = [c for c in cells if not c.skip_reason]
     calls: dict[str, float] = {}
+    meta = suite.spec.meta_evaluation
     for cell in running:
         rows = cell.explainer.explain_rows or suite.spec.execution.explain_rows
         explainer, source = cell.explainer.component, cell.dataset.component
         per_row = explainer.model_calls_per_row(_features(source), source.modality)
-        calls[cell.explainer.id] = calls.get(cell.explainer.id, 0.0) + rows * per_row
+        again = any(m not in cell.metric_skips for m in meta.metrics) and meta_evaluated(cell, meta)
+        times = 1 + 4 * meta.perturbations if again else 1
+        calls[cell.explainer.id] = calls.get(cell.explainer.id, 0.0) + rows * per_row * times
     models = {c.model_key for c in running}
     by_design = {(c.model_key, c.explainer.id) for c in running if c.explainer.component.by_design}
     largest_first = dict(sorted(calls.items(), key=lambda item: -item[1]))
