@@ -1,6 +1,7 @@
 """Explainers. Importing this package registers the built-ins."""
 
 from harness.explainers import (  # noqa: F401  (registers)
+    attention,
     cam_library,
     captum_methods,
     controls,

@@ -8,6 +8,7 @@ from harness.models import (  # noqa: F401  (registers)
     torchvision_cnns,
     transformer,
     tree_ensembles,
+    vision_transformer,
 )
 from harness.models.base import ModelRecipe, TrainedModel, model_registry
 

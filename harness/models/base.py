@@ -104,6 +104,7 @@ TRAITS = {
     "inplace_residual": "adds residuals in place (torchvision ResNet blocks: out += identity)",
     "reused_activations": "calls one activation module several times (torchvision ResNet)",
     "attention": "uses attention (softmax over tokens), which has no DeepLIFT rule",
+    "tokens": "cuts images into patch tokens with a class token (a vision transformer)",
     "tree_ensemble": "is a tree ensemble (what shap's TreeExplainer explains exactly)",
 }
 

@@ -1,0 +1,151 @@
+"""Issue 30 (part): the ``vit`` recipe and the attention explainers — rollout by hand,
+Chefer's relevance from its definition, fused attention on and off, and a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from timm.models.vision_transformer import VisionTransformer
+
+from harness import load_results, run_suite
+from harness.explainers.attention import (
+    gradient_weighted,
+    patch_maps,
+    recorded_attention,
+    rollout,
+    token_grid,
+)
+from tests.suite_builder import suite
+
+
+def tiny_vit(seed: int = 0) -> VisionTransformer:
+    """8-px images in 4-px patches: a 2 × 2 grid, 5 tokens, 2 blocks of 2 heads."""
+    torch.manual_seed(seed)
+    vit = VisionTransformer(img_size=8, patch_size=4, in_chans=1, num_classes=3,
+                            embed_dim=8, depth=2, num_heads=2, mlp_ratio=2.0)  # fmt: skip
+    return vit.eval()
+
+
+def images(count: int = 3) -> torch.Tensor:
+    return torch.as_tensor(
+        np.random.default_rng(0).normal(size=(count, 1, 8, 8)), dtype=torch.float32
+    )
+
+
+def test_rollout_of_uniform_attention_by_hand() -> None:
+    """Two blocks of uniform attention U over 3 tokens: each step is (U + I)/2, and
+    ((U + I)/2)² = (3U + I)/4 since U² = U — the class token's row is [½, ¼, ¼]."""
+    uniform = torch.full((1, 2, 3, 3), 1 / 3)  # batch, heads, tokens, tokens
+    result = rollout([uniform, uniform])
+    assert torch.allclose(result[0, 0], torch.tensor([0.5, 0.25, 0.25], dtype=torch.float64))
+
+
+def test_rollout_of_a_two_block_vit_equals_the_hand_computation() -> None:
+    vit = tiny_vit()
+    with torch.no_grad(), recorded_attention(vit) as attentions:
+        vit(images())
+    assert len(attentions) == 2 and attentions[0].shape == (3, 2, 5, 5)
+    by_hand = []
+    for image in range(3):
+        steps = []
+        for attention in attentions:
+            mean = attention[image].double().numpy().mean(axis=0)
+            step = (mean + np.eye(5)) / 2
+            steps.append(step / step.sum(axis=1, keepdims=True))
+        by_hand.append(steps[1] @ steps[0])  # first block rightmost
+    assert np.allclose(rollout(attentions).numpy(), np.stack(by_hand), rtol=1e-12)
+    # every row of a rollout is a distribution over tokens
+    assert np.allclose(rollout(attentions, "max", 0.5).sum(dim=-1).numpy(), 1.0)
+
+
+def test_fused_attention_on_and_off_give_the_same_rollout_and_it_is_restored() -> None:
+    vit = tiny_vit()
+    assert all(block.attn.fused_attn for block in vit.blocks)  # timm's default here
+    x = images()
+    with torch.no_grad():
+        fused_logits = vit(x)
+        with recorded_attention(vit) as attentions:
+            assert not any(block.attn.fused_attn for block in vit.blocks)
+            plain_logits = vit(x)
+    assert all(block.attn.fused_attn for block in vit.blocks)  # switched back on
+    assert torch.allclose(fused_logits, plain_logits, atol=1e-5)
+    for block in vit.blocks:  # a model the user set up unfused keeps that too
+        block.attn.fused_attn = False
+    with torch.no_grad(), recorded_attention(vit) as again:
+        vit(x)
+    assert not any(block.attn.fused_attn for block in vit.blocks)
+    assert torch.allclose(rollout(attentions), rollout(again))
+
+
+def test_transformer_attribution_follows_chefer_et_al_definition() -> None:
+    """R = I; per block R ← R + mean_h[(∂y/∂A ⊙ A)⁺] R — the gradients taken here with
+    torch.autograd.grad, independently of the explainer's backward."""
+    vit = tiny_vit(1)
+    x = images()
+    targets = torch.tensor([0, 2, 1])
+    with recorded_attention(vit) as attentions:
+        logits = vit(x)
+        chosen = logits.gather(1, targets[:, None]).sum()
+        grads = torch.autograd.grad(chosen, attentions)
+    expected = []
+    for image in range(3):
+        relevance = np.eye(5)
+        for attention, grad in zip(attentions, grads, strict=True):
+            product = grad[image].double().numpy() * attention[image].detach().double().numpy()
+            relevance = relevance + np.clip(product, 0, None).mean(axis=0) @ relevance
+        expected.append(relevance)
+    with recorded_attention(vit, gradients=True) as recorded:
+        vit.zero_grad()
+        vit(x).gather(1, targets[:, None]).sum().backward()
+    assert np.allclose(gradient_weighted(recorded).numpy(), np.stack(expected), rtol=1e-6)
+
+
+def test_patch_maps_drop_the_class_token_and_upsample_the_grid() -> None:
+    vit = tiny_vit()
+    assert token_grid(vit) == (1, 2, 2)
+    relevance = torch.zeros(1, 5, 5, dtype=torch.float64)
+    relevance[0, 0, 1:] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the top-left patch
+    maps = patch_maps(relevance, vit, (8, 8))
+    assert maps.shape == (1, 8, 8) and maps[0, 0, 0] == maps.max() and maps[0, 7, 7] == 0.0
+
+
+VIT_SUITE = suite(
+    "vit",
+    metrics=["accuracy", "pointing_game", "activation_precision"],
+    execution={"explain_rows": 8, "threads": 1},
+    datasets=[("synthetic_lesions", {"n_images": 120, "size": 32})],
+    models=[("vit", {"patch_size": 8, "embed_dim": 32, "depth": 2, "heads": 2, "epochs": 2}),
+            ("small_cnn", {"channels": [4], "epochs": 1})],
+    explainers=["raw_attention", ("attention_rollout", {"discard_ratio": 0.5}),
+                "transformer_attribution", "saliency", "grad_cam"],
+)  # fmt: skip
+
+
+def test_a_suite_explains_a_small_vit_with_attention_and_gradients(tmp_path: Path) -> None:
+    (tmp_path / "vit.toml").write_text(VIT_SUITE)
+    summary = run_suite(tmp_path / "vit.toml", tmp_path / "out")
+    assert summary.counts == {"ok": 6, "failed": 0, "skipped": 4}
+    results = load_results(tmp_path / "out")
+    cells = results.drop_duplicates("cell_id").set_index("cell_id")
+    assert cells.loc["synthetic_lesions/vit/grad_cam/seed=0", "status"] == "skipped"
+    skipped = cells.loc["synthetic_lesions/small_cnn/attention_rollout/seed=0"]
+    assert "patch tokens" in skipped["error"]
+    scored = results.query("model == 'vit' and metric == 'activation_precision'")
+    ran = scored[scored["explainer"] != "grad_cam"]
+    assert ran["value"].notna().all() and len(ran) == 4
+
+
+@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "deit_tiny_patch16_224"])
+def test_timm_vits_by_name_build_at_the_dataset_size_without_downloading(name: str) -> None:
+    from harness.models.vision_transformer import VisionTransformerRecipe, ViTParams
+
+    class Images:  # what network() reads of a dataset
+        x_train = np.zeros((2, 3, 32, 32), dtype=np.float32)
+        n_classes = 2
+
+    recipe = VisionTransformerRecipe(ViTParams(architecture=name))
+    network = recipe.network(Images())  # type: ignore[arg-type]
+    assert token_grid(network) == (1, 2, 2) and network(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
