@@ -11,13 +11,8 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 
 from harness import load_results, run_suite
-from harness.explainers.attention import (
-    gradient_weighted,
-    patch_maps,
-    recorded_attention,
-    rollout,
-    token_grid,
-)
+from harness.explainers.attention import gradient_weighted, patch_maps, recorded_attention, rollout
+from harness.models.vision_transformer import token_grid
 from tests.suite_builder import suite
 
 
@@ -112,6 +107,54 @@ def test_patch_maps_drop_the_class_token_and_upsample_the_grid() -> None:
     assert maps.shape == (1, 8, 8) and maps[0, 0, 0] == maps.max() and maps[0, 7, 7] == 0.0
 
 
+def test_grad_cam_on_a_vit_equals_pytorch_grad_cam_with_its_documented_reshape() -> None:
+    """The library's ViT recipe (its docs): target layer blocks[-1].norm1, the class
+    token dropped and the rest reshaped to (images, channels, rows, columns)."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from harness.explainers.base import ExplainContext
+    from harness.explainers.cam_library import GradCamLibrary
+    from harness.models.base import TrainedModel
+
+    vit = tiny_vit(2)
+    x, targets = images(), np.array([1, 0, 2])
+
+    def documented(tensor: torch.Tensor, height: int = 2, width: int = 2) -> torch.Tensor:
+        result = tensor[:, 1:, :].reshape(tensor.size(0), height, width, tensor.size(2))
+        return result.transpose(2, 3).transpose(1, 2)
+
+    with GradCAM(model=vit, target_layers=[vit.blocks[-1].norm1],
+                 reshape_transform=documented) as cam:  # fmt: skip
+        expected = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in targets])
+    model = TrainedModel(module=vit, device=torch.device("cpu"), train_seconds=0.0,
+                         epochs_trained=0)  # fmt: skip
+    context = ExplainContext(dataset=None, seed=0, rows=np.arange(3))  # type: ignore[arg-type]
+    ours = GradCamLibrary().explain(model, x.numpy(), targets, context).local
+    assert ours is not None and ours.shape == (3, 8, 8)
+    assert np.allclose(ours, expected, atol=1e-6)
+
+
+def test_the_by_design_vit_logits_are_the_mean_of_its_token_evidence_maps() -> None:
+    from harness.explainers.softcam import SoftCAM, SoftCAMNetwork
+    from harness.models.vision_transformer import VisionTransformerRecipe, ViTParams
+
+    class Images:  # what the recipe reads of a dataset
+        x_train = np.random.default_rng(0).random((4, 1, 16, 16)).astype(np.float32)
+        n_classes = 3
+
+    recipe = VisionTransformerRecipe(ViTParams(patch_size=4, embed_dim=8, depth=2, heads=2))
+    torch.manual_seed(0)
+    network = SoftCAM().architecture(recipe, Images(), 0).eval()  # type: ignore[arg-type]
+    assert isinstance(network, SoftCAMNetwork)
+    x = torch.as_tensor(Images.x_train)
+    with torch.no_grad():
+        maps = network.evidence_maps(x)
+        logits = network(x)
+    assert maps.shape == (4, 3, 4, 4)  # one evidence value per class and patch token
+    assert torch.allclose(logits, maps.mean(dim=(2, 3)), atol=1e-6)
+
+
 VIT_SUITE = suite(
     "vit",
     metrics=["accuracy", "pointing_game", "activation_precision"],
@@ -120,14 +163,15 @@ VIT_SUITE = suite(
     models=[("vit", {"patch_size": 8, "embed_dim": 32, "depth": 2, "heads": 2, "epochs": 2}),
             ("small_cnn", {"channels": [4], "epochs": 1})],
     explainers=["raw_attention", ("attention_rollout", {"discard_ratio": 0.5}),
-                "transformer_attribution", "saliency", "grad_cam"],
+                "transformer_attribution", "saliency", "grad_cam", "grad_cam_library",
+                "softcam"],
 )  # fmt: skip
 
 
 def test_a_suite_explains_a_small_vit_with_attention_and_gradients(tmp_path: Path) -> None:
     (tmp_path / "vit.toml").write_text(VIT_SUITE)
     summary = run_suite(tmp_path / "vit.toml", tmp_path / "out")
-    assert summary.counts == {"ok": 6, "failed": 0, "skipped": 4}
+    assert summary.counts == {"ok": 10, "failed": 0, "skipped": 4}
     results = load_results(tmp_path / "out")
     cells = results.drop_duplicates("cell_id").set_index("cell_id")
     assert cells.loc["synthetic_lesions/vit/grad_cam/seed=0", "status"] == "skipped"
@@ -135,7 +179,7 @@ def test_a_suite_explains_a_small_vit_with_attention_and_gradients(tmp_path: Pat
     assert "patch tokens" in skipped["error"]
     scored = results.query("model == 'vit' and metric == 'activation_precision'")
     ran = scored[scored["explainer"] != "grad_cam"]
-    assert ran["value"].notna().all() and len(ran) == 4
+    assert ran["value"].notna().all() and len(ran) == 6
 
 
 @pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "deit_tiny_patch16_224"])

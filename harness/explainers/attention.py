@@ -40,23 +40,7 @@ from harness.component import Params
 from harness.datasets.base import Modality
 from harness.explainers.base import ExplainContext, Explainer, Explanation, explainer_registry
 from harness.models.base import TrainedModel
-
-
-def vision_transformer(network: nn.Module) -> nn.Module:
-    """The timm VisionTransformer inside ``network`` (a module with ``patch_embed`` and
-    ``blocks``); ``ValueError`` when there is none."""
-    for module in network.modules():
-        if hasattr(module, "patch_embed") and hasattr(module, "blocks"):
-            return module
-    raise ValueError("the model is not a vision transformer (no patch_embed and blocks)")
-
-
-def token_grid(vit: nn.Module) -> tuple[int, int, int]:
-    """(prefix tokens, grid rows, grid columns): tokens before the patches (the class
-    token, register tokens), then the patches row by row."""
-    embed: Any = vit.patch_embed
-    rows, columns = embed.grid_size
-    return int(getattr(vit, "num_prefix_tokens", 1)), int(rows), int(columns)
+from harness.models.vision_transformer import token_grid, vision_transformer
 
 
 @contextlib.contextmanager

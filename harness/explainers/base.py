@@ -110,6 +110,8 @@ class Explainer(Component):
     needs_gradients: ClassVar[bool] = False
     needs_ground_truth: ClassVar[dict[Modality, str]] = {}
     requires_traits: ClassVar[frozenset[str]] = frozenset()
+    #: the model must have at least one of these traits (e.g. a feature map or tokens)
+    requires_any_traits: ClassVar[frozenset[str]] = frozenset()
     incompatible_traits: ClassVar[dict[str, str]] = {}
     by_design: ClassVar[bool] = False
     control: ClassVar[bool] = False

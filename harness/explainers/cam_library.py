@@ -1,9 +1,14 @@
 """Class-activation-map baselines from the ``grad-cam`` package (``pytorch_grad_cam``).
 
-Score-CAM, Layer-CAM, Grad-CAM++, XGrad-CAM, HiRes-CAM, Eigen-CAM and Ablation-CAM, each
-the library's own class — nothing is re-implemented here. They use the same feature map
-as ``grad_cam`` (the recipe's ``cam_layer``, or ``params.layer``) and run on batches of
-``batch_size`` images.
+Grad-CAM (``grad_cam_library``), Score-CAM, Layer-CAM, Grad-CAM++, XGrad-CAM, HiRes-CAM,
+Eigen-CAM and Ablation-CAM, each the library's own class — nothing is re-implemented here.
+On CNNs they use the same feature map as ``grad_cam`` (the recipe's ``cam_layer``, or
+``params.layer``); on vision transformers (the ``vit`` recipe) the last block's first
+LayerNorm, as the library's documentation does for ViTs, with the token sequence reshaped
+to the token grid for them — the prefix (class) tokens dropped, the patch tokens laid out
+row by row, channels first (:func:`token_reshape`; the grid from the model's patch
+embedding): no ``reshape_transform`` to write. They run on batches of ``batch_size``
+images.
 
 Conventions (``output``):
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -32,6 +38,7 @@ from harness.datasets.base import Modality
 from harness.explainers.base import ExplainContext, Explainer, Explanation, explainer_registry
 from harness.explainers.captum_methods import cam_layer
 from harness.models.base import TrainedModel
+from harness.models.vision_transformer import token_reshape, vision_transformer
 
 
 class CamLibraryParams(Params):
@@ -54,7 +61,7 @@ class _CamLibraryExplainer(Explainer):
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
     needs_gradients: ClassVar[bool] = True
-    requires_traits: ClassVar[frozenset[str]] = frozenset({"convolutional"})
+    requires_any_traits: ClassVar[frozenset[str]] = frozenset({"convolutional", "tokens"})
     #: the class's name in ``pytorch_grad_cam``
     library_class: ClassVar[str]
     params: CamLibraryParams
@@ -71,13 +78,16 @@ class _CamLibraryExplainer(Explainer):
         import pytorch_grad_cam
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-        layer = cam_layer(model, self.params.layer, self.name)
+        layer, reshape = self._layer(model)
         size = self.params.batch_size
         maps = []
         with torch.random.fork_rng(devices=[]), contextlib.redirect_stderr(io.StringIO()):
             torch.manual_seed(context.seed)
             cam = getattr(pytorch_grad_cam, self.library_class)(
-                model=model.module, target_layers=[layer], **self.constructor_kwargs()
+                model=model.module,
+                target_layers=[layer],
+                reshape_transform=reshape,
+                **self.constructor_kwargs(),
             )
             self.configure(cam)
             try:
@@ -90,6 +100,20 @@ class _CamLibraryExplainer(Explainer):
         return Explanation(
             local=np.concatenate(maps).astype(np.float32), signed=self.params.output == "raw"
         )
+
+    def _layer(self, model: TrainedModel) -> tuple[torch.nn.Module, Callable[..., Any] | None]:
+        """The feature map and, for a vision transformer, the tokens' reshape to the grid."""
+        try:
+            vit = vision_transformer(model.module)
+        except ValueError:
+            return cam_layer(model, self.params.layer, self.name), None
+        blocks: Any = vit.blocks
+        chosen = (
+            blocks[-1].norm1
+            if self.params.layer is None
+            else model.module.get_submodule(self.params.layer)
+        )
+        return chosen, token_reshape(vit)
 
     def maps(self, cam: Any, layer: torch.nn.Module, x: torch.Tensor, wanted: list[Any]):
         """(images, H, W) maps of one batch, in the chosen ``output`` convention."""
@@ -115,6 +139,13 @@ class _CamLibraryExplainer(Explainer):
             interpolate_mode=self.params.interpolation,
         )
         return upsampled[:, 0].numpy()
+
+
+@explainer_registry.register("grad_cam_library")
+class GradCamLibrary(_CamLibraryExplainer):
+    """Grad-CAM (Selvaraju et al. 2017), ``pytorch_grad_cam.GradCAM`` (CNNs and ViTs)."""
+
+    library_class = "GradCAM"
 
 
 @explainer_registry.register("grad_cam_plus_plus")

@@ -13,15 +13,25 @@ random unless ``weights`` names a local file (a state dict, ``weights_only``, or
 Attention explainers (:mod:`harness.explainers.attention`) read the attention weights of
 each block, which timm's fused attention (``F.scaled_dot_product_attention``) never
 forms: they switch it off for the call and back on after. Gradient and perturbation
-explainers (captum's) explain it as they explain any network; class-activation maps,
-which need a spatial feature map, do not apply yet (the recipe is not ``convolutional``).
+explainers (captum's) explain it as they explain any network; the ``pytorch_grad_cam``
+family reads the last block's tokens reshaped to the token grid
+(:mod:`harness.explainers.cam_library`); captum's ``grad_cam`` needs a convolutional
+feature map and is skipped.
+
+**By design** (:meth:`VisionTransformerRecipe.backbone`): Soft-CAM's idea on tokens — the
+patch tokens' final representations (after the last LayerNorm; the class token dropped)
+laid out on the token grid are the backbone's feature map, so ``softcam`` puts its
+per-token linear class-evidence layer there and the logit of class c is the mean of its
+evidence over the tokens; its twin is the same ViT with its usual class-token head.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
+import torch
 from pydantic import Field
 from torch import nn
 
@@ -112,3 +122,56 @@ class VisionTransformerRecipe(ModelRecipe):
             tuple(config.get("std", (0.5,))),
         )
         return nn.Sequential(OrderedDict(standardize=standardize, network=network))
+
+    def backbone(self, dataset: Dataset) -> tuple[nn.Module, int]:
+        """Standardisation and the patch tokens' final representations on the token grid
+        (images, channels, rows, columns) — the same construction as :meth:`build`."""
+        twin = self.build(dataset)
+        vit = twin.get_submodule("network")
+        tokens = TokenFeatures(vit)
+        features = nn.Sequential(
+            OrderedDict(standardize=twin.get_submodule("standardize"), tokens=tokens)
+        )
+        return features, int(vit.embed_dim)  # type: ignore[arg-type]
+
+
+class TokenFeatures(nn.Module):
+    """A ViT's ``forward_features`` (final LayerNorm included) with the prefix tokens
+    dropped and the patch tokens on the token grid, channels first."""
+
+    def __init__(self, vit: nn.Module) -> None:
+        super().__init__()
+        self.vit = vit
+        self.reshape = token_reshape(vit)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.reshape(self.vit.forward_features(x))  # type: ignore[operator]
+
+
+def vision_transformer(network: nn.Module) -> nn.Module:
+    """The timm VisionTransformer inside ``network`` (a module with ``patch_embed`` and
+    ``blocks``); ``ValueError`` when there is none."""
+    for module in network.modules():
+        if hasattr(module, "patch_embed") and hasattr(module, "blocks"):
+            return module
+    raise ValueError("the model is not a vision transformer (no patch_embed and blocks)")
+
+
+def token_grid(vit: nn.Module) -> tuple[int, int, int]:
+    """(prefix tokens, grid rows, grid columns): tokens before the patches (the class
+    token, register tokens), then the patches row by row."""
+    embed: Any = vit.patch_embed
+    rows, columns = embed.grid_size
+    return int(getattr(vit, "num_prefix_tokens", 1)), int(rows), int(columns)
+
+
+def token_reshape(vit: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """(images, tokens, channels) → (images, channels, rows, columns): the prefix tokens
+    dropped, the patch tokens laid out on the model's token grid."""
+    prefix, rows, columns = token_grid(vit)
+
+    def reshape(tokens: torch.Tensor) -> torch.Tensor:
+        grid = tokens[:, prefix:, :].reshape(tokens.shape[0], rows, columns, tokens.shape[2])
+        return grid.permute(0, 3, 1, 2)
+
+    return reshape

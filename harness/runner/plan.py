@@ -67,6 +67,10 @@ def cell_skip_reason(
         return f"explainer '{explainer.id}' cannot use model '{model.id}': {reason}"
     for trait in sorted(method.requires_traits - recipe.model_traits()):
         return f"explainer '{explainer.id}' needs a model that {TRAITS.get(trait, trait)}"
+    wanted = method.requires_any_traits
+    if wanted and not wanted & recipe.model_traits():
+        needs = " or ".join(TRAITS.get(t, t) for t in sorted(wanted))
+        return f"explainer '{explainer.id}' needs a model that {needs}"
     for trait in sorted(recipe.model_traits() & method.incompatible_traits.keys()):
         return (
             f"explainer '{explainer.id}' cannot explain model '{model.id}': "
