@@ -193,3 +193,43 @@ def test_timm_vits_by_name_build_at_the_dataset_size_without_downloading(name: s
     recipe = VisionTransformerRecipe(ViTParams(architecture=name))
     network = recipe.network(Images())  # type: ignore[arg-type]
     assert token_grid(network) == (1, 2, 2) and network(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+
+
+def test_mprt_by_block_randomises_a_whole_block_at_each_step_top_first() -> None:
+    from harness.metrics.base import Evidence
+    from harness.metrics.randomisation import (
+        MPRT,
+        MPRTParams,
+        block_steps,
+        parameterised_layers,
+        randomised_models,
+    )
+    from harness.metrics.reexplaining import Reexplainer
+
+    vit = tiny_vit(3)
+    steps = block_steps(parameterised_layers(vit))[::-1]
+    assert steps[:4] == ["head", "norm", "blocks.1", "blocks.0"]
+    original = {k: v.clone() for k, v in vit.state_dict().items()}
+    states = {  # cascading: one copy changed step by step, so each state is kept as it was
+        name: {k: v.clone() for k, v in changed.state_dict().items()}
+        for name, changed in randomised_models(vit, steps, cumulative=True, seed=0)
+    }
+    after_block_1 = states["blocks.1"]
+    for key, value in after_block_1.items():
+        if key.startswith("blocks.1.") and key.endswith("weight") and "norm" not in key:
+            # every linear layer of the block re-drawn (a LayerNorm's reset is 1 and 0,
+            # what an untrained one holds already)
+            assert not torch.equal(value, original[key]), key
+        if key.startswith("blocks.0."):
+            assert torch.equal(value, original[key]), key  # the block below did not (yet)
+
+    def gradient(network, inputs, targets, positions):
+        x = torch.tensor(inputs, requires_grad=True)
+        network(x)[torch.arange(len(x)), torch.as_tensor(targets)].sum().backward()
+        return x.grad.abs().sum(axis=1).numpy()
+
+    again = Reexplainer(vit, gradient)
+    x, targets = images().numpy(), np.array([0, 1, 2])
+    evidence = Evidence(attributions=again(x, targets), inputs=x, targets=targets, reexplain=again)
+    result = MPRT(MPRTParams(steps="blocks")).compute(evidence)
+    assert list(result.arrays["layers"]) == steps and np.isfinite(result.value)

@@ -89,6 +89,11 @@ class MPRTParams(SimilarityParams):
     order: Literal["cascading", "independent"] = Field(
         "cascading", description="randomise layers cumulatively from the top, or one at a time"
     )
+    steps: Literal["modules", "blocks"] = Field(
+        "modules",
+        description="one step per module holding parameters, or per transformer block (a "
+        "ViT's blocks.N, every module in it at once; modules outside blocks one by one)",
+    )
 
 
 class Similarity:
@@ -117,6 +122,35 @@ def parameterised_layers(network: nn.Module) -> list[str]:
     ]
 
 
+def block_steps(layers: list[str]) -> list[str]:
+    """``layers`` (module names) with the modules of each transformer block (``….blocks.N``
+    and below) merged into one step named after the block, in first-seen order."""
+    steps: list[str] = []
+    for name in layers:
+        parts = name.split(".")
+        inside = [
+            i for i in range(len(parts) - 1) if parts[i] == "blocks" and parts[i + 1].isdigit()
+        ]
+        step = ".".join(parts[: inside[0] + 2]) if inside else name
+        if step not in steps:
+            steps.append(step)
+    return steps
+
+
+def is_block(name: str) -> bool:
+    """Whether ``name`` names a transformer block: ``….blocks.N``."""
+    parts = name.split(".")
+    return len(parts) >= 2 and parts[-2] == "blocks" and parts[-1].isdigit()
+
+
+def randomise_all(module: nn.Module, seed: int) -> None:
+    """:func:`randomise` every module inside ``module`` (itself included) that holds
+    parameters."""
+    for inner in module.modules():
+        if any(True for _ in inner.parameters(recurse=False)):
+            randomise(inner, seed)
+
+
 def randomise(module: nn.Module, seed: int) -> None:
     """Re-initialise ``module``'s own parameters from ``seed``: its ``reset_parameters``,
     else each parameter from N(0, its standard deviation)."""
@@ -135,13 +169,15 @@ def randomised_models(
     network: nn.Module, layers: list[str], cumulative: bool, seed: int
 ) -> Iterator[tuple[str, nn.Module]]:
     """For each of ``layers`` in turn, a copy of ``network`` with that layer re-initialised
-    (:func:`randomise`, from ``seed``) — on top of the layers before it (``cumulative``,
+    (:func:`randomise`, from ``seed``; a transformer block: every module in it holding
+    parameters, :func:`randomise_all`) — on top of the layers before it (``cumulative``,
     cascading) or alone (independent). ``network`` itself is never changed."""
     changed = copy.deepcopy(network)
     for name in layers:
         if not cumulative:
             changed = copy.deepcopy(network)
-        randomise(changed.get_submodule(name), seed)
+        chosen = changed.get_submodule(name)
+        randomise_all(chosen, seed) if is_block(name) else randomise(chosen, seed)
         yield name, changed
 
 
@@ -205,7 +241,7 @@ class MPRT(Metric):
     params: MPRTParams
 
     def compute(self, evidence: Evidence) -> MetricResult:
-        layers = parameterised_layers(self._network(evidence))[::-1]
+        layers = self._steps(evidence)
         if not layers:
             return MetricResult.undefined("the model has no layers with parameters to randomise")
         points, undefined = similarity_curve(self._similarities(evidence, layers))
@@ -214,7 +250,7 @@ class MPRT(Metric):
     def row_values(self, evidence: Evidence) -> np.ndarray:
         """Per row, the mean over layers of its similarity (NaN where every layer's map
         was constant): :meth:`compute` on that row alone, in one pass."""
-        layers = parameterised_layers(self._network(evidence))[::-1]
+        layers = self._steps(evidence)
         rows = 0 if evidence.inputs is None else len(evidence.inputs)
         if not layers:
             return np.full(rows, np.nan)
@@ -223,10 +259,11 @@ class MPRT(Metric):
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(counts > 0, np.nansum(similarities, axis=0) / counts, np.nan)
 
-    @staticmethod
-    def _network(evidence: Evidence) -> nn.Module:
+    def _steps(self, evidence: Evidence) -> list[str]:
+        """The randomised modules or blocks, top (output) first."""
         assert evidence.reexplain is not None
-        return evidence.reexplain.network
+        layers = parameterised_layers(evidence.reexplain.network)
+        return (block_steps(layers) if self.params.steps == "blocks" else layers)[::-1]
 
     def _similarities(self, evidence: Evidence, layers: list[str]) -> Iterator[np.ndarray]:
         """Per randomised model (layers top first), each row's similarity to its map."""
