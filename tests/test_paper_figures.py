@@ -37,6 +37,9 @@ metrics = ["accuracy", "pointing_game", "mask_roc_auc", "topk_patch_precision",
 [execution]
 explain_rows = 12
 threads = 1
+[meta_evaluation]
+metrics = ["pointing_game", "mask_roc_auc"]
+perturbations = 1
 [[datasets]]
 id = "lesions"
 name = "synthetic_lesions"
