@@ -233,3 +233,25 @@ def test_mprt_by_block_randomises_a_whole_block_at_each_step_top_first() -> None
     evidence = Evidence(attributions=again(x, targets), inputs=x, targets=targets, reexplain=again)
     result = MPRT(MPRTParams(steps="blocks")).compute(evidence)
     assert list(result.arrays["layers"]) == steps and np.isfinite(result.value)
+
+
+def test_vit_weights_come_from_a_local_file_without_the_head(tmp_path: Path) -> None:
+    """A state dict written by torch.save (read with weights_only): every tensor but the
+    head's is the file's; the head keeps its own initialisation (another class count)."""
+    from harness.models.vision_transformer import VisionTransformerRecipe, ViTParams
+
+    class Images:
+        x_train = np.zeros((2, 1, 16, 16), dtype=np.float32)
+        n_classes = 2
+
+    torch.manual_seed(5)
+    source = VisionTransformer(img_size=16, patch_size=4, in_chans=1, num_classes=7,
+                               embed_dim=8, depth=2, num_heads=2, mlp_ratio=2.0)  # fmt: skip
+    torch.save(source.state_dict(), tmp_path / "vit.pth")
+    params = ViTParams(patch_size=4, embed_dim=8, depth=2, heads=2, weights=tmp_path / "vit.pth")
+    loaded = VisionTransformerRecipe(params).network(Images()).state_dict()  # type: ignore[arg-type]
+    for key, value in source.state_dict().items():
+        if key.startswith("head."):
+            assert loaded[key].shape[0] == 2  # the dataset's classes, not the file's 7
+        else:
+            assert torch.equal(loaded[key], value), key
