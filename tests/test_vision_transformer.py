@@ -255,3 +255,27 @@ def test_vit_weights_come_from_a_local_file_without_the_head(tmp_path: Path) -> 
             assert loaded[key].shape[0] == 2  # the dataset's classes, not the file's 7
         else:
             assert torch.equal(loaded[key], value), key
+
+
+def test_a_given_vit_from_a_state_dict_is_explained_by_its_attention(tmp_path: Path) -> None:
+    """A ViT trained elsewhere: timm's class as the factory, the weights from a state dict,
+    the traits declared — the attention explainers and Grad-CAM on tokens run on it."""
+    args = {"img_size": 32, "patch_size": 8, "in_chans": 1, "num_classes": 2,
+            "embed_dim": 8, "depth": 2, "num_heads": 2}  # fmt: skip
+    torch.manual_seed(0)
+    torch.save(VisionTransformer(**args).state_dict(), tmp_path / "vit.pth")
+    text = suite(
+        "given_vit",
+        metrics=["accuracy", "pointing_game"],
+        execution={"explain_rows": 4},
+        datasets=[("synthetic_lesions", {"n_images": 60, "size": 32})],
+        models=[("given", {"path": "vit.pth", "format": "state_dict",
+                           "factory": "timm.models.vision_transformer:VisionTransformer",
+                           "factory_args": args, "traits": ["attention", "tokens"]})],
+        explainers=["raw_attention", "transformer_attribution", "grad_cam_library"],
+    )  # fmt: skip
+    (tmp_path / "given.toml").write_text(text)
+    summary = run_suite(tmp_path / "given.toml", tmp_path / "out")
+    assert summary.counts == {"ok": 3, "failed": 0, "skipped": 0}, summary.failures
+    scores = load_results(tmp_path / "out").query("metric == 'pointing_game'")["value"]
+    assert scores.notna().all() and len(scores) == 3
