@@ -103,7 +103,7 @@ def test_patch_maps_drop_the_class_token_and_upsample_the_grid() -> None:
     assert token_grid(vit) == (1, 2, 2)
     relevance = torch.zeros(1, 5, 5, dtype=torch.float64)
     relevance[0, 0, 1:] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the top-left patch
-    maps = patch_maps(relevance, vit, (8, 8))
+    maps = patch_maps(relevance, token_grid(vit), (8, 8))
     assert maps.shape == (1, 8, 8) and maps[0, 0, 0] == maps.max() and maps[0, 7, 7] == 0.0
 
 
@@ -279,3 +279,56 @@ def test_a_given_vit_from_a_state_dict_is_explained_by_its_attention(tmp_path: P
     assert summary.counts == {"ok": 3, "failed": 0, "skipped": 0}, summary.failures
     scores = load_results(tmp_path / "out").query("metric == 'pointing_game'")["value"]
     assert scores.notna().all() and len(scores) == 3
+
+
+def _exported(vit: VisionTransformer, path: Path) -> None:
+    x = torch.zeros(2, *vit.patch_embed.img_size).unsqueeze(1)
+    batch = torch.export.Dim("batch")
+    torch.export.save(torch.export.export(vit, (x,), dynamic_shapes={"x": {0: batch}}), path)
+
+
+def test_an_exported_vit_gives_the_same_attention_maps_as_the_module(tmp_path: Path) -> None:
+    """torch.export: the softmax nodes are recorded (a node inserted after each for the
+    call, removed after); the grid inferred from the token count and the image size."""
+    from harness.explainers.attention import AttentionRollout, RawAttention, TransformerAttribution
+    from harness.explainers.base import ExplainContext
+    from harness.models.base import TrainedModel
+    from harness.models.given import _Exported
+    from harness.models.torch_files import load_exported_program
+
+    vit = tiny_vit(4)
+    for block in vit.blocks:
+        block.attn.fused_attn = False  # an exported program keeps only what it traced
+    _exported(vit, tmp_path / "vit.pt2")
+    program = _Exported(load_exported_program(tmp_path / "vit.pt2").module())
+    nodes = len(program.program.graph.nodes)
+    x, targets = images().numpy(), np.array([2, 0, 1])
+    context = ExplainContext(dataset=None, seed=0, rows=np.arange(3))  # type: ignore[arg-type]
+    for explainer in (
+        RawAttention(),
+        AttentionRollout(discard_ratio=0.3),
+        TransformerAttribution(),
+    ):
+        maps = [
+            explainer.explain(TrainedModel(module=m, device=torch.device("cpu"),
+                                           train_seconds=0.0, epochs_trained=0),
+                              x, targets, context).local
+            for m in (vit, program)
+        ]  # fmt: skip
+        assert np.allclose(maps[0], maps[1], atol=1e-6), explainer.name
+    assert len(program.program.graph.nodes) == nodes  # the recorders are gone
+
+
+def test_an_exported_vit_with_fused_attention_is_refused_saying_why(tmp_path: Path) -> None:
+    vit = VisionTransformer(img_size=32, patch_size=8, in_chans=1, num_classes=2,
+                            embed_dim=8, depth=2, num_heads=2).eval()  # fmt: skip
+    _exported(vit, tmp_path / "fused.pt2")  # timm's default: fused attention
+    args = {"path": "fused.pt2", "traits": ["attention", "tokens"]}
+    text = suite("fused", metrics=["accuracy"], execution={"explain_rows": 2},
+                 datasets=[("synthetic_lesions", {"n_images": 40, "size": 32})],
+                 models=[("given", args)], explainers=["raw_attention"])  # fmt: skip
+    (tmp_path / "fused.toml").write_text(text)
+    summary = run_suite(tmp_path / "fused.toml", tmp_path / "out")
+    assert summary.counts["failed"] == 1
+    (failure,) = summary.failures
+    assert "export it with fused attention off" in str(failure)

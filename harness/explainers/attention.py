@@ -44,11 +44,19 @@ from harness.models.vision_transformer import token_grid, vision_transformer
 
 
 @contextlib.contextmanager
-def recorded_attention(vit: nn.Module, gradients: bool = False) -> Iterator[list[torch.Tensor]]:
-    """Within the block, every forward of ``vit`` appends each block's attention weights
-    (batch, heads, tokens, tokens) to the yielded list, in block order; with
-    ``gradients`` they keep their gradient (``retain_grad``). Fused attention is off
-    inside the block and restored after."""
+def recorded_attention(network: nn.Module, gradients: bool = False) -> Iterator[list[torch.Tensor]]:
+    """Within the block, every forward of ``network`` appends each block's attention
+    weights (batch, heads, tokens, tokens) to the yielded list, in block order; with
+    ``gradients`` they keep their gradient (``retain_grad``). A timm ViT inside
+    ``network``: read where timm applies attention dropout, fused attention off inside
+    the block and restored after. Otherwise an exported program (``torch.export``) inside
+    it: the outputs of its softmax nodes, recorded by nodes inserted for the block."""
+    try:
+        vit = vision_transformer(network)
+    except ValueError:
+        with _recorded_softmax(_exported_graph(network), gradients) as recorded:
+            yield recorded
+        return
     attentions: list[torch.Tensor] = []
     blocks: Any = vit.blocks
     modules: list[Any] = [block.attn for block in blocks]
@@ -69,6 +77,75 @@ def recorded_attention(vit: nn.Module, gradients: bool = False) -> Iterator[list
             module.fused_attn = was
         for hook in hooks:
             hook.remove()
+
+
+def _exported_graph(network: nn.Module) -> torch.fx.GraphModule:
+    """The graph of an exported vision transformer inside ``network`` (its softmax nodes
+    are the attention); ``ValueError`` saying what to do otherwise."""
+    for module in network.modules():
+        if isinstance(module, torch.fx.GraphModule):
+            targets = [str(n.target) for n in module.graph.nodes if n.op == "call_function"]
+            if any("softmax" in t for t in targets):
+                return module
+            if any("scaled_dot_product_attention" in t for t in targets):
+                raise ValueError(
+                    "the exported model computes attention with scaled_dot_product_attention, "
+                    "which forms no weights; export it with fused attention off (timm: "
+                    "block.attn.fused_attn = False for every block)"
+                )
+    raise ValueError(
+        "the model is not a vision transformer: neither a timm ViT (patch_embed, blocks) "
+        "nor an exported program with attention (softmax)"
+    )
+
+
+@contextlib.contextmanager
+def _recorded_softmax(graph: torch.fx.GraphModule, gradients: bool) -> Iterator[list[torch.Tensor]]:
+    """Every softmax output of ``graph`` appended to the yielded list while inside (a node
+    inserted after each, removed after)."""
+    attentions: list[torch.Tensor] = []
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        if gradients and tensor.requires_grad:
+            tensor.retain_grad()
+        attentions.append(tensor)
+        return tensor
+
+    softmaxes = [
+        n for n in graph.graph.nodes if n.op == "call_function" and "softmax" in str(n.target)
+    ]
+    inserted = []
+    for node in softmaxes:
+        with graph.graph.inserting_after(node):
+            recorder = graph.graph.call_function(keep, (node,))
+        node.replace_all_uses_with(recorder, delete_user_cb=lambda user, r=recorder: user is not r)
+        inserted.append((node, recorder))
+    graph.recompile()
+    try:
+        yield attentions
+    finally:
+        for node, recorder in inserted:
+            recorder.replace_all_uses_with(node)
+            graph.graph.erase_node(recorder)
+        graph.recompile()
+
+
+def attention_grid(network: nn.Module, tokens: int, size: tuple[int, int]) -> tuple[int, int, int]:
+    """(prefix tokens, rows, columns) of the attention's ``tokens``: from a timm ViT's
+    patch embedding, else inferred for an exported one — the class token (and a
+    distillation token) before a square grid of patches that divides the image ``size``."""
+    try:
+        return token_grid(vision_transformer(network))
+    except ValueError:
+        pass
+    for prefix in (1, 2, 0):
+        side = round((tokens - prefix) ** 0.5)
+        if side > 0 and side * side == tokens - prefix and size[0] % side == size[1] % side == 0:
+            return prefix, side, side
+    raise ValueError(
+        f"cannot lay {tokens} tokens out as a class token and a square grid of patches of "
+        f"a {size[0]} × {size[1]} image"
+    )
 
 
 def rollout(
@@ -113,12 +190,15 @@ def gradient_weighted(attentions: list[torch.Tensor]) -> torch.Tensor:
     return relevance
 
 
-def patch_maps(relevance: torch.Tensor, vit: nn.Module, size: tuple[int, int]) -> np.ndarray:
-    """The class token's row over the patch tokens as (batch, height, width) maps:
-    the token grid upsampled bilinearly to ``size`` (float32)."""
-    prefix, rows, columns = token_grid(vit)
-    grid = relevance[:, 0, prefix:].reshape(-1, 1, rows, columns).float()
-    maps = F.interpolate(grid, size=size, mode="bilinear", align_corners=False)
+def patch_maps(
+    relevance: torch.Tensor, grid: tuple[int, int, int], size: tuple[int, int]
+) -> np.ndarray:
+    """The class token's row over the patch tokens as (batch, height, width) maps: the
+    token grid (``grid``: prefix tokens, rows, columns) upsampled bilinearly to ``size``
+    (float32)."""
+    prefix, rows, columns = grid
+    patches = relevance[:, 0, prefix:].reshape(-1, 1, rows, columns).float()
+    maps = F.interpolate(patches, size=size, mode="bilinear", align_corners=False)
     return maps[:, 0].numpy()
 
 
@@ -144,16 +224,15 @@ class _AttentionExplainer(Explainer):
         self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
     ) -> Explanation:
         network = model.module
-        vit = vision_transformer(network)
         device = model.device
         x = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=device)
         chosen = torch.as_tensor(np.asarray(targets), device=device)
-        relevance = self.relevance(network, vit, x, chosen).cpu()
-        return Explanation(local=patch_maps(relevance, vit, tuple(inputs.shape[-2:])), signed=False)
+        relevance = self.relevance(network, x, chosen).cpu()
+        size = (int(inputs.shape[-2]), int(inputs.shape[-1]))
+        grid = attention_grid(network, relevance.shape[-1], size)
+        return Explanation(local=patch_maps(relevance, grid, size), signed=False)
 
-    def relevance(
-        self, network: nn.Module, vit: nn.Module, x: torch.Tensor, targets: torch.Tensor
-    ) -> torch.Tensor:
+    def relevance(self, network: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """(batch, tokens, tokens): the relevance whose class-token row is the map."""
         raise NotImplementedError
 
@@ -165,10 +244,8 @@ class _AttentionExplainer(Explainer):
 class RawAttention(_AttentionExplainer):
     """The last block's class-token attention to the patches, mean over heads."""
 
-    def relevance(
-        self, network: nn.Module, vit: nn.Module, x: torch.Tensor, targets: torch.Tensor
-    ) -> torch.Tensor:
-        with torch.no_grad(), recorded_attention(vit) as attentions:
+    def relevance(self, network: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), recorded_attention(network) as attentions:
             network(x)
         return attentions[-1].double().mean(dim=1)
 
@@ -180,10 +257,8 @@ class AttentionRollout(_AttentionExplainer):
 
     params: RolloutParams
 
-    def relevance(
-        self, network: nn.Module, vit: nn.Module, x: torch.Tensor, targets: torch.Tensor
-    ) -> torch.Tensor:
-        with torch.no_grad(), recorded_attention(vit) as attentions:
+    def relevance(self, network: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), recorded_attention(network) as attentions:
             network(x)
         return rollout(attentions, self.params.head_fusion, self.params.discard_ratio)
 
@@ -195,10 +270,8 @@ class TransformerAttribution(_AttentionExplainer):
 
     needs_gradients: ClassVar[bool] = True
 
-    def relevance(
-        self, network: nn.Module, vit: nn.Module, x: torch.Tensor, targets: torch.Tensor
-    ) -> torch.Tensor:
-        with torch.enable_grad(), recorded_attention(vit, gradients=True) as attentions:
+    def relevance(self, network: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad(), recorded_attention(network, gradients=True) as attentions:
             logits = network(x)
             network.zero_grad(set_to_none=True)
             logits.gather(1, targets[:, None]).sum().backward()

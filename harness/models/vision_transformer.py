@@ -149,10 +149,13 @@ class TokenFeatures(nn.Module):
 
 
 def vision_transformer(network: nn.Module) -> nn.Module:
-    """The timm VisionTransformer inside ``network`` (a module with ``patch_embed`` and
-    ``blocks``); ``ValueError`` when there is none."""
+    """The timm VisionTransformer inside ``network`` (a module whose ``patch_embed`` knows
+    its ``grid_size`` and whose ``blocks`` are a sequence — not an exported program's
+    graph, which keeps the names only); ``ValueError`` when there is none."""
     for module in network.modules():
-        if hasattr(module, "patch_embed") and hasattr(module, "blocks"):
+        blocks = getattr(module, "blocks", None)
+        embed = getattr(module, "patch_embed", None)
+        if isinstance(blocks, nn.Sequential | nn.ModuleList) and hasattr(embed, "grid_size"):
             return module
     raise ValueError("the model is not a vision transformer (no patch_embed and blocks)")
 
