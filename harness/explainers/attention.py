@@ -17,11 +17,12 @@
   tokens (no LRP: the paper's rule for self-attention encoders).
 
 Maps are at **token resolution** (one value per patch) and upsampled to the image
-bilinearly (``align_corners = False``) — the ``resolution`` convention, stored with each
-explanation's metrics; unsigned. Fused attention is switched off on every attention module
-for the call (timm's ``fused_attn``) and restored after, so the weights exist; the
-softmax output is read where timm applies attention dropout (``attn_drop``, the identity
-in eval mode).
+(``interpolation``, bilinear by default, ``align_corners = False``; a parameter, stored
+with the suite like every explainer's); unsigned. Fused attention is switched off on
+every attention module for the call (timm's ``fused_attn``) and restored after, so the
+weights exist; the softmax output is read where timm applies attention dropout
+(``attn_drop``, the identity in eval mode). An exported ViT (``torch.export``): the outputs
+of its softmax nodes (:func:`recorded_attention`).
 """
 
 from __future__ import annotations
@@ -191,18 +192,28 @@ def gradient_weighted(attentions: list[torch.Tensor]) -> torch.Tensor:
 
 
 def patch_maps(
-    relevance: torch.Tensor, grid: tuple[int, int, int], size: tuple[int, int]
+    relevance: torch.Tensor,
+    grid: tuple[int, int, int],
+    size: tuple[int, int],
+    interpolation: str = "bilinear",
 ) -> np.ndarray:
     """The class token's row over the patch tokens as (batch, height, width) maps: the
-    token grid (``grid``: prefix tokens, rows, columns) upsampled bilinearly to ``size``
-    (float32)."""
+    token grid (``grid``: prefix tokens, rows, columns) upsampled to ``size`` (float32;
+    ``align_corners = False``)."""
     prefix, rows, columns = grid
     patches = relevance[:, 0, prefix:].reshape(-1, 1, rows, columns).float()
-    maps = F.interpolate(patches, size=size, mode="bilinear", align_corners=False)
+    corners = None if interpolation == "nearest" else False
+    maps = F.interpolate(patches, size=size, mode=interpolation, align_corners=corners)
     return maps[:, 0].numpy()
 
 
-class RolloutParams(Params):
+class AttentionParams(Params):
+    interpolation: Literal["bilinear", "nearest", "bicubic"] = Field(
+        "bilinear", description="upsampling of the token-grid map to the input size"
+    )
+
+
+class RolloutParams(AttentionParams):
     head_fusion: Literal["mean", "max", "min"] = Field(
         "mean", description="how each block's heads are fused into one attention matrix"
     )
@@ -216,9 +227,7 @@ class _AttentionExplainer(Explainer):
 
     modalities: ClassVar[frozenset[Modality]] = frozenset({"image"})
     requires_traits: ClassVar[frozenset[str]] = frozenset({"tokens"})
-    fixed_conventions: ClassVar[dict[str, str]] = {
-        "resolution": "token grid, upsampled bilinearly (align_corners = False)",
-    }
+    params: AttentionParams
 
     def explain(
         self, model: TrainedModel, inputs: np.ndarray, targets: np.ndarray, context: ExplainContext
@@ -230,7 +239,8 @@ class _AttentionExplainer(Explainer):
         relevance = self.relevance(network, x, chosen).cpu()
         size = (int(inputs.shape[-2]), int(inputs.shape[-1]))
         grid = attention_grid(network, relevance.shape[-1], size)
-        return Explanation(local=patch_maps(relevance, grid, size), signed=False)
+        maps = patch_maps(relevance, grid, size, self.params.interpolation)
+        return Explanation(local=maps, signed=False)
 
     def relevance(self, network: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """(batch, tokens, tokens): the relevance whose class-token row is the map."""
