@@ -326,10 +326,18 @@ def _by_design(name: str, s: Setting) -> Setting:
     return s._replace(model=model)
 
 
+def _on_a_vit(s: Setting) -> Setting:
+    """The setting with a small vision transformer (for the attention explainers)."""
+    recipe = model_registry.get("vit")(patch_size=4, embed_dim=16, depth=1, heads=2, epochs=1)
+    return s._replace(model=recipe.fit(s.dataset, SEED, CPU))
+
+
 @pytest.mark.parametrize(("name", "modality"), list(_cases()))
 def test_same_seed_gives_identical_attributions(request, name: str, modality: str) -> None:
     needs_trees = "tree_ensemble" in explainer_registry.get(name).requires_traits
     s: Setting = request.getfixturevalue("trees" if needs_trees else modality)
+    if "tokens" in explainer_registry.get(name).requires_traits:
+        s = _on_a_vit(s)
     by_design = explainer_registry.get(name).by_design
     first = explain(name, _by_design(name, s) if by_design else s, **FAST.get(name, {}))
     np.random.random(10)  # disturb numpy's global RNG between the calls
