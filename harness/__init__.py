@@ -1,9 +1,10 @@
 """xai-harness: a benchmark harness for explainability methods.
 
-Public API: :func:`run_suite`, :func:`load_suite`, :func:`load_results` and the plugin
-registries (``explainer_registry``, ``dataset_registry``, ``metric_registry``,
-``model_registry``). Each is imported on first access, so ``import harness`` (and a
-command that only reads the store) does not pay for torch and the explainer libraries.
+Public API: :func:`run_suite`, :func:`load_suite`, :func:`load_results`, :func:`metric`
+(a metric with Quantus's call signature, per-sample scores) and the plugin registries
+(``explainer_registry``, ``dataset_registry``, ``metric_registry``, ``model_registry``).
+Each is imported on first access, so ``import harness`` (and a command that only reads
+the store) does not pay for torch and the explainer libraries.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ _EXPORTS = {
     "run_suite": "harness.runner",
     "load_results": "harness.store",
     "load_suite": "harness.suite",
+    "metric": "harness.metric_call",
 }
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "explainer_registry",
     "load_results",
     "load_suite",
+    "metric",
     "metric_registry",
     "model_registry",
     "run_suite",
@@ -35,11 +38,17 @@ __all__ = [
 if TYPE_CHECKING:
     from harness.datasets import dataset_registry
     from harness.explainers import explainer_registry
+    from harness.metric_call import metric
     from harness.metrics import metric_registry
     from harness.models import model_registry
     from harness.runner import run_suite
     from harness.store import load_results
     from harness.suite import load_suite
+
+
+def __dir__() -> list[str]:
+    """The public names (imported on first access), so tab completion finds them."""
+    return sorted(set(__all__) | {name for name in globals() if name.startswith("__")})
 
 
 def __getattr__(name: str) -> Any:
