@@ -349,3 +349,18 @@ def test_the_cost_estimate_counts_the_meta_evaluations_explaining_again(
     more, less = (plan_cost(s, plan(s)).model_calls for s in (with_meta, without))
     assert more["integrated_gradients"] == 9 * less["integrated_gradients"] > 0
     assert more.get("oracle", 0) == less.get("oracle", 0)  # controls are not meta-evaluated
+
+
+def test_the_figure_has_a_panel_per_family_each_with_its_own_scale(meta_run) -> None:
+    """Panels keep their own y tick labels (a shared y axis hid them once the panels were
+    reflowed into one column at 3.5 in)."""
+    from harness.report.figures import meta_consistency_figure
+
+    folder, run_id = meta_run
+    figure = meta_consistency_figure(load_results(folder / "out", run_id), "syn", "mlp")
+    assert figure is not None
+    titles = [axis.get_title() for axis in figure.axes]
+    assert titles == ["faithfulness", "other"]  # deletion_auc; the two plugin metrics
+    for axis in figure.axes:
+        assert axis.get_ylim() == (-0.02, 1.02)
+        assert all(tick.label1.get_visible() for tick in axis.yaxis.get_major_ticks())

@@ -904,7 +904,7 @@ def meta_consistency_figure(results: pd.DataFrame, dataset: str, model: str) -> 
     widths = [len(members) for members in grouped.values()]
     figure, axes = plt.subplots(
         1, len(grouped), figsize=(1.3 * sum(widths) + 1.2 * len(grouped) + 1.5, 3.8),
-        squeeze=False, gridspec_kw={"width_ratios": widths}, sharey=True,
+        squeeze=False, gridspec_kw={"width_ratios": widths},
     )  # fmt: skip
     for axis, (family, members) in zip(axes[0], grouped.items(), strict=True):
         for x, check in enumerate(members):
