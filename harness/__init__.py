@@ -1,7 +1,8 @@
 """xai-harness: a benchmark harness for explainability methods.
 
-Public API: :func:`run_suite`, :func:`load_suite`, :func:`load_results`, :func:`metric`
-(a metric with Quantus's call signature, per-sample scores) and the plugin registries
+Public API: :func:`run_suite`, :func:`load_suite`, :func:`load_results`,
+:func:`leaderboard` (a run's leaderboard as a DataFrame), :func:`metric` (a metric with
+Quantus's call signature, per-sample scores) and the plugin registries
 (``explainer_registry``, ``dataset_registry``, ``metric_registry``, ``model_registry``).
 Each is imported on first access, so ``import harness`` (and a command that only reads
 the store) does not pay for torch and the explainer libraries.
@@ -22,11 +23,13 @@ _EXPORTS = {
     "load_results": "harness.store",
     "load_suite": "harness.suite",
     "metric": "harness.metric_call",
+    "leaderboard": "harness.report.aggregate",
 }
 
 __all__ = [
     "dataset_registry",
     "explainer_registry",
+    "leaderboard",
     "load_results",
     "load_suite",
     "metric",
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from harness.metric_call import metric
     from harness.metrics import metric_registry
     from harness.models import model_registry
+    from harness.report.aggregate import leaderboard
     from harness.runner import run_suite
     from harness.store import load_results
     from harness.suite import load_suite

@@ -92,3 +92,22 @@ def test_dir_lists_the_public_api_for_tab_completion() -> None:
     for public in ("run_suite", "load_results", "load_suite", "metric", "metric_registry"):
         assert public in names
     assert "importlib" not in names and "TYPE_CHECKING" not in names
+
+
+def test_the_leaderboard_frame_is_public_and_reads_one_run(tiny_run) -> None:
+    """``harness.leaderboard(out)``: the latest run's aggregated entries, the frame the
+    printed leaderboards come from (means over seeds, intervals, ranks)."""
+    from harness.store import ResultsStore
+
+    out, summary = tiny_run
+    run_id = summary.run_id
+    frame = harness.leaderboard(out, run_id)
+    with ResultsStore(out, create=False) as store:  # the folder is shared: the latest run
+        latest = store.run_ids()[-1]
+    assert harness.leaderboard(out).equals(harness.leaderboard(out, latest))
+    entry = frame.query("explainer == 'integrated_gradients' and metric == 'spearman_gt'")
+    values = harness.load_results(out, run_id).query(
+        "explainer == 'integrated_gradients' and metric == 'spearman_gt'"
+    )["value"]
+    assert len(entry) == 1 and entry["mean"].iloc[0] == pytest.approx(values.mean())
+    assert entry["n"].iloc[0] == len(values) == 2 and not frame["control"].all()

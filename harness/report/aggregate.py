@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pandas as pd
@@ -36,6 +37,18 @@ _KEYS = ["dataset", "model", "explainer", "metric"]
 
 #: ``full``: ``0.950 [0.941, 0.958]`` (files); ``compact``: ``0.950 ± 0.0090`` (terminal).
 EntryStyle = Literal["full", "compact"]
+
+
+def leaderboard(out_dir: str | Path = "results", run_id: str | None = None) -> pd.DataFrame:
+    """One run's leaderboard as a DataFrame (the latest run under ``out_dir`` by default;
+    a unique id prefix is enough): one row per dataset × model × explainer × metric with
+    the mean over seeds, its 95 % t-interval, the seeds behind it, the rank and the facts
+    the printed leaderboards footnote — the columns of :func:`summarise`."""
+    from harness.store import ResultsStore
+
+    with ResultsStore(out_dir, create=False) as store:
+        results = store.results(store.resolve_run_id(run_id))
+    return summarise(results)
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
