@@ -50,6 +50,7 @@ near-chance estimate can be narrow by luck (two seeds of a noise metric gave NR 
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -272,9 +273,9 @@ class MetaCheck:
 def meta_checks(results: pd.DataFrame) -> list[MetaCheck]:
     """The stored meta-evaluation of a run's scores (``load_results`` rows), one check
     per dataset × model × meta-evaluated metric, in stored order."""
-    import json
-
-    meta = results[results.get("metric_kind", pd.Series(dtype=object)) == "meta"]
+    if "metric_kind" not in results:  # stored before metrics had kinds: no meta scores
+        return []
+    meta = results[results["metric_kind"] == "meta"]
     if meta.empty:
         return []
     meta = meta.assign(

@@ -117,15 +117,11 @@ def _probabilities(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     """A torch module's class probabilities (softmax of its logits) as a function."""
     import torch
 
-    if not callable(model):
-        raise HarnessError(f"model is a {type(model).__name__}, not a callable torch module")
+    from harness.models.batched import probabilities_of
 
-    def predict_proba(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            logits = model(torch.as_tensor(np.asarray(x, dtype=np.float32)))
-        return torch.softmax(logits, dim=1).numpy()
-
-    return predict_proba
+    if not isinstance(model, torch.nn.Module):
+        raise HarnessError(f"model is a {type(model).__name__}, not a torch module")
+    return probabilities_of(model)
 
 
 def metric(name: str, **params: Any) -> MetricCall:

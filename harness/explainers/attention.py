@@ -149,6 +149,13 @@ def attention_grid(network: nn.Module, tokens: int, size: tuple[int, int]) -> tu
     )
 
 
+def attention_of(network: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Each block's attention weights for ``x`` (no gradients), in block order."""
+    with torch.no_grad(), recorded_attention(network) as attentions:
+        network(x)
+    return attentions
+
+
 def rollout(
     attentions: list[torch.Tensor], head_fusion: str = "mean", discard_ratio: float = 0.0
 ) -> torch.Tensor:
@@ -255,9 +262,7 @@ class RawAttention(_AttentionExplainer):
     """The last block's class-token attention to the patches, mean over heads."""
 
     def relevance(self, network: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad(), recorded_attention(network) as attentions:
-            network(x)
-        return attentions[-1].double().mean(dim=1)
+        return attention_of(network, x)[-1].double().mean(dim=1)
 
 
 @explainer_registry.register("attention_rollout")
@@ -268,8 +273,7 @@ class AttentionRollout(_AttentionExplainer):
     params: RolloutParams
 
     def relevance(self, network: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad(), recorded_attention(network) as attentions:
-            network(x)
+        attentions = attention_of(network, x)
         return rollout(attentions, self.params.head_fusion, self.params.discard_ratio)
 
 

@@ -11,6 +11,7 @@ backend's), the batch is halved and retried, down to one row, with a
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -72,3 +73,17 @@ def forward_in_batches(
                 continue
             start += len(chunk)
     return np.concatenate(outputs) if outputs else np.empty((0, 0), dtype=np.float32)
+
+
+def probabilities_of(network: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    """``network`` (raw inputs → class logits) as a function of rows returning class
+    probabilities (the softmax), run in batches on the device its parameters are on
+    (the CPU without parameters)."""
+    parameter = next(network.parameters(), None)
+    device = torch.device("cpu") if parameter is None else parameter.device
+
+    def predict_proba(x: np.ndarray) -> np.ndarray:
+        logits = forward_in_batches(network, x, device)
+        return np.asarray(torch.softmax(torch.from_numpy(logits), dim=1).numpy())
+
+    return predict_proba

@@ -93,12 +93,7 @@ class TimmCNN(ModelRecipe):
         return model
 
     def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
-        network = self.network(dataset)
-        config: Any = network.pretrained_cfg
-        standardize = weights_standardize(
-            dataset.x_train, self.params.normalisation, tuple(config["mean"]), tuple(config["std"])
-        )
-        return nn.Sequential(OrderedDict(standardize=standardize, network=network))
+        return standardized(self.network(dataset), dataset, self.params.normalisation)
 
     def backbone(self, dataset: Dataset) -> tuple[nn.Module, int]:
         """Standardisation and ``forward_features`` (same construction as :meth:`build`)."""
@@ -115,6 +110,20 @@ class TimmCNN(ModelRecipe):
         if self.params.cam_layer is not None:
             return f"network.{self.params.cam_layer}"
         return f"network.{_last_feature_module(self.params.architecture)}"
+
+
+def standardized(network: nn.Module, dataset: Dataset, normalisation: str) -> nn.Module:
+    """``standardize → network`` for a timm model: the training images' channel statistics,
+    or (``"imagenet"``) the mean and std of the architecture's pretrained weights (timm's
+    ``pretrained_cfg``; 0.5 and 0.5 for a model built without one)."""
+    config: Any = getattr(network, "pretrained_cfg", None) or {}
+    standardize = weights_standardize(
+        dataset.x_train,
+        normalisation,
+        tuple(config.get("mean", (0.5,))),
+        tuple(config.get("std", (0.5,))),
+    )
+    return nn.Sequential(OrderedDict(standardize=standardize, network=network))
 
 
 @cache

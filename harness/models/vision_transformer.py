@@ -39,7 +39,8 @@ from harness.component import SuiteFile
 from harness.datasets.base import Dataset, Modality
 from harness.errors import optional_import
 from harness.models.base import ModelRecipe, model_registry
-from harness.models.cnn import independent_stream, weights_standardize
+from harness.models.cnn import independent_stream
+from harness.models.timm_cnns import standardized
 from harness.models.torchvision_cnns import load_pretrained
 from harness.models.training import TrainingParams
 
@@ -113,15 +114,7 @@ class VisionTransformerRecipe(ModelRecipe):
         return model
 
     def build(self, dataset: Dataset, gate: nn.Module | None = None) -> nn.Module:
-        network = self.network(dataset)
-        config: Any = getattr(network, "pretrained_cfg", None) or {}
-        standardize = weights_standardize(
-            dataset.x_train,
-            self.params.normalisation,
-            tuple(config.get("mean", (0.5,))),
-            tuple(config.get("std", (0.5,))),
-        )
-        return nn.Sequential(OrderedDict(standardize=standardize, network=network))
+        return standardized(self.network(dataset), dataset, self.params.normalisation)
 
     def backbone(self, dataset: Dataset) -> tuple[nn.Module, int]:
         """Standardisation and the patch tokens' final representations on the token grid

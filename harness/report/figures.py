@@ -825,6 +825,45 @@ def faithfulness_figure(
     return figure
 
 
+def family_panels(
+    block: pd.DataFrame,
+    checks: list[Any],
+    draw: Callable[[Axes, int, Any], None],
+    ticks: Callable[[Any], tuple[str, str]],
+    ylabel: str,
+    title: str,
+) -> Figure:
+    """One panel per metric family of the checked metrics (``check.metric``), panel
+    widths by metric count; per metric ``draw(axis, x, check)`` and its tick label and
+    colour ``ticks(check)``; the first panel's legend for the figure."""
+    families = block.drop_duplicates("metric").set_index("metric")["metric_family"]
+    grouped: dict[str, list[Any]] = {}
+    for check in checks:
+        family = families.get(check.metric)
+        grouped.setdefault(str(family) if isinstance(family, str) else "other", []).append(check)
+    widths = [len(members) for members in grouped.values()]
+    figure, axes = plt.subplots(
+        1, len(grouped), figsize=(1.3 * sum(widths) + 1.2 * len(grouped) + 1.5, 3.8),
+        squeeze=False, gridspec_kw={"width_ratios": widths},
+    )  # fmt: skip
+    for axis, (family, members) in zip(axes[0], grouped.items(), strict=True):
+        for x, check in enumerate(members):
+            draw(axis, x, check)
+        labels, colours = zip(*(ticks(c) for c in members), strict=True)
+        axis.set_xticks(range(len(members)), labels, rotation=30, ha="right", fontsize=7)
+        for tick, colour in zip(axis.get_xticklabels(), colours, strict=True):
+            tick.set_color(colour)
+        axis.set_xlim(-0.6, len(members) - 0.4)
+        axis.set_title(family, fontsize=9)
+        axis.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel(ylabel)
+    handles, legend = axes[0, 0].get_legend_handles_labels()
+    figure.legend(handles, legend, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
 def control_separation_figure(results: pd.DataFrame, dataset: str, model: str) -> Figure | None:
     """Does each metric rank the controls (:mod:`harness.meta_evaluation`)? One panel per
     metric family; per metric the paired differences oracle − random, random − inverted
@@ -836,51 +875,35 @@ def control_separation_figure(results: pd.DataFrame, dataset: str, model: str) -
     checks = [c for c in control_separation(block) if c.differences]
     if not checks:
         return None
-    families = block.drop_duplicates("metric").set_index("metric")["metric_family"]
-    grouped: dict[str, list[Any]] = {}
-    for check in checks:
-        family = families.get(check.metric)
-        grouped.setdefault(str(family) if isinstance(family, str) else "other", []).append(check)
     pairs = list(dict.fromkeys(f"{d.better} − {d.worse}" for c in checks for d in c.differences))
     palette = plt.get_cmap("tab10")
     colours = {pair: palette(i % palette.N) for i, pair in enumerate(pairs)}
-    widths = [len(members) for members in grouped.values()]
-    figure, axes = plt.subplots(
-        1, len(grouped), figsize=(1.3 * sum(widths) + 1.2 * len(grouped) + 1.5, 3.8),
-        squeeze=False, gridspec_kw={"width_ratios": widths},
-    )  # fmt: skip
-    for axis, (family, members) in zip(axes[0], grouped.items(), strict=True):
-        for x, check in enumerate(members):
-            bounds = value_range(block[block["metric"] == check.metric])
-            scale = bounds[1] - bounds[0] if bounds is not None else 1.0
-            for k, difference in enumerate(check.differences):
-                label = f"{difference.better} − {difference.worse}"
-                offset = (k - (len(check.differences) - 1) / 2) * 0.22
-                axis.errorbar(
-                    x + offset, difference.mean / scale,
-                    yerr=[[(difference.mean - difference.low) / scale],
-                          [(difference.high - difference.mean) / scale]],
-                    marker="o", markersize=4, capsize=2, linestyle="none", color=colours[label],
-                    label=label if x == 0 else None,
-                )  # fmt: skip
-        names = [f"{c.metric}\n({c.verdict})" for c in members]
-        axis.set_xticks(range(len(members)), names, rotation=30, ha="right", fontsize=7)
-        for tick, check in zip(axis.get_xticklabels(), members, strict=True):
-            tick.set_color({"fails": "#b00020", "separates": "#0a6b2d"}.get(check.verdict, "#777"))
+
+    def draw(axis: Axes, x: int, check: Any) -> None:
+        bounds = value_range(block[block["metric"] == check.metric])
+        scale = bounds[1] - bounds[0] if bounds is not None else 1.0
+        for k, difference in enumerate(check.differences):
+            label = f"{difference.better} − {difference.worse}"
+            offset = (k - (len(check.differences) - 1) / 2) * 0.22
+            axis.errorbar(
+                x + offset, difference.mean / scale,
+                yerr=[[(difference.mean - difference.low) / scale],
+                      [(difference.high - difference.mean) / scale]],
+                marker="o", markersize=4, capsize=2, linestyle="none", color=colours[label],
+                label=label if x == 0 else None,
+            )  # fmt: skip
         axis.axhline(0, color="black", linewidth=0.8)
-        axis.set_xlim(-0.6, len(members) - 0.4)
-        axis.set_title(family, fontsize=9)
-        axis.grid(axis="y", alpha=0.3)
-    axes[0, 0].set_ylabel("difference in the right direction\n(share of the metric's range)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    figure.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    figure.suptitle(
+
+    verdict = {"fails": "#b00020", "separates": "#0a6b2d"}
+    return family_panels(
+        block,
+        checks,
+        draw,
+        lambda c: (f"{c.metric}\n({c.verdict})", verdict.get(c.verdict, "#777")),
+        "difference in the right direction\n(share of the metric's range)",
         f"{dataset} / {model}: do the metrics rank the controls? (paired by seed, 95% "
         "t-intervals; above 0 = the right order)",
-        fontsize=10,
     )
-    figure.tight_layout()
-    return figure
 
 
 def meta_consistency_figure(results: pd.DataFrame, dataset: str, model: str) -> Figure | None:
@@ -894,54 +917,35 @@ def meta_consistency_figure(results: pd.DataFrame, dataset: str, model: str) -> 
     checks = [c for c in meta_checks(block) if any(c.values[w] for w in META_SCORES)]
     if not checks:
         return None
-    families = block.drop_duplicates("metric").set_index("metric")["metric_family"]
-    grouped: dict[str, list[Any]] = {}
-    for check in checks:
-        family = families.get(check.metric)
-        grouped.setdefault(str(family) if isinstance(family, str) else "other", []).append(check)
     palette = plt.get_cmap("tab10")
     colours = {which: palette(i) for i, which in enumerate(META_SCORES)}
-    widths = [len(members) for members in grouped.values()]
-    figure, axes = plt.subplots(
-        1, len(grouped), figsize=(1.3 * sum(widths) + 1.2 * len(grouped) + 1.5, 3.8),
-        squeeze=False, gridspec_kw={"width_ratios": widths},
-    )  # fmt: skip
-    for axis, (family, members) in zip(axes[0], grouped.items(), strict=True):
-        for x, check in enumerate(members):
-            for k, which in enumerate(META_SCORES):
-                mean, low, high = check.summary(which)
-                offset = (k - 1) * 0.22
-                if np.isnan(mean):
-                    continue
-                spread = [[0.0], [0.0]] if np.isnan(low) else [[mean - low], [high - mean]]
-                axis.errorbar(
-                    x + offset, mean, yerr=spread, marker="o", markersize=4, capsize=2,
-                    linestyle="none", color=colours[which],
-                    label=which.upper() if x == 0 else None,
-                )  # fmt: skip
-                if which != "mc":
-                    dash = (x + offset - 0.09, x + offset + 0.09)
-                    axis.hlines(check.chance[which], *dash, colors=colours[which],
-                                linestyles="dashed", linewidth=1)  # fmt: skip
-        flagged = [bool(c.flags) for c in members]
-        axis.set_xticks(range(len(members)), [c.metric for c in members], rotation=30,
-                        ha="right", fontsize=7)  # fmt: skip
-        for tick, bad in zip(axis.get_xticklabels(), flagged, strict=True):
-            tick.set_color("#b00020" if bad else "#0a6b2d")
-        axis.set_xlim(-0.6, len(members) - 0.4)
+
+    def draw(axis: Axes, x: int, check: Any) -> None:
+        for k, which in enumerate(META_SCORES):
+            mean, low, high = check.summary(which)
+            offset = (k - 1) * 0.22
+            if np.isnan(mean):
+                continue
+            spread = [[0.0], [0.0]] if np.isnan(low) else [[mean - low], [high - mean]]
+            axis.errorbar(
+                x + offset, mean, yerr=spread, marker="o", markersize=4, capsize=2,
+                linestyle="none", color=colours[which], label=which.upper() if x == 0 else None,
+            )  # fmt: skip
+            if which != "mc":
+                dash = (x + offset - 0.09, x + offset + 0.09)
+                axis.hlines(check.chance[which], *dash, colors=colours[which],
+                            linestyles="dashed", linewidth=1)  # fmt: skip
         axis.set_ylim(-0.02, 1.02)
-        axis.set_title(family, fontsize=9)
-        axis.grid(axis="y", alpha=0.3)
-    axes[0, 0].set_ylabel("score (1 = ideal); dashes: chance")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    figure.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    figure.suptitle(
+
+    return family_panels(
+        block,
+        checks,
+        draw,
+        lambda c: (c.metric, "#b00020" if c.flags else "#0a6b2d"),
+        "score (1 = ideal); dashes: chance",
         f"{dataset} / {model}: noise resilience (NR), adversary reactivity (AR), "
         "meta-consistency (MC) (MetaQuantus; mean over seeds, 95% t-intervals)",
-        fontsize=10,
     )
-    figure.tight_layout()
-    return figure
 
 
 def randomisation_figure(

@@ -215,15 +215,13 @@ def _report_card(results: pd.DataFrame, arrays: dict[str, dict[str, np.ndarray]]
     keys = list(dict.fromkeys([*separation, *meta]))
     if not keys:
         return intro + "<p>No metric could be checked: the run has no pair of controls.</p>"
-    cells = results.drop_duplicates("cell_id").set_index("cell_id")[["dataset", "model"]]
+    cells = results.drop_duplicates("cell_id")
+    group_of = dict(zip(cells["cell_id"], zip(cells["dataset"], cells["model"], strict=True),
+                        strict=True))  # fmt: skip
 
     def cost(metric: str, key: str, dataset: str, model: str) -> str:
         stored = arrays.get(metric_array(metric, key), {})
-        spent = [
-            float(v)
-            for cell, v in stored.items()
-            if cell in cells.index and tuple(cells.loc[cell]) == (dataset, model)
-        ]
+        spent = [float(v) for cell, v in stored.items() if group_of.get(cell) == (dataset, model)]
         return f"{np.mean(spent):.3g} s" if spent else "—"
 
     rows = []

@@ -38,7 +38,6 @@ import hashlib
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -58,9 +57,10 @@ from harness.meta_consistency import (
     meta_score_id,
 )
 from harness.metrics.base import Evidence, Metric, conventions_hash
-from harness.models.batched import forward_in_batches
+from harness.models.batched import probabilities_of
 from harness.records import ScoreRecord, ScoreStatus
 from harness.runner.plan import Cell
+from harness.runner.scoring import first_line
 from harness.store import ResultsStore
 from harness.suite import MetaEvaluationSpec, Resolved
 
@@ -92,17 +92,6 @@ def perturbed_network(network: nn.Module, sigma: float, seed: int) -> nn.Module:
     return changed
 
 
-def _probabilities(network: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    """Class probabilities of ``network`` (raw inputs → logits) as a function."""
-    device = next(network.parameters()).device
-
-    def predict_proba(x: np.ndarray) -> np.ndarray:
-        logits = forward_in_batches(network, x, device)
-        return np.asarray(torch.softmax(torch.from_numpy(logits), dim=1).numpy())
-
-    return predict_proba
-
-
 def _perturbed_evidence(
     evidence: Evidence, test: str, draw: int, rows: np.ndarray, meta: MetaEvaluationSpec, seed: int
 ) -> tuple[Evidence, np.ndarray]:
@@ -114,7 +103,7 @@ def _perturbed_evidence(
     if test.startswith("model"):
         sigma = meta.model_noise if test.endswith("resilience") else meta.model_adversary
         network = perturbed_network(reexplain.network, sigma, _seed(seed, index, draw))
-        predict = _probabilities(network)
+        predict = probabilities_of(network)
         maps = reexplain(evidence.inputs, evidence.targets, positions, network=network)
         changed = replace(
             evidence, attributions=maps, predict_proba=predict, reexplain=reexplain.on(network)
@@ -132,7 +121,7 @@ def _perturbed_evidence(
         ]
     ).astype(evidence.inputs.dtype)
     maps = reexplain(inputs, evidence.targets, positions)
-    predict = _probabilities(reexplain.network)
+    predict = probabilities_of(reexplain.network)
     return replace(evidence, inputs=inputs, attributions=maps), predict(inputs).argmax(axis=1)
 
 
@@ -158,8 +147,7 @@ def score_meta_rows(
     try:
         return [], perturbation_arrays(chosen, evidence, meta, cell.seed)
     except Exception as error:  # a metric's failure on a perturbed row, not the cell's
-        text = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
-        message = f"meta-evaluation failed: {type(error).__name__}: {text}"
+        message = f"meta-evaluation failed: {type(error).__name__}: {first_line(error)}"
         return _unscored(chosen, meta, cell, message, "failed"), {}
 
 
@@ -204,7 +192,7 @@ def perturbation_arrays(
         spent[metric.id] += time.perf_counter() - begun
         return values
 
-    predicted = _probabilities(evidence.reexplain.network)(evidence.inputs).argmax(axis=1)
+    predicted = probabilities_of(evidence.reexplain.network)(evidence.inputs).argmax(axis=1)
     shape = (len(TESTS), meta.perturbations, len(rows))
     q_hat = {m.id: np.full(shape, np.nan) for m in metrics}
     unchanged = np.zeros(shape, dtype=bool)

@@ -229,7 +229,7 @@ def _outcome(
     try:
         result = compute()
     except Exception as error:  # the metric's failure, not the cell's or the run's
-        return None, f"{type(error).__name__}: {_first_line(error)}"
+        return None, f"{type(error).__name__}: {first_line(error)}"
     value = float(result.value)
     if math.isinf(value):
         return None, f"it returned {value}"
@@ -247,7 +247,8 @@ def _failed_score(metric: Resolved[Metric], problem: str, images: str = "all") -
     return score_record(metric, None, f"metric '{metric.id}' failed: {problem}", images, "failed")
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (at most 300 characters), for a one-line note."""
     lines = str(error).strip().splitlines()
     return lines[0][:300] if lines else "(no message)"
 
