@@ -832,10 +832,12 @@ def family_panels(
     ticks: Callable[[Any], tuple[str, str]],
     ylabel: str,
     title: str,
+    zero_line: bool = False,
 ) -> Figure:
     """One panel per metric family of the checked metrics (``check.metric``), panel
     widths by metric count; per metric ``draw(axis, x, check)`` and its tick label and
-    colour ``ticks(check)``; the first panel's legend for the figure."""
+    colour ``ticks(check)``; a line at 0 over them with ``zero_line``; the first panel's
+    legend for the figure."""
     families = block.drop_duplicates("metric").set_index("metric")["metric_family"]
     grouped: dict[str, list[Any]] = {}
     for check in checks:
@@ -849,6 +851,8 @@ def family_panels(
     for axis, (family, members) in zip(axes[0], grouped.items(), strict=True):
         for x, check in enumerate(members):
             draw(axis, x, check)
+        if zero_line:
+            axis.axhline(0, color="black", linewidth=0.8)
         labels, colours = zip(*(ticks(c) for c in members), strict=True)
         axis.set_xticks(range(len(members)), labels, rotation=30, ha="right", fontsize=7)
         for tick, colour in zip(axis.get_xticklabels(), colours, strict=True):
@@ -892,7 +896,6 @@ def control_separation_figure(results: pd.DataFrame, dataset: str, model: str) -
                 marker="o", markersize=4, capsize=2, linestyle="none", color=colours[label],
                 label=label if x == 0 else None,
             )  # fmt: skip
-        axis.axhline(0, color="black", linewidth=0.8)
 
     verdict = {"fails": "#b00020", "separates": "#0a6b2d"}
     return family_panels(
@@ -903,6 +906,7 @@ def control_separation_figure(results: pd.DataFrame, dataset: str, model: str) -
         "difference in the right direction\n(share of the metric's range)",
         f"{dataset} / {model}: do the metrics rank the controls? (paired by seed, 95% "
         "t-intervals; above 0 = the right order)",
+        zero_line=True,
     )
 
 
