@@ -1,6 +1,9 @@
 """xai-harness: a benchmark harness for explainability methods.
 
-Public API: :func:`run_suite`, :func:`load_suite`, :func:`load_results`,
+Public API: :func:`evaluate` (a model and data in memory, scored as a suite would),
+:class:`Results` (a stored run: ``.frame``, ``.leaderboard()``, ``.figures()``, ``.check()``,
+``.report()``, ``.log_mlflow()``), :func:`explainer` (a configured explainer),
+:func:`run_suite`, :func:`load_suite`, :func:`load_results`,
 :func:`leaderboard` (a run's leaderboard as a DataFrame), :func:`metric` (a metric with
 Quantus's call signature, per-sample scores) and the plugin registries
 (``explainer_registry``, ``dataset_registry``, ``metric_registry``, ``model_registry``).
@@ -24,10 +27,16 @@ _EXPORTS = {
     "load_suite": "harness.suite",
     "metric": "harness.metric_call",
     "leaderboard": "harness.report.aggregate",
+    "evaluate": "harness.evaluation",
+    "explainer": "harness.evaluation",
+    "Results": "harness.results",
 }
 
 __all__ = [
+    "Results",
     "dataset_registry",
+    "evaluate",
+    "explainer",
     "explainer_registry",
     "leaderboard",
     "load_results",
@@ -40,11 +49,13 @@ __all__ = [
 
 if TYPE_CHECKING:
     from harness.datasets import dataset_registry
+    from harness.evaluation import evaluate, explainer
     from harness.explainers import explainer_registry
     from harness.metric_call import metric
     from harness.metrics import metric_registry
     from harness.models import model_registry
     from harness.report.aggregate import leaderboard
+    from harness.results import Results
     from harness.runner import run_suite
     from harness.store import load_results
     from harness.suite import load_suite

@@ -1,6 +1,7 @@
 """Dataset sources. Importing this package registers the built-ins."""
 
 from harness.datasets import (  # noqa: F401  (registers)
+    array_file,
     image_folder,
     medmnist_source,
     openml_source,

@@ -3,7 +3,8 @@
 Formats (``format = "auto"`` tells them by the file's suffix):
 
 - ``torch_export`` (``.pt2``, ``torch.export.save``): a program that needs no Python
-  class of the user's; export it with a dynamic batch dimension;
+  class of the user's; export it with a dynamic batch dimension (with ``cam_layer`` the
+  program is unflattened — ``torch.export.unflatten`` — so CAM hooks reach that module);
 - ``torchscript`` (``torch.jit.save``); ``.pt``/``.pth`` files must say which they are;
 - ``state_dict``: ``factory = "package.module:function"`` builds the network (called with
   ``factory_args``), then the weights are read with ``torch.load(weights_only=True)``;
@@ -202,6 +203,8 @@ class GivenModel(ModelRecipe):
         if fmt == "torch_export":
             program = load_exported_program(path)
             _check_exported_shape(program, dataset, path)
+            if self.params.cam_layer is not None:  # CAM hooks need the module hierarchy
+                return _Exported(torch.export.unflatten(program))
             return _Exported(program.module())
         if fmt == "torchscript":
             return load_torchscript(path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -108,3 +108,49 @@ class RichProgress:
         if self._task is not None:
             self._progress.update(self._task, current="")
         self._progress.stop()
+
+
+class NotebookProgress:
+    """A notebook progress bar (``tqdm.auto``: a widget in Jupyter when ipywidgets is
+    installed, else a text bar): cells done and the current cell and stage."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def start(self, title: str, total_cells: int) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total_cells, desc=title, unit="cell")
+
+    def stage(self, cell_id: str, stage: str) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(current_text(cell_id, stage), refresh=True)
+
+    def cell_done(self, cell_id: str, status: str) -> None:
+        if self._bar is None:
+            return
+        if status == "failed":
+            self._bar.write(f"failed {cell_id}")
+        self._bar.update(1)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str("")
+            self._bar.close()
+            self._bar = None
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (IPython's ZMQ shell)."""
+    import sys
+
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def default_progress() -> ProgressReporter:
+    """A notebook progress bar in Jupyter, the terminal display (on standard error)
+    elsewhere."""
+    if in_notebook():
+        return NotebookProgress()
+    return RichProgress(Console(stderr=True))
