@@ -51,6 +51,40 @@ err = SafeConsole(stderr=True, markup=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 OutOption = Annotated[Path, typer.Option("--out", help="results folder holding harness.sqlite")]
+MlflowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow",
+        metavar="[URI]",
+        help="also log the run to MLflow: `--mlflow` alone uses $MLFLOW_TRACKING_URI, else "
+        "sqlite:///<out>/mlflow.db; `--mlflow URI` that store (a URI with a scheme)",
+    ),
+]
+
+
+def log_to_mlflow(
+    tracking: str, out_dir: Path, run_id: str, outcomes: list[Any] | None = None
+) -> None:
+    """Log a stored run (and verdicts) to MLflow and say where; a failure is an
+    ``error:`` line (exit 2) that names the stored run, which stays as it is."""
+    from harness.mlflow_logging import log_check, log_run, tracking_uri_for
+
+    uri = None if tracking == MLFLOW_DEFAULT else tracking
+    try:
+        if outcomes is None:
+            mlflow_run = log_run(out_dir, run_id, tracking_uri=uri)
+        else:
+            mlflow_run = log_check(out_dir, run_id, outcomes, tracking_uri=uri)
+    except HarnessError as exc:
+        raise HarnessError(
+            f"{exc} — run {run_id} is stored in {out_dir}; log it again with --mlflow later"
+        ) from None
+    where = tracking_uri_for(out_dir, uri)
+    out.print(f"logged to MLflow: run {mlflow_run} in {where}", highlight=False, soft_wrap=True)
+
+
+#: the value a bare ``--mlflow`` gets (see :func:`optional_values`)
+MLFLOW_DEFAULT = "default"
 RunIdArgument = Annotated[
     str | None, typer.Argument(help="run id or unique prefix (default: the latest run)")
 ]

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.app import OutOption, SuiteArgument, app, err, out, user_errors
+from harness.cli.app import (
+    MlflowOption,
+    OutOption,
+    SuiteArgument,
+    app,
+    err,
+    log_to_mlflow,
+    out,
+    user_errors,
+)
 from harness.errors import HarnessError
 
 
@@ -50,6 +59,7 @@ def check(
             "spread)",
         ),
     ] = False,
+    mlflow: MlflowOption = None,
 ) -> None:
     """Check a suite's claims against its stored run (exit 0: all hold; 1: any fails or is
     inconclusive, or --against flags a change; 2: usage errors)."""
@@ -109,6 +119,8 @@ def check(
         out.print(line, highlight=False, soft_wrap=True)
     if junit is not None:
         write_junit(junit, spec.name, report.run_id, report.outcomes, comparison)
+    if mlflow is not None:
+        log_to_mlflow(mlflow, Path(out_dir), report.run_id, report.outcomes)
     if report.failed:
         raise typer.Exit(1)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.app import OutOption, app, err, out, user_errors
+from harness.cli.app import MlflowOption, OutOption, app, err, log_to_mlflow, out, user_errors
 
 
 @app.command()
@@ -30,6 +30,7 @@ def rescore(
         Path | None,
         typer.Option("--cache", help="cache holding the run's models (default: <out>/cache)"),
     ] = None,
+    mlflow: MlflowOption = None,
 ) -> None:
     """Compute metrics — new ones, or existing ones with other conventions — from what a
     run stored (explanations, predictions; the model from the cache for metrics that call
@@ -55,5 +56,7 @@ def rescore(
         f"{summary.store_path} ({counts}); {summary.stage_seconds['total']:.1f} s"
     )
     print_failures(summary)
+    if mlflow is not None:
+        log_to_mlflow(mlflow, out_dir, summary.run_id)
     if summary.any_failed:
         raise typer.Exit(1)

@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
-from harness.cli.app import OutOption, app, err, out, user_errors
+from harness.cli.app import (
+    MLFLOW_DEFAULT,
+    MlflowOption,
+    OutOption,
+    app,
+    err,
+    log_to_mlflow,
+    out,
+    user_errors,
+)
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -127,6 +136,7 @@ def run(
             "(sets OPENML_CACHE_DIR for this run)",
         ),
     ] = None,
+    mlflow: MlflowOption = None,
 ) -> None:
     """Run a suite, store every score and print the leaderboard."""
     from harness.output_paths import writable_folder
@@ -161,6 +171,8 @@ def run(
         raise typer.Exit(143 if isinstance(stop, Terminated) else 130) from None
     print_run_tables(out_dir, summary.run_id)
     print_summary(summary)
+    if mlflow is not None:
+        log_to_mlflow(mlflow, out_dir, summary.run_id)
     if summary.any_failed:
         raise typer.Exit(1)
 
@@ -209,11 +221,18 @@ def print_failures(summary: RunSummary) -> None:
 
 
 def optional_resume_value(args: list[str]) -> list[str]:
-    """``--resume`` may stand alone (resume the latest run): give it the value ``latest``
-    when no run id follows (end of the line, or another option next)."""
+    """Options that may stand alone get their implied value: ``--resume`` (resume the
+    latest run) gets ``latest`` when no run id follows (end of the line, or another option
+    next); ``--mlflow`` gets :data:`~harness.cli.app.MLFLOW_DEFAULT` unless a URI (text
+    with a ``:``, e.g. ``sqlite:///mlflow.db``) follows — so ``run --mlflow quick`` runs
+    the suite ``quick``."""
     fixed = list(args)
-    for index, arg in enumerate(fixed):
-        if arg == "--resume" and (index + 1 == len(fixed) or fixed[index + 1].startswith("-")):
-            fixed.insert(index + 1, "latest")
-            break
+    for option, implied, given in (
+        ("--resume", "latest", lambda arg: not arg.startswith("-")),
+        ("--mlflow", MLFLOW_DEFAULT, lambda arg: ":" in arg and not arg.startswith("-")),
+    ):
+        for index, arg in enumerate(fixed):
+            if arg == option and (index + 1 == len(fixed) or not given(fixed[index + 1])):
+                fixed.insert(index + 1, implied)
+                break
     return fixed
