@@ -38,7 +38,7 @@ def run(root: Path, device: str, folder: Path) -> tuple[dict, dict]:
     path = folder / f"{device}.toml"
     path.write_text(suite_text(root, 224, model="resnet50", explain_rows=64, device=device,
                                workers=4))  # fmt: skip
-    summary = run_suite(load_suite(path), folder / f"out_{device}")
+    summary = run_suite(load_suite(path), folder / f"out_{device}", cache=False)
     scores = load_results(folder / f"out_{device}")
     values = {(r.explainer, r.metric): r.value for r in scores.itertuples()}
     with ResultsStore(folder / f"out_{device}", create=False) as store:

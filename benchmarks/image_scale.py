@@ -38,7 +38,7 @@ from harness import run_suite
 from harness.store import ResultsStore
 from harness.suite import load_suite
 suite = load_suite(sys.argv[1])
-summary = run_suite(suite, sys.argv[2])
+summary = run_suite(suite, sys.argv[2], cache=False)
 with ResultsStore(sys.argv[2], create=False) as store:
     cells = list(store.cell_records(summary.run_id).values())
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -42,7 +42,7 @@ name = "feature_ablation"
 
 def timed(executor: ProcessExecutor | None, out: Path) -> float:
     started = time.perf_counter()
-    run_suite(parse_suite(SUITE), out, executor=executor)
+    run_suite(parse_suite(SUITE), out, executor=executor, cache=False)
     return time.perf_counter() - started
 
 

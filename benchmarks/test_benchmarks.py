@@ -149,7 +149,7 @@ def test_harness_overhead(benchmark, tmp_path: Path) -> None:
     counter = iter(range(10_000))
 
     def run() -> None:
-        run_suite(suite, tmp_path / f"out{next(counter)}")
+        run_suite(suite, tmp_path / f"out{next(counter)}", cache=False)
 
     benchmark.extra_info["cells"] = 16
     benchmark.pedantic(run, rounds=5, warmup_rounds=1)

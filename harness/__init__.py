@@ -3,7 +3,8 @@
 Public API: :func:`evaluate` (a model and data in memory, scored as a suite would),
 :class:`Results` (a stored run: ``.frame``, ``.leaderboard()``, ``.figures()``, ``.check()``,
 ``.report()``, ``.log_mlflow()``), :func:`explainer` (a configured explainer),
-:func:`run_suite`, :func:`load_suite`, :func:`load_results`,
+:func:`run_suite`, :func:`load_suite`, :func:`load_results`, :func:`load_arrays`,
+:func:`load_importance` (global importance with column names),
 :func:`leaderboard` (a run's leaderboard as a DataFrame), :func:`metric` (a metric with
 Quantus's call signature, per-sample scores) and the plugin registries
 (``explainer_registry``, ``dataset_registry``, ``metric_registry``, ``model_registry``).
@@ -28,6 +29,8 @@ _EXPORTS = {
     "metric": "harness.metric_call",
     "leaderboard": "harness.report.aggregate",
     "evaluate": "harness.evaluation",
+    "load_arrays": "harness.store",
+    "load_importance": "harness.report.importance",
     "explainer": "harness.evaluation",
     "Results": "harness.results",
 }
@@ -39,6 +42,8 @@ __all__ = [
     "explainer",
     "explainer_registry",
     "leaderboard",
+    "load_arrays",
+    "load_importance",
     "load_results",
     "load_suite",
     "metric",
@@ -55,9 +60,10 @@ if TYPE_CHECKING:
     from harness.metrics import metric_registry
     from harness.models import model_registry
     from harness.report.aggregate import leaderboard
+    from harness.report.importance import load_importance
     from harness.results import Results
     from harness.runner import run_suite
-    from harness.store import load_results
+    from harness.store import load_arrays, load_results
     from harness.suite import load_suite
 
 

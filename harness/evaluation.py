@@ -188,7 +188,7 @@ def evaluate(
         suite,
         out,
         progress=default_progress() if progress else SilentProgress(),
-        cache_dir=Path(out) / "cache" if cache else None,
+        cache=cache,
     )
     return Results(out, summary.run_id, keep=keep)
 

@@ -137,6 +137,14 @@ class Results:
 
         return load_results(self.out_dir, self.run_id)
 
+    @property
+    def importance(self) -> pd.DataFrame:
+        """Each tabular cell's global importance with its column names
+        (:func:`harness.load_importance`)."""
+        from harness.report.importance import load_importance
+
+        return load_importance(self.out_dir, self.run_id)
+
     def leaderboard(self) -> Leaderboard:
         """The run's leaderboard (HTML in Jupyter, text elsewhere; ``.frame`` the data)."""
         from harness.report.aggregate import summarise

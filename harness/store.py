@@ -792,7 +792,9 @@ def load_results(out_dir: str | Path = "results", run_id: str | None = None) -> 
 
     All runs by default, or one run (a unique id prefix is enough). Columns include
     ``run_id, dataset, model, explainer, seed, metric, value, higher_is_better, status``
-    (dataset/model/explainer are the suite's ``id`` labels), ``dataset_base``,
+    (dataset/model/explainer are the suite's ``id`` labels; a metric computed once from
+    every seed, ``across_seeds`` True — e.g. ``stability`` — repeats its one value on each
+    seed's row, with that row's seed), ``dataset_base``,
     ``model_base``, ``explainer_base`` (the entry a swept id was generated from) and one
     column per swept parameter; ``value`` is NaN where a
     score could not be computed, with the reason in ``note`` (and ``error`` for failed
@@ -809,7 +811,9 @@ def load_arrays(
 
     Names: ``global_importance`` (every completed cell), ``ground_truth_importance``
     (cells whose dataset has one), ``score_trajectory`` (ScoresActivation cells:
-    epochs + 1 × features, row 0 = initial weights).
+    epochs + 1 × features, row 0 = initial weights), ``column_names`` (tabular cells:
+    the names of the importance's entries). :func:`harness.load_importance` gives the
+    global importance as a DataFrame with those names.
     """
     with ResultsStore(out_dir, create=False) as store:
         return store.arrays(store.resolve_run_id(run_id), name)

@@ -12,6 +12,13 @@ import pytest
 from tests.suite_builder import suite
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of the README command's worker processes
+    # xdist gives workers COLUMNS=80, which the command line's consoles would keep for good
+    # (tests set the width per invocation, as a user's terminal does)
+    os.environ.pop("COLUMNS", None)
+    # one torch thread per worker: two workers on two cores, no threads spin-waiting for a
+    # core the other worker holds (tests that fix or compare thread counts set their own)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 PLUGINS = Path(__file__).parent / "plugins"
 

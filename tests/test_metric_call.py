@@ -91,6 +91,8 @@ def test_dir_lists_the_public_api_for_tab_completion() -> None:
     names = dir(harness)
     for public in ("run_suite", "load_results", "load_suite", "metric", "metric_registry"):
         assert public in names
+    for public in ("evaluate", "Results", "explainer", "load_arrays", "load_importance"):
+        assert public in names and getattr(harness, public).__doc__  # Jupyter's `?`
     assert "importlib" not in names and "TYPE_CHECKING" not in names
 
 

@@ -123,7 +123,7 @@ def test_the_command_line_logs_runs_and_verdicts(tmp_path: Path) -> None:
     )
     assert ran.exit_code == 0, ran.output
     uri = f"sqlite:///{(out / 'mlflow.db').resolve()}"  # the default store: in --out
-    assert f"logged to MLflow: run" in ran.output and str(out / "mlflow.db") in ran.output
+    assert "logged to MLflow: run" in ran.output and str(out / "mlflow.db") in ran.output
     client = _client(uri)
     parents, _ = _parents(client, "xai-harness/tiny_mlflow")
     assert len(parents) == 1 and "claim.saliency_beats_chance" not in parents[0].data.tags

@@ -96,7 +96,7 @@ def test_moves_are_failing_junit_cases_with_their_spread_and_model_scores_once(
     (tmp_path / "base.toml").write_text(two_seeds)
     out = tmp_path / "out"
     first = run_suite(tmp_path / "base.toml", out).run_id
-    second = run_suite(tmp_path / "base.toml", out, cache_dir=None).run_id
+    second = run_suite(tmp_path / "base.toml", out, cache=False).run_id
     with sqlite3.connect(out / STORE_FILENAME) as db:  # plant a regression in run 2
         db.execute(
             "UPDATE scores SET value = value - 0.2 WHERE run_id = ? "

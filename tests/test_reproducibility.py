@@ -104,7 +104,7 @@ def test_check_against_a_run_from_another_environment_says_so(tmp_path: Path) ->
     path.write_text(TINY_SUITE)
     out = tmp_path / "out"
     first = run_suite(load_suite(path), out).run_id
-    second = run_suite(load_suite(path), out, cache_dir=None).run_id
+    second = run_suite(load_suite(path), out, cache=False).run_id
     with sqlite3.connect(out / STORE_FILENAME) as db:  # as if run elsewhere: 7 threads
         (text,) = db.execute("SELECT environment FROM runs WHERE run_id = ?", (second,)).fetchone()
         environment = json.loads(text)

@@ -103,7 +103,7 @@ def test_the_source_run_is_never_changed(source: tuple[Path, str], tmp_path: Pat
 
 
 def test_a_metric_that_calls_the_model_says_so_when_the_run_kept_none(tmp_path: Path) -> None:
-    summary = run_suite(parse_suite(TINY_SUITE), tmp_path)  # no cache: no model kept
+    summary = run_suite(parse_suite(TINY_SUITE), tmp_path, cache=False)  # no model kept
     suite = tmp_path / "more.toml"
     suite.write_text(MORE_METRICS)
     rescored = rescore_run(tmp_path, summary.run_id, suite=suite, metric_ids=["deletion_auc"])

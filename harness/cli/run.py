@@ -161,6 +161,7 @@ def run(
                 resume=resume,
                 executor=chosen,
                 cache_dir=cache_dir,
+                cache=cache_dir is not None,
             )
     except KeyboardInterrupt as stop:
         err.print(

@@ -7,6 +7,8 @@ ordered by their mean share over the explainers.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -42,6 +44,30 @@ def importance_tables(store: ResultsStore, run_id: str, top: int = 15) -> dict[s
         order = table.mean(axis=1).sort_values(ascending=False).index
         tables[f"{dataset} / {model}"] = table.loc[order[:top]]
     return tables
+
+
+def importance_frame(store: ResultsStore, run_id: str) -> pd.DataFrame:
+    """Each tabular cell's global importance, named: one row per cell × original column
+    (columns ``cell_id, dataset, model, explainer, seed, column, importance``), the
+    importance as the explainer gave it (not normalised; signed where the explainer is)."""
+    names = store.arrays(run_id, artifacts.COLUMN_NAMES)
+    importance = store.arrays(run_id, artifacts.GLOBAL_IMPORTANCE)
+    cells = store.results(run_id).drop_duplicates("cell_id").set_index("cell_id")
+    rows = [
+        (cell_id, *cells.loc[cell_id, ["dataset", "model", "explainer", "seed"]], str(c), float(v))
+        for cell_id, columns in names.items()
+        if cell_id in importance and cell_id in cells.index
+        for c, v in zip(columns.tolist(), np.asarray(importance[cell_id]).tolist(), strict=True)
+    ]
+    columns = ["cell_id", "dataset", "model", "explainer", "seed", "column", "importance"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def load_importance(out_dir: str | Path = "results", run_id: str | None = None) -> pd.DataFrame:
+    """The global importance of every tabular cell of a run (latest by default), with
+    its column names: :func:`importance_frame`."""
+    with ResultsStore(out_dir, create=False) as store:
+        return importance_frame(store, store.resolve_run_id(run_id))
 
 
 def importance_markdown(title: str, table: pd.DataFrame) -> str:

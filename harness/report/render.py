@@ -257,7 +257,11 @@ def _fitting_parts(table: LeaderboardTable, width: int) -> list[LeaderboardTable
 def render_text(tables: list[LeaderboardTable], width: int = 200) -> str:
     """The terminal layout as plain text (no colours), ``width`` characters wide; with the
     entries of ``tables`` as they are (full intervals for files)."""
-    console = Console(record=True, width=width, file=io.StringIO(), markup=False)
+    # force_jupyter=False: in a notebook, rich would display the tables instead of
+    # recording them
+    console = Console(
+        record=True, width=width, file=io.StringIO(), markup=False, force_jupyter=False
+    )
     print_tables(console, tables)
     return console.export_text()
 

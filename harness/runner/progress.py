@@ -111,14 +111,18 @@ class RichProgress:
 
 
 class NotebookProgress:
-    """A notebook progress bar (``tqdm.auto``: a widget in Jupyter when ipywidgets is
-    installed, else a text bar): cells done and the current cell and stage."""
+    """A notebook progress bar (tqdm: a widget when ipywidgets is installed, else a text
+    bar): cells done, the current cell and stage, elapsed and remaining time."""
 
     def __init__(self) -> None:
         self._bar: Any = None
 
     def start(self, title: str, total_cells: int) -> None:
-        from tqdm.auto import tqdm
+        try:  # the widget needs ipywidgets; without it, the same bar as text
+            import ipywidgets  # noqa: F401
+            from tqdm.notebook import tqdm
+        except ImportError:
+            from tqdm.std import tqdm
 
         self._bar = tqdm(total=total_cells, desc=title, unit="cell")
 
@@ -130,7 +134,7 @@ class NotebookProgress:
         if self._bar is None:
             return
         if status == "failed":
-            self._bar.write(f"failed {cell_id}")
+            self._bar.write(f"failed {cell_id}", file=self._bar.fp)
         self._bar.update(1)
 
     def finish(self) -> None:

@@ -91,6 +91,7 @@ def run_suite(
     resume: str | None = None,
     executor: Executor | None = None,
     cache_dir: str | Path | None = None,
+    cache: bool = True,
 ) -> RunSummary:
     """Run every cell of ``suite`` (a :class:`Suite`, a path or a bundled name).
 
@@ -100,17 +101,21 @@ def run_suite(
     continues a stored run of the same suite configuration instead: its stored cells are
     kept as they are and only the missing ones run. ``executor`` runs the cells (default:
     :class:`SerialExecutor`, in this process); this process stays the only store writer.
-    ``cache_dir`` keeps trained models and explanations by content (see
-    :mod:`harness.runner.cache`): what is found there is reused, not recomputed.
+    Trained models and explanations are kept by content in ``cache_dir`` (default
+    ``<out_dir>/cache``, as ``xai-harness run``; see :mod:`harness.runner.cache`): what is
+    found there is reused, not recomputed; ``cache=False`` reads and writes no cache
+    (``--no-cache``).
     """
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     if resume is not None and (rescoring := _rescoring_to_resume(out_dir, suite, resume)):
         from harness.rescoring import continue_rescoring
 
         return continue_rescoring(out_dir, rescoring, cache_dir=cache_dir, progress=progress)
+    if cache:
+        cache_dir = cache_dir if cache_dir is not None else Path(out_dir) / "cache"
     progress = progress or SilentProgress()
     executor = executor or SerialExecutor()
-    cache = ResultCache(cache_dir) if cache_dir is not None else None
+    results_cache = ResultCache(cache_dir) if cache and cache_dir is not None else None
     options = suite.spec.execution
     resolve_device(options.device)  # fails before the run begins when it is missing
     if options.threads is not None:
@@ -152,7 +157,9 @@ def run_suite(
         missing: list[str] = []
         try:
             work = _work(cells, stored, store, run_id, tally, progress)
-            for _, record, scores, arrays in executor.run(suite, work, clock, progress, cache):
+            for _, record, scores, arrays in executor.run(
+                suite, work, clock, progress, results_cache
+            ):
                 with clock.time("store"):
                     store.record_cell(run_id, record, scores, arrays)
                 tally.add(record, scores)
@@ -179,7 +186,7 @@ def run_suite(
             f"run {run_id}: {len(missing)} planned cells were not stored (first: "
             f"{missing[0]}); the run is marked 'interrupted' — continue it with --resume"
         )
-    reused = dict(cache.hits) if cache is not None else {}
+    reused = dict(results_cache.hits) if results_cache is not None else {}
     return RunSummary(
         run_id,
         store.path,
