@@ -67,6 +67,9 @@ FIGURE_ARRAYS = (CURVE, SIMILARITY, LAYERS, PRECISION_AT_K)
 #: The wall seconds a metric's ``compute`` took on a cell (stored as ``<id>.seconds``;
 #: re-explaining included), for the report card's cost column.
 SECONDS = "seconds"
+#: Wall seconds a cell spent in each stage of :data:`harness.runner.timing.CELL_STAGES`
+#: (stored for every cell; ``xai-harness run --profile`` prints the largest)
+STAGE_SECONDS = "stage_seconds"
 
 
 def metric_array(metric_id: str, key: str) -> str:

@@ -196,8 +196,11 @@ class ExecutionOptions(_Strict):
         description="rows per explainer call (None: all explained rows at once); bounds "
         "an explainer's memory on large images",
     )
-    threads: int | None = Field(
-        None, ge=1, le=4096, description="torch CPU threads (None: torch default)"
+    threads: Annotated[int, Field(ge=1, le=4096)] | Literal["torch"] | None = Field(
+        None,
+        description="torch CPU threads per cell: a count; None: the thread policy (1 for "
+        "tables and small images, the usable cores ÷ jobs for larger images; see "
+        "harness.runner.threads); 'torch': torch's default (one per core)",
     )
     cell_timeout: float | None = Field(
         None,

@@ -137,6 +137,14 @@ def run(
         ),
     ] = None,
     mlflow: MlflowOption = None,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile",
+            help="after the run, print where its time went: seconds per stage, the "
+            "costliest cell stages and metrics (each cell stores them)",
+        ),
+    ] = False,
 ) -> None:
     """Run a suite, store every score and print the leaderboard."""
     from harness.output_paths import writable_folder
@@ -172,6 +180,8 @@ def run(
         raise typer.Exit(143 if isinstance(stop, Terminated) else 130) from None
     print_run_tables(out_dir, summary.run_id)
     print_summary(summary)
+    if profile:
+        print_profile(out_dir, summary.run_id)
     if mlflow is not None:
         log_to_mlflow(mlflow, out_dir, summary.run_id)
     if summary.any_failed:
@@ -186,6 +196,16 @@ def print_run_tables(out_dir: Path, run_id: str) -> None:
 
     with ResultsStore(out_dir, create=False) as store:
         print_tables(out, all_tables(summarise(store.results(run_id)), "compact"))
+
+
+def print_profile(out_dir: Path, run_id: str) -> None:
+    """Where the run's time went (:mod:`harness.report.profile`)."""
+    from harness.report.profile import profile_lines
+    from harness.store import ResultsStore
+
+    with ResultsStore(out_dir, create=False) as store:
+        for line in profile_lines(store, run_id):
+            out.print(line, highlight=False, soft_wrap=True)
 
 
 def print_summary(summary: RunSummary) -> None:

@@ -36,6 +36,7 @@ from harness.runner.meta_perturbation import score_meta_rows
 from harness.runner.plan import Cell
 from harness.runner.progress import ProgressReporter
 from harness.runner.scoring import CellProducts, evidence_for, score_cell, unscored
+from harness.runner.threads import apply_policy
 from harness.runner.timing import CellTimeout, StageClock, deadline
 from harness.suite import ExecutionOptions, Resolved, Suite
 
@@ -119,6 +120,8 @@ class CellContext:
     clock: StageClock
     progress: ProgressReporter
     cache: ResultCache | None
+    #: the threads a cell may use (:mod:`harness.runner.threads`)
+    thread_budget: int = 1
 
     @property
     def options(self) -> ExecutionOptions:
@@ -156,6 +159,7 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
                 (cell.dataset.id, cell.seed),
                 lambda: _stage("loading the dataset", load_cell_dataset, cell, cache, options),
             )
+        apply_policy(options.threads, tuple(dataset.x_train.shape[1:]), context.thread_budget)
         given = cell.model.component.given  # loading a model file is not training
         progress.stage(cell.cell_id, "loading the model" if given else "training")
         with clock.time("data" if given else "train"):

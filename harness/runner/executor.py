@@ -15,12 +15,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from harness.artifacts import GLOBAL_IMPORTANCE
+from harness.artifacts import GLOBAL_IMPORTANCE, STAGE_SECONDS
 from harness.records import CellRecord, ScoreRecord
 from harness.runner.cache import ResultCache
 from harness.runner.cell import CellContext, Memo, distinct_warnings, resolve_device, run_cell
 from harness.runner.plan import Cell
 from harness.runner.progress import ProgressReporter
+from harness.runner.threads import thread_budget
 from harness.runner.timing import StageClock
 from harness.suite import Suite
 
@@ -75,15 +76,22 @@ def run_group(
     progress: ProgressReporter,
     memos: tuple[Memo, Memo] | None = None,
     cache: ResultCache | None = None,
+    budget: int | None = None,
 ) -> Iterator[CellOutcome]:
-    """Run one model group's cells in order in this process (the model is trained once)."""
+    """Run one model group's cells in order in this process (the model is trained once),
+    each on the threads the policy gives it within ``budget`` (default: every core this
+    process may use; :mod:`harness.runner.threads`)."""
     datasets, models = memos or (Memo(), Memo())
     device = resolve_device(suite.spec.execution.device)
-    context = CellContext(suite, device, datasets, models, clock, progress, cache)
+    budget = budget if budget is not None else thread_budget()
+    context = CellContext(suite, device, datasets, models, clock, progress, cache, budget)
     references = dict(references)
     for cell in cells:
+        before = dict(clock.seconds)
         with warnings.catch_warnings(record=True) as caught:
             record, scores, arrays = run_cell(cell, context, references)
+        if record.status != "skipped":
+            arrays[STAGE_SECONDS] = clock.since(before)
         if caught:
             record = replace(record, warnings=distinct_warnings(caught))
         if GLOBAL_IMPORTANCE in arrays:

@@ -4,8 +4,9 @@ The unit of work is a *model group* — the cells that share one trained model �
 is still trained once. A worker rebuilds the suite from its text (and folder, for local
 plugins), runs the group's cells with :func:`harness.runner.executor.run_group` and sends
 the outcomes back; only the calling process writes to the store. Scores other than
-timings are those of a serial run (every stochastic step is seeded per cell). Each worker
-uses ``cores // workers`` torch threads unless the suite sets ``threads``; the executor is
+timings are those of a serial run (every stochastic step is seeded per cell). Each worker's
+cells follow the thread policy (:mod:`harness.runner.threads`) within a budget of the
+usable cores ÷ workers, unless the suite sets ``threads``; the executor is
 stored with the run, so timings of parallel runs are not compared with serial ones, and
 the run's stage seconds add up the workers' (they can exceed the wall time).
 
@@ -29,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from harness.errors import HarnessError
 from harness.records import CellRecord, ScoreRecord
@@ -37,10 +37,11 @@ from harness.runner.cache import ResultCache
 from harness.runner.executor import CellOutcome, GroupWork, LocalExecutor, run_group
 from harness.runner.plan import plan
 from harness.runner.progress import ProgressReporter, SilentProgress
+from harness.runner.threads import thread_budget
 from harness.runner.timing import STAGES, StageClock
 from harness.suite import Suite, parse_suite
 
-#: What a worker gets: suite text, suite path, seeds, cell ids, references, torch threads
+#: What a worker gets: suite text, suite path, seeds, cell ids, references, its thread budget
 #: and the cache folder (None: no cache).
 Payload = tuple[str, str | None, list[int], list[str], dict[str, np.ndarray], int, str | None]
 #: What a worker returns: (cell id, record, scores, arrays) per cell, and stage seconds.
@@ -51,14 +52,13 @@ Returned = tuple[
 
 def run_group_in_worker(payload: Payload) -> Returned:
     """Worker side: rebuild the suite, run one group's cells, return their outcomes."""
-    text, path, seeds, cell_ids, references, threads, cache_folder = payload
-    torch.set_num_threads(threads)
+    text, path, seeds, cell_ids, references, budget, cache_folder = payload
     suite = parse_suite(text, path=Path(path) if path else None, seeds=seeds)
     wanted = set(cell_ids)
     cells = [c for c in plan(suite) if c.cell_id in wanted]
     clock = StageClock()
     cache = ResultCache(cache_folder) if cache_folder else None
-    ran = run_group(suite, cells, references, clock, SilentProgress(), cache=cache)
+    ran = run_group(suite, cells, references, clock, SilentProgress(), cache=cache, budget=budget)
     outcomes = [(cell.cell_id, record, scores, arrays) for cell, record, scores, arrays in ran]
     return outcomes, clock.seconds
 
@@ -66,7 +66,7 @@ def run_group_in_worker(payload: Payload) -> Returned:
 def _payloads(
     suite: Suite, work: list[GroupWork], workers: int, cache: ResultCache | None
 ) -> list[Payload]:
-    threads = suite.spec.execution.threads or max(1, (os.cpu_count() or 1) // workers)
+    threads = thread_budget(workers)
     path = str(suite.path) if suite.path else None
     folder = str(cache.folder) if cache is not None else None
     return [

@@ -33,6 +33,8 @@ from harness.runner.meta_perturbation import score_meta_consistency
 from harness.runner.plan import Cell, plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.runner.scoring import score_across_seeds
+from harness.runner.threads import describe as describe_threads
+from harness.runner.threads import thread_budget
 from harness.runner.timing import StageClock
 from harness.store import STORE_FILENAME, ResultsStore, new_run_id
 from harness.suite import Suite, load_suite
@@ -118,8 +120,9 @@ def run_suite(
     results_cache = ResultCache(cache_dir) if cache and cache_dir is not None else None
     options = suite.spec.execution
     resolve_device(options.device)  # fails before the run begins when it is missing
-    if options.threads is not None:
+    if isinstance(options.threads, int):  # the policy sets it per cell otherwise
         torch.set_num_threads(options.threads)
+    jobs = int(executor.describe().get("jobs", 1))
     cells = plan(suite)
     clock = StageClock()
     run_started = time.perf_counter()
@@ -138,6 +141,7 @@ def run_suite(
                 environment={
                     **collect_environment(),
                     "executor": executor.describe(),
+                    "thread_policy": describe_threads(options.threads, thread_budget(jobs)),
                     "inputs": fingerprints(suite),
                 },
                 run_id=run_id,

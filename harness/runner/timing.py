@@ -9,9 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
+
 #: Stages whose wall time is accounted for separately; the rest of a run is "overhead".
 #: ``decode``: reading the explained rows (decoding streamed images) for the explainer.
 STAGES = ("data", "train", "decode", "explain", "score", "store")
+#: The stages inside a cell (storing it comes after), in the order of its stored
+#: ``stage_seconds`` array.
+CELL_STAGES = STAGES[:-1]
 
 
 @dataclass
@@ -27,6 +32,11 @@ class StageClock:
             yield
         finally:
             self.seconds[stage] += time.perf_counter() - started
+
+    def since(self, before: dict[str, float]) -> np.ndarray:
+        """Seconds per :data:`CELL_STAGES` stage spent since the snapshot ``before``
+        (a copy of :attr:`seconds`)."""
+        return np.array([self.seconds[s] - before.get(s, 0.0) for s in CELL_STAGES])
 
     def transfer(self, source: str, target: str, seconds: float) -> None:
         """Count ``seconds`` measured inside stage ``source`` as stage ``target``'s."""
