@@ -13,12 +13,20 @@ import numpy as np
 #: Input numbers per batch: 2²² float32 = 16 MiB — 4,096 rows of 1,024 features, or 27
 #: images of 3×224×224.
 BATCH_ELEMENTS = 2**22
+#: Input numbers per forward pass of a model: 2²⁰ — 6 images of 3×224×224, 85 of 3×64×64.
+#: On the CPU a CNN's time per image grows with the batch once its activations leave the
+#: caches: a small CNN at 224 px took 5.5 ms per image in batches of 8 and 11–17 ms in
+#: batches of 27–64 (resnet18: 44 ms vs 47–57 ms; ``benchmarks/image_scoring.py``).
+FORWARD_ELEMENTS = 2**20
 
 
 def rows_per_batch(
-    input_shape: tuple[int, ...], inputs_per_row: int = 1, max_rows: int | None = None
+    input_shape: tuple[int, ...],
+    inputs_per_row: int = 1,
+    max_rows: int | None = None,
+    budget: int = BATCH_ELEMENTS,
 ) -> int:
     """How many rows, each needing ``inputs_per_row`` inputs of ``input_shape``, fit in
-    :data:`BATCH_ELEMENTS` — at least 1, at most ``max_rows``."""
-    rows = max(1, BATCH_ELEMENTS // (max(1, int(np.prod(input_shape))) * inputs_per_row))
+    ``budget`` input numbers — at least 1, at most ``max_rows``."""
+    rows = max(1, budget // (max(1, int(np.prod(input_shape))) * inputs_per_row))
     return rows if max_rows is None else min(rows, max_rows)

@@ -1,8 +1,9 @@
 """Forward passes without gradients in batches whose memory is bounded by their size,
 not by the number of rows — and split again when a device runs out of memory.
 
-A batch holds at most :data:`~harness.batching.BATCH_ELEMENTS` input numbers (and
-:data:`MAX_ROWS` rows): thousands of table rows, a few dozen 224-px images. When the
+A batch holds at most :data:`~harness.batching.FORWARD_ELEMENTS` input numbers (and
+:data:`MAX_ROWS` rows): thousands of table rows, six 224-px RGB images (smaller batches
+run faster per image on the CPU; see that constant). When the
 device still runs out of memory (``torch.OutOfMemoryError``, CUDA's or another
 backend's), the batch is halved and retried, down to one row, with a
 :class:`MemorySplitWarning` — which the cell's record keeps among its warnings.
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.batching import rows_per_batch
+from harness.batching import FORWARD_ELEMENTS, rows_per_batch
 from harness.datasets.streamed_images import Rows
 
 #: Rows per forward pass at most (small table rows).
@@ -43,7 +44,7 @@ def split_after_out_of_memory(device: torch.device) -> None:
 
 def rows_per_forward(input_shape: tuple[int, ...]) -> int:
     """Rows of ``input_shape`` per forward pass: within the element budget, at least 1."""
-    return rows_per_batch(input_shape, max_rows=MAX_ROWS)
+    return rows_per_batch(input_shape, max_rows=MAX_ROWS, budget=FORWARD_ELEMENTS)
 
 
 def forward_in_batches(
