@@ -1,6 +1,7 @@
 """Real-scale images on the CPU: peak memory and throughput for 200 and 2,000 images.
 
-Run: ``python benchmarks/image_scale.py [--sizes 200 2000] [--side 224]``.
+Run: ``python benchmarks/image_scale.py [--sizes 200 2000] [--side 224] [--model small_cnn]
+[--explain-rows 50] [--no-loading]``.
 
 For each size, an ``image_folder`` of that many generated RGB images (half for training,
 half for testing; a bright blob on the 'lesion' class, its mask beside it) is written to a
@@ -109,14 +110,14 @@ def write_folder(root: Path, images: int, side: int) -> None:
                 Image.fromarray(array).save(folder / f"{i}.png")
 
 
-def measure(images: int, side: int) -> dict:
+def measure(images: int, side: int, model: str = "resnet18", explain_rows: int = 32) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "images"
         started = time.perf_counter()
         write_folder(root, images, side)
         written = time.perf_counter() - started
         suite = Path(folder) / "suite.toml"
-        suite.write_text(suite_text(root, side))
+        suite.write_text(suite_text(root, side, model=model, explain_rows=explain_rows))
         out = subprocess.run([sys.executable, "-c", RUN, str(suite), str(Path(folder) / "out")],
                              capture_output=True, text=True, check=True)  # fmt: skip
         result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -156,10 +157,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 2000])
     parser.add_argument("--side", type=int, default=224)
     parser.add_argument("--loading-images", type=int, default=200)
+    parser.add_argument("--model", default="resnet18", help="model recipe (e.g. small_cnn)")
+    parser.add_argument("--explain-rows", type=int, default=32)
+    parser.add_argument("--no-loading", action="store_true", help="skip the loading share")
     args = parser.parse_args()
     peaks = {}
     for images in args.sizes:
-        result = measure(images, args.side)
+        result = measure(images, args.side, args.model, args.explain_rows)
         peaks[images] = result["peak_mib"]
         train_images = images // 2
         print(f"{images} images at {args.side} px ({train_images} train): cells "
@@ -172,6 +176,8 @@ def main() -> None:
     if len(peaks) > 1:
         low, high = min(peaks), max(peaks)
         print(f"peak memory {high} / {low} images: {peaks[high] / peaks[low]:.2f}×")
+    if args.no_loading:
+        return
     share = loading_share(args.loading_images, args.side)
     print(f"one epoch of resnet18 on {args.loading_images} images at {args.side} px: in memory "
           f"{share['in_memory']:.1f} s, streamed {share['streamed']:.1f} s — computing share "

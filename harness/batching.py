@@ -24,9 +24,11 @@ def rows_per_batch(
     input_shape: tuple[int, ...],
     inputs_per_row: int = 1,
     max_rows: int | None = None,
-    budget: int = BATCH_ELEMENTS,
+    budget: int | None = None,
 ) -> int:
     """How many rows, each needing ``inputs_per_row`` inputs of ``input_shape``, fit in
-    ``budget`` input numbers — at least 1, at most ``max_rows``."""
+    ``budget`` input numbers (default :data:`BATCH_ELEMENTS`) — at least 1, at most
+    ``max_rows``."""
+    budget = BATCH_ELEMENTS if budget is None else budget
     rows = max(1, budget // (max(1, int(np.prod(input_shape))) * inputs_per_row))
     return rows if max_rows is None else min(rows, max_rows)

@@ -34,7 +34,8 @@ class FakeDeviceLimit(nn.Module):
 
 
 def test_batches_are_sized_by_the_input_not_the_number_of_rows():
-    assert rows_per_forward((3, 224, 224)) == 27  # 2**22 input numbers
+    assert rows_per_forward((3, 224, 224)) == 6  # 2**20 input numbers (FORWARD_ELEMENTS)
+    assert rows_per_forward((3, 64, 64)) == 85
     assert rows_per_forward((16,)) == 8192  # capped rows for small table rows
     assert rows_per_forward((3, 2048, 2048)) == 1  # never zero
 
