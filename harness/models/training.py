@@ -15,6 +15,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
+from harness.batching import MIN_MICRO_ROWS, TRAIN_ELEMENTS, rows_per_batch
 from harness.component import Params
 from harness.datasets.base import stratified_split
 from harness.datasets.streamed_images import (
@@ -73,6 +74,13 @@ class TrainingParams(Params):
         "none",
         description="mixed precision (torch.autocast) of training and prediction forward "
         "passes; weights and attributions stay float32",
+    )
+    micro_batches: bool = Field(
+        False,
+        description="images: split each step's batch into cache-sized parts and accumulate "
+        "their gradients (networks without batch norm or dropout) — the same gradient to "
+        "float32 rounding, 1.3× (64 px) to 2× (224 px) faster on the CPU; the weights differ "
+        "in the last bits, which can flip a claim near its boundary, so off by default",
     )
     checkpoint: Literal["last", "best"] = Field(
         "last",
@@ -267,6 +275,20 @@ def _validation_score(
     return -float(roc_auc_score(y, probabilities, multi_class="ovr"))
 
 
+def micro_batch_rows(module: nn.Module, input_shape: tuple[int, ...], batch_size: int) -> int:
+    """Rows per forward/backward pass of a training step with ``micro_batches``: the whole
+    batch for tables and for networks whose training output depends on the rest of the
+    batch (batch normalisation) or on random draws (dropout); else :data:`~harness.batching.
+    TRAIN_ELEMENTS` input numbers' worth (at least :data:`~harness.batching.
+    MIN_MICRO_ROWS`), the step's gradient accumulated over the parts — the same gradient,
+    computed faster on the CPU (see that constant)."""
+    batch_dependent = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+    if len(input_shape) != 3 or any(isinstance(m, batch_dependent) for m in module.modules()):
+        return batch_size
+    rows = rows_per_batch(input_shape, budget=TRAIN_ELEMENTS)
+    return min(batch_size, max(MIN_MICRO_ROWS, rows))
+
+
 def train_classifier(
     module: nn.Module,
     x: Rows,
@@ -302,6 +324,9 @@ def train_classifier(
     scaler = torch.amp.GradScaler(device.type, enabled=params.amp == "fp16")
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
+    micro = params.batch_size
+    if params.micro_batches:
+        micro = micro_batch_rows(module, tuple(x.shape[1:]), params.batch_size)
     best_score, best_state, best_epoch, stale = float("inf"), None, 0, 0
     log = TrainingLog(epoch=0)
     if observer is not None:
@@ -321,11 +346,16 @@ def train_classifier(
             if transform is not None:
                 images = augmented(images, transform, seed, epoch, index)
             optimiser.zero_grad()
-            with mixed_precision(device, params.amp):
-                loss = loss_fn(module(images), labels[batch].to(device, non_blocking=True))
-                if penalty is not None:
-                    loss = loss + penalty(module)
-            scaler.scale(loss).backward()
+            targets = labels[batch].to(device, non_blocking=True)
+            for part in range(0, len(images), micro):
+                chunk = slice(part, part + micro)
+                with mixed_precision(device, params.amp):
+                    loss = loss_fn(module(images[chunk]), targets[chunk])
+                    if len(images) > micro:  # the batch's mean, accumulated by part
+                        loss = loss * (len(targets[chunk]) / len(images))
+                    if penalty is not None and part == 0:
+                        loss = loss + penalty(module)
+                scaler.scale(loss).backward()
             scaler.step(optimiser)
             scaler.update()
         if schedule is not None:
