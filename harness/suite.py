@@ -160,6 +160,16 @@ class ExecutionOptions(_Strict):
         "post-hoc cells use with the twin (default: the suite's first by-design explainer)",
     )
 
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _thread_setting(cls, threads: Any) -> Any:
+        if threads is None or threads == "torch" or (type(threads) is int and 1 <= threads <= 4096):
+            return threads
+        raise ValueError(
+            "not a thread setting; give a count from 1 to 4096, 'torch' (torch's default), "
+            "or leave it out (the thread policy)"
+        )
+
     @field_validator("target")
     @classmethod
     def _known_target(cls, target: str) -> str:

@@ -94,3 +94,14 @@ def test_run_profile_stores_and_prints_where_the_time_went(tmp_path: Path) -> No
     costliest = max(costs.items(), key=lambda item: float(item[1]))
     assert np.isfinite(float(costliest[1]))
     assert "spearman_gt" in output.split("costliest metrics")[1]
+
+
+@pytest.mark.parametrize("setting", ['"fast"', "0", "5000", "1.5", "true"])
+def test_a_bad_thread_setting_is_one_line(setting: str) -> None:
+    from harness.suite import SuiteError
+
+    text = ONE_SEED_SUITE.replace("[execution]", f"[execution]\nthreads = {setting}", 1)
+    with pytest.raises(SuiteError) as caught:
+        parse_suite(text)
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 1 and "execution.threads: not a thread setting" in lines[0]
