@@ -51,3 +51,9 @@ def optional_import(module: str, needed_by: str, distribution: str | None = None
             f"{needed_by} needs the Python package '{package}', which is not installed "
             f"({error}); install it with: pip install {package}"
         ) from error
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (at most 300 characters), for a one-line note."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else "(no message)"

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_line
 
 if TYPE_CHECKING:
     from harness.datasets.base import Modality
@@ -72,11 +72,14 @@ def explainer(name: str, *, id: str | None = None, **params: Any) -> ConfiguredE
     from pydantic import ValidationError
 
     from harness.explainers import explainer_registry
+    from harness.suite_messages import describe
 
+    component = explainer_registry.get(name)
     try:
-        explainer_registry.get(name)(**params)
+        component(**params)
     except ValidationError as exc:
-        raise HarnessError(f"explainer '{name}': {_first_problem(exc)}") from None
+        problem = describe(exc, component.Params, owner=(explainer_registry, component))[0]
+        raise HarnessError(f"explainer '{name}': {problem}") from None
     return ConfiguredExplainer(name, dict(params), id)
 
 
@@ -161,13 +164,19 @@ def evaluate(
     if out is None:
         keep = tempfile.TemporaryDirectory(prefix="xai-harness-")
         out = keep.name
-    folder = Path(out) / "inputs" / _content_key(data, model_file)
-    if not (folder / "suite.toml").is_file():
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=_made(Path(out) / "inputs")))
-        save_arrays(staging / "data.npz", **dict(_present(data)))
-        model_file.write(staging)
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=_made(Path(out) / "inputs")))
+    try:
+        if model_file.kind != "torch":  # cheap to write, and its bytes are its content
+            model_file.write(staging)
+        folder = Path(out) / "inputs" / _content_key(data, model_file, staging)
+        if not (folder / "suite.toml").is_file():
+            if model_file.kind == "torch":  # exported once per content
+                model_file.write(staging)
+            save_arrays(staging / "data.npz", **dict(_present(data)))
+            shutil.rmtree(folder, ignore_errors=True)
+            staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     suite_text = suite_toml(
         name=name,
         seeds=list(seeds),
@@ -345,9 +354,9 @@ class ModelFile:
         _check_outputs(_probabilities(model, kind, example), classes)
         return cls(model, kind, example, {"path": f"model.{suffix}"})
 
-    def fingerprint(self) -> bytes:
+    def fingerprint(self, folder: Path) -> bytes:
         """What identifies the model's content: a torch module's architecture and
-        weights; an estimator's saved file."""
+        weights; an estimator's file, already written to ``folder``."""
         digest = hashlib.sha256(type(self.model).__qualname__.encode())
         if self.kind == "torch":
             digest.update(repr(self.model).encode())
@@ -355,8 +364,7 @@ class ModelFile:
                 digest.update(key.encode())
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         else:
-            with tempfile.TemporaryDirectory() as scratch:
-                digest.update(Path(self.write(Path(scratch))).read_bytes())
+            digest.update((folder / self.params["path"]).read_bytes())
         return digest.digest()
 
     def write(self, folder: Path) -> Path:
@@ -431,7 +439,7 @@ def _torch_outputs(model: Any, example: np.ndarray) -> np.ndarray:
     except Exception as exc:
         raise HarnessError(
             f"the model does not take x's rows {example.shape[1:]}: {type(exc).__name__}: "
-            f"{_first_line(exc)}"
+            f"{first_line(exc)}"
         ) from None
     if not isinstance(out, torch.Tensor):
         raise HarnessError(
@@ -462,7 +470,7 @@ def _probabilities(model: Any, kind: str, example: np.ndarray) -> np.ndarray:
     except Exception as exc:
         raise HarnessError(
             f"the model does not take x's rows {example.shape[1:]}: {type(exc).__name__}: "
-            f"{_first_line(exc)}"
+            f"{first_line(exc)}"
         ) from None
 
 
@@ -479,14 +487,14 @@ def _export(model: Any, example: np.ndarray, path: Path) -> None:
         torch.export.save(program, path)
     except Exception as exc:
         raise HarnessError(
-            f"torch.export cannot export the model ({type(exc).__name__}: {_first_line(exc)}); "
+            f"torch.export cannot export the model ({type(exc).__name__}: {first_line(exc)}); "
             "evaluate stores models as exported programs — make its forward exportable, or "
             "save it yourself and use the `given` model in a suite"
         ) from None
 
 
-def _content_key(data: dict[str, Any], model: ModelFile) -> str:
-    digest = hashlib.sha256(model.fingerprint())
+def _content_key(data: dict[str, Any], model: ModelFile, folder: Path) -> str:
+    digest = hashlib.sha256(model.fingerprint(folder))
     for name, array in _present(data):
         array = np.ascontiguousarray(array)
         digest.update(f"{name}{array.dtype}{array.shape}".encode())
@@ -601,13 +609,3 @@ def _toml(value: Any) -> str:
     if value is None:
         raise HarnessError("None has no TOML form; leave the key out")
     raise HarnessError(f"{value!r} ({type(value).__name__}) cannot be written to a suite")
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:200]
-
-
-def _first_problem(exc: Any) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"])
-    return f"{where}: {error['msg']}" if where else error["msg"]

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError, optional_import
+from harness.errors import HarnessError, first_line, optional_import
 
 if TYPE_CHECKING:
     from harness.claims import ClaimResult
@@ -181,9 +181,8 @@ def _client(
             return client, found.experiment_id
         return client, client.create_experiment(name, artifact_location=_artifact_root(uri))
     except Exception as exc:  # MLflow's own errors: a bad URI, an unreachable server
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise HarnessError(
-            f"cannot reach the MLflow tracking store {uri} ({first}); check the URI "
+            f"cannot reach the MLflow tracking store {uri} ({first_line(exc)}); check the URI "
             "(e.g. sqlite:///mlflow.db, http://host:5000)"
         ) from None
 

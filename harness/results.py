@@ -178,6 +178,7 @@ class Results:
 
         from harness.checking import check_run
         from harness.claims import ClaimSpec, claim_problems
+        from harness.suite_messages import describe
 
         if claims is None:
             specs = [ClaimSpec.model_validate(c) for c in self.info["config"].get("claims", [])]
@@ -187,9 +188,8 @@ class Results:
                 try:
                     spec = claim if isinstance(claim, ClaimSpec) else ClaimSpec(**claim)
                 except ValidationError as exc:
-                    error = exc.errors()[0]
-                    where = ".".join(str(p) for p in error["loc"])
-                    raise HarnessError(f"claims[{index}].{where}: {error['msg']}") from None
+                    problem = describe(exc, ClaimSpec, prefix=f"claims[{index}]")[0]
+                    raise HarnessError(problem) from None
                 problems = claim_problems(spec, self._ids())
                 if problems:
                     raise HarnessError(f"claims[{index}].{problems[0]}")

@@ -5,7 +5,6 @@ bad input raises one HarnessError with a one-line message before anything runs."
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,13 @@ from harness.datasets import dataset_registry
 from harness.errors import HarnessError
 from harness.runner import run_suite
 from harness.store import load_results
+from tests.suite_builder import suite as suite_text
 
 #: the columns that identify a score apart from the suite's ids
 KEY = ["explainer", "seed", "metric"]
+#: the synthetic table of the tabular tests, and the controls evaluate adds
+TABLE = {"n_samples": 400, "n_features": 8, "n_informative": 3}
+CONTROLS = ["oracle", "random"]
 
 
 def _scores(frame: pd.DataFrame) -> pd.DataFrame:
@@ -34,7 +37,7 @@ def _scores(frame: pd.DataFrame) -> pd.DataFrame:
 def _suite_scores(tmp_path: Path, text: str) -> pd.DataFrame:
     path = tmp_path / "suite" / "equivalent.toml"
     path.parent.mkdir()
-    path.write_text(textwrap.dedent(text))
+    path.write_text(text)
     summary = run_suite(path, tmp_path / "suite_out", cache=False)
     assert summary.counts["failed"] == 0
     return _scores(load_results(tmp_path / "suite_out", summary.run_id))
@@ -60,7 +63,7 @@ def _trained_mlp(x: np.ndarray, y: np.ndarray) -> nn.Module:
 @pytest.fixture(scope="module")
 def table() -> harness.datasets.Dataset:
     source = dataset_registry.get("synthetic_tabular")
-    return source(n_samples=400, n_features=8, n_informative=3).load(0)
+    return source(**TABLE).load(0)
 
 
 def test_torch_mlp_equals_the_suite(tmp_path: Path, table) -> None:
@@ -83,33 +86,17 @@ def test_torch_mlp_equals_the_suite(tmp_path: Path, table) -> None:
     evaluated = _scores(result.frame)
     suite = _suite_scores(
         tmp_path,
-        f"""
-        name = "equivalent"
-        seeds = [0, 1]
-        metrics = {metrics!r}
-        [execution]
-        explain_rows = {len(table.x_test)}
-        data_seed = 0
-        [[datasets]]
-        name = "synthetic_tabular"
-        params = {{ n_samples = 400, n_features = 8, n_informative = 3 }}
-        [[models]]
-        name = "given"
-        [models.params]
-        path = "{tmp_path / "mlp.pt"}"
-        format = "state_dict"
-        factory = "tests.test_evaluate:build_mlp"
-        [[explainers]]
-        name = "integrated_gradients"
-        params = {{ n_steps = 16 }}
-        [[explainers]]
-        name = "saliency"
-        [[explainers]]
-        name = "oracle"
-        [[explainers]]
-        name = "random"
-        """,
-    )
+        suite_text(
+            "equivalent",
+            seeds=[0, 1],
+            metrics=metrics,
+            execution={"explain_rows": len(table.x_test), "data_seed": 0},
+            datasets=[("synthetic_tabular", TABLE)],
+            models=[("given", {"path": str(tmp_path / "mlp.pt"), "format": "state_dict",
+                               "factory": "tests.test_evaluate:build_mlp"})],
+            explainers=[("integrated_gradients", {"n_steps": 16}), "saliency", *CONTROLS],
+        ),
+    )  # fmt: skip
     assert len(evaluated) == 4 * 2 * 4  # explainers (2 + oracle + random) × seeds × metrics
     assert (evaluated["status"] == "ok").all()
     pd.testing.assert_frame_equal(evaluated, suite, check_exact=True)
@@ -135,26 +122,15 @@ def test_xgboost_equals_the_suite(tmp_path: Path, table) -> None:
     )
     suite = _suite_scores(
         tmp_path,
-        f"""
-        name = "equivalent"
-        seeds = [3]
-        metrics = {metrics!r}
-        [execution]
-        explain_rows = {len(table.x_test)}
-        data_seed = 0
-        [[datasets]]
-        name = "synthetic_tabular"
-        params = {{ n_samples = 400, n_features = 8, n_informative = 3 }}
-        [[models]]
-        name = "given"
-        params = {{ path = "{tmp_path / "trees.json"}" }}
-        [[explainers]]
-        name = "shap_tree"
-        [[explainers]]
-        name = "oracle"
-        [[explainers]]
-        name = "random"
-        """,
+        suite_text(
+            "equivalent",
+            seeds=[3],
+            metrics=metrics,
+            execution={"explain_rows": len(table.x_test), "data_seed": 0},
+            datasets=[("synthetic_tabular", TABLE)],
+            models=[("given", {"path": str(tmp_path / "trees.json")})],
+            explainers=["shap_tree", *CONTROLS],
+        ),
     )
     evaluated = _scores(result.frame)
     assert (evaluated["status"] == "ok").all() and len(evaluated) == 3 * 3
@@ -185,35 +161,19 @@ def test_torchvision_resnet_on_lesions_equals_the_suite(tmp_path: Path) -> None:
     assert result.frame.query("metric == 'pointing_game'")["status"].eq("ok").all()
     suite = _suite_scores(
         tmp_path,
-        f"""
-        name = "equivalent"
-        seeds = [0]
-        metrics = {metrics!r}
-        [execution]
-        explain_rows = {len(lesions.x_test)}
-        data_seed = 0
-        [[datasets]]
-        name = "synthetic_lesions"
-        params = {{ n_images = 48, size = 64, channels = 3 }}
-        [[models]]
-        name = "given"
-        [models.params]
-        path = "{tmp_path / "resnet.pt"}"
-        format = "state_dict"
-        factory = "torchvision.models:resnet18"
-        factory_args = {{ num_classes = 2 }}
-        traits = ["convolutional"]
-        cam_layer = "layer4"
-        [[explainers]]
-        name = "grad_cam"
-        [[explainers]]
-        name = "saliency"
-        [[explainers]]
-        name = "oracle"
-        [[explainers]]
-        name = "random"
-        """,
-    )
+        suite_text(
+            "equivalent",
+            seeds=[0],
+            metrics=metrics,
+            execution={"explain_rows": len(lesions.x_test), "data_seed": 0},
+            datasets=[("synthetic_lesions", {"n_images": 48, "size": 64, "channels": 3})],
+            models=[("given", {"path": str(tmp_path / "resnet.pt"), "format": "state_dict",
+                               "factory": "torchvision.models:resnet18",
+                               "factory_args": {"num_classes": 2},
+                               "traits": ["convolutional"], "cam_layer": "layer4"})],
+            explainers=["grad_cam", "saliency", *CONTROLS],
+        ),
+    )  # fmt: skip
     pd.testing.assert_frame_equal(_scores(result.frame), suite, check_exact=True)
 
 

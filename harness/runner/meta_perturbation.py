@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from harness.artifacts import metric_array
+from harness.errors import first_line
 from harness.meta_consistency import (
     META_SCORES,
     META_SECONDS,
@@ -60,7 +61,6 @@ from harness.metrics.base import Evidence, Metric, conventions_hash
 from harness.models.batched import probabilities_of
 from harness.records import ScoreRecord, ScoreStatus
 from harness.runner.plan import Cell
-from harness.runner.scoring import first_line
 from harness.store import ResultsStore
 from harness.suite import MetaEvaluationSpec, Resolved
 

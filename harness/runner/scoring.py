@@ -24,6 +24,7 @@ from torch import nn
 
 from harness.artifacts import GLOBAL_IMPORTANCE, SECONDS, metric_array
 from harness.datasets.base import Dataset
+from harness.errors import first_line
 from harness.explainers.base import Explanation
 from harness.metrics.base import Evidence, Metric, MetricResult, conventions_hash
 from harness.metrics.reexplaining import ExplainFunction, Reexplainer
@@ -245,12 +246,6 @@ def _outcome(
 
 def _failed_score(metric: Resolved[Metric], problem: str, images: str = "all") -> ScoreRecord:
     return score_record(metric, None, f"metric '{metric.id}' failed: {problem}", images, "failed")
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an error's message (at most 300 characters), for a one-line note."""
-    lines = str(error).strip().splitlines()
-    return lines[0][:300] if lines else "(no message)"
 
 
 def score_record(
