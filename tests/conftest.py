@@ -19,6 +19,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one of the README command's worker 
     # one torch thread per worker: two workers on two cores, no threads spin-waiting for a
     # core the other worker holds (tests that fix or compare thread counts set their own)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # and the command line's runs serial (`--jobs auto` would start a process per core on
+    # cores the other worker holds; tests of --jobs pass it)
+    os.environ.setdefault("XAI_HARNESS_JOBS", "1")
 
 PLUGINS = Path(__file__).parent / "plugins"
 

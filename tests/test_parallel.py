@@ -151,3 +151,104 @@ def test_cnn_scores_are_identical_when_the_thread_count_is_fixed(tmp_path: Path)
     run_suite(parse_suite(IMAGE_SUITE), tmp_path / "serial")
     run_suite(parse_suite(IMAGE_SUITE), tmp_path / "jobs", executor=ProcessExecutor(2))
     pd.testing.assert_series_equal(scores(tmp_path / "jobs"), scores(tmp_path / "serial"))
+
+
+DESIGN_SUITE = """
+name = "designs"
+seeds = [0, 1]
+metrics = ["accuracy", "gain_over_twin", "activation_precision", "deletion_auc"]
+[execution]
+explain_rows = 8
+threads = 1
+select_images = "correct_by_both"
+design_reference = "dense"
+[[datasets]]
+name = "synthetic_lesions"
+params = { n_images = 80, size = 32, radius = [1.5, 3.0] }
+[[models]]
+name = "small_cnn"
+params = { channels = [4, 8], epochs = 2 }
+[[explainers]]
+name = "softcam"
+id = "dense"
+[[explainers]]
+name = "softcam"
+id = "sparse"
+params = { l1 = 1e-3 }
+[[explainers]]
+name = "grad_cam"
+[[explainers]]
+name = "saliency"
+id = "saliency_on_sparse"
+explains = "sparse"
+"""
+
+
+def test_the_models_a_group_needs_are_each_one_training_task() -> None:
+    from harness.runner.executor import model_groups
+    from harness.runner.parallel import automatic_jobs, training_units
+    from harness.runner.plan import plan
+
+    suite = parse_suite(DESIGN_SUITE)
+    work = [(cells, {}) for cells in model_groups(plan(suite))]
+    units = training_units(suite, work)
+    # per seed: the black box, then each by-design model once (grad_cam's partner is
+    # "dense", already there; saliency_on_sparse's model is "sparse")
+    assert units == [
+        [
+            (f"synthetic_lesions/small_cnn/dense/seed={seed}", None),
+            (f"synthetic_lesions/small_cnn/dense/seed={seed}", "dense"),
+            (f"synthetic_lesions/small_cnn/sparse/seed={seed}", "sparse"),
+        ]
+        for seed in (0, 1)
+    ]
+    from harness.runner.threads import usable_cores
+
+    assert automatic_jobs(suite, cache=True) == min(usable_cores(), 6)
+    assert automatic_jobs(suite, cache=False) == min(usable_cores(), 2)
+
+
+@pytest.mark.slow
+def test_models_trained_as_tasks_of_their_own_give_the_serial_scores(tmp_path: Path) -> None:
+    # with a cache, each model is trained into it by a task of its own and the groups load
+    # them: by-design models, twins, design partners and a post-hoc explainer of a
+    # by-design model all give the serial run's scores bit for bit
+    run_suite(parse_suite(DESIGN_SUITE), tmp_path / "serial", cache=False)
+    summary = run_suite(parse_suite(DESIGN_SUITE), tmp_path / "jobs", executor=ProcessExecutor(2))
+    assert summary.counts == {"ok": 8, "failed": 0, "skipped": 0}
+    pd.testing.assert_series_equal(scores(tmp_path / "jobs"), scores(tmp_path / "serial"))
+    stored = list((tmp_path / "jobs" / "cache" / "models").glob("*/*"))
+    assert len(stored) == 6  # 2 seeds × (twin, dense, sparse), each trained once
+
+
+@pytest.mark.slow
+def test_the_command_line_runs_on_every_usable_core_by_default(
+    serial: Path, tmp_path: Path
+) -> None:
+    from harness.runner.parallel import automatic_jobs
+    from harness.runner.threads import usable_cores
+    from harness.store import ResultsStore
+    from tests.conftest import cli
+
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY_SUITE)
+    result = cli("run", str(suite), "--out", str(tmp_path / "out"), env={"XAI_HARNESS_JOBS": None})
+    assert result.exit_code == 0, result.stdout + result.stderr
+    with ResultsStore(tmp_path / "out", create=False) as store:
+        (run_id,) = store.run_ids()
+        executor = store.run_info(run_id)["environment"]["executor"]
+    # 2 seeds: 2 model groups and 2 models to train; tables get one thread per worker
+    jobs = automatic_jobs(parse_suite(TINY_SUITE), cache=True)
+    assert jobs == min(usable_cores(), 2)
+    expected = {"kind": "processes", "jobs": jobs} if jobs > 1 else {"kind": "serial", "jobs": 1}
+    assert executor == expected
+    pd.testing.assert_series_equal(scores(tmp_path / "out"), scores(serial))
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many", "2.5"])
+def test_a_bad_jobs_value_is_one_error_line(tmp_path: Path, value: str) -> None:
+    from tests.conftest import assert_user_error, cli
+
+    result = cli("run", "quick", "--out", str(tmp_path), "--jobs", value)
+    assert_user_error(result, f"--jobs '{value}'", "'auto'")
+    assert not (tmp_path / "harness.sqlite").exists()

@@ -29,6 +29,7 @@ from harness.errors import HarnessError
 if TYPE_CHECKING:
     from harness.runner.executor import Executor
     from harness.runner.run import RunSummary
+    from harness.suite import Suite
 
 #: The suite ``run`` runs when none is named (a bundled suite).
 DEFAULT_SUITE = "quick"
@@ -58,6 +59,25 @@ def terminate_as_interrupt() -> Iterator[None]:
 class ExecutorKind(StrEnum):
     local = "local"
     dask = "dask"
+
+
+def job_count(jobs: str, suite: Suite, cached: bool) -> int:
+    """``--jobs``: a positive count, or ``auto`` (:func:`harness.runner.parallel.
+    automatic_jobs`)."""
+    from harness.runner.parallel import automatic_jobs
+
+    if jobs.strip().lower() == "auto":
+        return automatic_jobs(suite, cached)
+    try:
+        count = int(jobs)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise HarnessError(
+            f"--jobs {jobs!r}: give a number of processes (1 or more) or 'auto' (also "
+            "read from $XAI_HARNESS_JOBS)"
+        )
+    return count
 
 
 def _executor(
@@ -100,9 +120,14 @@ def run(
         ),
     ] = None,
     jobs: Annotated[
-        int,
-        typer.Option("--jobs", min=1, help="run model groups on N local processes"),
-    ] = 1,
+        str,
+        typer.Option(
+            "--jobs",
+            envvar="XAI_HARNESS_JOBS",
+            help="run on N local processes (model groups, and each model to train); auto: "
+            "as many as the usable cores hold at the suite's threads per cell (1: serial)",
+        ),
+    ] = "auto",
     executor: Annotated[
         ExecutorKind,
         typer.Option("--executor", help="local (serial, or --jobs processes) or dask"),
@@ -159,7 +184,8 @@ def run(
     cache_dir = None if no_cache else (cache or Path(out_dir) / "cache")
     if cache_dir is not None:
         writable_folder(cache_dir, "--cache")
-    chosen = _executor(executor, jobs, scheduler, worker_timeout, loaded.spec.execution.device)
+    workers = job_count(jobs, loaded, cache_dir is not None)
+    chosen = _executor(executor, workers, scheduler, worker_timeout, loaded.spec.execution.device)
     try:
         with terminate_as_interrupt():
             summary = run_suite(

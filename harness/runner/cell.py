@@ -165,17 +165,13 @@ def _timed_cell(cell: Cell, context: CellContext, references: dict[str, np.ndarr
         with clock.time("data" if given else "train"):
             twin = context.models.get(cell.model_key, lambda: _train(cell, dataset, device, cache))
             trained = twin
-            if cell.explainer.component.by_design:
-                trained = _by_design_model(cell, cell.explainer, context, dataset, device)
-            elif cell.explainer.explains is not None:  # a post-hoc explainer of a by-design model
-                trained = _by_design_model(
-                    cell,
-                    context.suite.explainer(cell.explainer.explains),
-                    context,
-                    dataset,
-                    device,
-                )
-            design = _design_partner(cell, context, dataset, device)
+            explained_design = design_explained(cell, suite)
+            if explained_design is not None:
+                trained = _by_design_model(cell, explained_design, context, dataset, device)
+            partner = design_partner(cell, suite)
+            design = None
+            if partner is not None:
+                design = _by_design_model(cell, partner, context, dataset, device)
         progress.stage(cell.cell_id, "explaining")
         with clock.time("explain"):
             rows = explained_rows(
@@ -463,20 +459,59 @@ def _by_design_model(
     )
 
 
-def _design_partner(
-    cell: Cell, context: CellContext, dataset: Dataset, device: torch.device
-) -> Trained | None:
+def design_explained(cell: Cell, suite: Suite) -> Resolved[Explainer] | None:
+    """The by-design explainer whose model the cell explains: its own explainer when that
+    is by design, the one a post-hoc explainer ``explains``, else None (the black box)."""
+    if cell.explainer.component.by_design:
+        return cell.explainer
+    if cell.explainer.explains is not None:
+        return suite.explainer(cell.explainer.explains)
+    return None
+
+
+def design_partner(cell: Cell, suite: Suite) -> Resolved[Explainer] | None:
     """For ``select_images = "correct_by_both"``, a post-hoc cell's partner: the suite's
-    design-reference model of the same dataset, recipe and seed. None when not needed
-    (by-design cells pair with their twin)."""
-    reference = context.suite.design_reference
-    if (
-        context.options.select_images != "correct_by_both"
-        or cell.explainer.component.by_design
-        or reference is None
-    ):
+    design-reference explainer, whose model of the same dataset, recipe and seed must also
+    classify an image correctly. None when not needed (by-design cells pair with their
+    twin)."""
+    options = suite.spec.execution
+    if options.select_images != "correct_by_both" or cell.explainer.component.by_design:
         return None
-    return _by_design_model(cell, reference, context, dataset, device)
+    return suite.design_reference
+
+
+def models_trained_for(cell: Cell, suite: Suite) -> list[Resolved[Explainer] | None]:
+    """The models the cell needs that training makes, by the by-design explainer that
+    builds each (None: the recipe's black box, the twin) — in the order the cell uses
+    them; a model loaded from a file (the ``given`` recipe) is not trained."""
+    if cell.skip_reason:
+        return []
+    needed: list[Resolved[Explainer] | None] = []
+    if not cell.model.component.given:
+        needed.append(None)
+    for design in (design_explained(cell, suite), design_partner(cell, suite)):
+        if design is not None and all(d is None or d.id != design.id for d in needed):
+            needed.append(design)
+    return needed
+
+
+def train_into_cache(
+    cell: Cell, design: Resolved[Explainer] | None, suite: Suite, cache: ResultCache, budget: int
+) -> None:
+    """Train one model the cell needs (the black box, or ``design``'s by-design model) and
+    store it in ``cache`` — unless it is stored there already — exactly as the cell would
+    (same seed, data, threads and cache key), so the cell then loads it from the cache.
+    Within the cell timeout; a failure is the cell's to report (it trains again, fails
+    alike, and says why)."""
+    options = suite.spec.execution
+    device = resolve_device(options.device)
+    with deadline(options.cell_timeout):
+        dataset = load_cell_dataset(cell, cache, options)
+        apply_policy(options.threads, tuple(dataset.x_train.shape[1:]), budget)
+        if design is None:
+            _train(cell, dataset, device, cache)
+        else:
+            _train(replace(cell, explainer=design), dataset, device, cache, by_design=True)
 
 
 def _explain_or_reuse(

@@ -23,8 +23,10 @@ import multiprocessing
 import os
 import threading
 import time
+import warnings
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -33,12 +35,19 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.records import CellRecord, ScoreRecord
-from harness.runner.cache import ResultCache
-from harness.runner.executor import CellOutcome, GroupWork, LocalExecutor, run_group
+from harness.runner.cache import CacheError, ResultCache
+from harness.runner.cell import models_trained_for, train_into_cache
+from harness.runner.executor import (
+    CellOutcome,
+    GroupWork,
+    LocalExecutor,
+    model_groups,
+    run_group,
+)
 from harness.runner.plan import plan
 from harness.runner.progress import ProgressReporter, SilentProgress
-from harness.runner.threads import thread_budget
-from harness.runner.timing import STAGES, StageClock
+from harness.runner.threads import thread_budget, usable_cores
+from harness.runner.timing import STAGES, CellTimeout, StageClock
 from harness.suite import Suite, parse_suite
 
 #: What a worker gets: suite text, suite path, seeds, cell ids, references, its thread budget
@@ -48,6 +57,10 @@ Payload = tuple[str, str | None, list[int], list[str], dict[str, np.ndarray], in
 Returned = tuple[
     list[tuple[str, CellRecord, list[ScoreRecord], dict[str, np.ndarray]]], dict[str, float]
 ]
+#: One model to train into the cache: suite text, suite path, seeds, the id of a cell that
+#: needs it, the by-design explainer that builds it (None: the black box), the worker's
+#: thread budget and the cache folder.
+TrainingPayload = tuple[str, str | None, list[int], str, str | None, int, str]
 
 
 def run_group_in_worker(payload: Payload) -> Returned:
@@ -63,14 +76,85 @@ def run_group_in_worker(payload: Payload) -> Returned:
     return outcomes, clock.seconds
 
 
+def train_in_worker(payload: TrainingPayload) -> dict[str, float]:
+    """Worker side: train one model into the cache (:func:`~harness.runner.cell.
+    train_into_cache`); return the stage seconds. A model that cannot be trained is left
+    out — its cells train it again and report why — except a cache that cannot be written,
+    which stops the run as it would a serial one."""
+    text, path, seeds, cell_id, design_id, budget, folder = payload
+    suite = parse_suite(text, path=Path(path) if path else None, seeds=seeds)
+    cell = next(c for c in plan(suite) if c.cell_id == cell_id)
+    design = None if design_id is None else suite.explainer(design_id)
+    clock = StageClock()
+    with clock.time("train"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the cells record their own warnings
+        try:
+            train_into_cache(cell, design, suite, ResultCache(folder), budget)
+        except CacheError:
+            raise
+        except (Exception, CellTimeout):
+            pass
+    return clock.seconds
+
+
+def training_units(suite: Suite, work: list[GroupWork]) -> list[list[tuple[str, str | None]]]:
+    """Per group of ``work``, the models its cells train, each once: (the id of the first
+    cell needing it, the by-design explainer id building it, None for the black box)."""
+    units: list[list[tuple[str, str | None]]] = []
+    for cells, _ in work:
+        seen: dict[tuple[object, str | None], str] = {}
+        for cell in cells:
+            for design in models_trained_for(cell, suite):
+                design_id = None if design is None else design.id
+                seen.setdefault((cell.model_key, design_id), cell.cell_id)
+        units.append([(cell_id, design_id) for (_, design_id), cell_id in seen.items()])
+    return units
+
+
+def automatic_jobs(suite: Suite, cache: bool) -> int:
+    """``--jobs auto``: how many local worker processes pay for this suite.
+
+    Each worker runs its cells on the suite's fixed ``threads`` (1 under the thread
+    policy, which gives a table or a small image one thread); as many workers as the
+    usable cores hold (:func:`~harness.runner.threads.usable_cores`), but no more than
+    there are tasks to share — model groups, and with a cache each model to train — and 1
+    (serial) on a CUDA device, which the workers would share. Scores other than timings do
+    not depend on it when ``threads`` is fixed (every stochastic step is seeded per cell).
+    """
+    options = suite.spec.execution
+    if options.device != "cpu" and cuda_available():
+        return 1
+    if options.threads == "torch":
+        return 1
+    per_worker = options.threads if isinstance(options.threads, int) else 1
+    work: list[GroupWork] = [
+        (cells, {}) for cells in model_groups([c for c in plan(suite) if not c.skip_reason])
+    ]
+    tasks = len(work)
+    if cache:
+        tasks = max(tasks, sum(len(models) for models in training_units(suite, work)))
+    return max(1, min(usable_cores() // per_worker, tasks))
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device (imports torch)."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _suite_payload(suite: Suite) -> tuple[str, str | None, list[int]]:
+    """What a worker rebuilds the suite from: its text, its path (local plugins) and seeds."""
+    return suite.text, str(suite.path) if suite.path else None, suite.spec.seeds
+
+
 def _payloads(
     suite: Suite, work: list[GroupWork], workers: int, cache: ResultCache | None
 ) -> list[Payload]:
     threads = thread_budget(workers)
-    path = str(suite.path) if suite.path else None
     folder = str(cache.folder) if cache is not None else None
     return [
-        (suite.text, path, suite.spec.seeds, [c.cell_id for c in cells], refs, threads, folder)
+        (*_suite_payload(suite), [c.cell_id for c in cells], refs, threads, folder)
         for cells, refs in work
     ]
 
@@ -133,18 +217,7 @@ class ProcessExecutor(LocalExecutor):
         )
         finished = False
         try:
-            payloads = _payloads(suite, work, self.jobs, cache)
-            futures = [pool.submit(run_group_in_worker, payload) for payload in payloads]
-            for future in as_completed(futures):
-                try:
-                    returned = future.result()
-                except BrokenProcessPool as exc:
-                    raise HarnessError(
-                        f"a worker process died while running cells ({exc}); killed by the "
-                        "system, out of memory? The cells finished so far are stored: "
-                        "continue with --resume (perhaps with fewer --jobs)"
-                    ) from exc
-                yield from _outcomes(work, returned, clock)
+            yield from self._scheduled(pool, suite, work, clock, progress, cache)
             finished = True
         finally:
             if finished:
@@ -156,6 +229,74 @@ class ProcessExecutor(LocalExecutor):
                     worker.terminate()
                 for worker in workers:
                     worker.join(timeout=5)
+
+    def _scheduled(
+        self,
+        pool: ProcessPoolExecutor,
+        suite: Suite,
+        work: list[GroupWork],
+        clock: StageClock,
+        progress: ProgressReporter,
+        cache: ResultCache | None,
+    ) -> Iterator[CellOutcome]:
+        """Keep every worker busy: with a cache, each model is first trained into it as a
+        task of its own (a group waits for its models, then loads them), so a group's
+        trainings spread over the workers; groups whose models are ready go first. Without
+        a cache, a group trains its models itself."""
+        payloads = _payloads(suite, work, self.jobs, cache)
+        units = training_units(suite, work) if cache is not None else [[] for _ in work]
+        budget, folder = thread_budget(self.jobs), str(cache.folder) if cache else ""
+        trainings = deque(
+            (group, (*_suite_payload(suite), cell_id, design_id, budget, folder))
+            for group, models in enumerate(units)
+            for cell_id, design_id in models
+        )
+        waiting = [len(models) for models in units]
+        ready = deque(group for group, count in enumerate(waiting) if count == 0)
+        running: dict[Future[Any], tuple[str, int]] = {}
+        while trainings or ready or running:
+            while len(running) < self.jobs and (ready or trainings):
+                if ready:
+                    group = ready.popleft()
+                    running[pool.submit(run_group_in_worker, payloads[group])] = ("cells", group)
+                    progress.stage(work[group][0][0].cell_id, "explaining and scoring")
+                else:
+                    group, training = trainings.popleft()
+                    running[pool.submit(train_in_worker, training)] = ("train", group)
+                    progress.stage(_trained_model_id(training), "training")
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                kind, group = running.pop(future)
+                returned = _result(future)
+                if kind == "cells":
+                    yield from _outcomes(work, returned, clock)
+                    continue
+                for stage, seconds in returned.items():
+                    clock.seconds[stage] += seconds
+                waiting[group] -= 1
+                if waiting[group] == 0:
+                    ready.append(group)
+
+
+def _trained_model_id(training: TrainingPayload) -> str:
+    """``dataset/model/<the by-design explainer, or black box>/seed=N``: what a training
+    task trains, as progress shows it."""
+    parts = training[3].split("/")
+    if len(parts) == 4:
+        parts[2] = training[4] or "black box"
+    return "/".join(parts)
+
+
+def _result(future: Future[Any]) -> Any:
+    """A worker's result; a worker that died is one message saying how to go on."""
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise HarnessError(
+            f"a worker process died while running cells ({exc}); killed by the system, out "
+            "of memory? The cells finished so far are stored: continue with --resume "
+            "(perhaps with fewer --jobs)"
+        ) from exc
 
 
 class DaskExecutor:
