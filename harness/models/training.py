@@ -82,6 +82,12 @@ class TrainingParams(Params):
         "float32 rounding, 1.3× (64 px) to 2× (224 px) faster on the CPU; the weights differ "
         "in the last bits, which can flip a claim near its boundary, so off by default",
     )
+    channels_last: bool = Field(
+        False,
+        description="images: train in channels-last memory format (torch.channels_last) — "
+        "on the CPU 1.4× faster for small_cnn at 64 px on one thread, no faster for "
+        "resnet18; other convolution kernels, so the weights differ in the last bits",
+    )
     checkpoint: Literal["last", "best"] = Field(
         "last",
         description="weights kept: the last epoch's, or the best on the held-out "
@@ -317,6 +323,10 @@ def train_classifier(
         x, x_val, y, y_val = take(x, kept), take(x, held_out), y[kept], y[held_out]
     if params.augmentation is not None and x.ndim != 4:
         raise ValueError("training.augmentation needs images; leave it out for tables")
+    layout = torch.contiguous_format
+    if params.channels_last and x.ndim == 4:
+        layout = torch.channels_last
+        module.to(memory_format=layout)
     transform = None if params.augmentation is None else augmenter(params.augmentation, x.shape[1])
     labels = torch.as_tensor(y)
     optimiser = make_optimiser(module, params)
@@ -345,6 +355,7 @@ def train_classifier(
             images = rows.to(device, non_blocking=True)
             if transform is not None:
                 images = augmented(images, transform, seed, epoch, index)
+            images = images.contiguous(memory_format=layout)
             optimiser.zero_grad()
             targets = labels[batch].to(device, non_blocking=True)
             for part in range(0, len(images), micro):
