@@ -208,6 +208,25 @@ def test_the_models_a_group_needs_are_each_one_training_task() -> None:
     assert automatic_jobs(suite, cache=False) == min(usable_cores(), 2)
 
 
+def test_jobs_auto_starts_workers_only_where_they_pay() -> None:
+    from harness.runner.parallel import GROUPS_PER_WORKER, automatic_jobs
+    from harness.runner.threads import usable_cores
+
+    cores = usable_cores()
+    # images to train: a worker per core (up to the 6 models to train)
+    assert automatic_jobs(parse_suite(DESIGN_SUITE), cache=True) == min(cores, 6)
+    # tables: serial below GROUPS_PER_WORKER groups per worker, parallel from there
+    few = parse_suite(TINY_SUITE, seeds=list(range(GROUPS_PER_WORKER * cores - 1)))
+    many = parse_suite(TINY_SUITE, seeds=list(range(GROUPS_PER_WORKER * cores)))
+    assert automatic_jobs(few, cache=True) == 1
+    assert automatic_jobs(many, cache=True) == cores
+    # every core per cell, or a fixed count that fills the cores: serial
+    torch_threads = DESIGN_SUITE.replace("threads = 1", 'threads = "torch"')
+    assert automatic_jobs(parse_suite(torch_threads), cache=True) == 1
+    wide = DESIGN_SUITE.replace("threads = 1", f"threads = {cores}")
+    assert automatic_jobs(parse_suite(wide), cache=True) == 1
+
+
 @pytest.mark.slow
 def test_models_trained_as_tasks_of_their_own_give_the_serial_scores(tmp_path: Path) -> None:
     # with a cache, each model is trained into it by a task of its own and the groups load
@@ -222,11 +241,7 @@ def test_models_trained_as_tasks_of_their_own_give_the_serial_scores(tmp_path: P
 
 
 @pytest.mark.slow
-def test_the_command_line_runs_on_every_usable_core_by_default(
-    serial: Path, tmp_path: Path
-) -> None:
-    from harness.runner.parallel import automatic_jobs
-    from harness.runner.threads import usable_cores
+def test_the_command_line_chooses_its_workers_by_default(serial: Path, tmp_path: Path) -> None:
     from harness.store import ResultsStore
     from tests.conftest import cli
 
@@ -237,11 +252,8 @@ def test_the_command_line_runs_on_every_usable_core_by_default(
     with ResultsStore(tmp_path / "out", create=False) as store:
         (run_id,) = store.run_ids()
         executor = store.run_info(run_id)["environment"]["executor"]
-    # 2 seeds: 2 model groups and 2 models to train; tables get one thread per worker
-    jobs = automatic_jobs(parse_suite(TINY_SUITE), cache=True)
-    assert jobs == min(usable_cores(), 2)
-    expected = {"kind": "processes", "jobs": jobs} if jobs > 1 else {"kind": "serial", "jobs": 1}
-    assert executor == expected
+    # 2 groups of tables: workers would not pay for their start
+    assert executor == {"kind": "serial", "jobs": 1}
     pd.testing.assert_series_equal(scores(tmp_path / "out"), scores(serial))
 
 

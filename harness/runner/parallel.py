@@ -111,29 +111,40 @@ def training_units(suite: Suite, work: list[GroupWork]) -> list[list[tuple[str, 
     return units
 
 
+#: Model groups per worker below which a run that trains no image model stays serial: a
+#: table's group takes about a second, a worker about 5 s to start (it imports torch) —
+#: the default suite (6 groups) ran 8.4–8.9 s serial and 9.3–9.9 s on 2 workers.
+GROUPS_PER_WORKER = 8
+
+
 def automatic_jobs(suite: Suite, cache: bool) -> int:
     """``--jobs auto``: how many local worker processes pay for this suite.
 
     Each worker runs its cells on the suite's fixed ``threads`` (1 under the thread
     policy, which gives a table or a small image one thread); as many workers as the
-    usable cores hold (:func:`~harness.runner.threads.usable_cores`), but no more than
-    there are tasks to share — model groups, and with a cache each model to train — and 1
-    (serial) on a CUDA device, which the workers would share. Scores other than timings do
-    not depend on it when ``threads`` is fixed (every stochastic step is seeded per cell).
+    usable cores hold (:func:`~harness.runner.threads.usable_cores`), no more than there
+    are tasks to share — model groups, and with a cache each model to train. Serial (1)
+    when the workers would not pay for their start: no image model to train and fewer
+    than :data:`GROUPS_PER_WORKER` groups per worker; and on a CUDA device, which workers
+    would share, or with ``threads = "torch"`` (every core per cell). Scores other than
+    timings do not depend on it when ``threads`` is fixed (every stochastic step is seeded
+    per cell).
     """
     options = suite.spec.execution
-    if options.device != "cpu" and cuda_available():
+    if options.threads == "torch" or (options.device != "cpu" and cuda_available()):
         return 1
-    if options.threads == "torch":
+    workers = usable_cores() // (options.threads if isinstance(options.threads, int) else 1)
+    cells = [c for c in plan(suite) if not c.skip_reason]
+    work: list[GroupWork] = [(group, {}) for group in model_groups(cells)]
+    trains_images = any(
+        c.dataset.component.modality == "image" and models_trained_for(c, suite) for c in cells
+    )
+    if not trains_images and len(work) < GROUPS_PER_WORKER * workers:
         return 1
-    per_worker = options.threads if isinstance(options.threads, int) else 1
-    work: list[GroupWork] = [
-        (cells, {}) for cells in model_groups([c for c in plan(suite) if not c.skip_reason])
-    ]
     tasks = len(work)
     if cache:
         tasks = max(tasks, sum(len(models) for models in training_units(suite, work)))
-    return max(1, min(usable_cores() // per_worker, tasks))
+    return max(1, min(workers, tasks))
 
 
 def cuda_available() -> bool:
