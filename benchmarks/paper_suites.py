@@ -4,13 +4,13 @@ Run: ``python benchmarks/paper_suites.py [SUITE ...] [--before ARGS] [--after AR
 (default: ``softcam_paper softcam scores_activation_regimes``; about 80 minutes on 2
 cores). "Before" is ``xai-harness run SUITE --jobs 1`` (serial: what the harness did
 before ``--jobs auto``), "after" the default command; ``--before`` and ``--after`` replace
-those extra arguments. Each run is a fresh process with an empty results folder and
-cache, one after the other, so they never share the cores.
+those extra arguments; ``--keep DIR`` keeps both runs' stores. Each run is a fresh process
+with an empty results folder and cache, one after the other, so they never share the cores.
 
 Printed per suite: both wall times and their ratio; the claims' verdicts of both runs
 (``check``), with every verdict that differs; the non-timing scores compared cell by cell
-(how many are bit-equal, the largest difference) and, for the scores that differ, whether
-the after run's seed-mean lies inside the before run's 95 % interval of the mean.
+(how many are bit-equal, the largest difference) and, where they differ, how many means
+moved beyond their seed spread (``check --against``'s criterion).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from harness import Results
@@ -53,27 +52,23 @@ def verdicts(out: Path) -> pd.Series:
     return Results.open(out).check().frame.set_index("claim")["verdict"]
 
 
-def interval_check(before: pd.DataFrame, after: pd.DataFrame) -> tuple[int, int]:
-    """Of the (cell without seed, metric) means whose values differ: how many there are,
-    and how many after-means lie inside the before run's 95 % t interval of its mean."""
-    from scipy import stats
+def beyond_spread(before: Path, after: Path) -> tuple[int, int]:
+    """How many (dataset, model, explainer, metric) means differ at all, and how many by
+    more than their seed spread — the 95 % interval of the per-seed differences (paired by
+    seed) excludes 0: ``check --against``'s criterion (:func:`harness.regression.
+    compare_runs`, timings left out)."""
+    from harness.regression import compare_runs
 
-    def by_mean(frame: pd.DataFrame) -> pd.core.groupby.DataFrameGroupBy:
-        keys = frame.reset_index()
-        keys["cell"] = keys["cell_id"].str.replace(r"/seed=\d+$", "", regex=True)
-        return keys.groupby(["cell", "metric"])["value"]
-
-    b, a = by_mean(before), by_mean(after)
-    mean_b, mean_a, sd, n = b.mean(), a.mean(), b.std(ddof=1), b.count()
-    differs = (mean_a - mean_b).abs() > 0
-    half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
-    inside = ((mean_a - mean_b).abs() <= half.fillna(0)) & differs
-    return int(differs.sum()), int(inside.sum())
+    frames = [Results.open(out).frame for out in (before, after)]
+    moved, _ = compare_runs(*frames, tolerance=0.0, timings=False)
+    beyond, _ = compare_runs(*frames, tolerance=0.0, timings=False, spread=True)
+    return len(moved), len(beyond)
 
 
-def compare(suite: str, before_args: list[str], after_args: list[str]) -> None:
-    with tempfile.TemporaryDirectory(prefix=f"{suite}-") as folder:
-        before_out, after_out = Path(folder) / "before", Path(folder) / "after"
+def compare(suite: str, before_args: list[str], after_args: list[str], keep: Path | None) -> None:
+    with tempfile.TemporaryDirectory(prefix=f"{suite}-") as scratch:
+        folder = keep / suite if keep is not None else Path(scratch)
+        before_out, after_out = folder / "before", folder / "after"
         before = timed_run(suite, before_out, before_args)
         after = timed_run(suite, after_out, after_args)
         print(
@@ -95,10 +90,10 @@ def compare(suite: str, before_args: list[str], after_args: list[str]) -> None:
             f"difference {largest:.3g}"
         )
         if equal < len(joined):
-            differ, inside = interval_check(s_before, s_after)
+            moved, beyond = beyond_spread(before_out, after_out)
             print(
-                f"  seed-means that differ: {differ}; inside the before run's 95 % "
-                f"interval: {inside}"
+                f"  means that moved: {moved}; beyond their seed spread (paired 95 % "
+                f"interval of the change excludes 0): {beyond}"
             )
 
 
@@ -107,13 +102,14 @@ def main() -> None:
     parser.add_argument("suites", nargs="*", default=SUITES)
     parser.add_argument("--before", default="--jobs 1", help="extra arguments of the before run")
     parser.add_argument("--after", default="", help="extra arguments of the after run")
+    parser.add_argument("--keep", type=Path, help="keep the runs in KEEP/SUITE/{before,after}")
     arguments = parser.parse_args()
     print(
         f"usable cores: {len(os.sched_getaffinity(0))}; before: `run SUITE "
         f"{arguments.before}`, after: `run SUITE {arguments.after}`"
     )
     for suite in arguments.suites:
-        compare(suite, arguments.before.split(), arguments.after.split())
+        compare(suite, arguments.before.split(), arguments.after.split(), arguments.keep)
 
 
 if __name__ == "__main__":
