@@ -250,7 +250,7 @@ def test_a_column_of_lists_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("args", "fragment"),
-    [(["run", "--jobs", "0"], "Invalid value for '--jobs'"),
+    [(["run", "--worker-timeout", "0"], "Invalid value for '--worker-timeout'"),
      (["run", "--seeds", "0"], "Invalid value for '--seeds'"),
      (["show", "--bogus"], "No such option: --bogus")],
 )  # fmt: skip
