@@ -44,7 +44,7 @@ from harness.runner.executor import (
     model_groups,
     run_group,
 )
-from harness.runner.plan import Cell, plan
+from harness.runner.plan import plan
 from harness.runner.progress import ProgressReporter, SilentProgress
 from harness.runner.threads import thread_budget, usable_cores
 from harness.runner.timing import STAGES, CellTimeout, StageClock
@@ -63,29 +63,12 @@ Returned = tuple[
 TrainingPayload = tuple[str, str | None, list[int], str, str | None, int, str]
 
 
-#: The suite this worker thread last rebuilt, with its planned cells by id.
-_planned_here = threading.local()
-
-
-def _planned(text: str, path: str | None, seeds: list[int]) -> tuple[Suite, dict[str, Cell]]:
-    """The suite a worker rebuilds from its text, and its planned cells by id — kept for
-    the run's next task in this worker thread (a run's tasks share one suite, as a serial
-    run's groups do; rebuilding and planning it per task cost a table suite's many small
-    tasks their share of the run)."""
-    key = (text, path, tuple(seeds))
-    if getattr(_planned_here, "key", None) != key:
-        suite = parse_suite(text, path=Path(path) if path else None, seeds=seeds)
-        _planned_here.key = key
-        _planned_here.value = (suite, {cell.cell_id: cell for cell in plan(suite)})
-    planned: tuple[Suite, dict[str, Cell]] = _planned_here.value
-    return planned
-
-
 def run_group_in_worker(payload: Payload) -> Returned:
     """Worker side: rebuild the suite, run one group's cells, return their outcomes."""
     text, path, seeds, cell_ids, references, budget, cache_folder = payload
-    suite, planned = _planned(text, path, seeds)
-    cells = [planned[cell_id] for cell_id in cell_ids]
+    suite = parse_suite(text, path=Path(path) if path else None, seeds=seeds)
+    wanted = set(cell_ids)
+    cells = [c for c in plan(suite) if c.cell_id in wanted]
     clock = StageClock()
     cache = ResultCache(cache_folder) if cache_folder else None
     ran = run_group(suite, cells, references, clock, SilentProgress(), cache=cache, budget=budget)
@@ -99,8 +82,8 @@ def train_in_worker(payload: TrainingPayload) -> dict[str, float]:
     out — its cells train it again and report why — except a cache that cannot be written,
     which stops the run as it would a serial one."""
     text, path, seeds, cell_id, design_id, budget, folder = payload
-    suite, planned = _planned(text, path, seeds)
-    cell = planned[cell_id]
+    suite = parse_suite(text, path=Path(path) if path else None, seeds=seeds)
+    cell = next(c for c in plan(suite) if c.cell_id == cell_id)
     design = None if design_id is None else suite.explainer(design_id)
     clock = StageClock()
     with clock.time("train"), warnings.catch_warnings():
@@ -128,11 +111,9 @@ def training_units(suite: Suite, work: list[GroupWork]) -> list[list[tuple[str, 
     return units
 
 
-#: Model groups per worker from which groups alone keep the workers busy. Below it, a run
-#: that trains no image model stays serial (a table's group takes about a second, a worker
-#: about 5 s to start: the default suite's 6 groups ran 8.4–8.9 s serial, 9.3–9.9 s on 2
-#: workers), and one that does trains each model as a task of its own (5 groups of
-#: ``softcam_paper`` on 2 workers would leave one idle for the last).
+#: Model groups per worker below which a run that trains no image model stays serial: a
+#: table's group takes about a second, a worker about 5 s to start (it imports torch) —
+#: the default suite (6 groups) ran 8.4–8.9 s serial and 9.3–9.9 s on 2 workers.
 GROUPS_PER_WORKER = 8
 
 
@@ -161,7 +142,7 @@ def automatic_jobs(suite: Suite, cache: bool) -> int:
     if not trains_images and len(work) < GROUPS_PER_WORKER * workers:
         return 1
     tasks = len(work)
-    if cache and len(work) < GROUPS_PER_WORKER * workers:
+    if cache:
         tasks = max(tasks, sum(len(models) for models in training_units(suite, work)))
     return max(1, min(workers, tasks))
 
@@ -269,14 +250,12 @@ class ProcessExecutor(LocalExecutor):
         progress: ProgressReporter,
         cache: ResultCache | None,
     ) -> Iterator[CellOutcome]:
-        """Keep every worker busy: with a cache and fewer than :data:`GROUPS_PER_WORKER`
-        groups per worker, each model is first trained into the cache as a task of its own
-        (a group waits for its models, then loads them), so a group's trainings spread over
-        the workers; groups whose models are ready go first. Otherwise a group trains its
-        models itself."""
+        """Keep every worker busy: with a cache, each model is first trained into it as a
+        task of its own (a group waits for its models, then loads them), so a group's
+        trainings spread over the workers; groups whose models are ready go first. Without
+        a cache, a group trains its models itself."""
         payloads = _payloads(suite, work, self.jobs, cache)
-        split = cache is not None and len(work) < GROUPS_PER_WORKER * self.jobs
-        units = training_units(suite, work) if split else [[] for _ in work]
+        units = training_units(suite, work) if cache is not None else [[] for _ in work]
         budget, folder = thread_budget(self.jobs), str(cache.folder) if cache else ""
         trainings = deque(
             (group, (*_suite_payload(suite), cell_id, design_id, budget, folder))
