@@ -36,7 +36,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.records import CellRecord, ScoreRecord
 from harness.runner.cache import CacheError, ResultCache
-from harness.runner.cell import models_trained_for, train_into_cache
+from harness.runner.cell import models_trained_for, resolve_device, train_into_cache
 from harness.runner.executor import (
     CellOutcome,
     GroupWork,
@@ -101,13 +101,12 @@ def training_units(suite: Suite, work: list[GroupWork]) -> list[list[tuple[str, 
     """Per group of ``work``, the models its cells train, each once: (the id of the first
     cell needing it, the by-design explainer id building it, None for the black box)."""
     units: list[list[tuple[str, str | None]]] = []
-    for cells, _ in work:
-        seen: dict[tuple[object, str | None], str] = {}
+    for cells, _ in work:  # a group's cells share one dataset, recipe and seed
+        first_needing: dict[str | None, str] = {}
         for cell in cells:
             for design in models_trained_for(cell, suite):
-                design_id = None if design is None else design.id
-                seen.setdefault((cell.model_key, design_id), cell.cell_id)
-        units.append([(cell_id, design_id) for (_, design_id), cell_id in seen.items()])
+                first_needing.setdefault(None if design is None else design.id, cell.cell_id)
+        units.append([(cell_id, design_id) for design_id, cell_id in first_needing.items()])
     return units
 
 
@@ -131,7 +130,7 @@ def automatic_jobs(suite: Suite, cache: bool) -> int:
     per cell).
     """
     options = suite.spec.execution
-    if options.threads == "torch" or (options.device != "cpu" and cuda_available()):
+    if options.threads == "torch" or resolve_device(options.device).type == "cuda":
         return 1
     workers = usable_cores() // (options.threads if isinstance(options.threads, int) else 1)
     cells = [c for c in plan(suite) if not c.skip_reason]
@@ -145,13 +144,6 @@ def automatic_jobs(suite: Suite, cache: bool) -> int:
     if cache:
         tasks = max(tasks, sum(len(models) for models in training_units(suite, work)))
     return max(1, min(workers, tasks))
-
-
-def cuda_available() -> bool:
-    """Whether torch sees a CUDA device (imports torch)."""
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _suite_payload(suite: Suite) -> tuple[str, str | None, list[int]]:
@@ -258,7 +250,7 @@ class ProcessExecutor(LocalExecutor):
         units = training_units(suite, work) if cache is not None else [[] for _ in work]
         budget, folder = thread_budget(self.jobs), str(cache.folder) if cache else ""
         trainings = deque(
-            (group, (*_suite_payload(suite), cell_id, design_id, budget, folder))
+            (group, cell_id, design_id)
             for group, models in enumerate(units)
             for cell_id, design_id in models
         )
@@ -272,9 +264,10 @@ class ProcessExecutor(LocalExecutor):
                     running[pool.submit(run_group_in_worker, payloads[group])] = ("cells", group)
                     progress.stage(work[group][0][0].cell_id, "explaining and scoring")
                 else:
-                    group, training = trainings.popleft()
+                    group, cell_id, design_id = trainings.popleft()
+                    training = (*_suite_payload(suite), cell_id, design_id, budget, folder)
                     running[pool.submit(train_in_worker, training)] = ("train", group)
-                    progress.stage(_trained_model_id(training), "training")
+                    progress.stage(_trained_model_id(cell_id, design_id), "training")
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 kind, group = running.pop(future)
@@ -289,12 +282,12 @@ class ProcessExecutor(LocalExecutor):
                     ready.append(group)
 
 
-def _trained_model_id(training: TrainingPayload) -> str:
-    """``dataset/model/<the by-design explainer, or black box>/seed=N``: what a training
-    task trains, as progress shows it."""
-    parts = training[3].split("/")
+def _trained_model_id(cell_id: str, design_id: str | None) -> str:
+    """``dataset/model/<the by-design explainer, or black box>/seed=N``: what the training
+    task for ``cell_id``'s model ``design_id`` trains, as progress shows it."""
+    parts = cell_id.split("/")
     if len(parts) == 4:
-        parts[2] = training[4] or "black box"
+        parts[2] = design_id or "black box"
     return "/".join(parts)
 
 
